@@ -1,0 +1,26 @@
+import { definePack } from '@gategraph/core';
+import { FormatNumber } from './src/format-number.ts';
+import { RandomSeedList } from './src/random-seed-list.ts';
+import { RegexReplace } from './src/regex-replace.ts';
+import { SaveText } from './src/save-text.ts';
+import { ShowText } from './src/show-text.ts';
+import { StringConcat } from './src/string-concat.ts';
+import { SwitchString } from './src/switch-string.ts';
+import { FormatTextStats, TextStats } from './src/text-stats.ts';
+
+export default definePack({
+  name: 'example-pack',
+  nodes: [
+    StringConcat,
+    SwitchString,
+    RegexReplace,
+    FormatNumber,
+    TextStats,
+    FormatTextStats,
+    RandomSeedList,
+    ShowText,
+    SaveText,
+  ],
+  // Served at /extensions/example-pack/; the editor imports every .js file in it.
+  webDirectory: 'web',
+});

@@ -1,0 +1,251 @@
+/**
+ * The `gategraph` command line: validate and run workflows without a server.
+ *
+ * Exit codes (documented in `gategraph --help`):
+ *   0 success, 1 the run failed in a node, 2 the workflow is invalid (unreadable, bad format, failed
+ *   validation), 64 bad command-line usage, 130 interrupted (Ctrl+C).
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { createHost, type Host } from '../host.ts';
+import { consoleLogger } from '../logger.ts';
+import { loadWorkflowFile, WorkflowFormatError } from '../workflow/load.ts';
+import { validatePrompt, type ValidationResult } from '../validation.ts';
+import { Executor } from '../executor.ts';
+import { objectInfo } from '../object-info.ts';
+import { ProgressDisplay } from './progress-display.ts';
+import type { ApiPrompt } from '../workflow/api-format.ts';
+
+export const EXIT = { ok: 0, runFailed: 1, invalidWorkflow: 2, usage: 64, interrupted: 130 } as const;
+
+/** An error that ends the command with a given exit code and a message for the user (no stack trace). */
+class CliExit extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface HostFlags {
+  customNodes?: string | false;
+  outputDir?: string;
+  inputDir?: string;
+  modelsDir?: string;
+  verbose?: boolean;
+}
+
+async function openHost(flags: HostFlags): Promise<Host> {
+  const logger = consoleLogger(flags.verbose ? 'debug' : 'warn');
+  const host = await createHost({
+    ...(flags.customNodes !== undefined ? { customNodesDir: flags.customNodes } : {}),
+    paths: {
+      ...(flags.outputDir ? { output: flags.outputDir } : {}),
+      ...(flags.inputDir ? { input: flags.inputDir } : {}),
+      ...(flags.modelsDir ? { models: flags.modelsDir } : {}),
+    },
+    logger,
+  });
+  for (const failure of host.packs.failed) console.error(`warning: node pack "${failure.name}" was skipped: ${failure.error}`);
+  return host;
+}
+
+async function readAndValidate(file: string, host: Host, targets?: string[]) {
+  let loaded;
+  try {
+    loaded = await loadWorkflowFile(file, host.registry);
+  } catch (error) {
+    if (error instanceof WorkflowFormatError) throw new CliExit(EXIT.invalidWorkflow, error.message);
+    throw error;
+  }
+  for (const warning of loaded.warnings) console.error(`warning: ${warning}`);
+  const validation = await validatePrompt(loaded.prompt, host.registry, targets?.length ? { outputs: targets } : {});
+  return { loaded, validation };
+}
+
+/** Node errors as lines a person can act on: `KSampler #3: input "steps" is 0, below the minimum 1`. */
+export function describeValidation(result: ValidationResult): string[] {
+  const lines: string[] = [];
+  const perNode = Object.entries(result.nodeErrors);
+  // The top-level error's details repeat the per-node messages; print them only when there are none.
+  if (result.error && !result.ok) {
+    lines.push(perNode.length || !result.error.details ? result.error.message : `${result.error.message}: ${result.error.details}`);
+  }
+  for (const [id, entry] of perNode) {
+    for (const error of entry.errors) lines.push(`${entry.class_type} #${id}: ${error.message}`);
+  }
+  return lines;
+}
+
+async function runCommand(file: string, options: HostFlags & { outputs?: string[]; quiet?: boolean; json?: boolean }) {
+  const host = await openHost(options);
+  const { loaded, validation } = await readAndValidate(file, host, options.outputs);
+  const problems = describeValidation(validation);
+  if (!validation.ok) throw new CliExit(EXIT.invalidWorkflow, `${file} is not a valid workflow:\n  ${problems.join('\n  ')}`);
+  if (problems.length) console.error(`warning: some outputs will not run:\n  ${problems.join('\n  ')}`);
+
+  const executor = new Executor(host.registry, { paths: host.paths, logger: consoleLogger(options.verbose ? 'debug' : 'info') });
+  const display = new ProgressDisplay(validation.prompt, process.stderr, options.quiet);
+  const abort = new AbortController();
+  const onSigint = () => {
+    if (abort.signal.aborted) process.exit(EXIT.interrupted);
+    console.error('\ninterrupting after the current step (Ctrl+C again to quit now)');
+    abort.abort();
+  };
+  process.on('SIGINT', onSigint);
+  const started = performance.now();
+  let result;
+  try {
+    result = await executor.run(validation.prompt, {
+      promptId: randomUUID(),
+      outputs: validation.outputs,
+      extraData: loaded.workflow ? { extra_pnginfo: { workflow: loaded.workflow } } : {},
+      signal: abort.signal,
+      onEvent: (event) => display.handle(event),
+    });
+  } finally {
+    display.close();
+    process.off('SIGINT', onSigint);
+  }
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  const files = outputFiles(host, result.outputs);
+  if (options.json) console.log(JSON.stringify({ status: result.status, outputs: result.outputs, files, error: result.error }, null, 2));
+  if (result.status === 'interrupted') throw new CliExit(EXIT.interrupted, 'interrupted');
+  if (result.status === 'error') {
+    const e = result.error!;
+    throw new CliExit(EXIT.runFailed, `${e.node_type} #${e.node_id} failed: ${e.message}`);
+  }
+  if (!options.json) {
+    console.error(`done in ${seconds} s`);
+    for (const line of textOutputs(validation.prompt, result.outputs)) console.error(line);
+    if (files.length) for (const f of files) console.log(relative(process.cwd(), f) || f);
+    else console.error('the workflow produced no files');
+  }
+}
+
+/** Absolute paths of the images (or other files) the output nodes reported in their UI output. */
+function outputFiles(host: Host, outputs: Record<string, Record<string, unknown[]>>): string[] {
+  const files: string[] = [];
+  for (const ui of Object.values(outputs)) {
+    for (const items of Object.values(ui)) {
+      for (const item of items) {
+        if (!item || typeof item !== 'object') continue;
+        const { filename, subfolder, type } = item as { filename?: unknown; subfolder?: unknown; type?: unknown };
+        if (typeof filename !== 'string') continue;
+        const base = type === 'temp' ? host.paths.temp : type === 'input' ? host.paths.input : host.paths.output;
+        files.push(join(base, typeof subfolder === 'string' ? subfolder : '', filename));
+      }
+    }
+  }
+  return files;
+}
+
+/** UI outputs that are plain text (ShowText-like nodes), as `Title #id: text` lines. */
+function textOutputs(prompt: ApiPrompt, outputs: Record<string, Record<string, unknown[]>>): string[] {
+  const lines: string[] = [];
+  for (const [id, ui] of Object.entries(outputs)) {
+    for (const [key, items] of Object.entries(ui)) {
+      const texts = items.filter((item): item is string => typeof item === 'string');
+      if (texts.length) lines.push(`${prompt[id]?.class_type ?? '?'} #${id} ${key}: ${texts.join(' | ')}`);
+    }
+  }
+  return lines;
+}
+
+function hostOptions(command: Command): Command {
+  return command
+    .option('--custom-nodes <dir>', 'folder of node packs to load (default: ./custom_nodes)')
+    .option('--no-custom-nodes', 'load only the built-in node packs')
+    .option('--output-dir <dir>', 'where output images go (default: ./output)')
+    .option('--input-dir <dir>', 'where input images are read from (default: ./input)')
+    .option('--models-dir <dir>', 'where model folders are found (default: ./models)')
+    .option('-v, --verbose', 'log debug messages');
+}
+
+export function buildProgram(): Command {
+  const program = new Command('gategraph')
+    .description('Validate and run ComfyUI-style diffusion workflows (API or UI format JSON) on onnxruntime.')
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 success, 1 a node failed while running, 2 invalid workflow, 64 usage error, 130 interrupted.',
+    )
+    .showHelpAfterError();
+
+  hostOptions(
+    program
+      .command('run')
+      .description('validate a workflow, run it with progress, and print the files it wrote')
+      .argument('<workflow>', 'workflow JSON file (API format or saved from the editor)')
+      .addOption(new Option('--outputs <ids...>', 'run only these output nodes (by id)'))
+      .option('-q, --quiet', 'no progress display')
+      .option('--json', 'print the result (status, UI outputs, files) as JSON on stdout'),
+  ).action(runCommand);
+
+  hostOptions(
+    program
+      .command('validate')
+      .description('check a workflow against the installed nodes without running it')
+      .argument('<workflow>', 'workflow JSON file'),
+  ).action(async (file: string, options: HostFlags) => {
+    const host = await openHost(options);
+    const { validation } = await readAndValidate(file, host);
+    const problems = describeValidation(validation);
+    if (!validation.ok) throw new CliExit(EXIT.invalidWorkflow, `${file} is not a valid workflow:\n  ${problems.join('\n  ')}`);
+    if (problems.length) console.error(`warning: some outputs will not run:\n  ${problems.join('\n  ')}`);
+    console.log(`${file}: valid (${Object.keys(validation.prompt).length} nodes, outputs ${validation.outputs.join(', ')})`);
+  });
+
+  hostOptions(
+    program
+      .command('convert')
+      .description('convert a UI-format workflow to the API format the server executes')
+      .argument('<workflow>', 'workflow JSON file')
+      .option('-o, --out <file>', 'write to a file instead of stdout'),
+  ).action(async (file: string, options: HostFlags & { out?: string }) => {
+    const host = await openHost(options);
+    const { loaded } = await readAndValidate(file, host);
+    const text = JSON.stringify(loaded.prompt, null, 2) + '\n';
+    if (options.out) writeFileSync(options.out, text);
+    else process.stdout.write(text);
+  });
+
+  hostOptions(
+    program
+      .command('nodes')
+      .description('list the installed node classes, or print their object_info as JSON')
+      .option('--json', 'print /object_info as JSON'),
+  ).action(async (options: HostFlags & { json?: boolean }) => {
+    const host = await openHost(options);
+    const info = objectInfo(host.registry);
+    if (options.json) return void console.log(JSON.stringify(info, null, 2));
+    const byCategory = new Map<string, string[]>();
+    for (const [id, entry] of Object.entries(info)) {
+      const list = byCategory.get(entry.category) ?? byCategory.set(entry.category, []).get(entry.category)!;
+      list.push(entry.display_name && entry.display_name !== id ? `${id} (${entry.display_name})` : id);
+    }
+    for (const [category, ids] of [...byCategory].sort()) console.log(`${category || '(uncategorised)'}\n  ${ids.sort().join('\n  ')}`);
+    for (const pack of host.packs.loaded) console.error(`pack ${pack.name}: ${pack.nodes.length} nodes`);
+  });
+
+  return program;
+}
+
+/** Runs the CLI; returns the exit code instead of exiting, so tests can call it in-process. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram().exitOverride();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return EXIT.ok;
+  } catch (error) {
+    if (error instanceof CliExit) {
+      console.error(error.message);
+      return error.code;
+    }
+    if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    console.error(`gategraph: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    return EXIT.runFailed;
+  }
+}

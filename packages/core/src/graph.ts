@@ -1,0 +1,120 @@
+/**
+ * The dependency structure of an API prompt: who feeds whom. Used by validation (cycles, ancestors of
+ * outputs) and by the executor (what to run, in which order).
+ */
+import { isLink, type ApiPrompt } from './workflow/api-format.ts';
+
+/** The ids of the nodes an input list links from (duplicates removed, dangling ids kept). */
+export function linkedSources(inputs: Record<string, unknown>): string[] {
+  const sources = new Set<string>();
+  for (const value of Object.values(inputs)) if (isLink(value)) sources.add(String(value[0]));
+  return [...sources];
+}
+
+/** Every node reachable upstream from `targets`, targets included. Links to unknown ids are skipped. */
+export function ancestorsOf(prompt: ApiPrompt, targets: Iterable<string>): Set<string> {
+  const seen = new Set<string>();
+  const stack = [...targets];
+  while (stack.length) {
+    const id = stack.pop()!;
+    if (seen.has(id) || !(id in prompt)) continue;
+    seen.add(id);
+    for (const src of linkedSources(prompt[id]!.inputs)) stack.push(src);
+  }
+  return seen;
+}
+
+/**
+ * Nodes that lie on a cycle among `nodes` (Tarjan's strongly connected components; a component of size > 1,
+ * or a node linking to itself, is a cycle). Empty when the sub-graph is acyclic.
+ */
+export function findCycles(prompt: ApiPrompt, nodes: Iterable<string> = Object.keys(prompt)): string[][] {
+  const within = new Set(nodes);
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const onStack = new Set<string>();
+  const stack: string[] = [];
+  const cycles: string[][] = [];
+  let counter = 0;
+
+  // Iterative Tarjan, so a 10,000-node chain does not overflow the call stack.
+  for (const start of within) {
+    if (index.has(start)) continue;
+    const work: Array<{ id: string; next: number; deps: string[] }> = [];
+    const open = (id: string) => {
+      index.set(id, counter);
+      low.set(id, counter);
+      counter++;
+      stack.push(id);
+      onStack.add(id);
+      work.push({ id, next: 0, deps: linkedSources(prompt[id]?.inputs ?? {}).filter((d) => within.has(d)) });
+    };
+    open(start);
+    while (work.length) {
+      const frame = work[work.length - 1]!;
+      if (frame.next < frame.deps.length) {
+        const dep = frame.deps[frame.next++]!;
+        if (!index.has(dep)) open(dep);
+        else if (onStack.has(dep)) low.set(frame.id, Math.min(low.get(frame.id)!, index.get(dep)!));
+        continue;
+      }
+      work.pop();
+      const parent = work[work.length - 1];
+      if (parent) low.set(parent.id, Math.min(low.get(parent.id)!, low.get(frame.id)!));
+      if (low.get(frame.id) === index.get(frame.id)) {
+        const component: string[] = [];
+        let member: string;
+        do {
+          member = stack.pop()!;
+          onStack.delete(member);
+          component.push(member);
+        } while (member !== frame.id);
+        const selfLoop = component.length === 1 && frame.deps.includes(frame.id);
+        if (component.length > 1 || selfLoop) cycles.push(component.reverse());
+      }
+    }
+  }
+  return cycles;
+}
+
+/**
+ * A topological order of `nodes` (dependencies first). Ties keep the numeric-then-lexical id order, so runs
+ * are deterministic. Throws if the sub-graph has a cycle (validate first).
+ */
+export function topologicalOrder(prompt: ApiPrompt, nodes: Iterable<string>): string[] {
+  const within = new Set(nodes);
+  const pending = new Map<string, number>();
+  const dependents = new Map<string, string[]>();
+  for (const id of within) {
+    const deps = linkedSources(prompt[id]?.inputs ?? {}).filter((d) => within.has(d));
+    pending.set(id, deps.length);
+    for (const d of deps) (dependents.get(d) ?? dependents.set(d, []).get(d)!).push(id);
+  }
+  const ready = [...within].filter((id) => pending.get(id) === 0).sort(compareIds);
+  const order: string[] = [];
+  while (ready.length) {
+    const id = ready.shift()!;
+    order.push(id);
+    for (const next of dependents.get(id) ?? []) {
+      const left = pending.get(next)! - 1;
+      pending.set(next, left);
+      if (left === 0) insertSorted(ready, next);
+    }
+  }
+  if (order.length !== within.size) throw new Error('The graph has a cycle');
+  return order;
+}
+
+/** Orders ids numerically when both are numbers ("2" < "10"), else lexically. */
+export function compareIds(a: string, b: string): number {
+  const na = Number(a);
+  const nb = Number(b);
+  if (Number.isFinite(na) && Number.isFinite(nb) && na !== nb) return na - nb;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function insertSorted(list: string[], id: string): void {
+  let i = 0;
+  while (i < list.length && compareIds(list[i]!, id) < 0) i++;
+  list.splice(i, 0, id);
+}

@@ -1,0 +1,37 @@
+/** The logging interface nodes and the host use; the host decides where lines go. */
+export interface Logger {
+  debug(message: string, ...details: unknown[]): void;
+  info(message: string, ...details: unknown[]): void;
+  warn(message: string, ...details: unknown[]): void;
+  error(message: string, ...details: unknown[]): void;
+  /** A logger that prefixes every message with `scope`. */
+  child(scope: string): Logger;
+}
+
+type Level = 'debug' | 'info' | 'warn' | 'error';
+const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+/** Writes to stderr (stdout stays free for a command's real output), filtered by level. */
+export function consoleLogger(minLevel: Level = 'info', scope = ''): Logger {
+  const emit = (level: Level, message: string, details: unknown[]) => {
+    if (ORDER[level] < ORDER[minLevel]) return;
+    const prefix = scope ? `[${scope}] ` : '';
+    console.error(`${level === 'info' ? '' : level + ': '}${prefix}${message}`, ...details);
+  };
+  return {
+    debug: (m, ...d) => emit('debug', m, d),
+    info: (m, ...d) => emit('info', m, d),
+    warn: (m, ...d) => emit('warn', m, d),
+    error: (m, ...d) => emit('error', m, d),
+    child: (s) => consoleLogger(minLevel, scope ? `${scope}:${s}` : s),
+  };
+}
+
+/** Discards everything; for tests and embedding. */
+export const silentLogger: Logger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+  child: () => silentLogger,
+};

@@ -1,0 +1,261 @@
+/**
+ * The node definition API: what a node author writes.
+ *
+ * A node is a plain object made with `defineNode({...})`. Inputs are declared with the builders in
+ * `inputs.ts` (`int()`, `float()`, `combo()`, `socket()`...), which carry their value type, so `execute`
+ * receives correctly typed inputs without annotations. The same object is turned into ComfyUI's
+ * `object_info` entry by `object-info.ts`, validated by `validation.ts` and run by `executor.ts`.
+ */
+import type { Logger } from './logger.ts';
+
+/**
+ * Maps socket type names to the TypeScript type of the values on such links.
+ * Packs extend it with declaration merging:
+ *
+ * ```ts
+ * declare module '@gategraph/core' { interface SocketTypes { MODEL: ModelHandle } }
+ * ```
+ * Unknown type names are typed `unknown` unless the author passes a type argument to `socket<T>()`.
+ */
+export interface SocketTypes {
+  INT: number;
+  FLOAT: number;
+  STRING: string;
+  BOOLEAN: boolean;
+  /** ComfyUI's wildcard type: accepts any link. */
+  '*': unknown;
+}
+
+/** Options every input kind accepts. */
+export interface CommonInputOptions {
+  /** Shown as a tooltip in the editor and in object_info. */
+  tooltip?: string;
+  /** An optional input may be left unconnected / unset; `execute` then receives `undefined`. */
+  optional?: boolean;
+  /**
+   * A lazy input is evaluated only when the node asks for it: `execute` receives a function returning a
+   * promise of the value (`await inputs.x()`), and upstream nodes run only if it is called.
+   */
+  lazy?: boolean;
+  /** Widgets only: show the input as a socket instead of a widget (ComfyUI's `forceInput`). */
+  forceInput?: boolean;
+  /** Hide the input from the add-node UI but keep it in the definition (ComfyUI's `advanced`). */
+  advanced?: boolean;
+}
+
+export interface IntInput extends CommonInputOptions {
+  readonly kind: 'INT';
+  default?: number;
+  min?: number;
+  max?: number;
+  step?: number;
+  /** Adds the editor's "control after generate" widget (fixed/increment/decrement/randomize), for seeds. */
+  controlAfterGenerate?: boolean;
+  display?: 'number' | 'slider';
+}
+
+export interface FloatInput extends CommonInputOptions {
+  readonly kind: 'FLOAT';
+  default?: number;
+  min?: number;
+  max?: number;
+  step?: number;
+  /** Values are rounded to a multiple of this (ComfyUI's `round`); `false` disables rounding. */
+  round?: number | false;
+  display?: 'number' | 'slider';
+}
+
+export interface StringInput extends CommonInputOptions {
+  readonly kind: 'STRING';
+  default?: string;
+  multiline?: boolean;
+  placeholder?: string;
+}
+
+export interface BooleanInput extends CommonInputOptions {
+  readonly kind: 'BOOLEAN';
+  default?: boolean;
+  labelOn?: string;
+  labelOff?: string;
+}
+
+/** The options of a combo may be computed when object_info is built (e.g. files in a folder). */
+export type ComboOptions<T extends string = string> = readonly T[] | (() => readonly T[]);
+
+export interface ComboInput<T extends string = string> extends CommonInputOptions {
+  readonly kind: 'COMBO';
+  options: ComboOptions<T>;
+  default?: T;
+  /** Allow image upload into the input folder from the editor (ComfyUI's `image_upload`). */
+  imageUpload?: boolean;
+}
+
+/** A link-only input of a named type (`MODEL`, `LATENT`, ...). `T` is the value type. */
+export interface SocketInput<T = unknown> extends CommonInputOptions {
+  readonly kind: 'SOCKET';
+  type: string;
+  /** Phantom field carrying the value type; never set at run time. */
+  readonly __value?: T;
+}
+
+export type InputSpec = IntInput | FloatInput | StringInput | BooleanInput | ComboInput<string> | SocketInput<unknown>;
+
+export type WidgetInputSpec = Exclude<InputSpec, SocketInput<unknown>>;
+
+/** What the executor injects for hidden inputs (ComfyUI's `hidden`). */
+export interface HiddenValues {
+  /** The whole API-format prompt being executed. */
+  PROMPT: ApiPromptLike;
+  /** `extra_data.extra_pnginfo`: the UI workflow and anything else the client wants stored in images. */
+  EXTRA_PNGINFO: Record<string, unknown> | undefined;
+  /** The id of the node being executed. */
+  UNIQUE_ID: string;
+}
+export type HiddenKind = keyof HiddenValues;
+
+/** Minimal structural type of an API prompt, to avoid a cycle with workflow types. */
+export type ApiPromptLike = Record<string, { class_type: string; inputs: Record<string, unknown> }>;
+
+export interface OutputSpec {
+  /** Socket type name, e.g. `LATENT`. */
+  type: string;
+  /** Display name of the output; defaults to the type. */
+  name?: string;
+  tooltip?: string;
+  /** The node returns an array for this output; downstream nodes run once per element. */
+  isList?: boolean;
+}
+
+/** A lazily evaluated input value. */
+export type Lazy<T> = () => Promise<T>;
+
+/** The value type an input spec produces. */
+export type ValueOf<S> = S extends SocketInput<infer T>
+  ? T
+  : S extends IntInput | FloatInput
+    ? number
+    : S extends StringInput
+      ? string
+      : S extends BooleanInput
+        ? boolean
+        : S extends ComboInput<infer T>
+          ? T
+          : never;
+
+type Wrap<S, V> = S extends { lazy: true } ? Lazy<V> : V;
+type Opt<S, V> = S extends { optional: true } ? V | undefined : V;
+
+export type InputsShape = Record<string, InputSpec>;
+export type HiddenShape = Record<string, HiddenKind>;
+
+/** The `inputs` argument of `execute`, derived from the declared input specs. */
+export type InputValues<I extends InputsShape, H extends HiddenShape = {}, L extends boolean = false> = {
+  [K in keyof I]: L extends true ? Opt<I[K], ValueOf<I[K]>[]> : Wrap<I[K], Opt<I[K], ValueOf<I[K]>>>;
+} & { [K in keyof H]: HiddenValues[H[K]] };
+
+/** Value types of the outputs. Authors get `unknown` per slot unless they type the socket via SocketTypes. */
+export type OutputValue<O extends OutputSpec> = O['type'] extends keyof SocketTypes ? SocketTypes[O['type']] : unknown;
+export type OutputValues<O extends readonly OutputSpec[]> = {
+  [K in keyof O]: O[K] extends OutputSpec ? (O[K]['isList'] extends true ? OutputValue<O[K]>[] : OutputValue<O[K]>) : never;
+};
+
+/** What a node shows in the UI after running (e.g. `{ images: [{filename, subfolder, type}] }`). */
+export type UiOutput = Record<string, unknown[]>;
+
+/** The full return form of `execute`; a node without UI output may return the outputs array directly. */
+export interface NodeResult<O extends readonly OutputSpec[]> {
+  outputs?: OutputValues<O>;
+  ui?: UiOutput;
+}
+
+/** A preview shown while a node runs (e.g. a decoded latent), forwarded by the server as a binary frame. */
+export interface PreviewImage {
+  format: 'JPEG' | 'PNG';
+  data: Uint8Array;
+}
+
+/** Folders a node may read from and write to; set by the host (CLI or server). */
+export interface HostPaths {
+  output: string;
+  input: string;
+  temp: string;
+  models: string;
+}
+
+export interface ExecutionContext {
+  /** The id of this node in the prompt. */
+  nodeId: string;
+  /** Id of the prompt being executed. */
+  promptId: string;
+  /** Aborted when the user interrupts. Long nodes must check it (or call `throwIfAborted`) regularly. */
+  signal: AbortSignal;
+  /** Throws an `InterruptedError` if the run was interrupted. Call it inside long loops. */
+  throwIfAborted(): void;
+  /** Reports progress (`value` of `max`, e.g. sampler steps); optionally with a preview image. */
+  progress(value: number, max: number, preview?: PreviewImage): void;
+  /** Messages go to the host's log with the node id attached. */
+  log: Logger;
+  paths: HostPaths;
+}
+
+/** What `validate` receives: the constant (widget) inputs; linked inputs are absent (not known yet). */
+export type ValidateInputs<I extends InputsShape> = { [K in keyof I]?: ValueOf<I[K]> };
+
+export interface NodeDefinition<
+  I extends InputsShape = InputsShape,
+  O extends readonly OutputSpec[] = readonly OutputSpec[],
+  H extends HiddenShape = HiddenShape,
+  L extends boolean = boolean,
+> {
+  /** The class type used in workflows; unique across all loaded packs. */
+  id: string;
+  displayName?: string;
+  /** Slash-separated menu path, e.g. `sampling/tgate`. */
+  category?: string;
+  description?: string;
+  inputs: I;
+  hidden?: H;
+  outputs: O;
+  /** An output node is what a prompt is run for (SaveImage, PreviewImage). */
+  outputNode?: boolean;
+  /** Every input arrives as an array of all values (ComfyUI's `INPUT_IS_LIST`): no per-element mapping. */
+  inputIsList?: L;
+  deprecated?: boolean;
+  experimental?: boolean;
+  /**
+   * Checks constant inputs before anything runs. Return `true` when valid, or a message saying what is
+   * wrong; it is reported as `custom_validation_failed`.
+   */
+  validate?(inputs: ValidateInputs<I>): true | string | Promise<true | string>;
+  /**
+   * Extra cache key. When the node's output depends on something outside its inputs (a file on disk, the
+   * clock), return a value that changes when that does: the node re-runs whenever it differs from last time.
+   * Return `NaN` to run every time (ComfyUI's convention). Receives the resolved non-lazy constant inputs.
+   */
+  fingerprint?(inputs: ValidateInputs<I>): unknown | Promise<unknown>;
+  execute(
+    inputs: InputValues<I, H, L>,
+    ctx: ExecutionContext,
+  ): Promise<OutputValues<O> | NodeResult<O>> | OutputValues<O> | NodeResult<O>;
+}
+
+/** A definition with its generic parameters erased, as stored in the registry. */
+export type AnyNodeDefinition = NodeDefinition<InputsShape, readonly OutputSpec[], HiddenShape, boolean>;
+
+/**
+ * Declares a node. Only an identity function: it exists so TypeScript infers the input and output types
+ * from the literal and checks `execute` against them.
+ */
+export function defineNode<
+  const I extends InputsShape,
+  const O extends readonly OutputSpec[],
+  const H extends HiddenShape = {},
+  const L extends boolean = false,
+>(definition: NodeDefinition<I, O, H, L>): AnyNodeDefinition {
+  return definition as unknown as AnyNodeDefinition;
+}
+
+/** True if a value returned by `execute` is the `{ outputs, ui }` form rather than a bare outputs array. */
+export function isNodeResult(value: unknown): value is NodeResult<readonly OutputSpec[]> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

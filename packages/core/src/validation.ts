@@ -1,0 +1,666 @@
+/**
+ * Prompt validation before anything runs, as ComfyUI's `validate_prompt` does, with the same result shape
+ * (`error` + `node_errors`), so ComfyUI clients show our errors unchanged.
+ *
+ * What is checked, and where we knowingly differ from ComfyUI:
+ * - Every node must have a known `class_type` (type `missing_node_type`, as current ComfyUI; the ComfyUI
+ *   frontend reacts to it by listing the missing nodes). A node that is not an object at all is an
+ *   `invalid_prompt`.
+ * - Only the ancestors of the output nodes (`outputNode: true`, optionally narrowed by `outputs`, ComfyUI's
+ *   `partial_execution_targets`) are validated; a stray broken node feeding no output is not an error.
+ * - Links: malformed links, links to missing nodes and to output slots past the source's outputs are
+ *   `bad_linked_input` (ComfyUI crashes with an exception there). Type checks follow ComfyUI's
+ *   `validate_node_input`: `*` matches anything and comma-separated unions match when they overlap.
+ * - Constants are converted like ComfyUI's `int()` / `float()` / `str()`: `"20"` becomes 20 for INT,
+ *   `20.7` becomes 20 (truncated, as Python's `int(20.7)`), `"1e-3"` becomes 0.001 for FLOAT, 7 becomes
+ *   `"7"` for STRING. The converted values are in `result.prompt`, which is what must be executed.
+ *   Deviations: BOOLEAN accepts true/false, numbers (0 is false) and the strings "true"/"false" — ComfyUI's
+ *   `bool("false")` is True, which nobody means; `null` and objects are rejected for every widget; NaN is
+ *   rejected for FLOAT; a constant given to a non-primitive socket (MODEL, LATENT...) is rejected instead of
+ *   being passed to the node.
+ * - FLOAT `round` and INT `step` are not enforced: ComfyUI applies them in the editor's widgets only, and
+ *   API clients get their values through unchanged; we do the same so results match ComfyUI's.
+ * - A required lazy input must still be connected (ComfyUI does the same; `execute` is typed to receive a
+ *   value from it). Optional inputs may be absent; hidden inputs are never read from the prompt.
+ * - The node's `validate` hook receives the converted constant inputs, and only when the node's own inputs
+ *   passed the checks above (its types promise well-typed values). A returned string or a thrown
+ *   `NodeInputError` is `custom_validation_failed`; any other exception is `exception_during_validation`.
+ * - A cycle is `dependency_cycle` on each node of the cycle (as current ComfyUI), naming the path.
+ * - An output is valid when it and all its ancestors are. The prompt is accepted (`ok`) when at least one
+ *   output is valid; errors of the others are still reported, each node once, with the outputs it breaks in
+ *   `dependent_outputs`.
+ *
+ * Messages are written for people and do not repeat the node (errors are grouped under their node id and
+ * class); `details` keeps ComfyUI's terse form (often the input name) for clients that parse it.
+ */
+import type { AnyNodeDefinition, InputSpec } from './node-definition.ts';
+import type { NodeRegistry } from './registry.ts';
+import { isLink, type ApiLink, type ApiNode, type ApiPrompt } from './workflow/api-format.ts';
+import { ancestorsOf, compareIds, findCycles, linkedSources } from './graph.ts';
+import { comboValues, comfyInputSpec } from './object-info.ts';
+import { NodeInputError } from './errors.ts';
+
+/** A prompt-level error (`error` in the 400 response of `POST /prompt`). */
+export interface PromptError {
+  type: string;
+  message: string;
+  details: string;
+  extra_info: Record<string, unknown>;
+}
+
+/** One problem with one node, as in ComfyUI's `node_errors[id].errors`. */
+export interface NodeError {
+  type: string;
+  message: string;
+  details: string;
+  extra_info: {
+    input_name?: string;
+    /** The input's object_info spec (`["INT", {min, max, ...}]`); null for combos with very many values. */
+    input_config?: unknown;
+    received_value?: unknown;
+    received_type?: string;
+    linked_node?: unknown;
+    [key: string]: unknown;
+  };
+}
+
+export interface NodeErrorEntry {
+  errors: NodeError[];
+  /** The output nodes that cannot run because of this node. */
+  dependent_outputs: string[];
+  class_type: string;
+}
+
+export interface ValidationResult {
+  /** True when at least one output can run (ComfyUI queues the prompt then). */
+  ok: boolean;
+  /** Why the whole prompt was rejected; absent when `ok`. */
+  error?: PromptError;
+  /** Errors by node id; may be non-empty when `ok` (outputs that will not run). */
+  nodeErrors: Record<string, NodeErrorEntry>;
+  /** The valid output node ids to execute, in id order. */
+  outputs: string[];
+  /** A copy of the prompt with constants converted (`"20"` -> 20) and link ids as strings: execute this one. */
+  prompt: ApiPrompt;
+}
+
+export interface ValidatePromptOptions {
+  /** Only these output nodes (ComfyUI's `partial_execution_targets`); ids that are not output nodes are ignored. */
+  outputs?: string[];
+}
+
+/** Combos with more values than this report `input_config: null`, like ComfyUI (model lists get long). */
+const LARGE_COMBO = 20;
+/** How many allowed values a `value_not_in_list` message shows. */
+const SHOWN_COMBO_VALUES = 8;
+
+export async function validatePrompt(
+  prompt: ApiPrompt,
+  registry: NodeRegistry,
+  options: ValidatePromptOptions = {},
+): Promise<ValidationResult> {
+  if (typeof prompt !== 'object' || prompt === null || Array.isArray(prompt)) {
+    return rejected(
+      {},
+      promptError(
+        'invalid_prompt',
+        'The prompt must be a JSON object mapping node ids to nodes ({"3": {"class_type": "KSampler", "inputs": {...}}})',
+        `received ${describeJsonType(prompt)}`,
+      ),
+    );
+  }
+
+  const copy = copyPrompt(prompt);
+  const structural = checkNodesExist(prompt, registry);
+  if (structural) return rejected(copy, structural);
+
+  const targets = options.outputs?.map(String);
+  const outputs = Object.keys(prompt)
+    .filter((id) => registry.get(prompt[id]!.class_type)?.outputNode === true)
+    .filter((id) => !targets || targets.includes(id))
+    .sort(compareIds);
+  if (outputs.length === 0) {
+    const message = targets
+      ? `None of the requested outputs (${targets.join(', ') || 'none given'}) is an output node of this prompt; ` +
+        'ask for the ids of output nodes such as SaveImage or PreviewImage'
+      : 'Prompt has no output nodes (like SaveImage or PreviewImage); add one';
+    return rejected(copy, promptError('prompt_no_outputs', message, '', targets ? { partial_execution_targets: targets } : {}));
+  }
+
+  const errors = new Map<string, NodeError[]>();
+  const addError = (id: string, error: NodeError) => {
+    const list = errors.get(id) ?? errors.set(id, []).get(id)!;
+    list.push(error);
+  };
+
+  const toValidate = ancestorsOf(copy, outputs);
+  for (const cycle of findCycles(copy, toValidate)) {
+    for (const error of cycleErrors(copy, cycle)) addError(error.nodeId, error.error);
+  }
+  for (const id of [...toValidate].sort(compareIds)) {
+    const node = copy[id]!;
+    const definition = registry.get(node.class_type)!;
+    for (const error of await validateNode(node, definition, copy, registry)) addError(id, error);
+  }
+
+  // An output can run when neither it nor any ancestor has errors: mark everything downstream of a node with
+  // errors, along every link (the executor runs every linked source). Iterative, for very long chains.
+  const consumers = new Map<string, string[]>();
+  for (const id of toValidate) {
+    for (const source of linkedSources(copy[id]!.inputs)) {
+      if (toValidate.has(source)) (consumers.get(source) ?? consumers.set(source, []).get(source)!).push(id);
+    }
+  }
+  const broken = new Set(errors.keys());
+  const pending = [...broken];
+  while (pending.length) {
+    for (const next of consumers.get(pending.pop()!) ?? []) {
+      if (!broken.has(next)) {
+        broken.add(next);
+        pending.push(next);
+      }
+    }
+  }
+
+  const good: string[] = [];
+  const nodeErrors: Record<string, NodeErrorEntry> = {};
+  for (const output of outputs) {
+    if (!broken.has(output)) {
+      good.push(output);
+      continue;
+    }
+    for (const id of [...ancestorsOf(copy, [output])].sort(compareIds)) {
+      const list = errors.get(id);
+      if (!list) continue;
+      const entry = (nodeErrors[id] ??= { errors: list, dependent_outputs: [], class_type: copy[id]!.class_type });
+      entry.dependent_outputs.push(output);
+    }
+  }
+
+  if (good.length === 0) {
+    const lines = Object.entries(nodeErrors).flatMap(([id, entry]) =>
+      entry.errors.map((e) => `${nodeLabel(id, entry.class_type)}: ${e.message}`),
+    );
+    const outputList = outputs.map((id) => nodeLabel(id, copy[id]!.class_type)).join(', ');
+    return {
+      ok: false,
+      error: promptError(
+        'prompt_outputs_failed_validation',
+        `Prompt outputs failed validation: none of the outputs (${outputList}) can run; fix the errors listed per node`,
+        lines.join('\n'),
+      ),
+      nodeErrors,
+      outputs: [],
+      prompt: copy,
+    };
+  }
+  return { ok: true, nodeErrors, outputs: good, prompt: copy };
+}
+
+/**
+ * Whether a link carrying `received` may feed an input of type `expected`, as ComfyUI's
+ * `validate_node_input`: equal names, `*` on either side, or comma-separated unions that share a type.
+ */
+export function isTypeCompatible(received: string, expected: string): boolean {
+  if (received === expected || received === '*' || expected === '*') return true;
+  const receivedTypes = new Set(received.split(',').map((t) => t.trim()));
+  const expectedTypes = expected.split(',').map((t) => t.trim());
+  if (receivedTypes.has('*') || expectedTypes.includes('*')) return true;
+  return expectedTypes.some((t) => receivedTypes.has(t));
+}
+
+// --- prompt-level checks ---------------------------------------------------------------------------------
+
+/** The first node that is malformed or of an unknown class, as ComfyUI reports it (the prompt stops there). */
+function checkNodesExist(prompt: Record<string, unknown>, registry: NodeRegistry): PromptError | undefined {
+  const unknown: Array<{ id: string; classType: string; title: string | undefined }> = [];
+  for (const [id, raw] of Object.entries(prompt)) {
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+      return promptError(
+        'invalid_prompt',
+        `Node ${id} is ${describeJsonType(raw)}, not a node object ({"class_type": ..., "inputs": {...}})`,
+        `Node ID '#${id}'`,
+        { node_id: id },
+      );
+    }
+    const node = raw as Partial<ApiNode>;
+    const title = typeof node._meta?.title === 'string' ? node._meta.title : undefined;
+    if (typeof node.class_type !== 'string' || node.class_type === '') {
+      return promptError(
+        'missing_node_type',
+        `Node ${id}${title ? ` ("${title}")` : ''} has no class_type. The workflow may be corrupted, or it was ` +
+          'exported without the node type; re-export it in API format',
+        `Node ID '#${id}'`,
+        { node_id: id, class_type: null, node_title: title ?? null },
+      );
+    }
+    if (node.inputs !== undefined && (typeof node.inputs !== 'object' || node.inputs === null || Array.isArray(node.inputs))) {
+      return promptError(
+        'invalid_prompt',
+        `Node ${id} (${node.class_type}) has inputs that are ${describeJsonType(node.inputs)}; inputs must be an object of name -> value or link`,
+        `Node ID '#${id}'`,
+        { node_id: id },
+      );
+    }
+    if (!registry.has(node.class_type)) unknown.push({ id, classType: node.class_type, title });
+  }
+  const first = unknown[0];
+  if (!first) return undefined;
+  const others = unknown.slice(1);
+  const also = others.length
+    ? ` Also unknown: ${others.map((u) => `node ${u.id} ("${u.classType}")`).join(', ')}.`
+    : '';
+  return promptError(
+    'missing_node_type',
+    `Node ${first.id}${first.title && first.title !== first.classType ? ` ("${first.title}")` : ''} has type ` +
+      `"${first.classType}", which no loaded node pack defines. Install the pack that provides it (into ` +
+      `custom_nodes/) or remove the node.${also}`,
+    `Node ID '#${first.id}'`,
+    { node_id: first.id, class_type: first.classType, node_title: first.title ?? first.classType },
+  );
+}
+
+/** Each node on a cycle gets an error naming the path, in data-flow order (`a -> b` means a feeds b). */
+function cycleErrors(prompt: ApiPrompt, cycle: string[]): Array<{ nodeId: string; error: NodeError }> {
+  const members = new Set(cycle);
+  const consumers = new Map<string, string[]>();
+  for (const id of cycle) {
+    for (const source of linkedSources(prompt[id]!.inputs)) {
+      if (members.has(source)) (consumers.get(source) ?? consumers.set(source, []).get(source)!).push(id);
+    }
+  }
+  const path = cyclePath(cycle[0]!, consumers);
+  const described = path.map((id) => `${id} (${prompt[id]!.class_type})`).join(' -> ');
+  const nodes = [...cycle].sort(compareIds);
+  return nodes.map((nodeId) => ({
+    nodeId,
+    error: {
+      type: 'dependency_cycle',
+      message:
+        `Dependency cycle: ${described}. A node cannot wait for its own output; remove one of these links` +
+        (nodes.length > path.length - 1 ? ` (nodes ${nodes.join(', ')} all depend on each other)` : ''),
+      details: described,
+      extra_info: { node_id: nodeId, cycle_nodes: nodes },
+    },
+  }));
+}
+
+/** Shortest path from `start` back to itself along "feeds" edges (breadth-first). */
+function cyclePath(start: string, consumers: Map<string, string[]>): string[] {
+  const parent = new Map<string, string>();
+  const queue = [start];
+  while (queue.length) {
+    const id = queue.shift()!;
+    for (const next of consumers.get(id) ?? []) {
+      if (next === start) {
+        const path = [start];
+        for (let at: string | undefined = id; at !== undefined && at !== start; at = parent.get(at)) path.splice(1, 0, at);
+        return [...path, start];
+      }
+      if (!parent.has(next)) {
+        parent.set(next, id);
+        queue.push(next);
+      }
+    }
+  }
+  return [start, start];
+}
+
+// --- node-level checks -----------------------------------------------------------------------------------
+
+/**
+ * Checks one node's declared inputs, converting constants in `node.inputs` in place (it is our copy), then
+ * runs the definition's `validate` hook when the inputs themselves are fine.
+ */
+async function validateNode(
+  node: ApiNode,
+  definition: AnyNodeDefinition,
+  prompt: ApiPrompt,
+  registry: NodeRegistry,
+): Promise<NodeError[]> {
+  const errors: NodeError[] = [];
+  const constants: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(definition.inputs)) {
+    try {
+      const error = checkInput(name, spec, node, prompt, registry, constants);
+      if (error) errors.push(error);
+    } catch (error) {
+      // A combo whose options function throws (e.g. an unreadable model folder).
+      errors.push(exceptionError(error, `could not check input "${name}"`, name));
+    }
+  }
+  if (errors.length === 0 && definition.validate) {
+    const error = await runValidateHook(definition, constants);
+    if (error) errors.push(error);
+  }
+  return errors;
+}
+
+function checkInput(
+  name: string,
+  spec: InputSpec,
+  node: ApiNode,
+  prompt: ApiPrompt,
+  registry: NodeRegistry,
+  constants: Record<string, unknown>,
+): NodeError | undefined {
+  const inputs = node.inputs;
+  const config = () => inputConfig(spec);
+  if (!Object.hasOwn(inputs, name) || inputs[name] === undefined) {
+    if (spec.optional) return undefined;
+    return {
+      type: 'required_input_missing',
+      message:
+        spec.kind === 'SOCKET'
+          ? `Required input "${name}" is not connected; link it to a ${spec.type} output`
+          : `Required input "${name}" is missing; give it a value or link it`,
+      details: name,
+      extra_info: { input_name: name },
+    };
+  }
+
+  let value: unknown = inputs[name];
+  if (Array.isArray(value)) return checkLink(name, spec, value, inputs, prompt, registry, config);
+
+  // ComfyUI lets clients pass a list as a constant by wrapping it: {"__value__": [...]}.
+  if (isPlainObject(value) && Object.hasOwn(value, '__value__')) {
+    value = value['__value__'];
+    inputs[name] = value;
+  }
+  const converted = convertConstant(spec, value);
+  if (!converted.ok) {
+    return {
+      type: 'invalid_input_type',
+      message: `Input "${name}" ${converted.problem}`,
+      details: `${name}, ${formatValue(value)}, ${converted.problem}`,
+      extra_info: { input_name: name, input_config: config(), received_value: value, exception_message: converted.problem },
+    };
+  }
+  value = converted.value;
+  inputs[name] = value;
+
+  if ((spec.kind === 'INT' || spec.kind === 'FLOAT') && typeof value === 'number') {
+    if (spec.min !== undefined && value < spec.min) {
+      return {
+        type: 'value_smaller_than_min',
+        message: `Input "${name}" is ${value}, below the minimum ${spec.min}`,
+        details: name,
+        extra_info: { input_name: name, input_config: config(), received_value: value },
+      };
+    }
+    if (spec.max !== undefined && value > spec.max) {
+      return {
+        type: 'value_bigger_than_max',
+        message: `Input "${name}" is ${value}, above the maximum ${spec.max}`,
+        details: name,
+        extra_info: { input_name: name, input_config: config(), received_value: value },
+      };
+    }
+  }
+
+  if (spec.kind === 'COMBO') {
+    const allowed = comboValues(spec.options);
+    if (!allowed.includes(value as string)) {
+      const shown = allowed.slice(0, SHOWN_COMBO_VALUES).map((v) => JSON.stringify(v));
+      const rest = allowed.length > SHOWN_COMBO_VALUES ? `, ... (${allowed.length} in all)` : '';
+      const suggestion = closeComboValue(String(value), allowed);
+      const listed = allowed.length ? `one of ${shown.join(', ')}${rest}` : 'one of an empty list (nothing is installed for it)';
+      return {
+        type: 'value_not_in_list',
+        message:
+          `Input "${name}" is ${JSON.stringify(value)}, which is not ${listed}` +
+          (suggestion ? `; did you mean ${JSON.stringify(suggestion)}?` : ''),
+        details:
+          `${name}: ${formatValue(value)} not in ` +
+          (allowed.length > LARGE_COMBO ? `(list of length ${allowed.length})` : `[${allowed.map(formatValue).join(', ')}]`),
+        extra_info: { input_name: name, input_config: allowed.length > LARGE_COMBO ? null : config(), received_value: value },
+      };
+    }
+  }
+
+  constants[name] = value;
+  return undefined;
+}
+
+function checkLink(
+  name: string,
+  spec: InputSpec,
+  value: unknown[],
+  inputs: Record<string, unknown>,
+  prompt: ApiPrompt,
+  registry: NodeRegistry,
+  config: () => unknown,
+): NodeError | undefined {
+  const bad = (message: string): NodeError => ({
+    type: 'bad_linked_input',
+    message,
+    details: name,
+    extra_info: { input_name: name, input_config: config(), received_value: value },
+  });
+  if (!isLink(value)) {
+    return bad(
+      `Input "${name}" has a malformed link ${JSON.stringify(value)}; a link is [source node id, output index], e.g. ["4", 0]`,
+    );
+  }
+  const sourceId = String(value[0]);
+  const slot = value[1];
+  const link: ApiLink = [sourceId, slot];
+  inputs[name] = link;
+
+  const source = prompt[sourceId];
+  if (!source) return bad(`Input "${name}" is linked to node ${sourceId}, which does not exist in the prompt`);
+  const sourceDefinition = registry.get(source.class_type)!;
+  const outputs = sourceDefinition.outputs;
+  const sourceLabel = nodeLabel(sourceId, source.class_type);
+  if (slot < 0 || slot >= outputs.length) {
+    const has = outputs.length === 0 ? 'has no outputs' : `has only ${outputs.length} output${outputs.length === 1 ? '' : 's'} (0-${outputs.length - 1})`;
+    return bad(`Input "${name}" is linked to output ${slot} of ${sourceLabel}, which ${has}`);
+  }
+
+  const output = outputs[slot]!;
+  const expected = expectedType(spec);
+  if (!isTypeCompatible(output.type, expected)) {
+    const outputName = output.name ?? output.type;
+    return {
+      type: 'return_type_mismatch',
+      message: `Input "${name}" expects ${expected}, but node ${sourceId} output ${slot} ("${outputName}") is ${output.type}`,
+      details: `${name}, received_type(${output.type}) mismatch input_type(${expected})`,
+      extra_info: { input_name: name, input_config: config(), received_type: output.type, linked_node: link },
+    };
+  }
+  return undefined;
+}
+
+/** The type a link into this input must carry: widgets accept links of their own type (and combos `COMBO`). */
+function expectedType(spec: InputSpec): string {
+  return spec.kind === 'SOCKET' ? spec.type : spec.kind;
+}
+
+type Conversion = { ok: true; value: unknown } | { ok: false; problem: string };
+
+const PRIMITIVES = ['INT', 'FLOAT', 'STRING', 'BOOLEAN'] as const;
+type Primitive = (typeof PRIMITIVES)[number];
+
+/** Converts a constant to the input's value type, the way ComfyUI's int()/float()/str() calls do. */
+function convertConstant(spec: InputSpec, value: unknown): Conversion {
+  switch (spec.kind) {
+    case 'INT':
+    case 'FLOAT':
+    case 'STRING':
+    case 'BOOLEAN':
+      return convertPrimitive(spec.kind, value);
+    case 'COMBO':
+      // No conversion, like ComfyUI: 5 is not the option "5".
+      return { ok: true, value };
+    case 'SOCKET': {
+      const types = spec.type.split(',').map((t) => t.trim());
+      if (types.includes('*')) return { ok: true, value };
+      // A socket of primitive type (e.g. socket('INT')) takes the constant if any of its types does.
+      for (const type of types) {
+        if (!(PRIMITIVES as readonly string[]).includes(type)) continue;
+        const converted = convertPrimitive(type as Primitive, value);
+        if (converted.ok) return converted;
+      }
+      const primitive = types.filter((t) => (PRIMITIVES as readonly string[]).includes(t));
+      return {
+        ok: false,
+        problem: primitive.length
+          ? `is ${formatValue(value)}, which is not a valid ${primitive.join(' or ')} value`
+          : `needs a link from a ${spec.type} output, but got the constant ${formatValue(value)}`,
+      };
+    }
+  }
+}
+
+function convertPrimitive(type: Primitive, value: unknown): Conversion {
+  const fail = (what: string): Conversion => ({ ok: false, problem: `is ${formatValue(value)}, ${what}` });
+  if (value === null || typeof value === 'object') return fail(`not ${article(type)} ${type} value`);
+  switch (type) {
+    case 'INT': {
+      if (typeof value === 'boolean') return { ok: true, value: value ? 1 : 0 };
+      if (typeof value === 'number') {
+        if (!Number.isFinite(value)) return fail('not a finite integer');
+        return { ok: true, value: Math.trunc(value) + 0 }; // `+ 0` turns -0 into 0
+      }
+      if (typeof value === 'string' && /^\s*[+-]?\d(?:_?\d)*\s*$/.test(value)) {
+        return { ok: true, value: Number(value.replace(/_/g, '')) + 0 };
+      }
+      return fail('which cannot be converted to an integer');
+    }
+    case 'FLOAT': {
+      if (typeof value === 'boolean') return { ok: true, value: value ? 1 : 0 };
+      if (typeof value === 'number') return Number.isNaN(value) ? fail('not a number') : { ok: true, value };
+      if (typeof value === 'string') {
+        const parsed = parsePythonFloat(value);
+        if (parsed !== undefined) return { ok: true, value: parsed };
+      }
+      return fail('which cannot be converted to a number');
+    }
+    case 'STRING':
+      if (typeof value === 'string') return { ok: true, value };
+      if (typeof value === 'number') return { ok: true, value: String(value) };
+      // Python's str(True) is "True"; keep ComfyUI's spelling.
+      if (typeof value === 'boolean') return { ok: true, value: value ? 'True' : 'False' };
+      return fail('not a string');
+    case 'BOOLEAN':
+      if (typeof value === 'boolean') return { ok: true, value };
+      if (typeof value === 'number') return { ok: true, value: value !== 0 };
+      if (typeof value === 'string') {
+        const word = value.trim().toLowerCase();
+        if (word === 'true') return { ok: true, value: true };
+        if (word === 'false') return { ok: true, value: false };
+      }
+      return fail('not a boolean (use true or false)');
+  }
+}
+
+/** Python's float() on a string: decimal or exponent notation, `_` between digits, inf/infinity; NaN refused. */
+function parsePythonFloat(text: string): number | undefined {
+  const trimmed = text.trim();
+  const special = /^([+-]?)(inf|infinity)$/i.exec(trimmed);
+  if (special) return special[1] === '-' ? -Infinity : Infinity;
+  const digits = String.raw`\d(?:_?\d)*`;
+  const pattern = new RegExp(String.raw`^[+-]?(?:${digits}(?:\.(?:${digits})?)?|\.${digits})(?:[eE][+-]?${digits})?$`);
+  if (!pattern.test(trimmed)) return undefined;
+  return Number(trimmed.replace(/_/g, ''));
+}
+
+/** A likely intended combo value: the same text in another case, or the same file name in another folder. */
+function closeComboValue(value: string, allowed: readonly string[]): string | undefined {
+  const lower = value.toLowerCase();
+  const base = (v: string) => v.split(/[\\/]/).pop()!.toLowerCase();
+  return allowed.find((v) => v.toLowerCase() === lower) ?? allowed.find((v) => base(v) === base(value));
+}
+
+/** Runs the definition's `validate` hook on the converted constants. */
+async function runValidateHook(definition: AnyNodeDefinition, constants: Record<string, unknown>): Promise<NodeError | undefined> {
+  let result: unknown;
+  try {
+    result = await definition.validate!(constants);
+  } catch (error) {
+    if (error instanceof NodeInputError) {
+      return {
+        type: 'custom_validation_failed',
+        message: error.message,
+        details: error.inputName ? `${error.inputName} - ${error.message}` : error.message,
+        extra_info: error.inputName ? { input_name: error.inputName } : {},
+      };
+    }
+    return exceptionError(error, `the node's validate() threw`);
+  }
+  if (result === true) return undefined;
+  const message = typeof result === 'string' ? result : `the node's validate() returned ${formatValue(result)} instead of true or a message`;
+  return { type: 'custom_validation_failed', message, details: message, extra_info: {} };
+}
+
+function exceptionError(error: unknown, what: string, inputName?: string): NodeError {
+  const message = error instanceof Error ? error.message : String(error);
+  return {
+    type: 'exception_during_validation',
+    message: `Validation failed unexpectedly: ${what}: ${message}`,
+    details: message,
+    extra_info: {
+      ...(inputName ? { input_name: inputName } : {}),
+      exception_message: message,
+      exception_type: error instanceof Error ? error.name : typeof error,
+      traceback: error instanceof Error && error.stack ? error.stack.split('\n').slice(1).map((l) => l.trim()) : [],
+    },
+  };
+}
+
+// --- helpers -----------------------------------------------------------------------------------------------
+
+function inputConfig(spec: InputSpec): unknown {
+  return comfyInputSpec(spec);
+}
+
+/** A copy the validation may convert in place: node objects and their inputs are new, values are shared. */
+function copyPrompt(prompt: Record<string, unknown>): ApiPrompt {
+  const copy: ApiPrompt = {};
+  for (const [id, node] of Object.entries(prompt)) {
+    if (isPlainObject(node)) {
+      const inputs = isPlainObject(node['inputs']) ? { ...node['inputs'] } : {};
+      copy[id] = { ...(node as unknown as ApiNode), inputs };
+    } else {
+      copy[id] = node as ApiNode;
+    }
+  }
+  return copy;
+}
+
+function rejected(prompt: ApiPrompt, error: PromptError): ValidationResult {
+  return { ok: false, error, nodeErrors: {}, outputs: [], prompt };
+}
+
+function promptError(type: string, message: string, details: string, extra: Record<string, unknown> = {}): PromptError {
+  return { type, message, details, extra_info: extra };
+}
+
+function nodeLabel(id: string, classType: string): string {
+  return `${classType} (node ${id})`;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function describeJsonType(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `${article(typeof value)} ${typeof value}`;
+}
+
+function article(word: string): string {
+  return /^[aeiou]/i.test(word) ? 'an' : 'a';
+}
+
+/** A value as it appears in a message: strings quoted, everything else as JSON. */
+function formatValue(value: unknown): string {
+  if (value === undefined) return 'undefined';
+  try {
+    const text = JSON.stringify(value);
+    return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+  } catch {
+    return String(value);
+  }
+}
