@@ -191,7 +191,10 @@ export interface ExecutionContext {
   signal: AbortSignal;
   /** Throws an `InterruptedError` if the run was interrupted. Call it inside long loops. */
   throwIfAborted(): void;
-  /** Reports progress (`value` of `max`, e.g. sampler steps); optionally with a preview image. */
+  /**
+   * Reports progress (`value` of `max`, e.g. sampler steps); optionally with a preview image. Throws
+   * `InterruptedError` once the run has been interrupted, so a loop that reports every step stops there.
+   */
   progress(value: number, max: number, preview?: PreviewImage): void;
   /** Messages go to the host's log with the node id attached. */
   log: Logger;
