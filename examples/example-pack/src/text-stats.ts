@@ -9,9 +9,11 @@ export interface TextStatsValue {
 
 // Teach the type checker what flows on TEXT_STATS links: socket('TEXT_STATS') inputs are then typed
 // `TextStatsValue`, and execute must return one for a TEXT_STATS output.
-declare module '@gategraph/core' {
-  interface SocketTypes {
-    TEXT_STATS: TextStatsValue;
+declare global {
+  namespace GateGraph {
+    interface SocketTypes {
+      TEXT_STATS: TextStatsValue;
+    }
   }
 }
 

@@ -8,23 +8,34 @@
  */
 import type { Logger } from './logger.ts';
 
-/**
- * Maps socket type names to the TypeScript type of the values on such links.
- * Packs extend it with declaration merging:
- *
- * ```ts
- * declare module '@gategraph/core' { interface SocketTypes { MODEL: ModelHandle } }
- * ```
- * Unknown type names are typed `unknown` unless the author passes a type argument to `socket<T>()`.
- */
-export interface SocketTypes {
-  INT: number;
-  FLOAT: number;
-  STRING: string;
-  BOOLEAN: boolean;
-  /** ComfyUI's wildcard type: accepts any link. */
-  '*': unknown;
+declare global {
+  /** Global namespace of gategraph's extensible types (global, so every pack's declarations merge). */
+  namespace GateGraph {
+    /**
+     * Maps socket type names to the TypeScript type of the values on such links. Packs extend it:
+     *
+     * ```ts
+     * declare global { namespace GateGraph { interface SocketTypes { MODEL: ModelHandle } } }
+     * ```
+     * A global namespace rather than `declare module '@gategraph/core'`: augmenting a module whose index
+     * re-exports with `export *` does not merge reliably once two packs augment it.
+     */
+    interface SocketTypes {
+      INT: number;
+      FLOAT: number;
+      STRING: string;
+      BOOLEAN: boolean;
+      /** ComfyUI's wildcard type: accepts any link. */
+      '*': unknown;
+    }
+  }
 }
+
+/**
+ * Socket type names and their value types (see `GateGraph.SocketTypes`). Unknown type names are typed
+ * `unknown` unless the author passes a type argument to `socket<T>()`.
+ */
+export type SocketTypes = GateGraph.SocketTypes;
 
 /** Options every input kind accepts. */
 export interface CommonInputOptions {

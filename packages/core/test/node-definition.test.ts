@@ -2,9 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { defineNode, int, float, combo, socket, string, boolean } from '../src/index.ts';
 
-declare module '../src/node-definition.ts' {
-  interface SocketTypes {
-    TEST_LATENT: { samples: Float32Array };
+declare global {
+  namespace GateGraph {
+    interface SocketTypes {
+      TEST_LATENT: { samples: Float32Array };
+    }
   }
 }
 

@@ -13,6 +13,11 @@ import {
   string,
 } from '../src/index.ts';
 
+/** These stand-in nodes are only validated / described, never executed. */
+const notRunHere = (): never => {
+  throw new Error('this test node is not meant to run');
+};
+
 const SAMPLERS = ['euler', 'euler_ancestral', 'ddim'];
 const SCHEDULERS = ['normal', 'karras'];
 
@@ -34,7 +39,7 @@ const KSampler = defineNode({
     denoise: float({ default: 1.0, min: 0.0, max: 1.0, step: 0.01, tooltip: 'The amount of denoising applied.' }),
   },
   outputs: [{ type: 'LATENT', tooltip: 'The denoised latent.' }],
-  execute: () => [null],
+  execute: notRunHere,
 });
 
 // What ComfyUI's GET /object_info returns for its KSampler (server.py node_info of nodes.KSampler), with the
@@ -133,7 +138,7 @@ test('widget options use ComfyUI\'s names: round, multiline, placeholder, label_
     inputIsList: true,
     deprecated: true,
     experimental: true,
-    execute: () => [[] as unknown[], 0],
+    execute: notRunHere,
   });
   const entry = objectInfoEntry(Widgets);
   assert.deepStrictEqual(entry.input.required, {
@@ -166,7 +171,7 @@ test('combo options given as a function are evaluated on every call, so new mode
     id: 'CheckpointLoaderSimple',
     inputs: { ckpt_name: combo(() => [...files]) },
     outputs: [{ type: 'MODEL' }, { type: 'CLIP' }, { type: 'VAE' }],
-    execute: () => [null, null, null],
+    execute: notRunHere,
   });
   const registry = new NodeRegistry();
   registry.register(Loader);

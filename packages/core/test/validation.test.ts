@@ -17,6 +17,11 @@ import {
   type ValidationResult,
 } from '../src/index.ts';
 
+/** These stand-in nodes are only validated / described, never executed. */
+const notRunHere = (): never => {
+  throw new Error('this test node is not meant to run');
+};
+
 // --- a small node set in the shape of ComfyUI's default workflow ---------------------------------------------
 
 const checkpoints = ['tiny-sd', 'sd15/dreamshaper-onnx'];
@@ -28,13 +33,13 @@ const nodes = [
     id: 'CheckpointLoaderSimple',
     inputs: { ckpt_name: combo(() => checkpoints) },
     outputs: [{ type: 'MODEL' }, { type: 'CLIP' }, { type: 'VAE' }],
-    execute: () => [null, null, null],
+    execute: notRunHere,
   }),
   defineNode({
     id: 'CLIPTextEncode',
     inputs: { text: string({ multiline: true }), clip: socket('CLIP') },
     outputs: [{ type: 'CONDITIONING' }],
-    execute: () => [null],
+    execute: notRunHere,
   }),
   defineNode({
     id: 'EmptyLatentImage',
@@ -52,7 +57,7 @@ const nodes = [
       if (inputs.batch_size === 13) throw new TypeError("Cannot read properties of undefined (reading 'x')");
       return true;
     },
-    execute: () => [null],
+    execute: notRunHere,
   }),
   defineNode({
     id: 'KSampler',
@@ -69,13 +74,13 @@ const nodes = [
       denoise: float({ default: 1, min: 0, max: 1, step: 0.01 }),
     },
     outputs: [{ type: 'LATENT' }],
-    execute: () => [null],
+    execute: notRunHere,
   }),
   defineNode({
     id: 'VAEDecode',
     inputs: { samples: socket('LATENT'), vae: socket('VAE') },
     outputs: [{ type: 'IMAGE' }],
-    execute: () => [null],
+    execute: notRunHere,
   }),
   defineNode({
     id: 'SaveImage',
@@ -108,7 +113,7 @@ const nodes = [
     },
     hidden: { id: 'UNIQUE_ID' },
     outputs: [{ type: 'IMAGE' }],
-    execute: () => [null],
+    execute: notRunHere,
   }),
   defineNode({
     id: 'Numbers',
@@ -130,13 +135,13 @@ const nodes = [
       }),
     },
     outputs: [{ type: 'IMAGE' }],
-    execute: () => [null],
+    execute: notRunHere,
   }),
   defineNode({
     id: 'ModelList',
     inputs: { name: combo(Array.from({ length: 30 }, (_, i) => `model-${i}.onnx`)) },
     outputs: [{ type: 'IMAGE' }],
-    execute: () => [null],
+    execute: notRunHere,
   }),
 ];
 

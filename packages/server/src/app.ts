@@ -1,0 +1,418 @@
+/**
+ * The HTTP routes of ComfyUI's API, each at `/<route>` and `/api/<route>`, with ComfyUI's JSON shapes and
+ * status codes. Errors are JSON `{error: {type, message, ...}}` meant for people.
+ */
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { freemem, totalmem } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import multer from 'multer';
+import {
+  checkApiPrompt,
+  checkPromptRequest,
+  formatSchemaError,
+  objectInfo,
+  objectInfoEntry,
+  validatePrompt,
+  type ApiPrompt,
+  type Logger,
+  type NodeRegistry,
+  type SchemaError,
+  type WebExtension,
+} from '@gategraph/core';
+import type { ServerConfig } from './config.ts';
+import { checkImageDimensions, FileRequestError, resolveViewFile, saveUpload } from './files.ts';
+import { DuplicatePromptIdError, type PromptQueue } from './queue.ts';
+import { originCheck, requireToken } from './security.ts';
+import type { QueueItem } from './store.ts';
+import type { PromptWorker } from './worker.ts';
+import { userdataRouter } from './userdata.ts';
+
+export interface AppContext {
+  config: ServerConfig;
+  registry: NodeRegistry;
+  queue: PromptQueue;
+  workers: PromptWorker[];
+  extensions: WebExtension[];
+  logger: Logger;
+}
+
+/** A request error with a status; the error handler turns it into `{error: {type, message}}`. */
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly type: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function createApp(ctx: AppContext): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+  app.use(originCheck());
+  app.use(requireToken(ctx.config.token));
+
+  const api = apiRouter(ctx);
+  // Workflows kept on the server (ComfyUI's /userdata), in <root>/user/default next to the output folder.
+  api.use(userdataRouter({ dir: join(dirname(ctx.config.paths.output), 'user', 'default'), maxBytes: ctx.config.maxBodyBytes }));
+  app.use('/api', api);
+  app.use(api);
+
+  for (const extension of ctx.extensions) {
+    app.use(extension.urlPrefix, express.static(extension.dir, { fallthrough: true, dotfiles: 'ignore' }));
+  }
+  serveEditor(app, ctx.config.editorDir);
+
+  app.use((req: Request, res: Response) => {
+    res.status(404).json({ error: { type: 'not_found', message: `No route ${req.method} ${req.path}` } });
+  });
+  app.use(errorHandler(ctx.logger));
+  return app;
+}
+
+function apiRouter(ctx: AppContext): express.Router {
+  const { config, queue, registry, logger } = ctx;
+  const router = express.Router();
+  // ComfyUI's own example client posts JSON without a Content-Type (urllib), so parse any non-multipart body.
+  const json = express.json({
+    limit: config.maxBodyBytes,
+    type: (req) => !String(req.headers['content-type'] ?? '').startsWith('multipart/'),
+  });
+  const body = (req: Request): Record<string, unknown> => {
+    const value: unknown = req.body;
+    if (value === undefined) return {};
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      throw new HttpError(400, 'invalid_request', 'The request body must be a JSON object');
+    }
+    return value as Record<string, unknown>;
+  };
+  const status = () => ({ exec_info: { queue_remaining: queue.remaining() } });
+
+  router.get('/prompt', (_req, res) => {
+    res.json(status());
+  });
+
+  router.post('/prompt', json, async (req, res) => {
+    const request = body(req);
+    if (request.prompt === undefined) {
+      const error = promptError('no_prompt', 'No prompt provided: send {"prompt": {...API format...}}', 'No prompt provided');
+      res.status(400).json({ error, node_errors: {} });
+      return;
+    }
+    // The request's own fields first; the prompt is judged by validatePrompt, whose errors say more.
+    const requestErrors = checkPromptRequest({ ...request, prompt: {} });
+    if (requestErrors.length) {
+      res.status(400).json({ error: schemaError('invalid_request', requestErrors), node_errors: {} });
+      return;
+    }
+    const promptId = typeof request.prompt_id === 'string' ? request.prompt_id : randomUUID();
+    if (queue.has(promptId)) {
+      res.status(400).json({ error: duplicateError(promptId), node_errors: {} });
+      return;
+    }
+    const targets = request.partial_execution_targets as string[] | undefined;
+    const result = await validatePrompt(request.prompt as ApiPrompt, registry, targets ? { outputs: targets } : {});
+    if (!result.ok) {
+      res.status(400).json({ error: result.error, node_errors: result.nodeErrors });
+      return;
+    }
+    // What validation normalised must still match the published API-format schema.
+    const promptErrors = checkApiPrompt(result.prompt).map((e) => ({ ...e, path: `prompt.${e.path}` }));
+    if (promptErrors.length) {
+      res.status(400).json({ error: schemaError('invalid_prompt', promptErrors), node_errors: {} });
+      return;
+    }
+    if (queue.closed) {
+      res.status(503).json({ error: promptError('server_stopping', 'The server is shutting down; queue the prompt again once it is back', ''), node_errors: {} });
+      return;
+    }
+    const extraData: Record<string, unknown> = { ...((request.extra_data as Record<string, unknown> | undefined) ?? {}) };
+    if (typeof request.client_id === 'string') extraData.client_id = request.client_id;
+    let item: QueueItem;
+    try {
+      item = queue.enqueue({
+        promptId,
+        prompt: result.prompt,
+        extraData,
+        outputs: result.outputs,
+        ...(typeof request.number === 'number' ? { number: request.number } : {}),
+        ...(request.front === true ? { front: true } : {}),
+      });
+    } catch (error) {
+      if (error instanceof DuplicatePromptIdError) {
+        res.status(400).json({ error: duplicateError(promptId), node_errors: {} });
+        return;
+      }
+      throw error;
+    }
+    const invalid = Object.keys(result.nodeErrors);
+    logger.info(
+      `Queued prompt ${promptId} (#${item.number}, outputs ${result.outputs.join(', ')})` +
+        (invalid.length ? `; not running invalid node(s) ${invalid.join(', ')}` : ''),
+    );
+    res.json({ prompt_id: promptId, number: item.number, node_errors: result.nodeErrors });
+  });
+
+  router.get('/queue', (_req, res) => {
+    res.json({ queue_running: queue.running().map(queueTuple), queue_pending: queue.pending().map(queueTuple) });
+  });
+
+  router.post('/queue', json, (req, res) => {
+    const request = body(req);
+    const removed: string[] = [];
+    if (request.clear !== undefined && typeof request.clear !== 'boolean') {
+      throw new HttpError(400, 'invalid_request', '"clear" must be true or false');
+    }
+    if (request.clear === true) {
+      removed.push(...queue.pending().map((i) => i.promptId));
+      queue.clearPending();
+    }
+    if (request.delete !== undefined) {
+      const ids = stringList(request.delete, 'delete');
+      const pending = new Set(queue.pending().map((i) => i.promptId));
+      queue.deletePending(ids);
+      removed.push(...ids.filter((id) => pending.has(id)));
+    }
+    res.json({ removed });
+  });
+
+  router.get('/history', (req, res) => {
+    const maxItems = optionalInt(req.query.max_items, 'max_items', 0);
+    const offset = optionalInt(req.query.offset, 'offset', -1);
+    res.json(queue.history(maxItems, offset ?? -1));
+  });
+
+  router.get('/history/:promptId', (req, res) => {
+    const id = String(req.params.promptId);
+    const entry = queue.historyEntry(id);
+    res.json(entry ? { [id]: entry } : {});
+  });
+
+  router.post('/history', json, (req, res) => {
+    const request = body(req);
+    if (request.clear === true) queue.clearHistory();
+    if (request.delete !== undefined) queue.deleteHistory(stringList(request.delete, 'delete'));
+    res.json({});
+  });
+
+  router.get('/object_info', (_req, res) => {
+    res.json(objectInfo(registry, { onError: (id, error) => logger.warn(`object_info: ${id} left out: ${String(error)}`) }));
+  });
+
+  router.get('/object_info/:nodeClass', (req, res) => {
+    const id = String(req.params.nodeClass);
+    const definition = registry.get(id);
+    res.json(definition ? { [id]: objectInfoEntry(definition, registry.sourceOf(id)) } : {});
+  });
+
+  router.get('/view', async (req, res) => {
+    const file = await resolveViewFile(config.paths, {
+      filename: queryString(req.query.filename),
+      subfolder: queryString(req.query.subfolder),
+      type: queryString(req.query.type),
+    });
+    res.setHeader('Content-Disposition', contentDisposition(basename(file)));
+    await new Promise<void>((resolve, reject) =>
+      res.sendFile(file, { dotfiles: 'allow', maxAge: 0 }, (error) => (error && !res.headersSent ? reject(error) : resolve())),
+    );
+  });
+
+  const upload = multer({
+    storage: multer.memoryStorage(),
+    limits: { fileSize: config.maxUploadBytes, files: 1, fields: 16, fieldSize: 64 * 1024 },
+    defParamCharset: 'utf8',
+    // Keep the client's name as sent, so a name with a path is refused (400) rather than silently cut.
+    preservePath: true,
+  });
+  const receiveImage = upload.single('image');
+  // A malformed multipart body is the client's fault (400), not a server error.
+  const parseUpload = (req: Request, res: Response, next: NextFunction) =>
+    receiveImage(req, res, (error?: unknown) => {
+      if (error && !(error instanceof multer.MulterError)) {
+        next(new HttpError(400, 'invalid_request', `The upload is not valid multipart/form-data: ${(error as Error).message}`));
+      } else next(error);
+    });
+  router.post('/upload/image', parseUpload, async (req, res) => {
+    const file = req.file;
+    if (!file) {
+      throw new HttpError(400, 'invalid_request', 'Send the image as multipart/form-data in a field named "image"');
+    }
+    const fields = (req.body ?? {}) as Record<string, unknown>;
+    checkImageDimensions(file.buffer, config.maxImageDimension, JSON.stringify(file.originalname));
+    const overwrite = fields.overwrite === 'true' || fields.overwrite === '1';
+    const saved = await saveUpload({
+      paths: config.paths,
+      filename: file.originalname,
+      data: file.buffer,
+      subfolder: typeof fields.subfolder === 'string' ? fields.subfolder : '',
+      type: typeof fields.type === 'string' ? fields.type : 'input',
+      overwrite,
+    });
+    res.json(saved);
+  });
+
+  router.post('/interrupt', json, (req, res) => {
+    const request = body(req);
+    const promptId = request.prompt_id;
+    if (promptId !== undefined && typeof promptId !== 'string') {
+      throw new HttpError(400, 'invalid_request', '"prompt_id" must be a string');
+    }
+    let interrupted = false;
+    for (const worker of ctx.workers) interrupted = worker.interrupt(promptId) || interrupted;
+    if (interrupted) logger.info(`Interrupted ${promptId ? `prompt ${promptId}` : 'the running prompt'}`);
+    else if (promptId) logger.info(`Interrupt for prompt ${promptId} ignored: it is not running`);
+    res.json({ interrupted });
+  });
+
+  router.post('/free', json, (req, res) => {
+    const request = body(req);
+    if (request.unload_models === true || request.free_memory === true) {
+      for (const worker of ctx.workers) worker.executor.cache.clear();
+      logger.info('Freed the output cache');
+    }
+    res.json({});
+  });
+
+  router.get('/system_stats', (_req, res) => {
+    const memory = process.memoryUsage();
+    res.json({
+      system: {
+        os: process.platform,
+        ram_total: totalmem(),
+        ram_free: freemem(),
+        comfyui_version: 'gategraph',
+        python_version: `node ${process.version}`,
+        pytorch_version: '',
+        embedded_python: false,
+        argv: process.argv.slice(1),
+        node_version: process.version,
+        rss: memory.rss,
+        /** Peak resident memory of the server process since start, bytes. */
+        rss_peak: process.resourceUsage().maxRSS * 1024,
+      },
+      devices: [
+        { name: 'cpu', type: 'cpu', index: 0, vram_total: totalmem(), vram_free: freemem(), torch_vram_total: 0, torch_vram_free: 0 },
+      ],
+    });
+  });
+
+  router.get('/extensions', (_req, res) => {
+    res.json(ctx.extensions.flatMap((ext) => ext.files.map((file) => ext.urlPrefix + file.split('/').map(encodeURIComponent).join('/'))));
+  });
+
+  return router;
+}
+
+/** ComfyUI's queue entry: `[number, prompt_id, prompt, extra_data, outputs_to_execute]`. */
+function queueTuple(item: QueueItem): [number, string, ApiPrompt, Record<string, unknown>, string[]] {
+  return [item.number, item.promptId, item.prompt, item.extraData, item.outputs];
+}
+
+/** `filename="..."` as ComfyUI sends it, plus RFC 5987 `filename*` so non-ASCII names survive. */
+function contentDisposition(name: string): string {
+  const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, '_');
+  const encoded = encodeURIComponent(name).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return `filename="${ascii}"; filename*=UTF-8''${encoded}`;
+}
+
+function promptError(type: string, message: string, details: string, extra_info: Record<string, unknown> = {}) {
+  return { type, message, details, extra_info };
+}
+
+function schemaError(type: 'invalid_request' | 'invalid_prompt', errors: SchemaError[]) {
+  const lines = errors.map(formatSchemaError);
+  const shown = lines.slice(0, 5).join('; ') + (lines.length > 5 ? ` (and ${lines.length - 5} more)` : '');
+  const what = type === 'invalid_prompt' ? 'The prompt is not valid API format' : 'The request body is not a valid prompt request';
+  return promptError(type, `${what}: ${shown}`, lines.join('\n'), { errors });
+}
+
+function duplicateError(promptId: string) {
+  return promptError(
+    'duplicate_prompt_id',
+    `prompt_id "${promptId}" is already used by a queued or finished prompt; send a new unique id (e.g. a UUID) or leave prompt_id out`,
+    promptId,
+  );
+}
+
+function stringList(value: unknown, name: string): string[] {
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
+    throw new HttpError(400, 'invalid_request', `"${name}" must be a list of prompt ids`);
+  }
+  return value as string[];
+}
+
+function queryString(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+function optionalInt(value: unknown, name: string, min: number): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const n = Number(value);
+  if (typeof value !== 'string' || !Number.isInteger(n) || n < min) {
+    throw new HttpError(400, 'invalid_request', `${name} must be a whole number${min >= 0 ? ` of at least ${min}` : ''} (got ${JSON.stringify(value)})`);
+  }
+  return n;
+}
+
+const NOT_BUILT_PAGE = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>gategraph</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40em;margin:4em auto;padding:0 1em}code{background:#eee;padding:.1em .3em}</style>
+</head><body>
+<h1>gategraph server is running</h1>
+<p>The web editor is not built, so there is nothing to show here yet.</p>
+<p>Build it with <code>pnpm --filter @gategraph/editor build</code> (from the repository root) and reload this page.</p>
+<p>The API works already: <a href="/object_info">/object_info</a>, <a href="/queue">/queue</a>, <a href="/history">/history</a>, <a href="/system_stats">/system_stats</a>.</p>
+</body></html>
+`;
+
+function serveEditor(app: express.Express, editorDir: string): void {
+  if (existsSync(join(editorDir, 'index.html'))) {
+    app.use(express.static(editorDir, { index: 'index.html' }));
+    return;
+  }
+  app.get('/', (_req, res) => {
+    res.type('html').send(NOT_BUILT_PAGE);
+  });
+}
+
+interface BodyParserError extends Error {
+  type?: string;
+  status?: number;
+  limit?: number;
+}
+
+function errorHandler(logger: Logger) {
+  return (error: unknown, req: Request, res: Response, _next: NextFunction): void => {
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    const send = (status: number, type: string, message: string) => res.status(status).json({ error: { type, message } });
+    if (error instanceof HttpError) return void send(error.status, error.type, error.message);
+    if (error instanceof FileRequestError) {
+      return void send(error.status, error.status === 404 ? 'not_found' : error.status === 413 ? 'too_large' : 'bad_path', error.message);
+    }
+    if (error instanceof multer.MulterError) {
+      if (error.code === 'LIMIT_FILE_SIZE') {
+        return void send(413, 'too_large', `The upload is larger than the server's limit (--max-upload-size); the file was not saved`);
+      }
+      return void send(400, 'invalid_request', `Bad upload: ${error.message}${error.field ? ` (field "${error.field}")` : ''}`);
+    }
+    const bodyError = error as BodyParserError;
+    if (bodyError.type === 'entity.too.large') {
+      return void send(413, 'body_too_large', `The request body is larger than the server's limit of ${bodyError.limit} bytes (--max-body-size)`);
+    }
+    if (bodyError.type === 'entity.parse.failed') {
+      return void send(400, 'invalid_json', `The request body is not valid JSON: ${bodyError.message}`);
+    }
+    if (typeof bodyError.status === 'number' && bodyError.status >= 400 && bodyError.status < 500) {
+      return void send(bodyError.status, 'invalid_request', bodyError.message);
+    }
+    logger.error(`${req.method} ${req.path} failed: ${(error as Error)?.stack ?? String(error)}`);
+    send(500, 'server_error', `Internal error: ${(error as Error)?.message ?? String(error)}`);
+  };
+}

@@ -1,0 +1,170 @@
+/**
+ * Server settings: defaults, environment variables and command-line flags, resolved into one object.
+ *
+ * Precedence: explicit options (code or CLI flags) > environment (`HOST`, `PORT`, `GATEGRAPH_TOKEN`) > defaults.
+ * The defaults are ComfyUI's where it has one (127.0.0.1:8188, 100 MiB uploads).
+ */
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { HostPaths } from '@gategraph/core';
+
+export interface ServerConfig {
+  /** Address to bind. Loopback by default: anything else exposes the queue and files to the network. */
+  host: string;
+  /** 0 picks a free port (tests). */
+  port: number;
+  /** Folders for generated images, uploads, previews and models. */
+  paths: HostPaths;
+  /** Where the queue and history log lives. */
+  dataDir: string;
+  /** Largest accepted upload, bytes (413 above). */
+  maxUploadBytes: number;
+  /** Largest accepted JSON body, bytes (413 above). Prompts carry the UI workflow, so this is generous. */
+  maxBodyBytes: number;
+  /** Largest accepted width or height of an uploaded image, pixels. */
+  maxImageDimension: number;
+  /** When set, every API route and the websocket require it (`Authorization: Bearer` or `?token=`). */
+  token: string | undefined;
+  /** Prompts run at the same time. One by default: the executor and its cache are shared. */
+  workers: number;
+  /** History entries kept (oldest dropped first), like ComfyUI's 10000. */
+  maxHistory: number;
+  /** Built editor files served at `/`; `undefined` serves a page saying how to build it. */
+  editorDir: string;
+}
+
+export const DEFAULT_PORT = 8188;
+export const DEFAULT_HOST = '127.0.0.1';
+
+/** Everything in ServerConfig may be given; paths may be partial. */
+export type ConfigInput = Partial<Omit<ServerConfig, 'paths'>> & { paths?: Partial<HostPaths> };
+
+/** Fills defaults relative to the workspace root and reads `HOST`, `PORT`, `GATEGRAPH_TOKEN` from `env`. */
+export function resolveConfig(root: string, input: ConfigInput = {}, env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const port = input.port ?? (env.PORT !== undefined && env.PORT !== '' ? parsePort(env.PORT, 'PORT') : DEFAULT_PORT);
+  const token = input.token ?? (env.GATEGRAPH_TOKEN || undefined);
+  const paths = input.paths ?? {};
+  return {
+    host: input.host ?? (env.HOST || DEFAULT_HOST),
+    port,
+    paths: {
+      output: resolve(paths.output ?? join(root, 'output')),
+      input: resolve(paths.input ?? join(root, 'input')),
+      temp: resolve(paths.temp ?? join(root, 'temp')),
+      models: resolve(paths.models ?? join(root, 'models')),
+    },
+    dataDir: resolve(input.dataDir ?? join(root, '.gategraph', 'server')),
+    maxUploadBytes: input.maxUploadBytes ?? 100 * 1024 * 1024,
+    maxBodyBytes: input.maxBodyBytes ?? 32 * 1024 * 1024,
+    maxImageDimension: input.maxImageDimension ?? 16384,
+    token: token === '' ? undefined : token,
+    workers: Math.max(1, Math.floor(input.workers ?? 1)),
+    maxHistory: Math.max(1, Math.floor(input.maxHistory ?? 10000)),
+    editorDir: resolve(input.editorDir ?? join(root, 'packages', 'editor', 'dist')),
+  };
+}
+
+function parsePort(text: string, what: string): number {
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(`${what} must be a port number between 0 and 65535 (got ${JSON.stringify(text)})`);
+  }
+  return port;
+}
+
+function parseSize(text: string, what: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?$/i.exec(text.trim());
+  if (!match) throw new Error(`${what} must be a size like 100MB or 1048576 (got ${JSON.stringify(text)})`);
+  const unit = (match[2] ?? 'b').toLowerCase()[0];
+  const factor = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1;
+  return Math.floor(Number(match[1]) * factor);
+}
+
+function parsePositiveInt(text: string, what: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${what} must be a positive whole number (got ${JSON.stringify(text)})`);
+  return n;
+}
+
+export const CLI_USAGE = `Usage: pnpm serve [options]
+
+Starts the gategraph server (ComfyUI-compatible API, queue, history, editor).
+
+Options:
+  --host <address>          address to bind (env HOST, default ${DEFAULT_HOST})
+  --port <n>                port (env PORT, default ${DEFAULT_PORT}; 0 = any free port)
+  --listen <address>        ComfyUI's spelling of --host (e.g. 0.0.0.0 for the network)
+  --token <secret>          require this token on the API and websocket (env GATEGRAPH_TOKEN)
+  --output-directory <dir>  generated images (default <root>/output)
+  --input-directory <dir>   uploads (default <root>/input)
+  --temp-directory <dir>    previews (default <root>/temp)
+  --models-directory <dir>  models (default <root>/models)
+  --data-directory <dir>    queue and history store (default <root>/.gategraph/server)
+  --custom-nodes <dir>      user node packs (default <root>/custom_nodes)
+  --pack <path>             also load this pack (folder or file); repeatable
+  --max-upload-size <size>  largest upload, e.g. 100MB (default 100MB)
+  --max-body-size <size>    largest JSON request body (default 32MB)
+  --max-image-dimension <n> largest uploaded image width or height (default 16384)
+  --workers <n>             prompts run at the same time (default 1)
+  --max-history <n>         history entries kept (default 10000)
+  --editor-dir <dir>        built editor files (default packages/editor/dist)
+  -h, --help                show this help
+`;
+
+export interface CliOptions extends ConfigInput {
+  customNodesDir?: string;
+  extraPacks?: string[];
+  help?: boolean;
+}
+
+/** Parses `pnpm serve` flags. Throws an Error whose message is meant for the user on a bad flag. */
+export function parseCliArgs(argv: string[]): CliOptions {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      host: { type: 'string' },
+      listen: { type: 'string' },
+      port: { type: 'string' },
+      token: { type: 'string' },
+      'output-directory': { type: 'string' },
+      'input-directory': { type: 'string' },
+      'temp-directory': { type: 'string' },
+      'models-directory': { type: 'string' },
+      'data-directory': { type: 'string' },
+      'custom-nodes': { type: 'string' },
+      pack: { type: 'string', multiple: true },
+      'max-upload-size': { type: 'string' },
+      'max-body-size': { type: 'string' },
+      'max-image-dimension': { type: 'string' },
+      workers: { type: 'string' },
+      'max-history': { type: 'string' },
+      'editor-dir': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const out: CliOptions = {};
+  const host = values.host ?? values.listen;
+  if (host !== undefined) out.host = host;
+  if (values.port !== undefined) out.port = parsePort(values.port, '--port');
+  if (values.token !== undefined) out.token = values.token;
+  const paths: Partial<HostPaths> = {};
+  if (values['output-directory']) paths.output = values['output-directory'];
+  if (values['input-directory']) paths.input = values['input-directory'];
+  if (values['temp-directory']) paths.temp = values['temp-directory'];
+  if (values['models-directory']) paths.models = values['models-directory'];
+  if (Object.keys(paths).length) out.paths = paths;
+  if (values['data-directory']) out.dataDir = values['data-directory'];
+  if (values['custom-nodes']) out.customNodesDir = values['custom-nodes'];
+  if (values.pack?.length) out.extraPacks = values.pack.map((p) => resolve(p));
+  if (values['max-upload-size']) out.maxUploadBytes = parseSize(values['max-upload-size'], '--max-upload-size');
+  if (values['max-body-size']) out.maxBodyBytes = parseSize(values['max-body-size'], '--max-body-size');
+  if (values['max-image-dimension']) {
+    out.maxImageDimension = parsePositiveInt(values['max-image-dimension'], '--max-image-dimension');
+  }
+  if (values.workers) out.workers = parsePositiveInt(values.workers, '--workers');
+  if (values['max-history']) out.maxHistory = parsePositiveInt(values['max-history'], '--max-history');
+  if (values['editor-dir']) out.editorDir = values['editor-dir'];
+  if (values.help) out.help = true;
+  return out;
+}

@@ -1,0 +1,233 @@
+/**
+ * `startServer(options)`: the ComfyUI-compatible gategraph server: HTTP routes (app.ts), websocket clients
+ * (ws-hub.ts), the durable queue (queue.ts, store.ts) and the workers that run prompts (worker.ts).
+ */
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { mkdirSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import {
+  consoleLogger,
+  createHost,
+  Executor,
+  findWorkspaceRoot,
+  listWebExtensions,
+  type Logger,
+  type NodeRegistry,
+  type OutputCacheOptions,
+  type WebExtension,
+} from '@gategraph/core';
+import { createApp } from './app.ts';
+import { resolveConfig, type ConfigInput, type ServerConfig } from './config.ts';
+import { PromptQueue } from './queue.ts';
+import { upgradeRefusal } from './security.ts';
+import { PromptWorker } from './worker.ts';
+import { WsHub } from './ws-hub.ts';
+
+export { resolveConfig, parseCliArgs, CLI_USAGE, DEFAULT_HOST, DEFAULT_PORT, type ServerConfig, type ConfigInput } from './config.ts';
+export { PromptQueue, DuplicatePromptIdError, SERVER_STOPPED_MESSAGE, type EnqueueRequest } from './queue.ts';
+export { DurableStore, type QueueItem, type HistoryEntry, type StatusMessage } from './store.ts';
+export { WsHub, BINARY_PREVIEW_IMAGE, PREVIEW_FORMAT } from './ws-hub.ts';
+export { ALL_CACHED_NOTE } from './worker.ts';
+export { originAllowed, isLoopbackHostname, isPublicRequest } from './security.ts';
+
+export interface StartServerOptions extends ConfigInput {
+  /** Workspace root (folders default under it); default: found from the current directory. */
+  root?: string;
+  /** Use these node classes instead of loading packs (tests, embedding). */
+  registry?: NodeRegistry;
+  /** With `registry`: the editor extensions to serve. */
+  webExtensions?: WebExtension[];
+  /** When packs are loaded: folder of user packs (`false` disables them). */
+  customNodesDir?: string | false;
+  extraPacks?: string[];
+  /** Output cache settings of the executor(s). */
+  cache?: OutputCacheOptions;
+  logger?: Logger;
+  /** Environment read for HOST, PORT and GATEGRAPH_TOKEN; default `process.env`. */
+  env?: NodeJS.ProcessEnv;
+  /** fsync the store after each change (default true). */
+  fsync?: boolean;
+  /** Also stop on SIGINT/SIGTERM (the CLI sets it). */
+  handleSignals?: boolean;
+}
+
+export interface GategraphServer {
+  /** `http://host:port`, with the port actually bound. */
+  url: string;
+  host: string;
+  port: number;
+  config: ServerConfig;
+  registry: NodeRegistry;
+  queue: PromptQueue;
+  hub: WsHub;
+  /** Prompts that were running when the previous process stopped, now in history as interrupted. */
+  recovered: string[];
+  /**
+   * Graceful stop: refuses new connections, interrupts the running prompt and records it, flushes the store
+   * and closes the sockets. Resolves when everything is closed.
+   */
+  close(): Promise<void>;
+}
+
+/** How long `close` waits for a running prompt to honour the interrupt before closing anyway. */
+const INTERRUPT_GRACE_MS = 10_000;
+/** Websocket keep-alive: a client that does not answer a ping within this time is dropped. */
+const PING_INTERVAL_MS = 30_000;
+
+export async function startServer(options: StartServerOptions = {}): Promise<GategraphServer> {
+  const root = options.root ?? findWorkspaceRoot();
+  const logger = options.logger ?? consoleLogger('info', 'server');
+  const config = resolveConfig(root, options, options.env ?? process.env);
+  for (const dir of [config.paths.output, config.paths.input, config.paths.temp]) mkdirSync(dir, { recursive: true });
+
+  let registry: NodeRegistry;
+  let extensions = options.webExtensions ?? [];
+  if (options.registry) {
+    registry = options.registry;
+  } else {
+    const host = await createHost({
+      root,
+      paths: config.paths,
+      ...(options.customNodesDir !== undefined ? { customNodesDir: options.customNodesDir } : {}),
+      ...(options.extraPacks ? { extraPacks: options.extraPacks } : {}),
+      logger,
+    });
+    registry = host.registry;
+    extensions = listWebExtensions(host.packs);
+  }
+
+  const { queue, recovered } = PromptQueue.open({
+    dataDir: config.dataDir,
+    maxHistory: config.maxHistory,
+    logger,
+    ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
+  });
+  const hub = new WsHub({ logger });
+  const workers = Array.from(
+    { length: config.workers },
+    () =>
+      new PromptWorker({
+        queue,
+        hub,
+        logger,
+        executor: new Executor(registry, { paths: config.paths, logger, ...(options.cache ? { cache: options.cache } : {}) }),
+      }),
+  );
+
+  // Queue changes are announced once per tick, however many happened in it.
+  let statusScheduled = false;
+  queue.on('change', () => {
+    if (statusScheduled) return;
+    statusScheduled = true;
+    setImmediate(() => {
+      statusScheduled = false;
+      hub.broadcast('status', { status: { exec_info: { queue_remaining: queue.remaining() } } });
+    });
+  });
+
+  const app = createApp({ config, registry, queue, workers, extensions, logger });
+  const server = createServer(app);
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname !== '/ws' && url.pathname !== '/api/ws') {
+      refuseUpgrade(socket, 404, 'no websocket here; connect to /ws?clientId=...');
+      return;
+    }
+    const refusal = upgradeRefusal(req, config.token);
+    if (refusal) {
+      refuseUpgrade(socket, refusal.status, refusal.message);
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const sid = hub.add(ws, url.searchParams.get('clientId') ?? undefined);
+      aliveSockets.add(ws);
+      ws.on('pong', () => aliveSockets.add(ws));
+      ws.send(JSON.stringify({ type: 'status', data: { status: { exec_info: { queue_remaining: queue.remaining() } }, sid } }));
+      // A client reconnecting during its prompt learns where the prompt is.
+      for (const worker of workers) {
+        const current = worker.current;
+        if (current && current.clientId === sid && current.node !== null) {
+          ws.send(JSON.stringify({ type: 'executing', data: { node: current.node, display_node: current.node, prompt_id: current.item.promptId } }));
+        }
+      }
+    });
+  });
+
+  const aliveSockets = new WeakSet<WebSocket>();
+  const pinger = setInterval(() => {
+    for (const ws of wss.clients) {
+      if (!aliveSockets.has(ws)) {
+        ws.terminate();
+        continue;
+      }
+      aliveSockets.delete(ws);
+      ws.ping();
+    }
+  }, PING_INTERVAL_MS);
+  pinger.unref();
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const urlHost = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const loops = workers.map((worker) => worker.start());
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      clearInterval(pinger);
+      queue.stopTaking();
+      const httpClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const worker of workers) worker.interrupt(undefined, true);
+      const settled = await Promise.race([
+        Promise.all(loops).then(() => true),
+        new Promise<false>((resolve) => setTimeout(() => resolve(false), INTERRUPT_GRACE_MS).unref()),
+      ]);
+      if (!settled) logger.warn('A running prompt did not stop in time; it will be reported as interrupted on the next start');
+      queue.close();
+      hub.closeAll();
+      server.closeIdleConnections();
+      setTimeout(() => {
+        hub.terminateAll();
+        server.closeAllConnections();
+      }, 500).unref();
+      await httpClosed;
+      if (signalHandler) {
+        process.off('SIGINT', signalHandler);
+        process.off('SIGTERM', signalHandler);
+      }
+    })());
+
+  let signalHandler: ((signal: NodeJS.Signals) => void) | undefined;
+  if (options.handleSignals) {
+    signalHandler = (signal) => {
+      logger.info(`${signal}: stopping (interrupting the running prompt, saving the queue)`);
+      void close().then(() => process.exit(0));
+    };
+    process.on('SIGINT', signalHandler);
+    process.on('SIGTERM', signalHandler);
+  }
+
+  if (recovered.length) logger.warn(`${recovered.length} prompt(s) were interrupted by the last stop: ${recovered.join(', ')}`);
+  const pending = queue.pending().length;
+  if (pending) logger.info(`${pending} pending prompt(s) restored from ${config.dataDir}`);
+
+  return { url: `http://${urlHost}:${port}`, host: config.host, port, config, registry, queue, hub, recovered, close };
+}
+
+function refuseUpgrade(socket: Duplex, status: number, message: string): void {
+  const reason = status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : 'Not Found';
+  const body = JSON.stringify({ error: { message } });
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}

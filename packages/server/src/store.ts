@@ -1,0 +1,283 @@
+/**
+ * Durable queue and history: an append-only JSON-lines log of state changes plus a periodic snapshot.
+ *
+ * Files in the data folder:
+ * - `snapshot.jsonl`: line 1 `{"version":1,"generation":g,...}`, then one record per pending item / history
+ *   entry. Replaced atomically (write `snapshot.jsonl.tmp`, fsync, rename, fsync the folder).
+ * - `log-<g>.jsonl`: the records committed since snapshot generation g, one per line, fsynced before the
+ *   change is acknowledged (a queued prompt is on disk before POST /prompt answers).
+ *
+ * Only the log named by the snapshot's generation is replayed, so a crash between writing a new snapshot and
+ * deleting the old log cannot apply a change twice. A torn last line (crash mid-write) is ignored.
+ * Items that were running when the process died come back as `crashed`: the queue reports them as interrupted.
+ *
+ * `applyRecord` is the one definition of what each record means; the queue uses it for live changes too, so
+ * replay and live state cannot drift apart.
+ */
+import { closeSync, existsSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ApiPrompt, Logger, UiOutput } from '@gategraph/core';
+
+/** A queued prompt. */
+export interface QueueItem {
+  /** ComfyUI's queue number: lower runs first. */
+  number: number;
+  promptId: string;
+  prompt: ApiPrompt;
+  /** `extra_data` of the request, with `client_id` set when the request had one. */
+  extraData: Record<string, unknown>;
+  /** Output node ids to run. */
+  outputs: string[];
+  /** Arrival order; breaks ties between equal numbers (first come, first served). */
+  seq: number;
+}
+
+/** A status message as ComfyUI stores it in history: `[event type, data]`. */
+export type StatusMessage = [string, Record<string, unknown>];
+
+/** ComfyUI's history entry for one prompt. */
+export interface HistoryEntry {
+  /** The queue item as ComfyUI's 5-tuple: `[number, prompt_id, prompt, extra_data, outputs]`. */
+  prompt: [number, string, ApiPrompt, Record<string, unknown>, string[]];
+  outputs: Record<string, UiOutput>;
+  status: { status_str: 'success' | 'error'; completed: boolean; messages: StatusMessage[] };
+  meta: Record<string, { node_id: string; display_node: string; parent_node: string | null; real_node_id: string }>;
+}
+
+export type StoreRecord =
+  | { op: 'enqueue'; item: QueueItem }
+  | { op: 'start'; id: string }
+  | { op: 'finish'; id: string; entry: HistoryEntry }
+  | { op: 'remove'; ids: string[] }
+  | { op: 'history_delete'; ids: string[] }
+  | { op: 'history_clear' };
+
+export interface StoreState {
+  pending: Map<string, QueueItem>;
+  running: Map<string, QueueItem>;
+  /** In completion order (Map keeps insertion order), oldest first. */
+  history: Map<string, HistoryEntry>;
+  /** Next ComfyUI queue number handed out to a prompt without an explicit one. */
+  counter: number;
+  /** Next arrival sequence number. */
+  seq: number;
+}
+
+export function emptyState(): StoreState {
+  return { pending: new Map(), running: new Map(), history: new Map(), counter: 0, seq: 0 };
+}
+
+/** Applies one record to the state. Unknown ids are ignored, so replaying a consistent log never throws. */
+export function applyRecord(state: StoreState, record: StoreRecord, maxHistory: number): void {
+  switch (record.op) {
+    case 'enqueue':
+      state.pending.set(record.item.promptId, record.item);
+      state.seq = Math.max(state.seq, record.item.seq + 1);
+      // Every prompt advances the counter, as ComfyUI's does; an explicit number does not move it, so a
+      // prompt queued with a large number stays behind the prompts queued after it.
+      state.counter += 1;
+      return;
+    case 'start': {
+      const item = state.pending.get(record.id);
+      if (!item) return;
+      state.pending.delete(record.id);
+      state.running.set(record.id, item);
+      return;
+    }
+    case 'finish':
+      state.running.delete(record.id);
+      state.pending.delete(record.id);
+      state.history.delete(record.id); // re-insert at the end: completion order
+      state.history.set(record.id, record.entry);
+      while (state.history.size > maxHistory) {
+        const oldest = state.history.keys().next().value as string;
+        state.history.delete(oldest);
+      }
+      return;
+    case 'remove':
+      for (const id of record.ids) state.pending.delete(id);
+      return;
+    case 'history_delete':
+      for (const id of record.ids) state.history.delete(id);
+      return;
+    case 'history_clear':
+      state.history.clear();
+      return;
+  }
+}
+
+export interface StoreOptions {
+  dir: string;
+  maxHistory: number;
+  logger: Logger;
+  /** Records appended before the log is folded into a new snapshot. */
+  compactEvery?: number;
+  /** fsync after each commit (default true). Only tests of throughput may turn it off. */
+  fsync?: boolean;
+}
+
+const SNAPSHOT = 'snapshot.jsonl';
+const logName = (generation: number) => `log-${generation}.jsonl`;
+
+export interface OpenedStore {
+  store: DurableStore;
+  state: StoreState;
+  /** Items that were running when the previous process stopped without finishing them. */
+  crashed: QueueItem[];
+}
+
+export class DurableStore {
+  readonly #dir: string;
+  readonly #maxHistory: number;
+  readonly #logger: Logger;
+  readonly #compactEvery: number;
+  readonly #fsync: boolean;
+  #generation = 0;
+  #fd: number | undefined;
+  #appended = 0;
+
+  private constructor(options: StoreOptions) {
+    this.#dir = options.dir;
+    this.#maxHistory = options.maxHistory;
+    this.#logger = options.logger;
+    this.#compactEvery = options.compactEvery ?? 2000;
+    this.#fsync = options.fsync ?? true;
+  }
+
+  get maxHistory(): number {
+    return this.#maxHistory;
+  }
+
+  /**
+   * Reads the snapshot and its log, returns the state and the items that were running, then writes a fresh
+   * snapshot (so the next start does not replay the same log again) and opens a new log.
+   * The running items stay in `state.running`: the caller records how they ended, then they leave it.
+   */
+  static open(options: StoreOptions): OpenedStore {
+    mkdirSync(options.dir, { recursive: true });
+    const store = new DurableStore(options);
+    const state = store.#replay();
+    const crashed = [...state.running.values()];
+    store.#writeSnapshot(state);
+    return { store, state, crashed };
+  }
+
+  /** Appends a record durably. Call `applyRecord` after it: a change is visible only once it is on disk. */
+  commit(record: StoreRecord): void {
+    if (this.#fd === undefined) throw new Error('The queue store is closed');
+    writeAll(this.#fd, JSON.stringify(record) + '\n');
+    if (this.#fsync) fdatasyncSync(this.#fd);
+    this.#appended++;
+  }
+
+  /** True when the log is long enough that the caller should call `compact` with the current state. */
+  get wantsCompaction(): boolean {
+    return this.#appended >= this.#compactEvery;
+  }
+
+  /** Folds the log into a new snapshot. */
+  compact(state: StoreState): void {
+    this.#writeSnapshot(state);
+  }
+
+  /** Flushes and closes the log. Running items stay recorded as running: a restart reports them. */
+  close(): void {
+    if (this.#fd === undefined) return;
+    try {
+      fsyncSync(this.#fd);
+    } finally {
+      closeSync(this.#fd);
+      this.#fd = undefined;
+    }
+  }
+
+  #replay(): StoreState {
+    const state = emptyState();
+    const snapshotPath = join(this.#dir, SNAPSHOT);
+    if (existsSync(snapshotPath)) {
+      const lines = readFileSync(snapshotPath, 'utf8').split('\n').filter((l) => l.trim() !== '');
+      const header = JSON.parse(lines[0] ?? '{}') as { version?: number; generation?: number; counter?: number; seq?: number };
+      if (header.version !== 1) {
+        throw new Error(`${snapshotPath}: unknown store version ${String(header.version)}; move the folder away to start empty`);
+      }
+      this.#generation = header.generation ?? 0;
+      state.counter = header.counter ?? 0;
+      state.seq = header.seq ?? 0;
+      for (const line of lines.slice(1)) {
+        const entry = JSON.parse(line) as
+          | { kind: 'pending' | 'running'; item: QueueItem }
+          | { kind: 'history'; id: string; entry: HistoryEntry };
+        if (entry.kind === 'history') state.history.set(entry.id, entry.entry);
+        else state[entry.kind].set(entry.item.promptId, entry.item);
+      }
+    }
+    const logPath = join(this.#dir, logName(this.#generation));
+    if (existsSync(logPath)) {
+      const lines = readFileSync(logPath, 'utf8').split('\n');
+      lines.forEach((line, index) => {
+        if (line.trim() === '') return;
+        let record: StoreRecord;
+        try {
+          record = JSON.parse(line) as StoreRecord;
+        } catch {
+          // Only the last line can be torn by a crash; anything else is damage worth a louder message.
+          const last = index >= lines.length - 2;
+          this.#logger[last ? 'warn' : 'error'](
+            `${logPath}:${index + 1}: skipping an unreadable record${last ? ' (written while the server stopped)' : ''}`,
+          );
+          return;
+        }
+        applyRecord(state, record, this.#maxHistory);
+      });
+    }
+    return state;
+  }
+
+  #writeSnapshot(state: StoreState): void {
+    const next = this.#generation + 1;
+    const tmp = join(this.#dir, `${SNAPSHOT}.tmp`);
+    const fd = openSync(tmp, 'w');
+    try {
+      writeAll(fd, JSON.stringify({ version: 1, generation: next, counter: state.counter, seq: state.seq }) + '\n');
+      // Written line by line: a long history is never built as one giant string.
+      for (const item of state.running.values()) writeAll(fd, JSON.stringify({ kind: 'running', item }) + '\n');
+      for (const item of state.pending.values()) writeAll(fd, JSON.stringify({ kind: 'pending', item }) + '\n');
+      for (const [id, entry] of state.history) writeAll(fd, JSON.stringify({ kind: 'history', id, entry }) + '\n');
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    // The new log exists (empty) before the snapshot that names it, so a crash in between loses nothing.
+    const newLog = openSync(join(this.#dir, logName(next)), 'a');
+    fsyncSync(newLog);
+    renameSync(tmp, join(this.#dir, SNAPSHOT));
+    syncDirectory(this.#dir);
+    if (this.#fd !== undefined) closeSync(this.#fd);
+    this.#fd = newLog;
+    this.#generation = next;
+    this.#appended = 0;
+    for (const name of readdirSync(this.#dir)) {
+      if (/^log-\d+\.jsonl$/.test(name) && name !== logName(next)) rmSync(join(this.#dir, name), { force: true });
+    }
+  }
+}
+
+/** `writeSync` may write less than asked (a full disk, a signal); a record must be written whole or fail. */
+function writeAll(fd: number, text: string): void {
+  const data = Buffer.from(text);
+  let offset = 0;
+  while (offset < data.length) offset += writeSync(fd, data, offset, data.length - offset);
+}
+
+/** Makes a rename durable: on Linux the directory entry is only on disk once the directory is fsynced. */
+function syncDirectory(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, 'r');
+    fsyncSync(fd);
+  } catch {
+    // Some platforms (Windows) cannot open a directory; the rename is still atomic there.
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}

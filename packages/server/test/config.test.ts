@@ -1,0 +1,39 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { parseCliArgs, resolveConfig } from '../src/index.ts';
+
+test('config: loopback and 8188 by default; HOST, PORT, GATEGRAPH_TOKEN from the environment; options win', () => {
+  const defaults = resolveConfig('/srv/gg', {}, {});
+  assert.equal(defaults.host, '127.0.0.1');
+  assert.equal(defaults.port, 8188);
+  assert.equal(defaults.token, undefined);
+  assert.equal(defaults.paths.output, join('/srv/gg', 'output'));
+  assert.equal(defaults.dataDir, join('/srv/gg', '.gategraph', 'server'));
+  assert.equal(defaults.editorDir, join('/srv/gg', 'packages', 'editor', 'dist'));
+
+  const fromEnv = resolveConfig('/srv/gg', {}, { HOST: '0.0.0.0', PORT: '9000', GATEGRAPH_TOKEN: 'abc' });
+  assert.deepEqual([fromEnv.host, fromEnv.port, fromEnv.token], ['0.0.0.0', 9000, 'abc']);
+  const explicit = resolveConfig('/srv/gg', { host: '::1', port: 0, token: 'xyz' }, { HOST: '0.0.0.0', PORT: '9000' });
+  assert.deepEqual([explicit.host, explicit.port, explicit.token], ['::1', 0, 'xyz']);
+  assert.throws(() => resolveConfig('/srv/gg', {}, { PORT: 'eighty' }), /PORT must be a port number/);
+});
+
+test('CLI flags map onto the options', () => {
+  const options = parseCliArgs([
+    '--listen', '0.0.0.0', '--port', '8190', '--token', 't', '--output-directory', '/o', '--data-directory', '/d',
+    '--max-upload-size', '20MB', '--max-body-size', '512k', '--max-image-dimension', '4096', '--workers', '2',
+  ]);
+  assert.equal(options.host, '0.0.0.0');
+  assert.equal(options.port, 8190);
+  assert.equal(options.token, 't');
+  assert.deepEqual(options.paths, { output: '/o' });
+  assert.equal(options.dataDir, '/d');
+  assert.equal(options.maxUploadBytes, 20 * 1024 * 1024);
+  assert.equal(options.maxBodyBytes, 512 * 1024);
+  assert.equal(options.maxImageDimension, 4096);
+  assert.equal(options.workers, 2);
+  assert.throws(() => parseCliArgs(['--port', '99999']), /--port must be a port number/);
+  assert.throws(() => parseCliArgs(['--max-upload-size', 'lots']), /--max-upload-size must be a size/);
+  assert.throws(() => parseCliArgs(['--bogus']), /bogus/);
+});

@@ -1,0 +1,270 @@
+/**
+ * Test fixtures: small real nodes (a constant, a slow sampler-like node with per-step progress and previews,
+ * an output node that writes a real PNG, a failing node), a server on 127.0.0.1:0 in a temporary folder, and a
+ * websocket client that records what it receives.
+ */
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { crc32, deflateSync } from 'node:zlib';
+import WebSocket from 'ws';
+import { combo, defineNode, int, NodeInputError, NodeRegistry, silentLogger, socket, string, type ApiPrompt } from '@gategraph/core';
+import { startServer, type GategraphServer, type StartServerOptions } from '../src/index.ts';
+
+/** A valid RGB PNG of `width` x `height` filled with a colour derived from `seed`. */
+export function makePng(width: number, height: number, seed: number): Buffer {
+  const chunk = (type: string, data: Buffer) => {
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([length, body, crc]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header[8] = 8; // bit depth
+  header[9] = 2; // RGB
+  const rows: Buffer[] = [];
+  for (let y = 0; y < height; y++) {
+    const row = Buffer.alloc(1 + width * 3);
+    for (let x = 0; x < width; x++) row.set([(seed * 37 + x) & 255, (seed * 11 + y) & 255, seed & 255], 1 + x * 3);
+    rows.push(row);
+  }
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header),
+    chunk('IDAT', deflateSync(Buffer.concat(rows))),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+
+/** Steps of TestSlow that actually ran, by prompt id: lets a test check how far an interrupted run got. */
+export const slowStepsRun = new Map<string, number>();
+
+export function testRegistry(): NodeRegistry {
+  const registry = new NodeRegistry();
+  registry.register(
+    defineNode({
+      id: 'TestConstant',
+      category: 'test',
+      inputs: { value: int({ default: 1, min: 0, max: 1000 }) },
+      outputs: [{ type: 'INT' }],
+      execute: (inputs) => [inputs.value] as [number],
+    }),
+  );
+  registry.register(
+    defineNode({
+      id: 'TestSlow',
+      category: 'test',
+      description: 'Sleeps per step, reports progress with a PNG preview, stops at the next step when interrupted.',
+      inputs: {
+        value: socket('INT'),
+        steps: int({ default: 3, min: 1, max: 1000 }),
+        step_ms: int({ default: 5, min: 0, max: 10000 }),
+        previews: combo(['none', 'png', 'large'], { default: 'none' }),
+      },
+      outputs: [{ type: 'INT' }],
+      async execute(inputs, ctx) {
+        const preview =
+          inputs.previews === 'png'
+            ? { format: 'PNG' as const, data: makePng(4, 4, inputs.value) }
+            : inputs.previews === 'large'
+              ? { format: 'JPEG' as const, data: Buffer.alloc(512 * 1024, inputs.value) }
+              : undefined;
+        for (let step = 1; step <= inputs.steps; step++) {
+          await sleep(inputs.step_ms, ctx.signal);
+          ctx.throwIfAborted();
+          slowStepsRun.set(ctx.promptId, step);
+          ctx.progress(step, inputs.steps, preview);
+        }
+        return [inputs.value] as [number];
+      },
+    }),
+  );
+  registry.register(
+    defineNode({
+      id: 'TestSaveImage',
+      category: 'test',
+      outputNode: true,
+      inputs: { value: socket('INT'), filename_prefix: string({ default: 'test' }) },
+      outputs: [],
+      execute(inputs, ctx) {
+        const prefix = inputs.filename_prefix;
+        // ComfyUI's counter convention: <prefix>_<5-digit counter>_.png, never overwriting.
+        const taken = readdirSync(ctx.paths.output).filter((f) => f.startsWith(`${prefix}_`)).length;
+        const filename = `${prefix}_${String(taken + 1).padStart(5, '0')}_.png`;
+        writeFileSync(join(ctx.paths.output, filename), makePng(8, 8, inputs.value), { flag: 'wx' });
+        return { outputs: [], ui: { images: [{ filename, subfolder: '', type: 'output' }] } };
+      },
+    }),
+  );
+  registry.register(
+    defineNode({
+      id: 'TestFail',
+      category: 'test',
+      outputNode: true,
+      inputs: { value: socket('INT') },
+      outputs: [],
+      execute(inputs) {
+        throw new NodeInputError(`TestFail always fails (value ${inputs.value})`, 'value');
+      },
+    }),
+  );
+  return registry;
+}
+
+/** const -> slow -> save; `seed` changes the constant so the prompt is not cached. */
+export function slowPrompt(seed: number, steps = 3, stepMs = 5, previews: 'none' | 'png' | 'large' = 'none'): ApiPrompt {
+  return {
+    '1': { class_type: 'TestConstant', inputs: { value: seed } },
+    '2': { class_type: 'TestSlow', inputs: { value: ['1', 0], steps, step_ms: stepMs, previews } },
+    '3': { class_type: 'TestSaveImage', inputs: { value: ['2', 0], filename_prefix: 'img' } },
+  };
+}
+
+export interface TestServer extends GategraphServer {
+  dir: string;
+  /** Stops the server and removes its folder. */
+  dispose(): Promise<void>;
+}
+
+/** A server on 127.0.0.1 with a free port, all folders in a new temporary directory (or `dir`). */
+export async function startTestServer(options: StartServerOptions & { dir?: string } = {}): Promise<TestServer> {
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'gg-server-'));
+  const server = await startServer({
+    root: dir,
+    host: '127.0.0.1',
+    port: 0,
+    env: {},
+    registry: testRegistry(),
+    logger: silentLogger,
+    paths: { output: join(dir, 'output'), input: join(dir, 'input'), temp: join(dir, 'temp'), models: join(dir, 'models') },
+    dataDir: join(dir, 'data'),
+    editorDir: join(dir, 'no-editor'),
+    ...options,
+  });
+  return {
+    ...server,
+    dir,
+    async dispose() {
+      await server.close();
+      if (!options.dir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface WsMessage {
+  type: string;
+  data: Record<string, any>;
+}
+
+/** A websocket client that keeps every text message and binary frame it receives. */
+export class TestClient {
+  readonly messages: WsMessage[] = [];
+  readonly binary: Buffer[] = [];
+  readonly #waiters: Array<{ test: (m: WsMessage) => boolean; resolve: (m: WsMessage) => void }> = [];
+
+  private constructor(
+    readonly ws: WebSocket,
+    readonly clientId: string,
+  ) {
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) {
+        this.binary.push(data as Buffer);
+        return;
+      }
+      const message = JSON.parse(String(data)) as WsMessage;
+      this.messages.push(message);
+      for (const waiter of [...this.#waiters]) {
+        if (waiter.test(message)) {
+          this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
+          waiter.resolve(message);
+        }
+      }
+    });
+  }
+
+  static async connect(baseUrl: string, clientId: string, query = ''): Promise<TestClient> {
+    const ws = new WebSocket(`${baseUrl.replace(/^http/, 'ws')}/ws?clientId=${encodeURIComponent(clientId)}${query}`);
+    const client = new TestClient(ws, clientId);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    await client.waitFor((m) => m.type === 'status' && m.data.sid !== undefined);
+    return client;
+  }
+
+  /** Resolves with the first message (already received or future) matching `test`. */
+  waitFor(test: (m: WsMessage) => boolean, timeoutMs = 10_000): Promise<WsMessage> {
+    const seen = this.messages.find(test);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for a message on ${this.clientId}`)), timeoutMs);
+      this.#waiters.push({
+        test,
+        resolve: (m) => {
+          clearTimeout(timer);
+          resolve(m);
+        },
+      });
+    });
+  }
+
+  /** Waits for ComfyUI's "prompt done" message: `executing` with `node: null` for the prompt. */
+  done(promptId: string, timeoutMs?: number): Promise<WsMessage> {
+    return this.waitFor((m) => m.type === 'executing' && m.data.node === null && m.data.prompt_id === promptId, timeoutMs);
+  }
+
+  ofPrompt(promptId: string): WsMessage[] {
+    return this.messages.filter((m) => m.data?.prompt_id === promptId);
+  }
+
+  async close(): Promise<void> {
+    if (this.ws.readyState === WebSocket.CLOSED) return;
+    await new Promise<void>((resolve) => {
+      this.ws.once('close', () => resolve());
+      this.ws.close();
+    });
+  }
+}
+
+export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, json: text ? JSON.parse(text) : undefined };
+}
+
+export async function getJson(url: string, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
+  const response = await fetch(url, { headers });
+  const text = await response.text();
+  return { status: response.status, json: text ? JSON.parse(text) : undefined };
+}
+
+/** Polls until `check` returns true (for state reached without a websocket message). */
+export async function until(check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const start = Date.now();
+  while (!(await check())) {
+    if (Date.now() - start > timeoutMs) throw new Error('timed out waiting for a condition');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
