@@ -90,8 +90,17 @@ export interface BooleanInput extends CommonInputOptions {
   labelOff?: string;
 }
 
-/** The options of a combo may be computed when object_info is built (e.g. files in a folder). */
-export type ComboOptions<T extends string = string> = readonly T[] | (() => readonly T[]);
+/** What a combo options function is told about the host asking (object_info, validation). */
+export interface ComboContext {
+  /** The host's folders, when a host asks: list files from `paths.models` / `paths.input`, not a fixed path. */
+  paths?: HostPaths;
+}
+
+/**
+ * The options of a combo may be computed each time object_info is built or a prompt validated (e.g. the model
+ * folders in the host's models folder), so new files show up without a restart.
+ */
+export type ComboOptions<T extends string = string> = readonly T[] | ((context: ComboContext) => readonly T[]);
 
 export interface ComboInput<T extends string = string> extends CommonInputOptions {
   readonly kind: 'COMBO';

@@ -7,7 +7,7 @@
  * (`control_after_generate`, `label_on`, `image_upload`) except ComfyUI's own camelCase ones (`forceInput`),
  * and absent options are left out rather than written as `undefined`/`null`.
  */
-import type { AnyNodeDefinition, InputSpec } from './node-definition.ts';
+import type { AnyNodeDefinition, ComboContext, ComboOptions, InputSpec } from './node-definition.ts';
 import type { NodeRegistry, NodeSource } from './registry.ts';
 import { consoleLogger } from './logger.ts';
 
@@ -50,11 +50,15 @@ export interface ObjectInfoEntry {
 const DEFAULT_CATEGORY = 'sd';
 
 /** The object_info entry of one node class. Combo options given as functions are evaluated now. */
-export function objectInfoEntry(definition: AnyNodeDefinition, source: NodeSource = { pack: 'builtin' }): ObjectInfoEntry {
+export function objectInfoEntry(
+  definition: AnyNodeDefinition,
+  source: NodeSource = { pack: 'builtin' },
+  context: ComboContext = {},
+): ObjectInfoEntry {
   const required: Record<string, ComfyInputSpec> = {};
   const optional: Record<string, ComfyInputSpec> = {};
   for (const [name, spec] of Object.entries(definition.inputs)) {
-    (spec.optional ? optional : required)[name] = comfyInputSpec(spec);
+    (spec.optional ? optional : required)[name] = comfyInputSpec(spec, context);
   }
   const hidden: Record<string, string> = { ...(definition.hidden ?? {}) };
 
@@ -98,6 +102,8 @@ export interface ObjectInfoOptions {
    * like ComfyUI does, so one broken pack does not hide every node from the editor. Default: a warning on stderr.
    */
   onError?: (nodeId: string, error: unknown) => void;
+  /** Passed to combo options functions (the host's folders). */
+  context?: ComboContext;
 }
 
 /** `/object_info`: every registered class by id, in registration order. */
@@ -114,7 +120,7 @@ export function objectInfo(registry: NodeRegistry, options: ObjectInfoOptions = 
     const definition = registry.get(id);
     if (!definition) continue;
     try {
-      out[id] = objectInfoEntry(definition, registry.sourceOf(id));
+      out[id] = objectInfoEntry(definition, registry.sourceOf(id), options.context);
     } catch (error) {
       onError(id, error);
     }
@@ -126,7 +132,7 @@ export function objectInfo(registry: NodeRegistry, options: ObjectInfoOptions = 
  * ComfyUI's spec tuple for one input. Validation reports it as `input_config`, so clients see the same
  * description in errors as in object_info.
  */
-export function comfyInputSpec(spec: InputSpec): ComfyInputSpec {
+export function comfyInputSpec(spec: InputSpec, context: ComboContext = {}): ComfyInputSpec {
   const options: ComfyInputOptions = {};
   const set = (key: string, value: unknown) => {
     if (value !== undefined) options[key] = value;
@@ -165,7 +171,7 @@ export function comfyInputSpec(spec: InputSpec): ComfyInputSpec {
       set('label_off', spec.labelOff);
       break;
     case 'COMBO':
-      type = [...comboValues(spec.options)];
+      type = [...comboValues(spec.options, context)];
       set('default', spec.default);
       set('image_upload', spec.imageUpload);
       break;
@@ -181,8 +187,8 @@ export function comfyInputSpec(spec: InputSpec): ComfyInputSpec {
 }
 
 /** The current values of a combo; a function is called each time, so new files in a model folder show up. */
-export function comboValues(options: readonly string[] | (() => readonly string[])): readonly string[] {
-  return typeof options === 'function' ? options() : options;
+export function comboValues(options: ComboOptions, context: ComboContext = {}): readonly string[] {
+  return typeof options === 'function' ? options(context) : options;
 }
 
 /**

@@ -33,7 +33,7 @@
  * Messages are written for people and do not repeat the node (errors are grouped under their node id and
  * class); `details` keeps ComfyUI's terse form (often the input name) for clients that parse it.
  */
-import type { AnyNodeDefinition, InputSpec } from './node-definition.ts';
+import type { AnyNodeDefinition, ComboContext, InputSpec } from './node-definition.ts';
 import type { NodeRegistry } from './registry.ts';
 import { isLink, type ApiLink, type ApiNode, type ApiPrompt } from './workflow/api-format.ts';
 import { ancestorsOf, compareIds, findCycles, linkedSources } from './graph.ts';
@@ -87,6 +87,8 @@ export interface ValidationResult {
 export interface ValidatePromptOptions {
   /** Only these output nodes (ComfyUI's `partial_execution_targets`); ids that are not output nodes are ignored. */
   outputs?: string[];
+  /** Passed to combo options functions, so combos list the host's folders (models, input images). */
+  context?: ComboContext;
 }
 
 /** Combos with more values than this report `input_config: null`, like ComfyUI (model lists get long). */
@@ -140,7 +142,7 @@ export async function validatePrompt(
   for (const id of [...toValidate].sort(compareIds)) {
     const node = copy[id]!;
     const definition = registry.get(node.class_type)!;
-    for (const error of await validateNode(node, definition, copy, registry)) addError(id, error);
+    for (const error of await validateNode(node, definition, copy, registry, options.context ?? {})) addError(id, error);
   }
 
   // An output can run when neither it nor any ancestor has errors: mark everything downstream of a node with
@@ -317,12 +319,13 @@ async function validateNode(
   definition: AnyNodeDefinition,
   prompt: ApiPrompt,
   registry: NodeRegistry,
+  context: ComboContext,
 ): Promise<NodeError[]> {
   const errors: NodeError[] = [];
   const constants: Record<string, unknown> = {};
   for (const [name, spec] of Object.entries(definition.inputs)) {
     try {
-      const error = checkInput(name, spec, node, prompt, registry, constants);
+      const error = checkInput(name, spec, node, prompt, registry, constants, context);
       if (error) errors.push(error);
     } catch (error) {
       // A combo whose options function throws (e.g. an unreadable model folder).
@@ -343,9 +346,10 @@ function checkInput(
   prompt: ApiPrompt,
   registry: NodeRegistry,
   constants: Record<string, unknown>,
+  context: ComboContext,
 ): NodeError | undefined {
   const inputs = node.inputs;
-  const config = () => inputConfig(spec);
+  const config = () => comfyInputSpec(spec, context);
   if (!Object.hasOwn(inputs, name) || inputs[name] === undefined) {
     if (spec.optional) return undefined;
     return {
@@ -399,7 +403,7 @@ function checkInput(
   }
 
   if (spec.kind === 'COMBO') {
-    const allowed = comboValues(spec.options);
+    const allowed = comboValues(spec.options, context);
     if (!allowed.includes(value as string)) {
       const shown = allowed.slice(0, SHOWN_COMBO_VALUES).map((v) => JSON.stringify(v));
       const rest = allowed.length > SHOWN_COMBO_VALUES ? `, ... (${allowed.length} in all)` : '';
@@ -609,10 +613,6 @@ function exceptionError(error: unknown, what: string, inputName?: string): NodeE
 }
 
 // --- helpers -----------------------------------------------------------------------------------------------
-
-function inputConfig(spec: InputSpec): unknown {
-  return comfyInputSpec(spec);
-}
 
 /** A copy the validation may convert in place: node objects and their inputs are new, values are shared. */
 function copyPrompt(prompt: Record<string, unknown>): ApiPrompt {

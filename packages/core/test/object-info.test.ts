@@ -197,7 +197,7 @@ test('objectInfo lists every class with its pack and leaves out (and reports) a 
     { pack: 'custom_nodes/broken-pack' },
   );
   registry.register(
-    defineNode({ id: 'GateSchedule', inputs: {}, outputs: [{ type: 'GATE_SCHEDULE' }], execute: () => [{}] }),
+    defineNode({ id: 'GateSchedule', inputs: {}, outputs: [{ type: 'GATE_SCHEDULE' }], execute: notRunHere }),
     { pack: 'nodes-tgate' },
   );
   const reported: Array<[string, string]> = [];
@@ -207,4 +207,33 @@ test('objectInfo lists every class with its pack and leaves out (and reports) a 
   assert.equal(info['GateSchedule']!.python_module, 'custom_nodes.nodes-tgate');
   assert.deepStrictEqual(info['GateSchedule']!.input, { required: {} });
   assert.deepStrictEqual(info['GateSchedule']!.input_order, { required: [] });
+});
+
+test('combo option functions receive the host context, in object_info and in validation', async () => {
+  const { validatePrompt } = await import('../src/validation.ts');
+  const seen: unknown[] = [];
+  const Loader = defineNode({
+    id: 'FolderLoader',
+    outputNode: true,
+    inputs: {
+      name: combo((context) => {
+        seen.push(context.paths?.models);
+        return context.paths ? [`model-in-${context.paths.models}`] : [];
+      }),
+    },
+    outputs: [],
+    execute: () => [],
+  });
+  const paths = { models: '/srv/models', input: '/srv/in', output: '/srv/out', temp: '/srv/tmp' };
+  const entry = objectInfoEntry(Loader, undefined, { paths });
+  assert.deepStrictEqual(entry.input.required?.name, [['model-in-/srv/models']]);
+  const registry = new NodeRegistry();
+  registry.register(Loader);
+  const ok = await validatePrompt({ '1': { class_type: 'FolderLoader', inputs: { name: 'model-in-/srv/models' } } }, registry, {
+    context: { paths },
+  });
+  assert.equal(ok.ok, true, 'the value listed for the host folder is accepted');
+  const without = await validatePrompt({ '1': { class_type: 'FolderLoader', inputs: { name: 'model-in-/srv/models' } } }, registry);
+  assert.equal(without.ok, false, 'without the host context the folder is not listed');
+  assert.deepStrictEqual(seen.slice(0, 2), ['/srv/models', '/srv/models']);
 });

@@ -115,7 +115,10 @@ function apiRouter(ctx: AppContext): express.Router {
       return;
     }
     const targets = request.partial_execution_targets as string[] | undefined;
-    const result = await validatePrompt(request.prompt as ApiPrompt, registry, targets ? { outputs: targets } : {});
+    const result = await validatePrompt(request.prompt as ApiPrompt, registry, {
+      ...(targets ? { outputs: targets } : {}),
+      context: { paths: config.paths },
+    });
     if (!result.ok) {
       res.status(400).json({ error: result.error, node_errors: result.nodeErrors });
       return;
@@ -200,13 +203,18 @@ function apiRouter(ctx: AppContext): express.Router {
   });
 
   router.get('/object_info', (_req, res) => {
-    res.json(objectInfo(registry, { onError: (id, error) => logger.warn(`object_info: ${id} left out: ${String(error)}`) }));
+    res.json(
+      objectInfo(registry, {
+        context: { paths: config.paths },
+        onError: (id, error) => logger.warn(`object_info: ${id} left out: ${String(error)}`),
+      }),
+    );
   });
 
   router.get('/object_info/:nodeClass', (req, res) => {
     const id = String(req.params.nodeClass);
     const definition = registry.get(id);
-    res.json(definition ? { [id]: objectInfoEntry(definition, registry.sourceOf(id)) } : {});
+    res.json(definition ? { [id]: objectInfoEntry(definition, registry.sourceOf(id), { paths: config.paths }) } : {});
   });
 
   router.get('/view', async (req, res) => {

@@ -62,7 +62,10 @@ async function readAndValidate(file: string, host: Host, targets?: string[]) {
     throw error;
   }
   for (const warning of loaded.warnings) console.error(`warning: ${warning}`);
-  const validation = await validatePrompt(loaded.prompt, host.registry, targets?.length ? { outputs: targets } : {});
+  const validation = await validatePrompt(loaded.prompt, host.registry, {
+    ...(targets?.length ? { outputs: targets } : {}),
+    context: { paths: host.paths },
+  });
   return { loaded, validation };
 }
 
@@ -219,7 +222,7 @@ export function buildProgram(): Command {
       .option('--json', 'print /object_info as JSON'),
   ).action(async (options: HostFlags & { json?: boolean }) => {
     const host = await openHost(options);
-    const info = objectInfo(host.registry);
+    const info = objectInfo(host.registry, { context: { paths: host.paths } });
     if (options.json) return void console.log(JSON.stringify(info, null, 2));
     const byCategory = new Map<string, string[]>();
     for (const [id, entry] of Object.entries(info)) {
