@@ -1,0 +1,304 @@
+/**
+ * The UNet variants TGATE and DeepCache run, built from a model's unet/model.onnx with @gategraph/onnx-graph
+ * and opened through the session pool.
+ *
+ * Attention caching follows onnx-graph's measured recommendation (its README, "Design measurement"): ONE graph
+ * whose attention modules sit in ONNX `If` nodes switched by boolean inputs (`compute_attn2`, `compute_attn1`).
+ * One session, one copy of the weights; the same call computes (and returns every module output, for the
+ * caches) or passes the cached values fed as `cached::<output>` through. A second session would copy the
+ * weights again (1.9x the memory of a plain run on SD-1.5).
+ *
+ * DeepCache keeps separate graphs: the full form also returns the deep feature (for attention caching that
+ * is the gated graph with one more output), and the shallow form is cut from it with the deep feature as an
+ * input (onnx-graph: `{ reuse: [deep], outputs: ['out_sample', ...] }`); it holds only the shallow branch's
+ * weights (75 MB of SD-1.5's 3.4 GB for branch 0).
+ *
+ * Everything is written once per model content and variant kind next to the model
+ * (`<unet folder>/.gategraph-derived/`, the cache of derivedModelPath): later runs open the files directly.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import {
+  OnnxGraphError,
+  attentionOutputs,
+  buildIfGated,
+  deepFeature,
+  derivedModelPath,
+  deriveModel,
+  discoverUNet,
+  ensureCacheDir,
+  externalDataFiles,
+  loadModel,
+  modelContentKey,
+  saveModel,
+  signaturesOf,
+  type ModelFile,
+  type ModelProto,
+  type TensorSignature,
+} from '@gategraph/onnx-graph';
+import type { SessionLease, SessionPool } from './sessions.ts';
+import { OnnxUnetRunner } from './unet-runner.ts';
+import type { DiffusionModel } from './model-folder.ts';
+
+/** What a plan needs from the UNet. */
+export interface CachedUnetNeeds {
+  /** Cross-attention outputs captured and reused (TGATE's CacheCrossAttn). */
+  attn2: boolean;
+  /** Self-attention outputs captured and reused (CacheSelfAttn). */
+  attn1: boolean;
+  /** DeepCache branch id (cache_branch_id), when DeepCache runs. */
+  deepBranch?: number;
+}
+
+/** One cached attention output: the module's output tensor and the graph input that stands in for it. */
+export interface AttentionGate {
+  kind: 'attn1' | 'attn2';
+  /** The module's output (a graph output of the variants that compute it). */
+  output: string;
+  /** The `cached::<output>` graph input fed when the module is not computed. */
+  cachedInput: string;
+  /** Its declared dims (symbolic ones as names): the dummy fed on compute steps uses 1 for those. */
+  dims: Array<number | string>;
+}
+
+/** What one variant of the runner declares, for the step planner. */
+export interface VariantLayout {
+  key: string;
+  /** Boolean inputs switching each attention kind (absent: that kind is not gated in this variant). */
+  conditions: Partial<Record<'attn1' | 'attn2', string>>;
+  /** The gates this variant has (a shallow variant keeps only the shallow branch's modules). */
+  gates: AttentionGate[];
+  /** Full DeepCache variant: the deep feature it returns. Shallow variant: the input it reads. */
+  deepFeature?: string;
+}
+
+/** The variants a plan runs: 'full' steps on `full`, DeepCache's shallow steps on `shallow`. */
+export interface CacheLayout {
+  full: VariantLayout;
+  shallow?: VariantLayout;
+}
+
+export interface CachedUnet {
+  runner: OnnxUnetRunner;
+  layout: CacheLayout;
+  /** The derived ONNX files (for logs and the bench's MAC counts). */
+  files: { full: string; shallow?: string };
+  /** Releases the derived sessions (the model's own lease is the model's). */
+  release(): Promise<void>;
+}
+
+/** A model whose UNet cannot be prepared: names the model and says why (onnx-graph's reason kept as `cause`). */
+export class CachedUnetError extends Error {
+  override name = 'CachedUnetError';
+}
+
+/** Bump when the layout of the gated files changes (their key includes it). */
+const GATED_VERSION = 1;
+const GATED_KEY = 'gategraph-if-gated';
+
+export const ATTN_CONDITIONS = { attn2: 'compute_attn2', attn1: 'compute_attn1' } as const;
+
+/**
+ * Builds (or finds on disk) the variants `needs` asks for and returns a runner over them. The runner's 'full'
+ * variant stays the plain UNet (not used by the plans, and closed here by default: see `closePlain`); 'tgate'
+ * is the gated/capturing full form and 'shallow' DeepCache's shallow branch. `release()` drops the derived
+ * sessions (closed when nothing else holds them), so between runs only the plain UNet is kept.
+ */
+export async function prepareCachedUnet(
+  model: Pick<DiffusionModel, 'unet' | 'io' | 'name'>,
+  needs: CachedUnetNeeds,
+  options: {
+    /** Default: the pool the model's UNet session came from (its settings: threads, execution providers). */
+    pool?: SessionPool;
+    /**
+     * Close the model's plain UNet session (default true): the gated graph holds the same weights, so keeping
+     * both open doubles the UNet's memory. It reopens on the next plain use (a few seconds on SD-1.5).
+     */
+    closePlain?: boolean;
+  } = {},
+): Promise<CachedUnet> {
+  const pool = options.pool ?? model.unet.lease.sessionPool;
+  const { files, layout } = await cachedFiles(model, needs);
+  if (options.closePlain !== false) await model.unet.lease.close();
+  const leases: SessionLease[] = [];
+  const runner = OnnxUnetRunner.forModel(model);
+  const add = (key: string, path: string) => {
+    const lease = pool.acquire(path);
+    leases.push(lease);
+    runner.addVariant(key, lease);
+  };
+  add(layout.full.key, files.full);
+  if (layout.shallow && files.shallow) add(layout.shallow.key, files.shallow);
+  return {
+    runner,
+    layout,
+    files,
+    async release() {
+      await Promise.all(leases.map((l) => l.release()));
+    },
+  };
+}
+
+/**
+ * The files and layout for (model file, needs), remembered in this process while the model file and its
+ * external data keep their size and time: a second KSampler run neither re-hashes nor re-derives anything.
+ */
+interface Resolved {
+  files: CachedUnet['files'];
+  layout: CacheLayout;
+  /** The external data files and their identity when resolved. */
+  data: string[];
+}
+const resolved = new Map<string, Promise<Resolved>>();
+
+const identityOf = (f: string) => {
+  const st = statSync(f);
+  return `${st.size}:${st.mtimeMs}`;
+};
+
+async function cachedFiles(model: Pick<DiffusionModel, 'unet' | 'name'>, needs: CachedUnetNeeds): Promise<Resolved> {
+  const source = resolve(model.unet.path);
+  const key = JSON.stringify({ source, at: identityOf(source), needs: { attn2: needs.attn2, attn1: needs.attn1, deep: needs.deepBranch ?? null } });
+  const hit = resolved.get(key);
+  if (hit) {
+    const r = await hit.catch(() => undefined);
+    const fresh = r && r.data.every((d) => existsSync(d.split('\0')[0]!) && identityOf(d.split('\0')[0]!) === d.split('\0')[1]);
+    const present = r && existsSync(r.files.full) && (!r.files.shallow || existsSync(r.files.shallow));
+    if (r && fresh && present) return r;
+  }
+  const entry = (async (): Promise<Resolved> => {
+    const file = loadModel(source);
+    const data = externalDataFiles(file.proto, file.baseDir).map((f) => `${f}\0${identityOf(f)}`);
+    return { ...(await buildFiles(model.name, source, file, needs)), data };
+  })();
+  resolved.set(key, entry);
+  entry.catch(() => resolved.delete(key));
+  return entry;
+}
+
+async function buildFiles(name: string, source: string, file: ModelFile, needs: CachedUnetNeeds): Promise<{ files: CachedUnet['files']; layout: CacheLayout }> {
+  const where = `the UNet of model "${name}" (${source})`;
+  const unet = wrap(where, () => discoverUNet(file.proto));
+  const kinds = (['attn2', 'attn1'] as const).filter((k) => needs[k]);
+  const outputsOf = (kind: 'attn1' | 'attn2') => {
+    const outs = attentionOutputs(unet, kind);
+    if (outs.length === 0) {
+      throw new CachedUnetError(`${where} has no ${kind === 'attn2' ? 'cross-attention (attn2)' : 'self-attention (attn1)'} modules to cache.`);
+    }
+    return outs;
+  };
+  const deep = needs.deepBranch !== undefined ? wrap(where, () => deepFeature(unet, needs.deepBranch!)) : undefined;
+  const gateOutputs = kinds.flatMap((kind) => outputsOf(kind).map((output) => ({ kind, output })));
+  const sigs = gateOutputs.length
+    ? wrap(where, () => signaturesOf(file.proto, gateOutputs.map((g) => g.output), { baseDir: file.baseDir }))
+    : new Map<string, TensorSignature>();
+  const gates: AttentionGate[] = gateOutputs.map(({ kind, output }) => ({
+    kind,
+    output,
+    cachedInput: `cached::${output}`,
+    dims: sigs.get(output)?.dims ?? [],
+  }));
+  const cacheDir = join(dirname(source), '.gategraph-derived');
+
+  let fullPath: string;
+  if (kinds.length > 0) {
+    fullPath = await gatedModelPath(source, file, cacheDir, kinds, deep?.tensor, () => {
+      let proto: ModelProto = file.proto;
+      let structure = unet;
+      for (const kind of kinds) {
+        const modules = structure.attention.filter((a) => a.kind === kind);
+        proto = wrap(where, () => buildIfGated(proto, structure, modules, { condition: ATTN_CONDITIONS[kind], baseDir: file.baseDir }).model);
+        structure = wrap(where, () => discoverUNet(proto));
+      }
+      if (deep) proto = wrap(where, () => deriveModel(proto, { capture: [deep.tensor] }, { baseDir: file.baseDir }).model);
+      return proto;
+    });
+  } else if (deep) {
+    fullPath = (await wrapAsync(where, () => derivedModelPath(source, { capture: [deep.tensor] }))).path;
+  } else {
+    throw new CachedUnetError('prepareCachedUnet: nothing to prepare (no attention caching and no DeepCache).');
+  }
+  const conditions = Object.fromEntries(kinds.map((k) => [k, ATTN_CONDITIONS[k]])) as VariantLayout['conditions'];
+  const layout: CacheLayout = {
+    full: { key: 'tgate', conditions, gates, ...(deep ? { deepFeature: deep.tensor } : {}) },
+  };
+  const files: CachedUnet['files'] = { full: fullPath };
+
+  if (deep) {
+    // Cut the shallow branch; first with out_sample alone to learn which gates survive in it, then again
+    // returning those gates' outputs too (a shallow step may refresh the caches of its own modules).
+    const spec = { reuse: [deep.tensor], outputs: ['out_sample'] };
+    const probe = await wrapAsync(where, () => derivedModelPath(fullPath, spec, { cacheDir }));
+    const declared = new Set(probe.report.inputs.map((i) => i.name));
+    const kept = gates.filter((g) => declared.has(g.cachedInput));
+    const entry = kept.length
+      ? await wrapAsync(where, () => derivedModelPath(fullPath, { ...spec, outputs: ['out_sample', ...kept.map((g) => g.output)] }, { cacheDir }))
+      : probe;
+    const keptKinds = new Set(kept.map((g) => g.kind));
+    layout.shallow = {
+      key: 'shallow',
+      conditions: Object.fromEntries(kinds.filter((k) => keptKinds.has(k) && declared.has(ATTN_CONDITIONS[k])).map((k) => [k, ATTN_CONDITIONS[k]])),
+      gates: kept,
+      deepFeature: deep.tensor,
+    };
+    files.shallow = entry.path;
+  }
+  return { files, layout };
+}
+
+/**
+ * The If-gated graph for `kinds` (+ the deep feature as an output), written once per model content. The
+ * marker file, written after the model, records the external data files' size and time (weights are linked,
+ * not copied): a re-exported weights file, or a crash while saving, makes it rebuild.
+ */
+async function gatedModelPath(
+  source: string,
+  file: ModelFile,
+  cacheDir: string,
+  kinds: readonly string[],
+  deepTensor: string | undefined,
+  build: () => ModelProto,
+): Promise<string> {
+  const modelKey = await modelContentKey(source, {});
+  const key = createHash('sha256')
+    .update(JSON.stringify({ GATED_KEY, v: GATED_VERSION, modelKey, kinds: [...kinds].sort(), deep: deepTensor ?? null }))
+    .digest('hex')
+    .slice(0, 32);
+  const path = join(cacheDir, `gated-${key}.onnx`);
+  const done = join(cacheDir, `gated-${key}.done`);
+  const marker = JSON.stringify({
+    key,
+    data: externalDataFiles(file.proto, file.baseDir).map((f) => {
+      const st = statSync(f);
+      return [f, st.size, Math.round(st.mtimeMs)];
+    }),
+  });
+  if (existsSync(path) && existsSync(done) && readFileSync(done, 'utf8').trim() === marker) return path;
+  ensureCacheDir(cacheDir);
+  saveModel(build(), path, { baseDir: file.baseDir });
+  writeFileSync(done, `${marker}\n`);
+  return path;
+}
+
+function describeCause(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function wrap<T>(where: string, f: () => T): T {
+  try {
+    return f();
+  } catch (error) {
+    if (error instanceof OnnxGraphError) throw new CachedUnetError(`${where}: ${describeCause(error)}`, { cause: error });
+    throw error;
+  }
+}
+
+async function wrapAsync<T>(where: string, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (error) {
+    if (error instanceof OnnxGraphError) throw new CachedUnetError(`${where}: ${describeCause(error)}`, { cause: error });
+    throw error;
+  }
+}

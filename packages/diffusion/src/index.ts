@@ -1,0 +1,153 @@
+// @gategraph/diffusion: the diffusion engine as a plain library (no graph knowledge).
+
+export * from './tensor.ts';
+
+export {
+  NOISE_KINDS,
+  createNoiseGenerator,
+  createAncestralNoiseGenerator,
+  normalizeSeed,
+  randn,
+  type NoiseGenerator,
+  type NoiseKind,
+} from './noise.ts';
+export { Mt19937 } from './noise/mt19937.ts';
+export { philox4x32 } from './noise/philox.ts';
+
+export {
+  SD_SCHEDULER_CONFIG,
+  resolveSchedulerConfig,
+  noiseLevels,
+  betasOf,
+  sigmaToTimestep,
+  timestepToSigma,
+  type BetaSchedule,
+  type NoiseLevels,
+  type PredictionType,
+  type SchedulerConfig,
+  type SchedulerConfigInput,
+  type TimestepSpacing,
+} from './schedulers/config.ts';
+export {
+  SCHEDULER_NAMES,
+  KARRAS_RHO,
+  karrasSigmas,
+  scheduleSigmas,
+  denoisedScheduleSigmas,
+  type ScheduleName,
+} from './schedulers/sigma-schedules.ts';
+export {
+  SAMPLER_NAMES,
+  createScheduler,
+  schedulerForKSampler,
+  assertSamplerName,
+  assertScheduleName,
+  diffusersDdimTimesteps,
+} from './schedulers/index.ts';
+export { ancestralStep } from './schedulers/euler-ancestral.ts';
+export type { SamplerName, Scheduler, SchedulerOptions, StepNoise } from './schedulers/types.ts';
+
+export {
+  encodePng,
+  decodePng,
+  imageToRgb8,
+  rgb8ToImage,
+  type DecodedImage,
+  type RawImage,
+  type ToRgb8Options,
+} from './png.ts';
+export { readPngText, asciiJson, hasPngSignature } from './png-text.ts';
+
+// ONNX engine: sessions, model folders, tokenizer, text encoder, VAE, sampling loop with step planners, previews.
+export {
+  SessionPool,
+  SessionLease,
+  SessionOpenError,
+  DEFAULT_SESSION_SETTINGS,
+  resolveSessionSettings,
+  getDefaultSessionPool,
+  toOrtTensor,
+  fromOrtTensor,
+  type FeedValue,
+  type GraphOptimizationLevel,
+  type SessionSettings,
+} from './sessions.ts';
+export {
+  openModelFolder,
+  listModelFolders,
+  isModelFolder,
+  ModelComponent,
+  ModelFolderError,
+  type ComponentName,
+  type DiffusionModel,
+  type Dim,
+  type OpenModelOptions,
+  type TensorInfo,
+  type TextEncoderIo,
+  type UnetIo,
+  type VaeIo,
+} from './model-folder.ts';
+export { ClipTokenizer, truncationWarning, type TokenizedPrompt } from './tokenizer.ts';
+export { encodePrompt, encodeWith, inputIdsTensor, type EncodedPrompt, type TextEncoderModel } from './text-encoder.ts';
+export { decodeLatents, encodeImage, type VaeModel, type VaeOptions } from './vae.ts';
+export { FULL_VARIANT, OnnxUnetRunner, timestepTensor, type UnetRunner } from './unet-runner.ts';
+export {
+  sample,
+  SamplingInterruptedError,
+  type CfgBatch,
+  type SampleOptions,
+  type SampleResult,
+  type StepContext,
+  type StepOutcome,
+  type StepPlan,
+  type StepPlanner,
+} from './sampling.ts';
+export {
+  latentPreviewRgb,
+  fitLatentRgbMap,
+  fitLatentRgbMapFrom,
+  previewMapFor,
+  decodePreview,
+  syntheticFitImages,
+  type LatentRgbMap,
+} from './preview.ts';
+
+export {
+  PlanError,
+  planTgate,
+  gateStepFromFraction,
+  plainStep,
+  TGATE_PRESETS,
+  planDeepCache,
+  quadCentreSchedule,
+  deepCacheMaxBranchId,
+  combinePlans,
+  checkPlan,
+  pruneUnreadCaches,
+  renderPlan,
+  summarizePlan,
+  PLAN_LEGEND,
+  estimateRelativeCost,
+  type AttnMode,
+  type PlannedStep,
+  cfgBatchOf,
+  type ExecutionPlan,
+  type TgateSettings,
+  type DeepCacheSettings,
+  type TgateOptions,
+  type DeepCacheOptions,
+  type PlanSummary,
+  type CostWeights,
+  type PlanCost,
+} from './planners/index.ts';
+export {
+  prepareCachedUnet,
+  CachedUnetError,
+  ATTN_CONDITIONS,
+  type CachedUnet,
+  type CachedUnetNeeds,
+  type CacheLayout,
+  type VariantLayout,
+  type AttentionGate,
+} from './cached-unet.ts';
+export { planStepper, cacheNeedsOf, isPlainPlan, captureAttentionStepper } from './plan-stepper.ts';

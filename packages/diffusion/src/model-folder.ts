@@ -1,0 +1,423 @@
+/**
+ * Opening a diffusers / optimum ONNX Stable Diffusion folder:
+ *
+ *   model_index.json
+ *   scheduler/scheduler_config.json
+ *   tokenizer/tokenizer.json (+ tokenizer_config.json, special_tokens_map.json)
+ *   text_encoder/model.onnx   unet/model.onnx   vae_decoder/model.onnx   [vae_encoder/model.onnx]
+ *   each optionally with external weights next to it (model.onnx_data, weights.pb) and a config.json
+ *
+ * `openModelFolder` opens every component's session once (through a SessionPool, so it is shared and
+ * reference counted) to read what the ONNX graphs declare: input names and dtypes (timestep int64 or float,
+ * input_ids int32 or int64), latent channels, fixed latent sizes, text sequence length and hidden size. It checks
+ * that the parts fit together and fails with one sentence that names the folder and what is wrong. After
+ * that the sessions may be closed (pool.freeAll) and reopen on their next use; the metadata stays.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import type * as ort from 'onnxruntime-node';
+import { SessionOpenError, getDefaultSessionPool, type FeedValue, type SessionLease, type SessionPool, type SessionSettings } from './sessions.ts';
+import { ClipTokenizer } from './tokenizer.ts';
+
+export type ComponentName = 'text_encoder' | 'unet' | 'vae_decoder' | 'vae_encoder';
+const REQUIRED: readonly ComponentName[] = ['text_encoder', 'unet', 'vae_decoder'];
+/** External weight files ORT finds next to model.onnx (optimum writes model.onnx_data, older diffusers weights.pb). */
+const EXTERNAL_WEIGHT_FILES = ['model.onnx_data', 'weights.pb'];
+
+/** A dimension as ONNX declares it: a number when fixed, a name ("batch") when free. */
+export type Dim = number | string;
+
+export interface TensorInfo {
+  name: string;
+  /** ORT's dtype name: 'float32', 'int64', 'int32', 'float16', ... */
+  type: string;
+  /** Declared shape; [] is a scalar (or, rarely, an undeclared shape). */
+  shape: Dim[];
+}
+
+/** Thrown for anything wrong with a model folder; the message names the folder and the problem. */
+export class ModelFolderError extends Error {
+  override name = 'ModelFolderError';
+  constructor(readonly folder: string, readonly problem: string, readonly component?: ComponentName) {
+    super(`Model folder ${folder}: ${problem}`);
+  }
+}
+
+/** One ONNX component: its session lease, declared inputs/outputs and config.json. */
+export class ModelComponent {
+  constructor(
+    readonly name: ComponentName,
+    /** Absolute path of model.onnx. */
+    readonly path: string,
+    readonly lease: SessionLease,
+    readonly inputs: readonly TensorInfo[],
+    readonly outputs: readonly TensorInfo[],
+    /** The component's config.json, {} when absent. */
+    readonly config: Readonly<Record<string, unknown>>,
+    /** File name of external weights next to model.onnx, when there are any. */
+    readonly externalData: string | undefined,
+  ) {}
+
+  input(name: string): TensorInfo | undefined {
+    return this.inputs.find((i) => i.name === name);
+  }
+
+  output(name: string): TensorInfo | undefined {
+    return this.outputs.find((o) => o.name === name);
+  }
+
+  run(feeds: Record<string, FeedValue>, fetches?: readonly string[]): Promise<Record<string, ort.OnnxValue>> {
+    return this.lease.run(feeds, fetches);
+  }
+}
+
+/** How to call the UNet, from its declared inputs. */
+export interface UnetIo {
+  sample: string;
+  timestep: string;
+  encoderHiddenStates: string;
+  outSample: string;
+  /** dtype of the timestep input: int64 in older exports, float32 in newer ones. */
+  timestepType: 'int64' | 'int32' | 'float32' | 'float64';
+  /** 'scalar': shape []; 'single': shape [1] (one value for the whole batch); 'batch': one value per item. */
+  timestepShape: 'scalar' | 'single' | 'batch';
+  latentChannels: number;
+  /** [h, w] when the graph was exported for one latent size only (e.g. tiny-sd: [16, 16]). */
+  fixedLatentSize?: [number, number];
+  /** The batch size when the graph fixes it (e.g. 2 for some CFG-only exports). */
+  fixedBatch?: number;
+  sequenceLength?: number;
+  crossAttentionDim: number;
+}
+
+export interface TextEncoderIo {
+  inputIds: string;
+  inputIdsType: 'int32' | 'int64';
+  sequenceLength: number;
+  hiddenSize: number;
+  lastHiddenState: string;
+  pooled?: string;
+}
+
+export interface VaeIo {
+  /** Pixels per latent cell: 2 ** (len(block_out_channels) - 1), 8 for SD. */
+  scaleFactor: number;
+  /** Latents are multiplied by this after encoding (divided before decoding). 0.18215 for SD-1.x. */
+  scalingFactor: number;
+  latentChannels: number;
+  decoderInput: string;
+  decoderOutput: string;
+  encoderInput?: string;
+  encoderOutput?: string;
+  /** 'mean': the encoder returns the posterior mean; 'parameters': mean and logvar concatenated on channels. */
+  encoderOutputKind?: 'mean' | 'parameters';
+  /** [H, W] in pixels when the decoder's graph fixes the size. */
+  fixedImageSize?: [number, number];
+}
+
+export interface DiffusionModel {
+  /** Absolute folder path. */
+  readonly dir: string;
+  /** The folder's name (what the loader's combo shows). */
+  readonly name: string;
+  readonly index: Readonly<Record<string, unknown>>;
+  readonly schedulerConfig: Readonly<Record<string, unknown>>;
+  readonly tokenizer: ClipTokenizer;
+  readonly textEncoder: ModelComponent;
+  readonly unet: ModelComponent;
+  readonly vaeDecoder: ModelComponent;
+  readonly vaeEncoder?: ModelComponent;
+  readonly io: { text: TextEncoderIo; unet: UnetIo; vae: VaeIo };
+  /** Things that work but deserve a note (missing optional files, defaults used). */
+  readonly warnings: readonly string[];
+  /** Releases this model's session leases (the sessions close when no other model holds them). */
+  release(): Promise<void>;
+}
+
+export interface OpenModelOptions {
+  /** Where sessions come from; default: a process-wide pool with default settings. */
+  pool?: SessionPool;
+  /** Per-component session settings (e.g. fewer threads for the VAE). */
+  sessionSettings?: Partial<Record<ComponentName, SessionSettings>>;
+}
+
+function readJsonFile(folder: string, path: string, what: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ModelFolderError(folder, `cannot read ${what}: ${(err as Error).message}`);
+  }
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('expected a JSON object');
+    return v as Record<string, unknown>;
+  } catch (err) {
+    throw new ModelFolderError(folder, `${what} is not valid JSON (${(err as Error).message})`);
+  }
+}
+
+function optionalJson(folder: string, path: string, what: string): Record<string, unknown> | undefined {
+  return existsSync(path) ? readJsonFile(folder, path, what) : undefined;
+}
+
+function describe(list: readonly TensorInfo[]): string {
+  return list.length ? list.map((t) => `${t.name} ${t.type} [${t.shape.join(', ')}]`).join('; ') : 'none';
+}
+
+function toInfo(meta: readonly ort.InferenceSession.ValueMetadata[]): TensorInfo[] {
+  return meta.map((m) => (m.isTensor ? { name: m.name, type: m.type, shape: [...m.shape] } : { name: m.name, type: 'non-tensor', shape: [] }));
+}
+
+const num = (d: Dim | undefined): number | undefined => (typeof d === 'number' && d > 0 ? d : undefined);
+const int = (v: unknown): number | undefined => (typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined);
+
+/** True when `dir` looks like an ONNX diffusion model folder (has model_index.json and a unet/model.onnx). */
+export function isModelFolder(dir: string): boolean {
+  return existsSync(join(dir, 'model_index.json')) && existsSync(join(dir, 'unet', 'model.onnx'));
+}
+
+/** Names of the subfolders of `modelsDir` that look like model folders, sorted; [] when the folder is missing. */
+export function listModelFolders(modelsDir: string): string[] {
+  let entries: string[];
+  try {
+    entries = readdirSync(modelsDir);
+  } catch {
+    return [];
+  }
+  return entries
+    .filter((name) => {
+      const full = join(modelsDir, name);
+      try {
+        return statSync(full).isDirectory() && isModelFolder(full); // statSync follows symlinks
+      } catch {
+        return false;
+      }
+    })
+    .sort((a, b) => a.localeCompare(b));
+}
+
+/** Opens and checks a model folder. Sessions are opened to read their metadata and kept in the pool. */
+export async function openModelFolder(dir: string, options: OpenModelOptions = {}): Promise<DiffusionModel> {
+  const folder = resolve(dir);
+  const pool = options.pool ?? getDefaultSessionPool();
+  if (!existsSync(folder)) throw new ModelFolderError(folder, 'the folder does not exist');
+  if (!statSync(folder).isDirectory()) throw new ModelFolderError(folder, 'this is a file, not a model folder');
+  const indexPath = join(folder, 'model_index.json');
+  if (!existsSync(indexPath)) {
+    throw new ModelFolderError(folder, 'model_index.json is missing; this is not a diffusers/optimum ONNX model folder (export one with optimum-cli export onnx, or diffusers\' convert script)');
+  }
+  const index = readJsonFile(folder, indexPath, 'model_index.json');
+
+  const missing = REQUIRED.filter((c) => !existsSync(join(folder, c, 'model.onnx')));
+  if (!existsSync(join(folder, 'tokenizer', 'tokenizer.json'))) missing.push('tokenizer/tokenizer.json' as ComponentName);
+  if (missing.length) {
+    const names = missing.map((m) => (m.includes('/') ? m : `${m}/model.onnx`));
+    throw new ModelFolderError(folder, `missing component${missing.length > 1 ? 's' : ''}: ${names.join(', ')}`);
+  }
+
+  const warnings: string[] = [];
+  const schedPath = join(folder, 'scheduler', 'scheduler_config.json');
+  const schedulerConfig = optionalJson(folder, schedPath, 'scheduler/scheduler_config.json') ?? {};
+  if (!existsSync(schedPath)) warnings.push('scheduler/scheduler_config.json is missing: using the SD-1.x training schedule');
+
+  let tokenizer: ClipTokenizer;
+  try {
+    tokenizer = ClipTokenizer.load(join(folder, 'tokenizer'));
+  } catch (err) {
+    throw new ModelFolderError(folder, (err as Error).message);
+  }
+
+  const leases: SessionLease[] = [];
+  const openComponent = async (name: ComponentName): Promise<ModelComponent> => {
+    const path = join(folder, name, 'model.onnx');
+    const lease = pool.acquire(path, options.sessionSettings?.[name]);
+    leases.push(lease);
+    let session: ort.InferenceSession;
+    try {
+      session = await lease.session();
+    } catch (err) {
+      const msg = err instanceof SessionOpenError ? err.ortMessage : (err as Error).message;
+      throw new ModelFolderError(folder, `${name}/model.onnx could not be loaded by onnxruntime (${msg.trim()}); the file may be truncated, corrupt or not an ONNX model: re-export or re-download it`, name);
+    }
+    const config = optionalJson(folder, join(folder, name, 'config.json'), `${name}/config.json`) ?? {};
+    const externalData = EXTERNAL_WEIGHT_FILES.find((f) => existsSync(join(folder, name, f)));
+    return new ModelComponent(name, path, lease, toInfo(session.inputMetadata), toInfo(session.outputMetadata), config, externalData);
+  };
+
+  try {
+    const textEncoder = await openComponent('text_encoder');
+    const unet = await openComponent('unet');
+    const vaeDecoder = await openComponent('vae_decoder');
+    const vaeEncoder = existsSync(join(folder, 'vae_encoder', 'model.onnx')) ? await openComponent('vae_encoder') : undefined;
+    if (!vaeEncoder) warnings.push('vae_encoder/model.onnx is missing: VAE encoding (img2img) is not available');
+
+    const text = textEncoderIo(folder, textEncoder, tokenizer);
+    const unetIo = unetIoOf(folder, unet);
+    const vae = vaeIo(folder, vaeDecoder, vaeEncoder, warnings);
+
+    if (unetIo.crossAttentionDim !== text.hiddenSize) {
+      throw new ModelFolderError(folder, `the text encoder's hidden size is ${text.hiddenSize} but the UNet's cross-attention dim is ${unetIo.crossAttentionDim}: text_encoder and unet come from different models`);
+    }
+    if (unetIo.sequenceLength !== undefined && unetIo.sequenceLength !== text.sequenceLength) {
+      throw new ModelFolderError(folder, `the text encoder yields ${text.sequenceLength} tokens but the UNet expects ${unetIo.sequenceLength}: text_encoder and unet come from different models`);
+    }
+    if (unetIo.latentChannels !== vae.latentChannels) {
+      throw new ModelFolderError(folder, `the UNet works on ${unetIo.latentChannels} latent channels but the VAE decoder takes ${vae.latentChannels}: unet and vae_decoder come from different models`);
+    }
+
+    let released = false;
+    const model: DiffusionModel = {
+      dir: folder,
+      name: basename(folder),
+      index,
+      schedulerConfig,
+      tokenizer,
+      textEncoder,
+      unet,
+      vaeDecoder,
+      ...(vaeEncoder ? { vaeEncoder } : {}),
+      io: { text, unet: unetIo, vae },
+      warnings,
+      async release() {
+        if (released) return;
+        released = true;
+        await Promise.all(leases.map((l) => l.release()));
+      },
+    };
+    return model;
+  } catch (err) {
+    await Promise.all(leases.map((l) => l.release()));
+    throw err;
+  }
+}
+
+function requireInput(folder: string, c: ModelComponent, name: string, what: string): TensorInfo {
+  const t = c.input(name);
+  if (!t) {
+    throw new ModelFolderError(folder, `${c.name}/model.onnx does not look like ${what}: it has no input "${name}" (its inputs: ${describe(c.inputs)}; outputs: ${describe(c.outputs)}). Is it another component's file?`, c.name);
+  }
+  return t;
+}
+
+function pickOutput(folder: string, c: ModelComponent, preferred: readonly string[], what: string): TensorInfo {
+  for (const p of preferred) {
+    const o = c.output(p);
+    if (o) return o;
+  }
+  throw new ModelFolderError(folder, `${c.name}/model.onnx does not look like ${what}: it has no output ${preferred.map((p) => `"${p}"`).join(' or ')} (its outputs: ${describe(c.outputs)})`, c.name);
+}
+
+function requireFloat(folder: string, c: ModelComponent, t: TensorInfo): void {
+  if (t.type === 'float16') {
+    throw new ModelFolderError(folder, `${c.name}/model.onnx is a float16 export (${t.name} is float16); the CPU engine needs float32 ONNX files: export with fp32`, c.name);
+  }
+  if (t.type !== 'float32') {
+    throw new ModelFolderError(folder, `${c.name}/model.onnx input/output "${t.name}" is ${t.type}, expected float32`, c.name);
+  }
+}
+
+function textEncoderIo(folder: string, c: ModelComponent, tokenizer: ClipTokenizer): TextEncoderIo {
+  const ids = requireInput(folder, c, 'input_ids', 'a text encoder');
+  if (ids.type !== 'int32' && ids.type !== 'int64') {
+    throw new ModelFolderError(folder, `text_encoder/model.onnx input "input_ids" is ${ids.type}; expected int32 or int64 token ids`, c.name);
+  }
+  const last = pickOutput(folder, c, ['last_hidden_state'], 'a text encoder');
+  requireFloat(folder, c, last);
+  const pooled = c.output('pooler_output') ?? c.output('text_embeds');
+  const declaredLen = num(ids.shape[1]);
+  const sequenceLength = declaredLen ?? tokenizer.maxLength;
+  if (declaredLen !== undefined && declaredLen !== tokenizer.maxLength) {
+    throw new ModelFolderError(folder, `the tokenizer pads to ${tokenizer.maxLength} tokens but text_encoder/model.onnx takes ${declaredLen}: check tokenizer/tokenizer_config.json model_max_length`, c.name);
+  }
+  const hiddenSize = num(last.shape[2]) ?? int(c.config.hidden_size);
+  if (hiddenSize === undefined) {
+    throw new ModelFolderError(folder, `cannot tell the text encoder's hidden size: last_hidden_state is [${last.shape.join(', ')}] and text_encoder/config.json has no hidden_size`, c.name);
+  }
+  return {
+    inputIds: ids.name,
+    inputIdsType: ids.type,
+    sequenceLength,
+    hiddenSize,
+    lastHiddenState: last.name,
+    ...(pooled ? { pooled: pooled.name } : {}),
+  };
+}
+
+function unetIoOf(folder: string, c: ModelComponent): UnetIo {
+  const sample = requireInput(folder, c, 'sample', 'a UNet');
+  const timestep = requireInput(folder, c, 'timestep', 'a UNet');
+  const ehs = requireInput(folder, c, 'encoder_hidden_states', 'a UNet');
+  const out = pickOutput(folder, c, ['out_sample'], 'a UNet');
+  for (const t of [sample, ehs, out]) requireFloat(folder, c, t);
+  if (!['int64', 'int32', 'float32', 'float64'].includes(timestep.type)) {
+    throw new ModelFolderError(folder, `unet/model.onnx input "timestep" is ${timestep.type}; supported: int64, int32, float32, float64${timestep.type === 'float16' ? ' (float16 exports need float32 on CPU)' : ''}`, c.name);
+  }
+  if (sample.shape.length !== 4) {
+    throw new ModelFolderError(folder, `unet/model.onnx input "sample" is declared [${sample.shape.join(', ')}]; expected 4 dimensions [batch, channels, height, width]`, c.name);
+  }
+  const timestepShape = timestep.shape.length === 0 ? 'scalar' : timestep.shape.length === 1 && timestep.shape[0] === 1 ? 'single' : 'batch';
+  const latentChannels = num(sample.shape[1]) ?? int(c.config.in_channels) ?? 4;
+  const crossAttentionDim = num(ehs.shape[2]) ?? int(c.config.cross_attention_dim);
+  if (crossAttentionDim === undefined) {
+    throw new ModelFolderError(folder, `cannot tell the UNet's cross-attention dim: encoder_hidden_states is [${ehs.shape.join(', ')}] and unet/config.json has no cross_attention_dim`, c.name);
+  }
+  const h = num(sample.shape[2]);
+  const w = num(sample.shape[3]);
+  const batch = num(sample.shape[0]);
+  const seq = num(ehs.shape[1]);
+  return {
+    sample: sample.name,
+    timestep: timestep.name,
+    encoderHiddenStates: ehs.name,
+    outSample: out.name,
+    timestepType: timestep.type as UnetIo['timestepType'],
+    timestepShape,
+    latentChannels,
+    crossAttentionDim,
+    ...(h !== undefined && w !== undefined ? { fixedLatentSize: [h, w] as [number, number] } : {}),
+    ...(batch !== undefined ? { fixedBatch: batch } : {}),
+    ...(seq !== undefined ? { sequenceLength: seq } : {}),
+  };
+}
+
+function vaeIo(folder: string, dec: ModelComponent, enc: ModelComponent | undefined, warnings: string[]): VaeIo {
+  const decIn = requireInput(folder, dec, 'latent_sample', 'a VAE decoder');
+  const decOut = pickOutput(folder, dec, ['sample'], 'a VAE decoder');
+  requireFloat(folder, dec, decIn);
+  requireFloat(folder, dec, decOut);
+  const config = Object.keys(dec.config).length ? dec.config : (enc?.config ?? {});
+  const blocks = Array.isArray(config.block_out_channels) ? config.block_out_channels.length : undefined;
+  const lh = num(decIn.shape[2]);
+  const ih = num(decOut.shape[2]);
+  let scaleFactor: number;
+  if (blocks !== undefined && blocks > 0) scaleFactor = 2 ** (blocks - 1);
+  else if (lh !== undefined && ih !== undefined && ih % lh === 0) scaleFactor = ih / lh;
+  else {
+    scaleFactor = 8;
+    warnings.push('the VAE config.json has no block_out_channels: assuming 8 pixels per latent cell (SD)');
+  }
+  const sf = config.scaling_factor;
+  const scalingFactor = typeof sf === 'number' && sf > 0 ? sf : 0.18215;
+  if (!(typeof sf === 'number' && sf > 0)) warnings.push('the VAE config.json has no scaling_factor: using SD-1.x\'s 0.18215');
+  const latentChannels = num(decIn.shape[1]) ?? int(config.latent_channels) ?? 4;
+  const fixedH = num(decOut.shape[2]);
+  const fixedW = num(decOut.shape[3]);
+  const io: VaeIo = {
+    scaleFactor,
+    scalingFactor,
+    latentChannels,
+    decoderInput: decIn.name,
+    decoderOutput: decOut.name,
+    ...(fixedH !== undefined && fixedW !== undefined ? { fixedImageSize: [fixedH, fixedW] as [number, number] } : {}),
+  };
+  if (enc) {
+    const encIn = requireInput(folder, enc, 'sample', 'a VAE encoder');
+    const encOut = pickOutput(folder, enc, ['latent_sample', 'latent_parameters'], 'a VAE encoder');
+    requireFloat(folder, enc, encIn);
+    io.encoderInput = encIn.name;
+    io.encoderOutput = encOut.name;
+    io.encoderOutputKind = encOut.name === 'latent_parameters' ? 'parameters' : 'mean';
+  }
+  return io;
+}

@@ -1,0 +1,263 @@
+/**
+ * The sampling loop, with per-step planning hooks.
+ *
+ * Plain path (no planner): every step runs the UNet variant 'full' once. With cfg != 1 the batch is
+ * [uncond, cond] (the latent twice, the negative and the positive embeddings: one UNet call of batch 2B, as
+ * ComfyUI and diffusers do) and the two halves are mixed: uncond + cfg * (cond - uncond). With cfg == 1 only the
+ * cond branch runs (batch B), since the mix would return it unchanged.
+ *
+ * Planned path: a StepPlanner decides, before each step, which variant runs, on which branch(es), with which
+ * extra inputs, and which extra outputs to bring back; after the step it receives those outputs. This is the
+ * extension point for TGATE and DeepCache, which keep their caches in the planner:
+ *
+ *   TGATE, step < gate - 1:  { variant: 'capture', batch: 'cfg' }                 (cross-attn computed)
+ *   TGATE, step == gate - 1: { variant: 'capture', batch: 'cfg', captureOutputs: [attn2 outputs...] }
+ *                            afterStep: cache = meanOfHalves(output) for each captured tensor
+ *   TGATE, step >= gate:     { variant: 'reuse', batch: 'uncond' (paper) or 'cond' (ComfyUI port),
+ *                              extraInputs: { <attn2 output name>: cached, ... } }   (no CFG mix: raw output)
+ *   DeepCache:               full steps capture the deep feature, shallow steps feed it to a 'shallow' variant.
+ *
+ * The loop itself knows nothing about attention: it builds the standard feeds for the chosen batch, adds the
+ * planner's extra inputs verbatim (they must match the batch the plan chose: 2B rows for 'cfg', B otherwise),
+ * and applies CFG only when the batch is 'cfg'.
+ */
+import { concatBatch, guidance, splitBatch, type Tensor } from './tensor.ts';
+import type { Scheduler, StepNoise } from './schedulers/types.ts';
+import type { FeedValue } from './sessions.ts';
+import { FULL_VARIANT, timestepTensor, type UnetRunner } from './unet-runner.ts';
+
+/**
+ * Which branches one UNet call computes:
+ * - 'cfg':    [uncond, cond], batch 2B; the prediction is the CFG mix of the halves.
+ * - 'cond':   the positive prompt only, batch B; the prediction is the raw output.
+ * - 'uncond': the negative prompt only, batch B; the prediction is the raw output.
+ */
+export type CfgBatch = 'cfg' | 'cond' | 'uncond';
+const BATCHES: readonly CfgBatch[] = ['cfg', 'cond', 'uncond'];
+
+/** What a planner knows when it plans step i. */
+export interface StepContext {
+  /** 0-based step index (TGATE's `cur`). */
+  readonly step: number;
+  readonly totalSteps: number;
+  /** The UNet timestep of this step (integer training timestep). */
+  readonly timestep: number;
+  /** Noise level sigma at the start of this step. */
+  readonly sigma: number;
+  readonly cfg: number;
+  /** What the plain loop would run: 'cfg' when cfg != 1, else 'cond'. */
+  readonly defaultBatch: CfgBatch;
+  /** True when a negative conditioning was given (needed by 'cfg' and 'uncond'). */
+  readonly hasNegative: boolean;
+  /** The latent batch B (a 'cfg' call has 2B rows). */
+  readonly batchSize: number;
+  /** [B, C, h, w] */
+  readonly latentShape: readonly number[];
+  /** Keys the UnetRunner can run. */
+  readonly variants: readonly string[];
+}
+
+/** A planner's decision for one step. */
+export interface StepPlan {
+  /** Key of a UNet variant of the runner ('full' is the plain UNet). */
+  variant: string;
+  batch: CfgBatch;
+  /**
+   * Inputs beyond sample / timestep / encoder_hidden_states (cached attention outputs, DeepCache's deep
+   * feature). Their batch dimension must match the plan's batch: 2B rows for 'cfg' ([uncond, cond]), B else.
+   */
+  extraInputs?: Record<string, FeedValue>;
+  /** Outputs of the variant to fetch besides the noise prediction; handed to afterStep(). */
+  captureOutputs?: readonly string[];
+}
+
+/** What afterStep receives. */
+export interface StepOutcome {
+  readonly plan: StepPlan;
+  /** The captured outputs, by name, with the batch rows of the plan's batch (2B for 'cfg'). */
+  readonly outputs: Readonly<Record<string, Tensor>>;
+  /** The prediction the scheduler used (after the CFG mix for 'cfg'), [B, C, h, w]. */
+  readonly modelOutput: Tensor;
+  readonly context: StepContext;
+}
+
+/**
+ * Per-step hooks. Create one planner per sampling run (it may keep caches between steps). planStep is
+ * called before step i; afterStep after the UNet ran and before the scheduler advances. Either may be async.
+ * Errors thrown here stop sampling and propagate to the caller.
+ */
+export interface StepPlanner {
+  planStep(step: number, context: StepContext): StepPlan | Promise<StepPlan>;
+  afterStep?(step: number, outcome: StepOutcome): void | Promise<void>;
+}
+
+/** Thrown when sampling stops on request. Its `name` is 'InterruptedError', like @gategraph/core's. */
+export class SamplingInterruptedError extends Error {
+  override name = 'InterruptedError';
+  constructor(readonly step: number, readonly totalSteps: number) {
+    super(`Sampling was interrupted before step ${step + 1} of ${totalSteps}`);
+  }
+}
+
+export interface SampleOptions {
+  unet: UnetRunner;
+  /** Created for this run (schedulers keep per-run state). */
+  scheduler: Scheduler;
+  /** Positive text embedding [1 or B, L, D]. */
+  positive: Tensor;
+  /** Negative text embedding [1 or B, L, D]; required when cfg != 1 (or a plan asks for 'uncond'). */
+  negative?: Tensor;
+  /** Classifier-free guidance scale; 1 = no guidance (cond branch only). */
+  cfg: number;
+  /** Starting latent [B, C, h, w]: zeros for txt2img, the encoded image for img2img (denoise < 1). */
+  latent: Tensor;
+  /** Initial Gaussian noise shaped like the latent (e.g. randn(shape, seed) from noise.ts). */
+  noise: Tensor;
+  /** Noise for stochastic samplers' steps (euler_ancestral, ddim with eta > 0): createAncestralNoiseGenerator(seed). */
+  stepNoise?: StepNoise;
+  planner?: StepPlanner;
+  /**
+   * Called after every step. `preview` is the model's current estimate of the clean latent (scaled latent
+   * space, [B, C, h, w]), only when `previews` is true; turn it into RGB with latentPreviewRgb().
+   */
+  onProgress?: (step: number, total: number, preview?: Tensor) => void;
+  previews?: boolean;
+  /** Checked before every step: an aborted signal stops the run with SamplingInterruptedError. */
+  signal?: AbortSignal;
+  /** Same as signal, as a callback (for executors with their own interruption flag). */
+  shouldInterrupt?: () => boolean;
+}
+
+export interface SampleResult {
+  /** The final latent [B, C, h, w]. */
+  latent: Tensor;
+  /** The plans that ran, one per step (the plain path records { variant: 'full', batch }). */
+  plans: StepPlan[];
+  /** Wall time of each step's UNet call, ms. */
+  unetMs: number[];
+}
+
+function checkShape(t: Tensor, name: string, rank: number): void {
+  if (t.shape.length !== rank) throw new RangeError(`sample: ${name} should have ${rank} dimensions; got [${t.shape.join(', ')}]`);
+}
+
+/** [1, L, D] -> [B, L, D] by repetition; [B, L, D] unchanged. */
+function expandBatch(t: Tensor, batch: number, name: string): Tensor {
+  const b = t.shape[0]!;
+  if (b === batch) return t;
+  if (b === 1) return concatBatch(new Array<Tensor>(batch).fill(t));
+  throw new RangeError(`sample: ${name} has batch ${b} but the latent has batch ${batch}; give one embedding or one per latent`);
+}
+
+export async function sample(options: SampleOptions): Promise<SampleResult> {
+  const { unet, scheduler, cfg, planner } = options;
+  const io = unet.io;
+  checkShape(options.latent, 'latent', 4);
+  checkShape(options.positive, 'positive', 3);
+  if (options.negative) checkShape(options.negative, 'negative', 3);
+  const [B, C, h, w] = options.latent.shape as [number, number, number, number];
+  if (options.noise.data.length !== options.latent.data.length) {
+    throw new RangeError(`sample: noise [${options.noise.shape.join(', ')}] must have the latent's shape [${options.latent.shape.join(', ')}]`);
+  }
+  if (C !== io.latentChannels) {
+    throw new RangeError(`sample: the latent has ${C} channels but the UNet works on ${io.latentChannels}`);
+  }
+  if (io.fixedLatentSize && (io.fixedLatentSize[0] !== h || io.fixedLatentSize[1] !== w)) {
+    const [fh, fw] = io.fixedLatentSize;
+    throw new RangeError(`sample: this UNet was exported for ${fw}x${fh} latents only; got a ${w}x${h} latent. Use the model's native size`);
+  }
+  if (!(Number.isFinite(cfg) && cfg >= 0)) throw new RangeError(`sample: cfg must be a number >= 0 (got ${cfg})`);
+  if (scheduler.stochastic && options.stepNoise === undefined) {
+    throw new Error(`sample: the ${scheduler.sampler} sampler draws fresh noise at each step: pass stepNoise (e.g. createAncestralNoiseGenerator(seed))`);
+  }
+  const defaultBatch: CfgBatch = cfg === 1 ? 'cond' : 'cfg';
+  if (defaultBatch === 'cfg' && !options.negative) {
+    throw new Error(`sample: cfg ${cfg} needs a negative conditioning (use cfg 1 to sample without one)`);
+  }
+  const pos = expandBatch(options.positive, B, 'positive');
+  const neg = options.negative ? expandBatch(options.negative, B, 'negative') : undefined;
+  if (neg && (neg.shape[1] !== pos.shape[1] || neg.shape[2] !== pos.shape[2])) {
+    throw new RangeError(`sample: positive [${pos.shape.join(', ')}] and negative [${neg.shape.join(', ')}] embeddings differ in shape`);
+  }
+  // The encoder_hidden_states of each batch kind, built once and reused every step.
+  const context: Partial<Record<CfgBatch, Tensor>> = {};
+  const contextFor = (batch: CfgBatch): Tensor => {
+    const cached = context[batch];
+    if (cached) return cached;
+    if (batch !== 'cond' && !neg) throw new Error(`sample: a "${batch}" step needs a negative conditioning, and none was given`);
+    const t = batch === 'cond' ? pos : batch === 'uncond' ? neg! : concatBatch([neg!, pos]);
+    context[batch] = t;
+    return t;
+  };
+
+  const total = scheduler.timesteps.length;
+  const plans: StepPlan[] = [];
+  const unetMs: number[] = [];
+  let x = scheduler.addNoise(options.latent, options.noise);
+  for (let i = 0; i < total; i++) {
+    if (options.signal?.aborted || options.shouldInterrupt?.()) throw new SamplingInterruptedError(i, total);
+    const timestep = scheduler.timesteps[i]!;
+    const ctx: StepContext = {
+      step: i,
+      totalSteps: total,
+      timestep,
+      sigma: scheduler.sigmas[i]!,
+      cfg,
+      defaultBatch,
+      hasNegative: neg !== undefined,
+      batchSize: B,
+      latentShape: [B, C, h, w],
+      variants: unet.variants,
+    };
+    const plan: StepPlan = planner ? await planner.planStep(i, ctx) : { variant: FULL_VARIANT, batch: defaultBatch };
+    if (!BATCHES.includes(plan.batch)) {
+      throw new Error(`Sampling step ${i + 1} of ${total}: the planner chose batch "${String(plan.batch)}"; valid: ${BATCHES.join(', ')}`);
+    }
+    plans.push(plan);
+    const input = scheduler.scaleModelInput(x, i);
+    const rows = plan.batch === 'cfg' ? 2 * B : B;
+    if (io.fixedBatch !== undefined && io.fixedBatch !== rows) {
+      throw new Error(`Sampling step ${i + 1} of ${total}: this UNet was exported for batch ${io.fixedBatch} only, and a "${plan.batch}" step of a latent batch of ${B} runs ${rows} rows; re-export the UNet with a dynamic batch dimension`);
+    }
+    const feeds: Record<string, FeedValue> = {
+      [io.sample]: plan.batch === 'cfg' ? concatBatch([input, input]) : input,
+      [io.timestep]: timestepTensor(io, timestep, rows),
+      [io.encoderHiddenStates]: contextFor(plan.batch),
+    };
+    for (const [name, value] of Object.entries(plan.extraInputs ?? {})) {
+      if (name in feeds) throw new Error(`Sampling step ${i + 1} of ${total}: the planner's extra input "${name}" would replace a standard UNet input`);
+      feeds[name] = value;
+    }
+    const capture = (plan.captureOutputs ?? []).filter((n) => n !== io.outSample);
+    const started = performance.now();
+    let out: Record<string, Tensor>;
+    try {
+      out = await unet.run(plan.variant, feeds, [io.outSample, ...capture]);
+    } catch (err) {
+      // say which step and plan failed (ORT's own messages name only a node deep in the graph)
+      const msg = err instanceof Error ? err.message : String(err);
+      throw new Error(`Sampling step ${i + 1} of ${total} (UNet variant "${plan.variant}", batch "${plan.batch}", ${rows} rows) failed: ${msg}`, { cause: err });
+    }
+    unetMs.push(performance.now() - started);
+    const raw = out[io.outSample]!;
+    if (raw.shape[0] !== rows) {
+      throw new Error(`Sampling step ${i + 1} of ${total}: UNet variant "${plan.variant}" returned batch ${raw.shape[0]} for a "${plan.batch}" step of ${rows} rows`);
+    }
+    let modelOutput: Tensor;
+    if (plan.batch === 'cfg') {
+      const [uncond, cond] = splitBatch(raw, 2) as [Tensor, Tensor];
+      modelOutput = guidance(uncond, cond, cfg);
+    } else {
+      modelOutput = raw;
+    }
+    if (planner?.afterStep) {
+      const captured: Record<string, Tensor> = {};
+      for (const n of capture) captured[n] = out[n]!;
+      await planner.afterStep(i, { plan, outputs: captured, modelOutput, context: ctx });
+    }
+    const preview = options.previews ? scheduler.denoised(modelOutput, i, x) : undefined;
+    x = scheduler.step(modelOutput, i, x, options.stepNoise);
+    options.onProgress?.(i + 1, total, preview);
+  }
+  return { latent: x, plans, unetMs };
+}

@@ -1,0 +1,99 @@
+/**
+ * ComfyUI's "scheduler" choices: how `steps` noise levels are picked from a model's discrete sigmas.
+ * Each returns steps + 1 sigmas, decreasing, ending with 0 (ddim_uniform may return a different count, as in
+ * ComfyUI). Semantics follow comfy/samplers.py (calculate_sigmas) and k-diffusion; the code is ours.
+ */
+import { timestepToSigma, type NoiseLevels } from './config.ts';
+
+export type ScheduleName = 'normal' | 'karras' | 'exponential' | 'sgm_uniform' | 'simple' | 'ddim_uniform';
+
+/** In ComfyUI's order, for the KSampler `scheduler` combo. */
+export const SCHEDULER_NAMES: readonly ScheduleName[] = ['normal', 'karras', 'exponential', 'sgm_uniform', 'simple', 'ddim_uniform'];
+
+/** Karras et al. 2022's rho (eq. 5). */
+export const KARRAS_RHO = 7;
+
+/** n values from a to b inclusive, like torch.linspace / np.linspace. */
+export function linspace(a: number, b: number, n: number): number[] {
+  if (n === 1) return [a];
+  const out = new Array<number>(n);
+  for (let i = 0; i < n; i++) out[i] = a + ((b - a) * i) / (n - 1);
+  return out;
+}
+
+/**
+ * 'normal': timesteps evenly spaced from the model's highest (t = T-1) to lowest (t = 0) training timestep,
+ * sigma interpolated log-linearly between the discrete levels (diffusers' "linspace" spacing).
+ * 'sgm_uniform': the same with steps + 1 points, dropping the last one (SGM / SDXL-turbo style).
+ */
+function normalSchedule(levels: NoiseLevels, steps: number, sgm: boolean): number[] {
+  const start = levels.numTrainTimesteps - 1;
+  const ts = sgm ? linspace(start, 0, steps + 1).slice(0, -1) : linspace(start, 0, steps);
+  return [...ts.map((t) => timestepToSigma(levels, t)), 0];
+}
+
+/** Karras et al. 2022, eq. 5: sigma_i = (max^(1/rho) + i/(n-1) (min^(1/rho) - max^(1/rho)))^rho, then 0. */
+export function karrasSigmas(n: number, sigmaMin: number, sigmaMax: number, rho = KARRAS_RHO): number[] {
+  const minInv = sigmaMin ** (1 / rho);
+  const maxInv = sigmaMax ** (1 / rho);
+  return [...linspace(0, 1, n).map((r) => (maxInv + r * (minInv - maxInv)) ** rho), 0];
+}
+
+/** Evenly spaced in log sigma from max to min, then 0. */
+function exponentialSchedule(levels: NoiseLevels, steps: number): number[] {
+  return [...linspace(Math.log(levels.sigmaMax), Math.log(levels.sigmaMin), steps).map(Math.exp), 0];
+}
+
+/** 'simple': every (T/steps)-th discrete sigma counting down from the top, then 0. */
+function simpleSchedule(levels: NoiseLevels, steps: number): number[] {
+  const n = levels.numTrainTimesteps;
+  const stride = n / steps;
+  const out: number[] = [];
+  for (let x = 0; x < steps; x++) out.push(levels.sigmas[n - 1 - Math.trunc(x * stride)]!);
+  out.push(0);
+  return out;
+}
+
+/**
+ * 'ddim_uniform': the discrete sigmas at t = 1, 1 + s, 1 + 2s, ... (s = floor(T / steps)), highest first, then 0;
+ * for SD and 25 steps that is t = 961, 921, ..., 1 (DDIM's "leading" spacing with steps_offset 1). When s does
+ * not divide T - 1 evenly this yields more than `steps` steps, exactly as ComfyUI does.
+ */
+function ddimUniformSchedule(levels: NoiseLevels, steps: number): number[] {
+  const n = levels.numTrainTimesteps;
+  const stride = Math.max(Math.floor(n / steps), 1);
+  const out: number[] = [];
+  for (let t = 1; t < n; t += stride) out.push(levels.sigmas[t]!);
+  out.reverse();
+  out.push(0);
+  return out;
+}
+
+export function scheduleSigmas(schedule: ScheduleName, levels: NoiseLevels, steps: number): number[] {
+  switch (schedule) {
+    case 'normal':
+      return normalSchedule(levels, steps, false);
+    case 'sgm_uniform':
+      return normalSchedule(levels, steps, true);
+    case 'karras':
+      return karrasSigmas(steps, levels.sigmaMin, levels.sigmaMax);
+    case 'exponential':
+      return exponentialSchedule(levels, steps);
+    case 'simple':
+      return simpleSchedule(levels, steps);
+    case 'ddim_uniform':
+      return ddimUniformSchedule(levels, steps);
+  }
+}
+
+/**
+ * The sigmas a sampler runs for `steps` steps at `denoise` strength, ComfyUI's KSampler rule: below 1, build
+ * the schedule for floor(steps / denoise) steps and keep its last steps + 1 sigmas, so img2img still runs
+ * `steps` steps but starts part-way down the noise levels. denoise <= 0 gives no step at all.
+ */
+export function denoisedScheduleSigmas(schedule: ScheduleName, levels: NoiseLevels, steps: number, denoise = 1): number[] {
+  if (denoise > 0.9999) return scheduleSigmas(schedule, levels, steps);
+  if (denoise <= 0) return [];
+  const full = scheduleSigmas(schedule, levels, Math.floor(steps / denoise));
+  return full.slice(-(steps + 1));
+}

@@ -1,0 +1,71 @@
+import type { Tensor } from '../tensor.ts';
+import type { NoiseGenerator } from '../noise.ts';
+import type { PredictionType } from './config.ts';
+import type { ScheduleName } from './sigma-schedules.ts';
+
+export type SamplerName = 'euler' | 'euler_ancestral' | 'dpmpp_2m' | 'ddim';
+
+/** Fresh Gaussian noise for a stochastic step: a tensor shaped like the sample, or a generator to draw from. */
+export type StepNoise = Tensor | NoiseGenerator;
+
+export interface SchedulerOptions {
+  /**
+   * ComfyUI scheduler name choosing the noise levels. Default 'normal', except 'ddim', which without a schedule
+   * uses diffusers' DDIM timesteps (config.timestep_spacing + steps_offset, set_alpha_to_one).
+   */
+  schedule?: ScheduleName;
+  /** Shorthand for schedule: 'karras' (Karras et al. 2022 sigmas, rho 7). */
+  karras?: boolean;
+  /**
+   * img2img strength in (0, 1], ComfyUI's rule: the schedule is built for floor(steps / denoise) steps and the
+   * last `steps` are run. 1 (default) = from pure noise; 0 = no step.
+   */
+  denoise?: number;
+  /** Noise amount of stochastic samplers: euler_ancestral (default 1), ddim (default 0 = deterministic DDIM). */
+  eta?: number;
+}
+
+/**
+ * One sampling run's schedule and update rule. The loop is:
+ *
+ *   let x = s.addNoise(latent ?? zeros, noise)          // initial sample (txt2img: latent = zeros)
+ *   for (let i = 0; i < s.timesteps.length; i++) {
+ *     const input = s.scaleModelInput(x, i)              // what the UNet sees (the "VP" sample)
+ *     const out = unet(input, s.timesteps[i])            // eps or v, after CFG
+ *     x = s.step(out, i, x, ancestralNoise)              // next sample; `denoised(out, i, x)` for previews
+ *   }
+ *
+ * Schedulers keep per-run state (dpmpp_2m remembers the previous step), so create one per run and call step()
+ * with i = 0, 1, 2, ... in order. step() never modifies its inputs.
+ */
+export interface Scheduler {
+  readonly sampler: SamplerName;
+  /** Where the noise levels came from: a ComfyUI scheduler name, or 'diffusers' for DDIM's own timesteps. */
+  readonly schedule: ScheduleName | 'diffusers';
+  readonly predictionType: PredictionType;
+  /** The UNet timestep for each step (integer training timesteps); its length is the number of steps. */
+  readonly timesteps: number[];
+  /**
+   * Noise level (sigma = sqrt((1 - abar) / abar)) at the start of each step, plus the level after the last one
+   * (0 for ComfyUI schedules): length steps + 1 (empty when there is no step).
+   */
+  readonly sigmas: number[];
+  /** Factor by which a pure-noise start multiplies unit Gaussian noise (in the scheduler's sample space). */
+  readonly initNoiseSigma: number;
+  /** True when step() needs fresh noise (euler_ancestral, ddim with eta > 0). */
+  readonly stochastic: boolean;
+  /**
+   * The UNet input for step i: the sample in the variance-preserving convention (x / sqrt(sigma^2 + 1)).
+   * DDIM's samples already are, so it returns `sample` itself: treat the result as read-only.
+   */
+  scaleModelInput(sample: Tensor, i: number): Tensor;
+  /** The model's estimate of the clean latent at step i (previews, TGATE diagnostics). */
+  denoised(modelOutput: Tensor, i: number, sample: Tensor): Tensor;
+  /** Advances from step i to i + 1 given the model output (eps or v, as configured). */
+  step(modelOutput: Tensor, i: number, sample: Tensor, noise?: StepNoise): Tensor;
+  /**
+   * The starting sample for a run that begins at `startStep` (default 0) from a clean latent (img2img) or zeros
+   * (txt2img). At step 0 of a full-strength schedule this matches ComfyUI exactly (noise * sqrt(1 + sigma^2)).
+   */
+  addNoise(latent: Tensor, noise: Tensor, startStep?: number): Tensor;
+}

@@ -1,0 +1,295 @@
+/**
+ * onnxruntime-node sessions: opened lazily, shared and reference counted.
+ *
+ * A `SessionPool` hands out leases. `pool.acquire(path)` costs nothing: the ONNX file is opened on the lease's
+ * first use (`session()`, `run()`), and every lease on the same file with the same options shares that one
+ * `InferenceSession` (so two MODEL values of one checkpoint, or a UNet and its TGATE variants that reuse a
+ * file, hold the weights once). `lease.release()` drops one reference; the last one disposes the session
+ * (`session.release()`, which frees ORT's native memory at once instead of whenever V8 collects the wrapper).
+ *
+ * `pool.freeAll()` is for the server's `/free`: it closes every open session but leaves the leases valid; a
+ * lease used again reopens its file. Runs in flight finish first.
+ *
+ * Models are always loaded by file path, never read into JS memory: ORT then finds external weights
+ * (`model.onnx_data`, `weights.pb`) next to the file and maps them itself, and files over 2 GiB work.
+ */
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { type Tensor } from './tensor.ts';
+
+export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'layout' | 'all';
+
+/** The ORT settings we expose. Everything is optional; see DEFAULT_SESSION_SETTINGS. */
+export interface SessionSettings {
+  /** Threads inside one operator (ORT's intra-op pool). Default: the number of cores. */
+  intraOpNumThreads?: number;
+  /** Threads across independent operators (only used with executionMode 'parallel'). Default: ORT's (1). */
+  interOpNumThreads?: number;
+  /** Default 'all' (ORT's own default for the C API). */
+  graphOptimizationLevel?: GraphOptimizationLevel;
+  /**
+   * Execution providers in order of preference, as ORT takes them: names ('cpu', 'cuda', 'dml') or objects
+   * (`{ name: 'cuda', deviceId: 0 }`). Default ['cpu']. The npm package ships CPU binaries only; a CUDA build
+   * of onnxruntime-node installed in its place is used by listing 'cuda' first.
+   */
+  executionProviders?: readonly ort.InferenceSession.ExecutionProviderConfig[];
+  /** ORT's CPU memory arena: faster repeated runs, but it keeps its peak allocation. Default true (ORT's). */
+  enableCpuMemArena?: boolean;
+  /**
+   * Whether idle intra-op threads spin (busy-wait) for work. ORT's own default is true; ours is false: on cores
+   * shared with anything else (the server's event loop, the sampler's JS between UNet calls, another job) the
+   * spinning threads steal their time. Measured on the 2-core dev machine under load: a batch-2 tiny-sd UNet
+   * call took 23 ms spinning vs 11 ms not. On a dedicated idle machine spinning can win a few percent.
+   */
+  intraOpSpinning?: boolean;
+}
+
+export const DEFAULT_SESSION_SETTINGS: Readonly<Required<Omit<SessionSettings, 'interOpNumThreads'>>> = Object.freeze({
+  intraOpNumThreads: availableParallelism(),
+  graphOptimizationLevel: 'all',
+  executionProviders: Object.freeze(['cpu']),
+  enableCpuMemArena: true,
+  intraOpSpinning: false,
+});
+
+const LEVELS: readonly GraphOptimizationLevel[] = ['disabled', 'basic', 'extended', 'layout', 'all'];
+
+/** Validates settings with messages that name the setting, and fills the defaults. */
+export function resolveSessionSettings(settings: SessionSettings = {}): SessionSettings {
+  const out: SessionSettings = { ...DEFAULT_SESSION_SETTINGS, ...dropUndefined(settings) };
+  for (const key of ['intraOpNumThreads', 'interOpNumThreads'] as const) {
+    const v = out[key];
+    if (v !== undefined && !(Number.isInteger(v) && v >= 0)) {
+      throw new RangeError(`Session setting ${key} must be a whole number >= 0 (0 = ORT chooses); got ${v}`);
+    }
+  }
+  if (!LEVELS.includes(out.graphOptimizationLevel!)) {
+    throw new RangeError(`Session setting graphOptimizationLevel must be one of ${LEVELS.join(', ')}; got "${out.graphOptimizationLevel}"`);
+  }
+  if (!Array.isArray(out.executionProviders) || out.executionProviders.length === 0) {
+    throw new RangeError('Session setting executionProviders must list at least one provider, e.g. ["cpu"]');
+  }
+  return out;
+}
+
+function dropUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function toOrtOptions(s: SessionSettings): ort.InferenceSession.SessionOptions {
+  const o: ort.InferenceSession.SessionOptions = {
+    executionProviders: s.executionProviders!,
+    graphOptimizationLevel: s.graphOptimizationLevel!,
+    enableCpuMemArena: s.enableCpuMemArena!,
+    logSeverityLevel: 3, // errors only: ORT's warnings about unused initializers etc. are noise for users
+  };
+  if (s.intraOpNumThreads !== undefined) o.intraOpNumThreads = s.intraOpNumThreads;
+  if (s.interOpNumThreads !== undefined) o.interOpNumThreads = s.interOpNumThreads;
+  if (!s.intraOpSpinning) o.extra = { session: { intra_op: { allow_spinning: '0' } } };
+  return o;
+}
+
+/** Thrown when ORT cannot open a file: the ORT message wrapped in a sentence that names the file. */
+export class SessionOpenError extends Error {
+  override name = 'SessionOpenError';
+  constructor(readonly path: string, readonly ortMessage: string) {
+    super(`onnxruntime could not load ${path}: ${ortMessage.trim()}. The file may be truncated or not an ONNX model; re-export or re-download it.`);
+  }
+}
+
+/** A feed value: our float32 Tensor, or an ORT tensor for other dtypes (int64 timesteps, token ids). */
+export type FeedValue = Tensor | ort.Tensor;
+
+export function toOrtTensor(v: FeedValue): ort.Tensor {
+  if ('dims' in v) return v; // already an ORT tensor
+  return new ort.Tensor('float32', v.data, v.shape);
+}
+
+/** An ORT output to our float32 Tensor (no copy). Other dtypes are an error naming the output. */
+export function fromOrtTensor(name: string, t: ort.OnnxValue): Tensor {
+  if (!(t instanceof ort.Tensor)) throw new TypeError(`ONNX output "${name}" is not a tensor`);
+  if (t.type !== 'float32') {
+    throw new TypeError(`ONNX output "${name}" is ${t.type}; the engine works in float32 (float16 models are not supported on CPU yet)`);
+  }
+  return { data: t.data as Float32Array, shape: t.dims.map(Number) };
+}
+
+interface Entry {
+  readonly key: string;
+  readonly path: string;
+  readonly options: ort.InferenceSession.SessionOptions;
+  refs: number;
+  opening: Promise<ort.InferenceSession> | undefined;
+  running: Set<Promise<unknown>>;
+}
+
+/** One reference to a (lazily opened, shared) session. */
+export class SessionLease {
+  #entry: Entry | undefined;
+  readonly path: string;
+  constructor(private readonly pool: SessionPool, entry: Entry) {
+    this.#entry = entry;
+    this.path = entry.path;
+  }
+
+  /** The pool this lease came from (derived graphs of a model open their sessions in the model's pool). */
+  get sessionPool(): SessionPool {
+    return this.pool;
+  }
+
+  get released(): boolean {
+    return this.#entry === undefined;
+  }
+
+  /** The session, opened now if it is not open yet (or was closed by freeAll). */
+  session(): Promise<ort.InferenceSession> {
+    const e = this.#entry;
+    if (!e) return Promise.reject(this.#releasedError());
+    e.opening ??= this.pool.open(e);
+    return e.opening;
+  }
+
+  /**
+   * Runs the model. Float32 feeds may be our Tensors; outputs come back as ORT values (use fromOrtTensor).
+   * `fetches` limits the outputs computed and returned (default: all of the model's outputs).
+   */
+  async run(feeds: Record<string, FeedValue>, fetches?: readonly string[]): Promise<Record<string, ort.OnnxValue>> {
+    const e = this.#live();
+    let opening = this.session();
+    let session = await opening;
+    // freeAll() may have closed it while we waited for it to open: take the reopened one
+    while (e.opening !== opening) {
+      opening = this.session();
+      session = await opening;
+    }
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const [k, v] of Object.entries(feeds)) ortFeeds[k] = toOrtTensor(v);
+    const p = fetches ? session.run(ortFeeds, [...fetches]) : session.run(ortFeeds);
+    e.running.add(p);
+    try {
+      return await p;
+    } finally {
+      e.running.delete(p);
+    }
+  }
+
+  /**
+   * Closes the shared session now (after the runs in flight), like freeAll() for this file alone: every lease
+   * on it stays valid and reopens it on next use. For callers that switch to another graph holding the same
+   * weights (TGATE's gated UNet) and do not want two copies in memory meanwhile.
+   */
+  async close(): Promise<void> {
+    const e = this.#entry;
+    if (e) await this.pool.closeEntry(e);
+  }
+
+  /** Drops this reference; the last one disposes the session. Releasing twice is a no-op. */
+  async release(): Promise<void> {
+    const e = this.#entry;
+    if (!e) return;
+    this.#entry = undefined;
+    await this.pool.unref(e);
+  }
+
+  #live(): Entry {
+    if (!this.#entry) throw this.#releasedError();
+    return this.#entry;
+  }
+
+  #releasedError(): Error {
+    return new Error(`Session lease for ${this.path} was already released; acquire a new one from the pool`);
+  }
+}
+
+export class SessionPool {
+  readonly settings: SessionSettings;
+  readonly #entries = new Map<string, Entry>();
+  /** Sessions opened over the pool's life (tests and diagnostics: proves sharing and laziness). */
+  opened = 0;
+
+  constructor(settings: SessionSettings = {}) {
+    this.settings = resolveSessionSettings(settings);
+  }
+
+  /**
+   * A lease on the ONNX file at `path`. Nothing is opened yet. `overrides` change this pool's settings for
+   * this file (e.g. fewer threads for a small VAE); leases with equal path and settings share a session.
+   */
+  acquire(path: string, overrides: SessionSettings = {}): SessionLease {
+    const settings = Object.keys(overrides).length ? resolveSessionSettings({ ...this.settings, ...dropUndefined(overrides) }) : this.settings;
+    const full = resolve(path);
+    const options = toOrtOptions(settings);
+    const key = `${full}\0${JSON.stringify(options)}`;
+    let e = this.#entries.get(key);
+    if (!e) {
+      e = { key, path: full, options, refs: 0, opening: undefined, running: new Set() };
+      this.#entries.set(key, e);
+    }
+    e.refs++;
+    return new SessionLease(this, e);
+  }
+
+  /** Number of sessions open right now. */
+  get openCount(): number {
+    let n = 0;
+    for (const e of this.#entries.values()) if (e.opening) n++;
+    return n;
+  }
+
+  /** Number of distinct (path, settings) entries with at least one lease. */
+  get leasedCount(): number {
+    return this.#entries.size;
+  }
+
+  /** @internal */
+  open(e: Entry): Promise<ort.InferenceSession> {
+    const p = ort.InferenceSession.create(e.path, e.options).then(
+      (s) => {
+        this.opened++;
+        return s;
+      },
+      (err: unknown) => {
+        if (e.opening === p) e.opening = undefined; // let a later use retry (e.g. after the file was fixed)
+        throw new SessionOpenError(e.path, err instanceof Error ? err.message : String(err));
+      },
+    );
+    return p;
+  }
+
+  /** @internal */
+  async unref(e: Entry): Promise<void> {
+    e.refs--;
+    if (e.refs > 0) return;
+    this.#entries.delete(e.key);
+    await this.#close(e);
+  }
+
+  /** @internal (SessionLease.close) */
+  closeEntry(e: Entry): Promise<void> {
+    return this.#close(e);
+  }
+
+  async #close(e: Entry): Promise<void> {
+    const opening = e.opening;
+    e.opening = undefined;
+    if (!opening) return;
+    await Promise.allSettled([...e.running]);
+    const session = await opening.catch(() => undefined);
+    await session?.release();
+  }
+
+  /** Closes every open session (the server's /free). Leases stay valid and reopen their file on next use. */
+  async freeAll(): Promise<number> {
+    const open = [...this.#entries.values()].filter((e) => e.opening);
+    await Promise.all(open.map((e) => this.#close(e)));
+    return open.length;
+  }
+}
+
+/** A process-wide pool with default settings, for callers that do not manage their own. */
+let defaultPool: SessionPool | undefined;
+export function getDefaultSessionPool(): SessionPool {
+  defaultPool ??= new SessionPool();
+  return defaultPool;
+}

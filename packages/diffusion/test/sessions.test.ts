@@ -1,0 +1,90 @@
+// SessionPool: lazy opening, sharing, reference counting and /free, on real onnxruntime sessions.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { SessionOpenError, SessionPool, fromOrtTensor, resolveSessionSettings, DEFAULT_SESSION_SETTINGS, type Tensor } from '../src/index.ts';
+import { requireTestModel, tempDir } from './fixtures/test-model.ts';
+
+const vaeDecoder = (): string => join(requireTestModel(), 'vae_decoder', 'model.onnx');
+
+async function decodeOnce(lease: ReturnType<SessionPool['acquire']>): Promise<Tensor> {
+  const session = await lease.session();
+  const shape = session.inputMetadata[0]!.isTensor ? session.inputMetadata[0]!.shape.map((d) => (typeof d === 'number' ? d : 1)) : [];
+  const n = shape.reduce((a, b) => a * b, 1);
+  const out = await lease.run({ latent_sample: { data: new Float32Array(n).fill(0.1), shape } }, ['sample']);
+  return fromOrtTensor('sample', out.sample!);
+}
+
+test('sessions open on first use, are shared per file and settings, and close with the last lease', async () => {
+  const pool = new SessionPool({ intraOpNumThreads: 1 });
+  const a = pool.acquire(vaeDecoder());
+  const b = pool.acquire(vaeDecoder());
+  assert.equal(pool.openCount, 0, 'acquire() alone opens nothing');
+  const sa = await a.session();
+  const sb = await b.session();
+  assert.equal(sa, sb, 'same path + settings => one session');
+  assert.equal(pool.opened, 1);
+  const c = pool.acquire(vaeDecoder(), { intraOpNumThreads: 2 });
+  assert.notEqual(await c.session(), sa, 'other settings => another session');
+  assert.equal(pool.openCount, 2);
+
+  await a.release();
+  assert.equal(pool.openCount, 2, 'b still holds the first session');
+  const out = await decodeOnce(b);
+  assert.equal(out.shape[1], 3);
+  await b.release();
+  await b.release(); // a second release is a no-op, not a double free
+  assert.equal(pool.openCount, 1);
+  await assert.rejects(b.session(), /already released/);
+  await c.release();
+  assert.equal(pool.openCount, 0);
+  assert.equal(pool.leasedCount, 0);
+});
+
+test('freeAll closes open sessions; leases reopen on next use and compute the same', async () => {
+  const pool = new SessionPool({ intraOpNumThreads: 1 });
+  const lease = pool.acquire(vaeDecoder());
+  const before = await decodeOnce(lease);
+  const first = await lease.session();
+  assert.equal(await pool.freeAll(), 1);
+  assert.equal(pool.openCount, 0);
+  const after = await decodeOnce(lease);
+  assert.notEqual(await lease.session(), first);
+  assert.equal(pool.opened, 2);
+  assert.deepEqual(after.data, before.data);
+  await lease.release();
+});
+
+test('freeAll waits for a run in flight instead of pulling the session from under it', async () => {
+  const pool = new SessionPool({ intraOpNumThreads: 1 });
+  const lease = pool.acquire(vaeDecoder());
+  await lease.session();
+  const running = decodeOnce(lease);
+  await pool.freeAll();
+  assert.equal((await running).shape[1], 3);
+  await lease.release();
+});
+
+test('a file ORT cannot load fails on use with the path and ORT\'s reason; a later use retries', async () => {
+  const dir = tempDir('sessions');
+  const file = join(dir, 'model.onnx');
+  writeFileSync(file, 'this is not a protobuf');
+  const pool = new SessionPool();
+  const lease = pool.acquire(file);
+  const err = await lease.session().then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof SessionOpenError);
+  assert.ok(err.message.includes(file) && err.ortMessage.length > 0, err.message);
+  assert.equal(pool.openCount, 0);
+  await lease.release();
+});
+
+test('settings: defaults (all cores, cpu) and clear errors for bad values', () => {
+  const s = resolveSessionSettings();
+  assert.equal(s.intraOpNumThreads, DEFAULT_SESSION_SETTINGS.intraOpNumThreads);
+  assert.deepEqual(s.executionProviders, ['cpu']);
+  assert.equal(s.intraOpSpinning, false, 'no busy-waiting threads on shared cores');
+  assert.throws(() => new SessionPool({ intraOpNumThreads: 1.5 }), /intraOpNumThreads must be a whole number/);
+  assert.throws(() => new SessionPool({ graphOptimizationLevel: 'max' as never }), /graphOptimizationLevel must be one of disabled, basic/);
+  assert.throws(() => new SessionPool({ executionProviders: [] }), /at least one provider/);
+});

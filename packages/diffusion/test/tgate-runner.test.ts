@@ -1,0 +1,256 @@
+// TGATE / DeepCache through the adapter (plan-stepper.ts) and the variants it runs (cached-unet.ts), on real
+// onnxruntime with the test model: caches filled at a step and reused at the same step (same inputs) must
+// reproduce the plain UNet's output, for cross-attention, self-attention and DeepCache's shallow branch.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { decodeModel, type GraphProto } from '@gategraph/onnx-graph';
+import { readFileSync } from 'node:fs';
+import {
+  concatBatch,
+  openModelFolder,
+  planStepper,
+  planTgate,
+  prepareCachedUnet,
+  randn,
+  sample,
+  createScheduler,
+  timestepTensor,
+  zeros,
+  OnnxUnetRunner,
+  SessionPool,
+  CachedUnetError,
+  type CachedUnet,
+  type DiffusionModel,
+  type ExecutionPlan,
+  type PlannedStep,
+  type StepContext,
+  type StepPlanner,
+  type StepPlan,
+  meanOfHalves,
+  type Tensor,
+} from '../src/index.ts';
+import { TEST_MODEL, tempDir } from './fixtures/test-model.ts';
+import { fakeUnetWithoutText, writeModel } from './fixtures/onnx-builder.ts';
+
+const skip = existsSync(join(TEST_MODEL, 'unet', 'model.onnx')) ? false : `no test model at ${TEST_MODEL} (set GATEGRAPH_TEST_MODEL)`;
+
+let model: DiffusionModel;
+let cached: CachedUnet;
+before(async () => {
+  if (skip) return;
+  model = await openModelFolder(TEST_MODEL);
+  cached = await prepareCachedUnet(model, { attn2: true, attn1: true, deepBranch: 0 });
+});
+after(async () => {
+  if (skip) return;
+  await cached.release();
+  await model.release();
+});
+
+function maxRelError(a: Tensor, b: Tensor): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < b.data.length; i++) {
+    num = Math.max(num, Math.abs(a.data[i]! - b.data[i]!));
+    den = Math.max(den, Math.abs(b.data[i]!));
+  }
+  return num / den;
+}
+
+const step = (i: number, over: Partial<PlannedStep>): PlannedStep => ({
+  step: i,
+  batch: 'cfg',
+  crossAttn: 'compute',
+  selfAttn: 'compute',
+  cacheMode: 'as_is',
+  unet: 'full',
+  deepCache: 'none',
+  ...over,
+});
+const handPlan = (steps: PlannedStep[]): ExecutionPlan => ({ kind: 'tgate+deepcache', stepCount: steps.length, guidance: 'cfg', steps, notes: [] });
+
+/** The standard feeds of a step on fixed inputs: the latent (twice for 'cfg'), timestep 500, the texts. */
+function sameFeeds(rows: number, batch: StepPlan['batch'] = rows === 2 ? 'cfg' : 'cond') {
+  const io = model.io.unet;
+  const [h, w] = io.fixedLatentSize ?? [16, 16];
+  const latent = randn([1, io.latentChannels, h, w], 7);
+  const text = randn([1, 77, io.crossAttentionDim], 8);
+  const neg = randn([1, 77, io.crossAttentionDim], 9);
+  return {
+    [io.sample]: rows === 2 ? concatBatch([latent, latent]) : latent,
+    [io.timestep]: timestepTensor(io, 500, rows),
+    [io.encoderHiddenStates]: batch === 'cfg' ? concatBatch([neg, text]) : batch === 'cond' ? text : neg,
+  };
+}
+
+/** Runs plan steps the way sample() does, but every step on the SAME latent and timestep; returns out_sample per step. */
+async function runSameInputsOn(
+  prepared: CachedUnet,
+  planner: StepPlanner,
+  steps = 1,
+  seen: { plans: StepPlan[]; outputs: Record<string, Tensor>[] } = { plans: [], outputs: [] },
+): Promise<Tensor[]> {
+  const io = model.io.unet;
+  const outs: Tensor[] = [];
+  for (let i = 0; i < steps; i++) {
+    const ctx: StepContext = {
+      step: i, totalSteps: steps, timestep: 500, sigma: 1, cfg: 7, defaultBatch: 'cfg', hasNegative: true,
+      batchSize: 1, latentShape: [1, io.latentChannels, 16, 16], variants: prepared.runner.variants,
+    };
+    const plan = await planner.planStep(i, ctx);
+    const rows = plan.batch === 'cfg' ? 2 : 1;
+    const feeds = { ...sameFeeds(rows, plan.batch), ...plan.extraInputs };
+    const capture = [...(plan.captureOutputs ?? [])];
+    const out = await prepared.runner.run(plan.variant, feeds, [io.outSample, ...capture]);
+    outs.push(out[io.outSample]!);
+    const outputs = Object.fromEntries(capture.map((n) => [n, out[n]!]));
+    seen.plans.push(plan);
+    seen.outputs.push(outputs);
+    await planner.afterStep?.(i, { plan, outputs, modelOutput: out[io.outSample]!, context: ctx });
+  }
+  return outs;
+}
+
+const runSameInputs = (planner: StepPlanner, steps: number, seen?: { plans: StepPlan[]; outputs: Record<string, Tensor>[] }) =>
+  runSameInputsOn(cached, planner, steps, seen);
+
+async function plainOut(): Promise<Tensor> {
+  const [first] = await runSameInputs(planStepper(handPlan([step(0, {})]), cached.layout), 1);
+  return first!;
+}
+
+test('the gated UNet computing everything is the plain UNet', { skip }, async () => {
+  const plainRunner: StepPlanner = { planStep: () => ({ variant: 'full', batch: 'cfg' }) };
+  const [plain] = await runSameInputs(plainRunner, 1);
+  assert.ok(maxRelError(await plainOut(), plain!) < 1e-6);
+});
+
+for (const [name, reuse] of [
+  ['cross-attention (attn2)', { crossAttn: 'reuse' }],
+  ['self-attention (attn1)', { selfAttn: 'reuse' }],
+  ['cross- and self-attention', { crossAttn: 'reuse', selfAttn: 'reuse' }],
+  ['DeepCache shallow branch', { unet: 'shallow', deepCache: 'reuse' }],
+  ['DeepCache shallow branch with cross- and self-attention reused', { unet: 'shallow', deepCache: 'reuse', crossAttn: 'reuse', selfAttn: 'reuse' }],
+] as const) {
+  test(`reusing ${name} captured at the same step reproduces the full forward`, { skip }, async () => {
+    const fill = step(0, { crossAttn: 'compute_cache', selfAttn: 'compute_cache', deepCache: 'refresh' });
+    const outs = await runSameInputs(planStepper(handPlan([fill, step(1, reuse)]), cached.layout), 2);
+    const plain = await plainOut();
+    assert.ok(maxRelError(outs[0]!, plain) < 1e-6, 'the capturing step is the plain forward');
+    const err = maxRelError(outs[1]!, plain);
+    assert.ok(err < 1e-4, `max relative error ${err}`);
+  });
+}
+
+test('the gate step caches the mean of the CFG halves, which a batch-of-one step reuses', { skip }, async () => {
+  // With the same text in both halves the mean is each half: the single pass must then equal the plain one.
+  const gate = step(0, { crossAttn: 'compute_cache', cacheMode: 'cfg_mean' });
+  const after = step(1, { batch: 'single', singleBranch: 'uncond', crossAttn: 'reuse' });
+  const seen = { plans: [] as StepPlan[], outputs: [] as Record<string, Tensor>[] };
+  const outs = await runSameInputs(planStepper(handPlan([gate, after]), cached.layout), 2, seen);
+  assert.equal(outs[1]!.shape[0], 1, 'one row after the gate');
+  const attn2 = cached.layout.full.gates.filter((g) => g.kind === 'attn2');
+  assert.deepEqual(Object.keys(seen.outputs[0]!).sort(), attn2.map((g) => g.output).sort(), 'the gate step captures every attn2 output');
+  for (const g of attn2) {
+    const fed = seen.plans[1]!.extraInputs![g.cachedInput] as Tensor;
+    assert.deepEqual(fed.shape[0], 1);
+    assert.deepEqual(fed.data, meanOfHalves(seen.outputs[0]![g.output]!).data, `${g.output}: (uncond + cond) / 2`);
+  }
+  assert.equal(Boolean((seen.plans[1]!.extraInputs!.compute_attn2 as { data: ArrayLike<unknown> }).data[0]), false, "the attn2 switch is off");
+});
+
+test('a plan that reuses what no earlier step cached is refused before anything runs', { skip }, () => {
+  assert.throws(() => planStepper(handPlan([step(0, {}), step(1, { crossAttn: 'reuse' })]), cached.layout), /reuse|cache/i);
+});
+
+test('the gated graph reads attn2 to_k / to_v weights only inside the compute branch of its If nodes', { skip }, () => {
+  const proto = decodeModel(readFileSync(cached.files.full));
+  const main = proto.graph!;
+  const isKv = (name: string) => /attn2\/to_[kv]\//.test(name);
+  assert.equal(main.node.filter((n) => isKv(n.name)).length, 0, 'no to_k / to_v node outside the If nodes');
+  const ifs = main.node.filter((n) => n.opType === 'If' && n.name.includes('attn2'));
+  assert.ok(ifs.length > 0);
+  for (const node of ifs) {
+    const branch = (name: string): GraphProto => node.attribute.find((a) => a.name === name)!.g!;
+    assert.ok(branch('then_branch').node.some((n) => isKv(n.name)), `${node.name}: the compute branch holds to_k / to_v`);
+    assert.deepEqual(branch('else_branch').node.map((n) => n.opType), ['Identity'], `${node.name}: the reuse branch only passes the cache through`);
+  }
+});
+
+test('a sampling run with a gate past the last step is the plain run, byte for byte', { skip }, async () => {
+  const plan = planTgate({ steps: 6, gateStep: 6 });
+  assert.equal(plan.kind, 'plain');
+  const [h, w] = model.io.unet.fixedLatentSize ?? [16, 16];
+  const shape = [1, model.io.unet.latentChannels, h, w];
+  const text = randn([1, 77, model.io.unet.crossAttentionDim], 3);
+  const neg = zeros([1, 77, model.io.unet.crossAttentionDim]);
+  const run = (planner?: StepPlanner) =>
+    sample({
+      unet: OnnxUnetRunner.forModel(model),
+      scheduler: createScheduler('ddim', model.schedulerConfig, 6),
+      positive: text, negative: neg, cfg: 7, latent: zeros(shape), noise: randn(shape, 11),
+      ...(planner ? { planner } : {}),
+    });
+  const plain = await run();
+  const gated = await run(planStepper(plan, null));
+  assert.deepEqual(gated.latent.data, plain.latent.data);
+});
+
+test('a TGATE run samples with the gated graph and one pass after the gate', { skip }, async () => {
+  const plan = planTgate({ steps: 8, gateStep: 4, warmUp: 1, spInterval: 2 });
+  const [h, w] = model.io.unet.fixedLatentSize ?? [16, 16];
+  const shape = [1, model.io.unet.latentChannels, h, w];
+  const result = await sample({
+    unet: cached.runner,
+    scheduler: createScheduler('ddim', model.schedulerConfig, 8),
+    positive: randn([1, 77, model.io.unet.crossAttentionDim], 3),
+    negative: zeros([1, 77, model.io.unet.crossAttentionDim]),
+    cfg: 7, latent: zeros(shape), noise: randn(shape, 11),
+    planner: planStepper(plan, cached.layout),
+  });
+  assert.deepEqual(result.plans.map((p) => p.batch), ['cfg', 'cfg', 'cfg', 'cfg', 'uncond', 'uncond', 'uncond', 'uncond']);
+  assert.ok(result.latent.data.every(Number.isFinite));
+});
+
+test('DeepCache with a branch the UNet does not have is a clear error naming the model', { skip }, async () => {
+  await assert.rejects(prepareCachedUnet(model, { attn2: false, attn1: false, deepBranch: 40 }), (e: unknown) => {
+    assert.ok(e instanceof CachedUnetError, String(e));
+    assert.match((e as Error).message, /UNet of model/);
+    return true;
+  });
+});
+
+test('a UNet whose attention cannot be found is a CachedUnetError naming the model, with onnx-graph\'s reason', { skip }, async () => {
+  const dir = tempDir('no-attention');
+  const path = join(dir, 'unet', 'model.onnx');
+  mkdirSync(dirname(path), { recursive: true });
+  writeModel(path, fakeUnetWithoutText(4, 16));
+  const fake = { name: 'no-attention', io: model.io, unet: { ...model.unet, path } } as unknown as DiffusionModel;
+  await assert.rejects(prepareCachedUnet(fake, { attn2: true, attn1: false }), (e: unknown) => {
+    assert.ok(e instanceof CachedUnetError, String(e));
+    assert.match((e as Error).message, /^the UNet of model "no-attention" \(.*model\.onnx\): /);
+    assert.ok((e as Error).cause, 'the onnx-graph error is kept as the cause');
+    return true;
+  });
+});
+
+test('one UNet session at a time, in the model\'s pool: preparing the gated UNet closes the plain one, which reopens on its next use', { skip }, async () => {
+  const pool = new SessionPool();
+  const own = await openModelFolder(TEST_MODEL, { pool });
+  try {
+    const before = pool.openCount; // text encoder, UNet, VAE(s): opened to read their metadata
+    const prepared = await prepareCachedUnet(own, { attn2: true, attn1: false }); // sessions in the model's own pool
+    assert.equal(pool.openCount, before - 1, 'the plain UNet session was closed');
+    const [first] = await runSameInputsOn(prepared, planStepper(handPlan([step(0, {})]), prepared.layout));
+    assert.equal(pool.openCount, before, 'the gated session replaced it');
+    await prepared.release();
+    assert.equal(pool.openCount, before - 1, 'released after the run');
+    const plain = (await OnnxUnetRunner.forModel(own).run('full', sameFeeds(2), [own.io.unet.outSample]))[own.io.unet.outSample]!;
+    assert.equal(pool.openCount, before, 'the plain UNet reopened');
+    assert.ok(maxRelError(first!, plain) < 1e-6);
+  } finally {
+    await own.release();
+  }
+});

@@ -1,0 +1,68 @@
+/**
+ * Start-up, in ComfyUI's order: node definitions and extensions are fetched, extensions' `init` runs, node
+ * classes are registered (extensions may patch them), the saved graph (or the default one) is loaded, then
+ * extensions' `setup`; the websocket connects last, so no message arrives before the graph exists.
+ */
+import { EditorApp } from './app.ts';
+import { loadDefaultGraph } from './default-graph.ts';
+import { installExecutionFeedback } from './execution.ts';
+import { callHook, loadExtensions, registerExtension } from './extensions.ts';
+import { installQueuePanel } from './queue-panel.ts';
+import { installSearchBox } from './search-box.ts';
+import { installTgateTimelines } from './tgate-timeline.ts';
+import { installTooltips } from './tooltips.ts';
+import { installUi } from './ui.ts';
+import { autosave, loadFromLocalStorage, loadWorkflowJson } from './workflow-io.ts';
+import './style.css';
+
+declare global {
+  interface Window {
+    /** The running editor, for extensions, scripts and tests. */
+    gategraph: EditorApp & { registerExtension: (extension: Parameters<typeof registerExtension>[1]) => void };
+  }
+}
+
+async function start(): Promise<void> {
+  const app = new EditorApp();
+  window.gategraph = Object.assign(app, {
+    registerExtension: (extension: Parameters<typeof registerExtension>[1]) => registerExtension(app, extension),
+  });
+  app.mountCanvas(document.getElementById('gg-canvas-wrap')!);
+  installUi(app);
+  installSearchBox(app);
+  installTooltips(app);
+  installExecutionFeedback(app);
+  installTgateTimelines(app);
+
+  const [info] = await Promise.all([app.api.objectInfo(), loadExtensions(app)]);
+  await callHook(app, 'init');
+  await app.registerNodes(info);
+
+  const saved = loadFromLocalStorage();
+  let loaded = false;
+  if (saved) {
+    try {
+      loadWorkflowJson(app, saved, 'the saved workflow');
+      loaded = true;
+    } catch (error) {
+      console.warn('gategraph: the workflow kept in this browser could not be loaded; opening the default one', error);
+    }
+  }
+  if (!loaded) await loadDefaultGraph(app);
+  await callHook(app, 'setup');
+  autosave(app);
+  installQueuePanel(app, document.getElementById('gg-queue-panel')!);
+  app.api.connect();
+  document.body.dataset.ready = 'true';
+}
+
+// `document.body.dataset.ready` tells scripts and tests when start-up is over: "true", or "failed".
+start().catch((error: unknown) => {
+  console.error(error);
+  const message = error instanceof Error ? error.message : String(error);
+  document.body.dataset.ready = 'failed';
+  const box = document.createElement('div');
+  box.className = 'gg-fatal';
+  box.textContent = `The editor could not start: ${message}`;
+  document.body.append(box);
+});

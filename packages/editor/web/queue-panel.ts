@@ -1,0 +1,118 @@
+/**
+ * The queue and history panel: the running prompt (Interrupt), pending ones (Cancel: removed from the
+ * queue), and recent history with status and output thumbnails; refreshed on the server's status messages.
+ */
+import type { EditorApp } from './app.ts';
+import type { ImageRef } from './api.ts';
+import { loadWorkflowJson } from './workflow-io.ts';
+
+type QueueTuple = [number, string, Record<string, unknown>, { extra_pnginfo?: { workflow?: unknown } }, string[]];
+
+interface HistoryEntry {
+  prompt: QueueTuple;
+  outputs: Record<string, { images?: ImageRef[] }>;
+  status?: { status_str?: string; completed?: boolean; messages?: [string, Record<string, unknown>][] };
+}
+
+const HISTORY_SHOWN = 20;
+
+export function installQueuePanel(app: EditorApp, panel: HTMLElement): { refresh(): Promise<void> } {
+  panel.innerHTML = `
+    <header><h2>Queue</h2><span class="gg-queue-count" aria-live="polite"></span>
+      <button type="button" class="gg-small" data-action="clear-history" title="Remove every history entry">Clear history</button></header>
+    <section><h3>Running</h3><ul class="gg-running"></ul></section>
+    <section><h3>Pending</h3><ul class="gg-pending"></ul></section>
+    <section><h3>History</h3><ul class="gg-history"></ul></section>`;
+  const running = panel.querySelector('.gg-running')!;
+  const pending = panel.querySelector('.gg-pending')!;
+  const history = panel.querySelector('.gg-history')!;
+  const count = panel.querySelector('.gg-queue-count')!;
+  let scheduled: ReturnType<typeof setTimeout> | undefined;
+
+  const item = (label: string, promptId: string, extra?: HTMLElement[]) => {
+    const li = document.createElement('li');
+    li.dataset.promptId = promptId;
+    const text = document.createElement('span');
+    text.textContent = label;
+    li.append(text, ...(extra ?? []));
+    return li;
+  };
+  const button = (label: string, title: string, onClick: () => Promise<unknown> | void) => {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'gg-small';
+    b.textContent = label;
+    b.title = title;
+    b.addEventListener('click', () => {
+      void Promise.resolve(onClick())
+        .catch((error: Error) => app.notify('error', error.message))
+        .finally(() => void refresh());
+    });
+    return b;
+  };
+
+  async function refresh(): Promise<void> {
+    const [queue, entries] = await Promise.all([
+      app.api.json<{ queue_running: QueueTuple[]; queue_pending: QueueTuple[] }>('/queue'),
+      app.api.json<Record<string, HistoryEntry>>(`/history?max_items=${HISTORY_SHOWN}`),
+    ]).catch((error: Error) => {
+      console.warn('gategraph: queue refresh failed', error);
+      return [undefined, undefined] as const;
+    });
+    if (!queue || !entries) return;
+    count.textContent = `${queue.queue_running.length + queue.queue_pending.length} in queue`;
+    running.replaceChildren(
+      ...queue.queue_running.map((t) =>
+        item(`#${t[0]} running`, t[1], [button('Interrupt', 'Stop this prompt now', () => app.api.post('/interrupt', { prompt_id: t[1] }))]),
+      ),
+    );
+    pending.replaceChildren(
+      ...[...queue.queue_pending]
+        .sort((a, b) => a[0] - b[0])
+        .map((t) => item(`#${t[0]}`, t[1], [button('Cancel', 'Remove this prompt from the queue', () => app.api.post('/queue', { delete: [t[1]] }))])),
+    );
+    const list = Object.entries(entries).sort((a, b) => b[1].prompt[0] - a[1].prompt[0]);
+    history.replaceChildren(
+      ...list.map(([id, entry]) => {
+        const status = entry.status?.status_str ?? (entry.status?.completed ? 'success' : 'unknown');
+        const thumbs = Object.values(entry.outputs ?? {})
+          .flatMap((o) => o.images ?? [])
+          .slice(0, 4)
+          .map((ref) => {
+            const img = document.createElement('img');
+            img.src = app.api.viewUrl(ref);
+            img.alt = ref.filename;
+            img.loading = 'lazy';
+            return img;
+          });
+        const workflow = entry.prompt[3]?.extra_pnginfo?.workflow;
+        const extras: HTMLElement[] = [...thumbs];
+        if (workflow) extras.push(button('Load', 'Load the workflow of this run', () => loadWorkflowJson(app, workflow, `prompt ${id}`)));
+        extras.push(button('Delete', 'Remove from history', () => app.api.post('/history', { delete: [id] })));
+        const li = item(`#${entry.prompt[0]} ${status}`, id, extras);
+        li.classList.add(`gg-status-${status}`);
+        return li;
+      }),
+    );
+  }
+
+  const soon = () => {
+    if (scheduled) return;
+    scheduled = setTimeout(() => {
+      scheduled = undefined;
+      void refresh();
+    }, 150);
+  };
+  for (const type of ['status', 'execution_start', 'executing', 'execution_error', 'execution_interrupted', 'execution_success', 'reconnected']) {
+    app.api.addEventListener(type, (event) => {
+      if (type === 'executing' && (event as CustomEvent<{ node: unknown }>).detail?.node !== null) return;
+      soon();
+    });
+  }
+  app.events.addEventListener('queued', soon);
+  panel.querySelector('[data-action="clear-history"]')!.addEventListener('click', () => {
+    void app.api.post('/history', { clear: true }).then(soon);
+  });
+  void refresh();
+  return { refresh };
+}

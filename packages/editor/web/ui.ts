@@ -1,0 +1,202 @@
+/**
+ * The page around the canvas: toolbar buttons, keyboard shortcuts (Ctrl+Enter queues, Ctrl+S saves, Ctrl+O
+ * opens), dropping files on the page, the connection indicator and messages (toasts).
+ */
+import type { EditorApp } from './app.ts';
+import { uploadTargetOf, type UploadTarget } from './image-upload.ts';
+import { isEditorNode } from './node-state.ts';
+import { buildDefaultGraph, loadDefaultGraph } from './default-graph.ts';
+import { listServerWorkflows, loadServerWorkflow, saveServerWorkflow } from './userdata.ts';
+import { download, fileName, loadWorkflowJson, readWorkflowFile } from './workflow-io.ts';
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+
+export function installUi(app: EditorApp): void {
+  installToasts(app);
+  const batch = $<HTMLInputElement>('gg-batch');
+  const queue = async (front = false) => {
+    const count = Math.max(1, Math.min(100, Math.floor(Number(batch.value) || 1)));
+    await app.queuePrompt(count, front ? { front: true } : {});
+  };
+  $('gg-queue').addEventListener('click', () => void queue());
+
+  let currentName = 'workflow';
+  $('gg-save').addEventListener('click', () => {
+    const name = prompt('Save workflow as', currentName);
+    if (name === null) return;
+    currentName = name.replace(/\.json$/i, '') || currentName;
+    download(fileName(currentName, '.json'), JSON.stringify(app.serializeGraph(), null, 2));
+  });
+  $('gg-export-api').addEventListener('click', () => {
+    const { prompt: apiPrompt, warnings } = app.graphToPrompt();
+    if (warnings.length) app.notify('warning', 'Some parts of the graph could not be converted', warnings.join('\n'));
+    download(fileName(`${currentName}.api`, '.json'), JSON.stringify(apiPrompt, null, 2));
+  });
+  const fileInput = $<HTMLInputElement>('gg-file');
+  $('gg-open').addEventListener('click', () => fileInput.click());
+  fileInput.addEventListener('change', () => {
+    const file = fileInput.files?.[0];
+    fileInput.value = '';
+    if (file) void openFile(app, file).then((name) => name && (currentName = name));
+  });
+
+  const serverList = $<HTMLSelectElement>('gg-server-workflows');
+  const refreshServerList = async () => {
+    const names = await listServerWorkflows(app.api).catch(() => undefined);
+    serverList.disabled = names === undefined;
+    serverList.title = names === undefined ? 'This server does not store workflows (no /userdata routes)' : 'Open a workflow saved on the server';
+    serverList.replaceChildren(new Option(names?.length ? 'Server workflows…' : 'No server workflows', ''), ...(names ?? []).map((n) => new Option(n, n)));
+  };
+  serverList.addEventListener('focus', () => void refreshServerList());
+  serverList.addEventListener('change', () => {
+    const name = serverList.value;
+    serverList.value = '';
+    if (!name) return;
+    void loadServerWorkflow(app.api, name)
+      .then((json) => {
+        loadWorkflowJson(app, json, name);
+        currentName = name.replace(/\.json$/i, '');
+        app.notify('info', `Opened ${name} from the server`);
+      })
+      .catch((error: Error) => app.notify('error', error.message));
+  });
+  $('gg-save-server').addEventListener('click', () => {
+    const name = prompt('Save on the server as', currentName);
+    if (name === null) return;
+    currentName = name.replace(/\.json$/i, '') || currentName;
+    const file = fileName(currentName, '.json');
+    void saveServerWorkflow(app.api, file, app.serializeGraph())
+      .then(() => {
+        app.notify('info', `Saved ${file} on the server`);
+        return refreshServerList();
+      })
+      .catch((error: Error) => app.notify('error', error.message));
+  });
+  void refreshServerList();
+
+  $('gg-refresh').addEventListener('click', () => {
+    void app.refreshNodeDefinitions().catch((error: Error) => app.notify('error', error.message));
+  });
+  $('gg-default').addEventListener('click', () => {
+    if (app.nodes.length && !confirm('Replace the graph with the default one?')) return;
+    void loadDefaultGraph(app).catch(() => buildDefaultGraph(app));
+  });
+  $('gg-clear').addEventListener('click', () => {
+    if (app.nodes.length && !confirm('Remove every node?')) return;
+    app.graph.clear();
+    app.canvas.setDirty(true, true);
+  });
+
+  const panel = $('gg-queue-panel');
+  const toggle = $('gg-toggle-queue');
+  toggle.addEventListener('click', () => {
+    const hidden = panel.toggleAttribute('hidden');
+    toggle.setAttribute('aria-pressed', String(!hidden));
+  });
+
+  addEventListener('keydown', (event) => {
+    const mod = event.ctrlKey || event.metaKey;
+    if (mod && event.key === 'Enter') {
+      // Ctrl+Shift+Enter queues at the front, as in ComfyUI.
+      event.preventDefault();
+      void queue(event.shiftKey);
+    } else if (mod && event.key.toLowerCase() === 's') {
+      event.preventDefault();
+      $('gg-save').click();
+    } else if (mod && event.key.toLowerCase() === 'o') {
+      event.preventDefault();
+      fileInput.click();
+    } else if (!mod && !event.altKey && event.key.toLowerCase() === 'r' && !isTyping(event)) {
+      void app.refreshNodeDefinitions().catch((error: Error) => app.notify('error', error.message));
+    } else if (mod && (event.key.toLowerCase() === 'm' || event.key.toLowerCase() === 'b') && !isTyping(event)) {
+      event.preventDefault();
+      app.toggleMode(event.key.toLowerCase() === 'm' ? 2 : 4);
+    }
+  });
+
+  // Dropping a workflow JSON or a PNG anywhere on the page opens it.
+  addEventListener('dragover', (event) => {
+    if (event.dataTransfer?.types.includes('Files')) event.preventDefault();
+  });
+  addEventListener('drop', (event) => {
+    const file = event.dataTransfer?.files?.[0];
+    if (!file) return;
+    event.preventDefault();
+    event.stopPropagation();
+    // An image dropped on a node with an image input (LoadImage) is uploaded to it, as in ComfyUI.
+    const target = event.target === app.canvasEl && file.type.startsWith('image/') ? nodeUploadAt(app, event) : undefined;
+    if (target) {
+      void target.upload(file).then(
+        () => app.notify('info', `Uploaded ${file.name}`),
+        (error: Error) => app.notify('error', error.message),
+      );
+      return;
+    }
+    void openFile(app, file).then((name) => name && (currentName = name));
+  }, true);
+
+  const connection = $('gg-connection');
+  const setConnection = (state: string, text: string) => {
+    connection.dataset.state = state;
+    connection.textContent = text;
+  };
+  setConnection('connecting', 'connecting…');
+  app.api.addEventListener('status', () => setConnection('open', 'connected'));
+  app.api.addEventListener('reconnecting', () => setConnection('closed', 'reconnecting…'));
+  app.api.addEventListener('reconnected', () => setConnection('open', 'connected'));
+}
+
+function isTyping(event: KeyboardEvent): boolean {
+  const target = event.target as HTMLElement | null;
+  return !!target && (target.tagName === 'INPUT' || target.tagName === 'TEXTAREA' || target.isContentEditable);
+}
+
+function nodeUploadAt(app: EditorApp, event: MouseEvent): UploadTarget | undefined {
+  const [x, y] = app.canvas.convertEventToCanvasOffset(event) as [number, number];
+  const node = app.graph.getNodeOnPos(x, y);
+  return isEditorNode(node) ? uploadTargetOf(node) : undefined;
+}
+
+/** Opens a dropped or picked file; returns the name it was opened as (for the next save). */
+async function openFile(app: EditorApp, file: File): Promise<string | undefined> {
+  try {
+    loadWorkflowJson(app, await readWorkflowFile(file), file.name);
+    app.notify('info', `Opened ${file.name}`);
+    return file.name.replace(/\.(json|png)$/i, '');
+  } catch (error) {
+    app.notify('error', `Could not open ${file.name}: ${(error as Error).message}`);
+    return undefined;
+  }
+}
+
+function installToasts(app: EditorApp): void {
+  const area = $('gg-toasts');
+  app.events.addEventListener('notify', (event) => {
+    const { level, message, details } = (event as CustomEvent<{ level: string; message: string; details?: string }>).detail;
+    const toast = document.createElement('div');
+    toast.className = `gg-toast gg-toast-${level}`;
+    toast.setAttribute('role', level === 'error' ? 'alert' : 'status');
+    const text = document.createElement('div');
+    text.className = 'gg-toast-message';
+    text.textContent = message;
+    toast.append(text);
+    if (details) {
+      const pre = document.createElement('pre');
+      pre.textContent = details;
+      toast.append(pre);
+    }
+    const close = document.createElement('button');
+    close.type = 'button';
+    close.className = 'gg-toast-close';
+    close.textContent = '×';
+    close.title = 'Dismiss';
+    close.addEventListener('click', () => toast.remove());
+    toast.append(close);
+    area.append(toast);
+    if (level !== 'error') setTimeout(() => toast.remove(), 6000);
+    while (area.children.length > 5) area.firstElementChild?.remove();
+  });
+  app.events.addEventListener('errors-cleared', () => {
+    for (const toast of area.querySelectorAll('.gg-toast-error')) toast.remove();
+  });
+}

@@ -1,0 +1,117 @@
+/**
+ * Writing images the way ComfyUI's SaveImage names them, and reading input images.
+ *
+ * Names: `<prefix>_00001_.png`, the counter continuing after the highest one already in the folder for that
+ * prefix (so deleting old files never makes a new one reuse a number below the highest). `filename_prefix` may
+ * hold subfolders (`portraits/cat`) but must stay inside the output folder: `..`, absolute paths and symlinks
+ * leading out are refused. Files are created exclusively: an existing file is never overwritten (if another
+ * process takes a number meanwhile, the next free one is used).
+ */
+import { NodeInputError } from '@gategraph/core';
+import { decodePng, hasPngSignature, type RawImage } from '@gategraph/diffusion';
+import jpeg from 'jpeg-js';
+import { mkdirSync, readdirSync, realpathSync, writeFileSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+
+export interface SavedFile {
+  filename: string;
+  subfolder: string;
+  type: 'output' | 'temp' | 'input';
+}
+
+export interface SaveTarget {
+  /** Absolute folder the files go in (created if needed). */
+  folder: string;
+  /** The folder relative to the base, '/'-separated ('' for the base itself): the UI's `subfolder`. */
+  subfolder: string;
+  /** The file name part of the prefix. */
+  name: string;
+}
+
+/** Splits a prefix into folder and name, refusing anything that would leave `base`. */
+export function saveTarget(base: string, prefix: string, input = 'filename_prefix'): SaveTarget {
+  const normalized = prefix.replace(/\\/g, '/').trim();
+  const refuse = (why: string) =>
+    new NodeInputError(`${input} "${prefix}": ${why}; saving outside the output folder is not allowed. Use a name like "gategraph" or "subfolder/name"`, input);
+  if (normalized === '' || normalized.endsWith('/')) throw new NodeInputError(`${input} "${prefix}" has no file name part; use e.g. "gategraph" or "subfolder/name"`, input);
+  if (isAbsolute(normalized) || /^[a-zA-Z]:/.test(normalized)) throw refuse('it is an absolute path');
+  if (normalized.includes('\0')) throw refuse('it contains a NUL character');
+  const root = resolve(base);
+  const folder = resolve(root, dirname(normalized));
+  const rel = relative(root, folder);
+  const leaves = (r: string) => r.split(sep)[0] === '..' || isAbsolute(r);
+  if (leaves(rel)) throw refuse(`it points to ${folder}`);
+  mkdirSync(folder, { recursive: true });
+  // A symlink inside the output folder may still lead out of it.
+  const realRoot = realpathSync(root);
+  const realFolder = realpathSync(folder);
+  const realRel = relative(realRoot, realFolder);
+  if (leaves(realRel)) throw refuse(`its folder resolves to ${realFolder} through a symbolic link`);
+  return { folder, subfolder: rel.split(sep).join('/'), name: basename(normalized) };
+}
+
+/** The highest counter of `<name>_NNNNN_...` files in `folder`, 0 when there is none. */
+export function highestCounter(folder: string, name: string): number {
+  let highest = 0;
+  let entries: string[] = [];
+  try {
+    entries = readdirSync(folder);
+  } catch {
+    return 0;
+  }
+  const lower = name.toLowerCase();
+  for (const entry of entries) {
+    if (entry.length <= name.length + 1 || entry.slice(0, name.length).toLowerCase() !== lower || entry[name.length] !== '_') continue;
+    const digits = /^(\d+)_/.exec(entry.slice(name.length + 1));
+    if (digits) highest = Math.max(highest, Number(digits[1]));
+  }
+  return highest;
+}
+
+/**
+ * Writes `files` (already encoded) as `<name>_<counter>_.png`, counters continuing after the highest existing
+ * one, never overwriting. `%batch_num%` in the name is replaced by each file's index.
+ */
+export function writeNumbered(target: SaveTarget, files: readonly Uint8Array[], type: SavedFile['type']): SavedFile[] {
+  let counter = highestCounter(target.folder, target.name.replace(/%batch_num%/g, '')) + 1;
+  const saved: SavedFile[] = [];
+  files.forEach((bytes, index) => {
+    const stem = target.name.replace(/%batch_num%/g, String(index));
+    for (;;) {
+      const filename = `${stem}_${String(counter).padStart(5, '0')}_.png`;
+      counter++;
+      try {
+        writeFileSync(join(target.folder, filename), bytes, { flag: 'wx' });
+        saved.push({ filename, subfolder: target.subfolder, type });
+        break;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      }
+    }
+  });
+  return saved;
+}
+
+const JPEG_SIGNATURE = [0xff, 0xd8, 0xff];
+
+/** Decodes a PNG or JPEG file's bytes to 8-bit pixels; a message for people when it is neither. */
+export function decodeImageFile(bytes: Uint8Array): RawImage | string {
+  if (hasPngSignature(bytes)) {
+    try {
+      return decodePng(bytes);
+    } catch (error) {
+      return `it looks like a PNG but cannot be decoded (${(error as Error).message}); the file may be truncated or damaged`;
+    }
+  }
+  if (JPEG_SIGNATURE.every((b, i) => bytes[i] === b)) {
+    try {
+      const decoded = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxMemoryUsageInMB: 2048 });
+      return { width: decoded.width, height: decoded.height, channels: 3, data: decoded.data };
+    } catch (error) {
+      return `it looks like a JPEG but cannot be decoded (${(error as Error).message}); the file may be truncated or damaged`;
+    }
+  }
+  if (bytes.length === 0) return 'the file is empty';
+  const head = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');
+  return `it is not a PNG or JPEG image (it starts with bytes ${head})`;
+}

@@ -1,0 +1,47 @@
+/**
+ * @gategraph/nodes-tgate: ComfyUI's base diffusion nodes over @gategraph/diffusion, and the TGATE /
+ * DeepCache nodes, which add patches to a MODEL (see patches.ts). Hosts load it as a workspace pack
+ * (`"gategraph": { "pack": true }` in package.json).
+ */
+import { definePack } from '@gategraph/core';
+import { CheckpointLoaderSimple } from './nodes/checkpoint-loader.ts';
+import { CLIPTextEncode } from './nodes/clip-text-encode.ts';
+import { EmptyLatentImage } from './nodes/empty-latent-image.ts';
+import { KSampler } from './nodes/ksampler.ts';
+import { VAEDecode, VAEEncode } from './nodes/vae.ts';
+import { LoadImage } from './nodes/load-image.ts';
+import { PreviewImage, SaveImage } from './nodes/save-image.ts';
+import { CacheCrossAttn, CacheSelfAttn, DeepCache, GateSchedule, TGatePreset } from './nodes/tgate-nodes.ts';
+import { GateAdvisor } from './nodes/gate-advisor.ts';
+import { registerTgatePlanners } from './tgate/register.ts';
+
+export * from './types.ts';
+export * from './patches.ts';
+export { runSampler, initialNoise, type SamplerSettings } from './nodes/ksampler.ts';
+export { releaseAllModels } from './model-cache.ts';
+export * from './tgate/schedule.ts';
+export { planForPatches, samplingFor, registerTgatePlanners } from './tgate/register.ts';
+export { recommendGate, relativeChange, AttentionChangeProbe } from './nodes/gate-advisor.ts';
+export { drawLineChart, type LineChart } from './tgate/plot.ts';
+
+export const baseNodes = [
+  CheckpointLoaderSimple,
+  CLIPTextEncode,
+  EmptyLatentImage,
+  KSampler,
+  VAEDecode,
+  VAEEncode,
+  LoadImage,
+  SaveImage,
+  PreviewImage,
+] as const;
+
+/** TGATE and DeepCache (category sampling/tgate): patches on MODEL, planned by KSampler (tgate/register.ts). */
+export const tgateNodes = [GateSchedule, CacheCrossAttn, CacheSelfAttn, DeepCache, TGatePreset, GateAdvisor] as const;
+
+registerTgatePlanners();
+
+export default definePack({
+  name: 'nodes-tgate',
+  nodes: [...baseNodes, ...tgateNodes],
+});

@@ -1,0 +1,96 @@
+/**
+ * Refusing sizes that would not fit in memory, before onnxruntime tries and the process dies.
+ *
+ * The estimates are rough upper bounds of the activations onnxruntime allocates for one UNet call or one VAE
+ * decode, from the model's config.json (diffusers' UNet2DConditionModel / AutoencoderKL fields) and the
+ * latent size. The dominant terms are self-attention scores, which grow with the square of the number of
+ * latent cells (rows x heads x tokens^2 floats, twice: scores and softmax), and the feature maps kept for the
+ * UNet's skip connections. Weights are not counted (they are the model files, already loaded).
+ *
+ * The limit is half of the machine's RAM, or `GATEGRAPH_MAX_ACTIVATION_MB` when set.
+ */
+import { totalmem } from 'node:os';
+import type { DiffusionModel } from '@gategraph/diffusion';
+
+const F32 = 4;
+const MIB = 1024 * 1024;
+
+/** The activation budget in bytes, and where it comes from (for the message). */
+export function activationLimit(): { bytes: number; source: string } {
+  const env = process.env.GATEGRAPH_MAX_ACTIVATION_MB;
+  if (env !== undefined && env.trim() !== '') {
+    const mb = Number(env);
+    if (Number.isFinite(mb) && mb > 0) return { bytes: mb * MIB, source: 'GATEGRAPH_MAX_ACTIVATION_MB' };
+  }
+  return { bytes: totalmem() / 2, source: "half of this machine's RAM; set GATEGRAPH_MAX_ACTIVATION_MB to change it" };
+}
+
+const numbers = (v: unknown, fallback: number[]): number[] =>
+  Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'number' && x > 0) ? (v as number[]) : fallback;
+const count = (v: unknown, fallback: number): number => (typeof v === 'number' && v > 0 ? v : fallback);
+
+/** Estimated peak bytes of one UNet call on `rows` latents of h x w cells. */
+export function estimateUnetBytes(model: DiffusionModel, rows: number, h: number, w: number): number {
+  const config = model.unet.config;
+  const channels = numbers(config.block_out_channels, [320, 640, 1280, 1280]);
+  const blockTypes = Array.isArray(config.down_block_types)
+    ? (config.down_block_types as unknown[]).map(String)
+    : channels.map((_, i) => (i < channels.length - 1 ? 'CrossAttnDownBlock2D' : 'DownBlock2D'));
+  // diffusers: num_attention_heads defaults to attention_head_dim (a historical naming quirk of SD-1.x configs)
+  const headsOf = (i: number): number => {
+    const v = config.num_attention_heads ?? config.attention_head_dim;
+    return Array.isArray(v) ? count(v[i], 8) : count(v, 8);
+  };
+  const layers = count(config.layers_per_block, 2);
+  const sequence = model.io.unet.sequenceLength ?? 77;
+  let attentionPeak = 0;
+  let skips = 0;
+  channels.forEach((ch, i) => {
+    const tokens = Math.ceil(h / 2 ** i) * Math.ceil(w / 2 ** i);
+    skips += rows * ch * tokens * F32 * (layers + 1);
+    if (blockTypes[i]?.includes('Attn')) {
+      const heads = headsOf(i);
+      const self = rows * heads * tokens * tokens * F32 * 2;
+      const cross = rows * heads * tokens * sequence * F32 * 2;
+      attentionPeak = Math.max(attentionPeak, self + cross + rows * ch * tokens * F32 * 6);
+    }
+  });
+  const working = rows * channels[0]! * h * w * F32 * 8;
+  return attentionPeak + skips + working;
+}
+
+/** Estimated peak bytes of decoding `batch` latents of h x w cells one image at a time (the engine's default). */
+export function estimateVaeDecodeBytes(model: DiffusionModel, h: number, w: number): number {
+  const config = Object.keys(model.vaeDecoder.config).length ? model.vaeDecoder.config : (model.vaeEncoder?.config ?? {});
+  const channels = numbers(config.block_out_channels, [128, 256, 512, 512]);
+  const f = model.io.vae.scaleFactor;
+  const fullRes = channels[0]! * h * f * w * f * F32 * 6;
+  const midAttention = config.mid_block_add_attention === false ? 0 : (h * w) ** 2 * F32 * 2;
+  return fullRes + midAttention + channels[channels.length - 1]! * h * w * F32 * 6;
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = bytes;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${Math.round(v)} bytes` : `${v.toFixed(1)} ${units[u]}`;
+}
+
+/**
+ * The largest square image side (a multiple of `factor`, at most `cap`) whose estimate fits `limit`, or 0 when
+ * even the smallest does not. `estimate(side)` must grow with `side`.
+ */
+export function largestSquareSide(factor: number, cap: number, limit: number, estimate: (side: number) => number): number {
+  let lo = 0; // largest multiple known to fit (0 = none)
+  let hi = Math.floor(cap / factor) + 1; // smallest multiple known not to fit (or beyond the cap)
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (estimate(mid * factor) <= limit) lo = mid;
+    else hi = mid;
+  }
+  return lo * factor;
+}

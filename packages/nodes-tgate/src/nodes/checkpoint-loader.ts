@@ -1,0 +1,55 @@
+import { combo, defineNode, NodeInputError } from '@gategraph/core';
+import { ModelFolderError } from '@gategraph/diffusion';
+import { listCheckpoints, resolveModelFolder } from '../folders.ts';
+import { loadModel, modelFolderStamp } from '../model-cache.ts';
+import { ClipRef, ModelRef, VaeRef } from '../types.ts';
+
+/**
+ * Loads an ONNX Stable Diffusion folder (diffusers / optimum layout) from the models folder. The name is
+ * ComfyUI's; a "checkpoint" here is a folder (`models/<name>/unet/model.onnx`, ...), not a .safetensors file.
+ */
+export const CheckpointLoaderSimple = defineNode({
+  id: 'CheckpointLoaderSimple',
+  displayName: 'Load Checkpoint',
+  category: 'loaders',
+  description:
+    'Loads a diffusion model folder (ONNX: text_encoder, unet, vae_decoder, optional vae_encoder, tokenizer) from the models folder. ' +
+    'Its sessions are shared: loading the same folder twice opens it once.',
+  inputs: {
+    ckpt_name: combo(listCheckpoints, {
+      tooltip:
+        'A model folder under models/ (or a folder listed in GATEGRAPH_MODELS) holding model_index.json and the ONNX components.',
+    }),
+  },
+  outputs: [
+    { type: 'MODEL', name: 'MODEL', tooltip: 'The denoising UNet, used by the samplers.' },
+    { type: 'CLIP', name: 'CLIP', tooltip: 'The tokenizer and text encoder, for encoding prompts.' },
+    { type: 'VAE', name: 'VAE', tooltip: 'The VAE, to turn latents into images and back.' },
+  ],
+  // The folder's files can change under the same name (re-exported, retrained): load again when they do.
+  fingerprint({ ckpt_name }) {
+    if (ckpt_name === undefined) return '';
+    const { dir } = resolveModelFolder(ckpt_name, undefined);
+    return dir ? `${dir}|${modelFolderStamp(dir)}` : 'missing';
+  },
+  async execute({ ckpt_name }, ctx) {
+    const { dir, searched } = resolveModelFolder(ckpt_name, ctx.paths.models);
+    if (!dir) {
+      throw new NodeInputError(
+        `ckpt_name "${ckpt_name}": no such model folder in ${searched.join(', ')}; put the model folder there or pick another one`,
+        'ckpt_name',
+      );
+    }
+    let model;
+    try {
+      model = await loadModel(dir);
+    } catch (error) {
+      if (error instanceof ModelFolderError) {
+        throw new NodeInputError(`ckpt_name "${ckpt_name}" cannot be loaded. ${error.message}`, 'ckpt_name');
+      }
+      throw error;
+    }
+    for (const warning of model.warnings) ctx.log.warn(`${ckpt_name}: ${warning}`);
+    return [new ModelRef(model), new ClipRef(model), new VaeRef(model)];
+  },
+});

@@ -1,0 +1,192 @@
+import { combo, defineNode, float, int, InterruptedError, NodeInputError, socket, type ExecutionContext } from '@gategraph/core';
+import {
+  SAMPLER_NAMES,
+  SCHEDULER_NAMES,
+  SamplingInterruptedError,
+  OnnxUnetRunner,
+  assertSamplerName,
+  assertScheduleName,
+  createAncestralNoiseGenerator,
+  createNoiseGenerator,
+  encodePng,
+  latentPreviewRgb,
+  previewMapFor,
+  sample,
+  schedulerForKSampler,
+  type LatentRgbMap,
+  type Scheduler,
+  type Tensor,
+} from '@gategraph/diffusion';
+import { checkUnetMemory, checkUnetSize, conditioningFor, latentSamplesFor } from '../latent.ts';
+import { applyPatches, PatchError } from '../patches.ts';
+import type { Conditioning, Latent, ModelRef } from '../types.ts';
+
+/** The largest seed a workflow can carry exactly: JSON numbers are doubles (ComfyUI's own limit is 2^64 - 1). */
+const MAX_SEED = Number.MAX_SAFE_INTEGER;
+
+export interface SamplerSettings {
+  model: ModelRef;
+  seed: number;
+  steps: number;
+  cfg: number;
+  sampler_name: string;
+  scheduler: string;
+  positive: Conditioning;
+  negative: Conditioning;
+  latent_image: Latent;
+  denoise: number;
+}
+
+/**
+ * ComfyUI's prepare_noise: one draw of the latent's shape from a generator seeded with `seed`; with a
+ * `batch_index` (latents picked out of a bigger batch), item i gets the noise the i-th item of the full batch
+ * would have had, so a picked image re-samples to the same picture.
+ */
+export function initialNoise(seed: number, shape: readonly number[], batchIndex: readonly number[] | undefined): Tensor {
+  const generator = createNoiseGenerator(seed);
+  if (!batchIndex) return generator.randn(shape);
+  const [, ...item] = shape;
+  const per = item.reduce((a, b) => a * b, 1);
+  const wanted = [...new Set(batchIndex)].sort((a, b) => a - b);
+  const draws = new Map<number, Float32Array>();
+  for (let i = 0; i <= wanted[wanted.length - 1]!; i++) {
+    const draw = generator.randn([1, ...item]).data;
+    if (wanted.includes(i)) draws.set(i, draw);
+  }
+  const data = new Float32Array(batchIndex.length * per);
+  batchIndex.forEach((index, b) => data.set(draws.get(index)!, b * per));
+  return { data, shape: [...shape] };
+}
+
+function schedulerFor(settings: SamplerSettings, config: Readonly<Record<string, unknown>>): Scheduler {
+  // Validation rejects names outside the combos; these checks are for values that bypass it (API callers,
+  // links from other nodes), with the engine's message listing the valid names.
+  try {
+    assertSamplerName(settings.sampler_name);
+  } catch (error) {
+    throw new NodeInputError(`sampler_name: ${(error as Error).message}`, 'sampler_name');
+  }
+  try {
+    assertScheduleName(settings.scheduler);
+  } catch (error) {
+    throw new NodeInputError(`scheduler: ${(error as Error).message}`, 'scheduler');
+  }
+  try {
+    return schedulerForKSampler(settings, config);
+  } catch (error) {
+    throw new NodeInputError(`${settings.sampler_name}/${settings.scheduler} with ${settings.steps} steps, denoise ${settings.denoise}: ${(error as Error).message}`);
+  }
+}
+
+/** What KSampler does (exported for sampler nodes to come): checks, noise, patches, the engine's loop with progress and previews. */
+export async function runSampler(settings: SamplerSettings, ctx: ExecutionContext): Promise<Latent> {
+  const model = settings.model.model;
+  const latent = settings.latent_image;
+  const samples = latentSamplesFor(latent, model, 'latent_image');
+  const cfgRows = settings.cfg === 1 ? 1 : 2;
+  checkUnetMemory(model, samples, cfgRows, 'latent_image');
+  checkUnetSize(model, samples, 'latent_image');
+  const positive = conditioningFor(settings.positive, model, 'positive');
+  const negative = conditioningFor(settings.negative, model, 'negative');
+  const scheduler = schedulerFor(settings, model.schedulerConfig);
+  const total = scheduler.timesteps.length;
+  // denoise 0 (or a schedule with no step): nothing to do, the latent comes back as it was (as in ComfyUI).
+  if (total === 0) return { samples, ...(latent.batch_index ? { batch_index: latent.batch_index } : {}) };
+
+  let patched;
+  try {
+    patched = await applyPatches(settings.model.patches, {
+      model,
+      steps: total,
+      cfg: settings.cfg,
+      scheduler,
+      latentShape: samples.shape,
+      hasNegative: true,
+      log: ctx.log,
+      signal: ctx.signal,
+    });
+  } catch (error) {
+    if (error instanceof PatchError) throw new NodeInputError(`model: ${error.message}`, 'model');
+    throw error;
+  }
+
+  // Previews are a convenience: a model whose VAE cannot be fitted still samples, without them.
+  let previewMap: LatentRgbMap | undefined;
+  try {
+    previewMap = await previewMapFor(model);
+  } catch (error) {
+    ctx.log.debug(`no latent previews for ${model.name}: ${(error as Error).message}`);
+  }
+
+  try {
+    const result = await sample({
+      unet: patched?.unet ?? OnnxUnetRunner.forModel(model),
+      scheduler,
+      positive,
+      negative,
+      cfg: settings.cfg,
+      latent: samples,
+      noise: initialNoise(settings.seed, samples.shape, latent.batch_index),
+      ...(scheduler.stochastic ? { stepNoise: createAncestralNoiseGenerator(settings.seed) } : {}),
+      ...(patched ? { planner: patched.planner } : {}),
+      previews: previewMap !== undefined,
+      signal: ctx.signal,
+      onProgress(step, steps, preview) {
+        // ctx.progress throws InterruptedError once the user interrupted: sampling stops at this step.
+        const image = preview && previewMap ? { format: 'PNG' as const, data: encodePng(latentPreviewRgb(preview, previewMap)) } : undefined;
+        ctx.progress(step, steps, image);
+      },
+    });
+    const out: Latent = { samples: result.latent, ...(latent.batch_index ? { batch_index: latent.batch_index } : {}) };
+    return out;
+  } catch (error) {
+    if (error instanceof SamplingInterruptedError) throw new InterruptedError(error.message);
+    throw error;
+  } finally {
+    await patched?.dispose?.();
+  }
+}
+
+export const KSampler = defineNode({
+  id: 'KSampler',
+  displayName: 'KSampler',
+  category: 'sampling',
+  description:
+    'Denoises a latent with the model, guided by the positive and negative conditioning. Applies the patches its MODEL carries (TGATE, DeepCache).',
+  inputs: {
+    model: socket('MODEL', { tooltip: 'The model to denoise with (with any patches added by TGATE / DeepCache nodes).' }),
+    seed: int({
+      default: 0,
+      min: 0,
+      max: MAX_SEED,
+      controlAfterGenerate: true,
+      tooltip:
+        'Seed of the starting noise; the same seed gives the same image. At most 2^53 - 1 (9007199254740991): a JSON workflow cannot carry larger integers exactly.',
+    }),
+    steps: int({ default: 20, min: 1, max: 10000, tooltip: 'Number of denoising steps.' }),
+    cfg: float({
+      default: 8.0,
+      min: 0.0,
+      max: 100.0,
+      step: 0.1,
+      round: 0.01,
+      tooltip: 'Classifier-free guidance: how strongly the image follows the prompt. 1 turns guidance off (one UNet pass per step).',
+    }),
+    sampler_name: combo(SAMPLER_NAMES, { tooltip: 'The update rule applied at each step.' }),
+    scheduler: combo(SCHEDULER_NAMES, { tooltip: 'How the noise levels are spaced over the steps.' }),
+    positive: socket('CONDITIONING', { tooltip: 'What the image should show.' }),
+    negative: socket('CONDITIONING', { tooltip: 'What the image should avoid (an empty prompt is the usual default).' }),
+    latent_image: socket('LATENT', { tooltip: 'The latent to denoise: an EmptyLatentImage for text-to-image, a VAEEncode for image-to-image.' }),
+    denoise: float({
+      default: 1.0,
+      min: 0.0,
+      max: 1.0,
+      step: 0.01,
+      tooltip: 'How much of the schedule to run: 1 starts from pure noise; lower keeps more of the input latent.',
+    }),
+  },
+  outputs: [{ type: 'LATENT', name: 'LATENT', tooltip: 'The denoised latent.' }],
+  async execute(inputs, ctx) {
+    return [await runSampler(inputs, ctx)];
+  },
+});

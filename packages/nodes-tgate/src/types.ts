@@ -1,0 +1,135 @@
+/**
+ * What flows on this pack's links. The shapes follow ComfyUI's, so its users (and its node authors) find what
+ * they expect, but the contents are @gategraph/diffusion's: tensors are `{ data: Float32Array, shape }`, a model
+ * is a `DiffusionModel` (ONNX sessions), not a torch module.
+ *
+ * The `declare global` block teaches the type checker these types, for this pack and for every pack that
+ * imports this file: `socket('MODEL')` inputs are then typed `ModelRef`, and so on.
+ */
+import { BYTE_SIZE } from '@gategraph/core';
+import type { DiffusionModel, ModelComponent, Tensor } from '@gategraph/diffusion';
+import { statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { ModelPatch } from './patches.ts';
+
+/**
+ * MODEL: the denoising UNet of a checkpoint plus the patches nodes added to it (TGATE, DeepCache, ...).
+ *
+ * Immutable, like ComfyUI's `ModelPatcher.clone()`: a patching node returns `withPatch(ref, patch)`, a NEW
+ * value with one more patch, and the value it received is untouched (other branches of the graph may use it).
+ * `model` is shared by every value made from one checkpoint: its ONNX sessions are opened once.
+ */
+export class ModelRef {
+  readonly patches: readonly ModelPatch[];
+
+  constructor(
+    readonly model: DiffusionModel,
+    patches: readonly ModelPatch[] = [],
+  ) {
+    this.patches = Object.freeze([...patches]);
+    Object.freeze(this);
+  }
+
+  /** A new MODEL with `patch` appended; this one is unchanged. */
+  withPatch(patch: ModelPatch): ModelRef {
+    return new ModelRef(this.model, [...this.patches, patch]);
+  }
+
+  /** For the executor's cache budget: the UNet's weights on disk (what its session holds in memory). */
+  [BYTE_SIZE](): number {
+    return componentBytes(this.model.unet);
+  }
+}
+
+/** CLIP: the text side of a checkpoint (tokenizer + text encoder). */
+export class ClipRef {
+  constructor(readonly model: DiffusionModel) {
+    Object.freeze(this);
+  }
+
+  [BYTE_SIZE](): number {
+    return componentBytes(this.model.textEncoder);
+  }
+}
+
+/** VAE: the latent <-> pixel side of a checkpoint (decoder, and the encoder when the folder has one). */
+export class VaeRef {
+  constructor(readonly model: DiffusionModel) {
+    Object.freeze(this);
+  }
+
+  /** Pixels per latent cell (8 for SD, 4 for the embedded tiny-sd). */
+  get scaleFactor(): number {
+    return this.model.io.vae.scaleFactor;
+  }
+
+  [BYTE_SIZE](): number {
+    return componentBytes(this.model.vaeDecoder) + (this.model.vaeEncoder ? componentBytes(this.model.vaeEncoder) : 0);
+  }
+}
+
+/** One prompt's encoding, as ComfyUI's `[cond, {"pooled_output": ...}]` pair. */
+export interface ConditioningEntry {
+  /** The text encoder's last hidden state, [1, L, D] (L = 77, D = the UNet's cross-attention width). */
+  readonly hiddenStates: Tensor;
+  /** The pooled embedding [1, D'] when the text encoder has one (SDXL needs it; SD-1.x does not use it). */
+  readonly pooled?: Tensor;
+  /** The prompt as written, for error messages and diagnostics. */
+  readonly text: string;
+  /** The folder of the checkpoint whose text encoder made it: the sampler checks it fits the UNet. */
+  readonly modelDir: string;
+}
+
+/** CONDITIONING: a list of encodings, like ComfyUI's. The sampler here takes lists of exactly one entry. */
+export type Conditioning = readonly ConditioningEntry[];
+
+/** LATENT: like ComfyUI's `{"samples": tensor, "batch_index": [...]}`. */
+export interface Latent {
+  /** [B, C, h, w] in the UNet's units (already multiplied by the VAE's scaling factor). */
+  readonly samples: Tensor;
+  /** Which noise of a seed's sequence each item gets (ComfyUI's `batch_index`); absent = 0..B-1. */
+  readonly batch_index?: readonly number[];
+  /**
+   * Set by EmptyLatentImage: the image size this empty latent stands for. EmptyLatentImage cannot know the
+   * model's pixels-per-latent-cell factor (8 for SD, 4 for tiny-sd), so `samples` is laid out for 8 like
+   * ComfyUI's, and the sampler (which knows the model) re-makes the zeros at the model's size and channels.
+   */
+  readonly emptyImageSize?: { readonly width: number; readonly height: number };
+}
+
+/** IMAGE: float [B, H, W, C] in 0..1, channels last (C = 3), like ComfyUI's. */
+export type Image = Tensor;
+
+/** MASK: float [B, H, W] in 0..1 (1 = masked), like ComfyUI's. */
+export type Mask = Tensor;
+
+// Declared globally (core's convention, see GateGraph.SocketTypes) so socket('MODEL') etc. are typed in
+// this pack and in every pack that imports these types.
+declare global {
+  namespace GateGraph {
+    interface SocketTypes {
+      MODEL: ModelRef;
+      CLIP: ClipRef;
+      VAE: VaeRef;
+      CONDITIONING: Conditioning;
+      LATENT: Latent;
+      IMAGE: Image;
+      MASK: Mask;
+    }
+  }
+}
+
+/** Bytes of a component's ONNX file plus its external weights, 0 when the files are gone. */
+function componentBytes(component: ModelComponent): number {
+  let total = fileSize(component.path);
+  if (component.externalData) total += fileSize(join(dirname(component.path), component.externalData));
+  return total;
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}

@@ -1,0 +1,57 @@
+// @gategraph/onnx-graph: ONNX graph surgery for TGATE and DeepCache, with no sampling knowledge.
+export { OnnxGraphError, type OnnxGraphErrorCode } from './errors.ts';
+export {
+  decodeModel,
+  encodeModel,
+  cloneModel,
+  makeValueInfo,
+  valueInfoType,
+  tensorByteSize,
+  DTYPE_NAMES,
+  PROTOBUF_LIMIT,
+  TensorProto_DataType,
+  TensorProto_DataLocation,
+  type ModelProto,
+  type GraphProto,
+  type NodeProto,
+  type TensorProto,
+  type ValueInfoProto,
+} from './proto.ts';
+export {
+  loadModel,
+  saveModel,
+  externalDataFiles,
+  externalRef,
+  isExternal,
+  readTensorBytes,
+  type ModelFile,
+  type SaveOptions,
+  type SaveReport,
+  type ExternalDataMode,
+  type ExternalRef,
+} from './model-io.ts';
+export { parseScope, detectPrefix, modulePathOf } from './scope.ts';
+export { indexGraph, type GraphIndex } from './graph-index.ts';
+export { discoverUNet, attentionOutputs, type UNetStructure, type UNetBlock, type AttentionModule, type ModuleBoundary } from './modules.ts';
+export { removeUnreachable, type PruneReport } from './prune.ts';
+export {
+  deriveModel,
+  signaturesOf,
+  type DerivationSpec,
+  type DerivationReport,
+  type DeriveOptions,
+  type TensorSignature,
+} from './derive.ts';
+export { deepFeature, upLayers, type DeepFeature, type UpLayer, type DeepCacheConvention } from './deepcache.ts';
+export { inferShapes, broadcast, type TensorInfo, type ShapeOptions } from './shapes.ts';
+export {
+  countMacs,
+  unetInputShapes,
+  categoryOf,
+  type MacReport,
+  type MacOptions,
+  type MacCategory,
+  type UNetSizes,
+} from './macs.ts';
+export { buildIfGated, type IfGatedModel } from './if-gating.ts';
+export { derivedModelPath, modelContentKey, ensureCacheDir, type DerivedEntry, type DerivedCacheOptions } from './derived-cache.ts';
