@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { checkUiWorkflow1, uiToApi, widgetLayout, type UiNode, type UiWorkflow04, type UiWorkflow1 } from '../src/index.ts';
 import { KSampler, WidgetOrderProbe, baseNodeRegistry } from './fixtures/base-nodes.ts';
+import { expectedSubgraphPrompt, wrapPositivePromptInSubgraph } from './fixtures/subgraph-workflow.ts';
 
 const fixture = <T>(name: string): T => JSON.parse(readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8')) as T;
 const defaultUi = () => fixture<UiWorkflow04>('default-workflow.ui.json');
@@ -248,50 +249,10 @@ test('widget values saved as an object are matched by name', () => {
 test('a subgraph instance is expanded into its inner nodes with execution ids "<instance>:<inner>"', () => {
   const workflow = fixture<UiWorkflow1>('default-workflow.ui-v1.json');
   // Replace the positive CLIPTextEncode (node 6) by an instance of a subgraph that wraps one.
-  const subgraphId = '7d3f2a4e-1b5c-4e8f-9a6d-2c1b0e9f8a7d';
-  const positive = workflow.nodes.find((n) => n.id === 6)!;
-  positive.type = subgraphId;
-  delete positive.widgets_values;
-  workflow.definitions = {
-    subgraphs: [
-      {
-        id: subgraphId,
-        name: 'Positive prompt',
-        version: 1,
-        state: { lastGroupId: 0, lastNodeId: 1, lastLinkId: 2, lastRerouteId: 0 },
-        inputNode: { id: -10, bounding: [0, 0, 120, 60] },
-        outputNode: { id: -20, bounding: [500, 0, 120, 60] },
-        inputs: [{ id: 'a1', name: 'clip', type: 'CLIP', linkIds: [1] }],
-        outputs: [{ id: 'b1', name: 'CONDITIONING', type: 'CONDITIONING', linkIds: [2] }],
-        widgets: [],
-        nodes: [
-          {
-            id: 1,
-            type: 'CLIPTextEncode',
-            order: 0,
-            mode: 0,
-            inputs: [{ name: 'clip', type: 'CLIP', link: 1 }],
-            outputs: [{ name: 'CONDITIONING', type: 'CONDITIONING', links: [2] }],
-            widgets_values: ['a castle'],
-          },
-        ],
-        links: [
-          { id: 1, origin_id: -10, origin_slot: 0, target_id: 1, target_slot: 0, type: 'CLIP' },
-          { id: 2, origin_id: 1, origin_slot: 0, target_id: -20, target_slot: 0, type: 'CONDITIONING' },
-        ],
-      },
-    ],
-  };
+  wrapPositivePromptInSubgraph(workflow);
   assert.deepStrictEqual(checkUiWorkflow1(workflow), []);
   const { prompt, warnings } = uiToApi(workflow, registry);
-  const expected = defaultApi() as Record<string, unknown>;
-  delete expected['6'];
-  expected['6:1'] = {
-    inputs: { text: 'a castle', clip: ['4', 1] },
-    class_type: 'CLIPTextEncode',
-    _meta: { title: 'CLIP Text Encode (Prompt)' },
-  };
-  (expected['3'] as { inputs: Record<string, unknown> }).inputs.positive = ['6:1', 0];
+  const expected = expectedSubgraphPrompt(defaultApi() as Record<string, unknown>);
   assert.deepStrictEqual(prompt, expected);
   assert.deepStrictEqual(warnings, []);
 });

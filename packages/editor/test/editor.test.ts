@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { readPngText } from '../../diffusion/src/png-text.ts';
 import { encodePng } from '../../diffusion/src/png.ts';
+import { expectedSubgraphPrompt, wrapPositivePromptInSubgraph } from '../../core/test/fixtures/subgraph-workflow.ts';
 import { setStepDelay } from './fixtures/stand-in-nodes.ts';
 import { dragLink, graphToPage, launchBrowser, openEditor, repoRoot, startTestServer, waitReady, type TestBrowser, type TestServer, type Win } from './helpers.ts';
 
@@ -349,46 +350,10 @@ describe('editor', () => {
     type Node = { id: number; type: string; widgets_values?: unknown };
     const workflow = readJson(join(fixtures, 'default-workflow.ui-v1.json')) as { nodes: Node[]; definitions?: unknown };
     // The positive prompt wrapped in a subgraph (the same case as core's converter test).
-    const subgraphId = '7d3f2a4e-1b5c-4e8f-9a6d-2c1b0e9f8a7d';
-    const positive = workflow.nodes.find((n) => n.id === 6)!;
-    positive.type = subgraphId;
-    delete positive.widgets_values;
-    workflow.definitions = {
-      subgraphs: [
-        {
-          id: subgraphId,
-          name: 'Positive prompt',
-          version: 1,
-          state: { lastGroupId: 0, lastNodeId: 1, lastLinkId: 2, lastRerouteId: 0 },
-          inputNode: { id: -10, bounding: [0, 0, 120, 60] },
-          outputNode: { id: -20, bounding: [500, 0, 120, 60] },
-          inputs: [{ id: 'a1', name: 'clip', type: 'CLIP', linkIds: [1] }],
-          outputs: [{ id: 'b1', name: 'CONDITIONING', type: 'CONDITIONING', linkIds: [2] }],
-          widgets: [],
-          nodes: [
-            {
-              id: 1,
-              type: 'CLIPTextEncode',
-              order: 0,
-              mode: 0,
-              inputs: [{ name: 'clip', type: 'CLIP', link: 1 }],
-              outputs: [{ name: 'CONDITIONING', type: 'CONDITIONING', links: [2] }],
-              widgets_values: ['a castle'],
-            },
-          ],
-          links: [
-            { id: 1, origin_id: -10, origin_slot: 0, target_id: 1, target_slot: 0, type: 'CLIP' },
-            { id: 2, origin_id: 1, origin_slot: 0, target_id: -20, target_slot: 0, type: 'CONDITIONING' },
-          ],
-        },
-      ],
-    };
+    wrapPositivePromptInSubgraph(workflow);
     await openFile(page, 'subgraph.json', JSON.stringify(workflow));
     const { prompt, warnings } = await page.evaluate(() => (globalThis as unknown as Win).gategraph.graphToPrompt());
-    const expected = readJson(join(fixtures, 'default-workflow.api.json')) as Record<string, { inputs: Record<string, unknown> }>;
-    delete expected['6'];
-    expected['6:1'] = { inputs: { text: 'a castle', clip: ['4', 1] }, class_type: 'CLIPTextEncode', _meta: { title: 'CLIP Text Encode (Prompt)' } } as never;
-    expected['3']!.inputs.positive = ['6:1', 0];
+    const expected = expectedSubgraphPrompt(readJson(join(fixtures, 'default-workflow.api.json')) as Record<string, unknown>);
     assert.deepEqual(warnings, []);
     assert.deepEqual(prompt, expected);
     assert.equal(await page.locator('.gg-toast', { hasText: 'Missing node types' }).count(), 0);
