@@ -35,6 +35,11 @@ export interface PackDefinition {
    * single-file pack to the folder holding the file. It must lie inside that folder.
    */
   webDirectory?: string;
+  /**
+   * Called when the host is asked to free memory (the server's `POST /free` with `unload_models`), after
+   * the output cache was cleared: release models, sessions and other heavy handles the pack keeps open.
+   */
+  onFree?: () => void | Promise<void>;
 }
 
 /** Declares a pack. Only an identity function: it exists so TypeScript checks the shape. */
@@ -54,6 +59,8 @@ export interface LoadedPack {
   ms: number;
   /** Problems that did not stop the pack from loading (e.g. a declared web folder that is missing). */
   warnings?: string[];
+  /** The pack's `onFree` hook, when it has one. */
+  onFree?: () => void | Promise<void>;
 }
 
 export interface FailedPack {
@@ -197,6 +204,7 @@ async function loadPack(candidate: Candidate, registry: NodeRegistry, loaded: Lo
   }
 
   const result: LoadedPack = { name, root, nodes: ids, ms: 0 };
+  if (typeof pack.onFree === 'function') result.onFree = pack.onFree;
   if (pack.webDirectory !== undefined) {
     const web = await resolveWebDirectory(pack.webDirectory, root);
     if (typeof web === 'string') result.webDirectory = web;
@@ -224,6 +232,9 @@ function findPackExport(module: Record<string, unknown>, entry: string): PackDef
     );
   }
   if (!Array.isArray(pack.nodes)) return `"nodes" must be an array of node definitions, got ${typeof pack.nodes}`;
+  if (pack.onFree !== undefined && typeof pack.onFree !== 'function') {
+    return `"onFree" must be a function, got ${typeof pack.onFree}`;
+  }
   if (pack.webDirectory !== undefined && typeof pack.webDirectory !== 'string') {
     return `"webDirectory" must be a folder path relative to the pack, got ${typeof pack.webDirectory}`;
   }

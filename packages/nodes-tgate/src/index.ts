@@ -18,7 +18,8 @@ import { registerTgatePlanners } from './tgate/register.ts';
 export * from './types.ts';
 export * from './patches.ts';
 export { runSampler, initialNoise, type SamplerSettings } from './nodes/ksampler.ts';
-export { releaseAllModels } from './model-cache.ts';
+import { releaseAllModels } from './model-cache.ts';
+export { releaseAllModels };
 export * from './tgate/schedule.ts';
 export { planForPatches, samplingFor, registerTgatePlanners } from './tgate/register.ts';
 export { recommendGate, relativeChange, AttentionChangeProbe } from './nodes/gate-advisor.ts';
@@ -44,4 +45,6 @@ registerTgatePlanners();
 export default definePack({
   name: 'nodes-tgate',
   nodes: [...baseNodes, ...tgateNodes],
+  // POST /free {unload_models: true}: close the ONNX sessions of every model the loader opened.
+  onFree: releaseAllModels,
 });

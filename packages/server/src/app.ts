@@ -34,6 +34,8 @@ export interface AppContext {
   registry: NodeRegistry;
   queue: PromptQueue;
   workers: PromptWorker[];
+  /** Packs' `onFree` hooks, run on `POST /free` with `unload_models`. */
+  freeHooks?: Array<() => void | Promise<void>>;
   extensions: WebExtension[];
   logger: Logger;
 }
@@ -276,11 +278,17 @@ function apiRouter(ctx: AppContext): express.Router {
     res.json({ interrupted });
   });
 
-  router.post('/free', json, (req, res) => {
+  router.post('/free', json, async (req, res) => {
     const request = body(req);
     if (request.unload_models === true || request.free_memory === true) {
       for (const worker of ctx.workers) worker.executor.cache.clear();
       logger.info('Freed the output cache');
+    }
+    if (request.unload_models === true) {
+      // A pack hook that fails must not fail the request: the cache is already free.
+      const results = await Promise.allSettled((ctx.freeHooks ?? []).map(async (hook) => hook()));
+      for (const r of results) if (r.status === 'rejected') logger.warn(`a pack failed to free its models: ${String(r.reason)}`);
+      logger.info(`Unloaded models (${results.length} pack hook${results.length === 1 ? '' : 's'})`);
     }
     res.json({});
   });

@@ -83,6 +83,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Gat
 
   let registry: NodeRegistry;
   let extensions = options.webExtensions ?? [];
+  let freeHooks: Array<() => void | Promise<void>> = [];
   if (options.registry) {
     registry = options.registry;
   } else {
@@ -95,6 +96,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Gat
     });
     registry = host.registry;
     extensions = listWebExtensions(host.packs);
+    freeHooks = host.packs.loaded.flatMap((pack) => (pack.onFree ? [pack.onFree] : []));
   }
 
   const { queue, recovered } = PromptQueue.open({
@@ -126,7 +128,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Gat
     });
   });
 
-  const app = createApp({ config, registry, queue, workers, extensions, logger });
+  const app = createApp({ config, registry, queue, workers, extensions, freeHooks, logger });
   const server = createServer(app);
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
 
