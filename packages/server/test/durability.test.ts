@@ -1,13 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { silentLogger } from '@gategraph/core';
 import { DurableStore, SERVER_STOPPED_MESSAGE, type QueueItem } from '../src/index.ts';
-import { getJson, postJson, slowPrompt, startTestServer, TestClient, until } from './helpers.ts';
+import { getJson, postJson, slowPrompt, spawnChildServer, startTestServer, TestClient, until } from './helpers.ts';
 
 const tempDir = () => mkdtempSync(join(tmpdir(), 'gg-durable-'));
 
@@ -102,19 +100,8 @@ test('the store as a crash leaves it: the running prompt is reported interrupted
 
 test('a server process killed with SIGKILL mid-prompt loses nothing', async () => {
   const dir = tempDir();
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./fixtures/child-server.ts', import.meta.url)), dir], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const { child, url } = await spawnChildServer(dir);
   try {
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      child.stdout.on('data', (chunk) => {
-        out += String(chunk);
-        const line = out.split('\n')[0];
-        if (out.includes('\n') && line) resolve((JSON.parse(line) as { url: string }).url);
-      });
-      child.once('exit', (code) => reject(new Error(`child server exited with ${code}`)));
-    });
     const client = await TestClient.connect(url, 'k');
     await postJson(`${url}/prompt`, { client_id: 'k', prompt: slowPrompt(1, 1000, 20), prompt_id: 'killed' });
     await postJson(`${url}/prompt`, { client_id: 'k', prompt: slowPrompt(2, 1, 0), prompt_id: 'queued' });

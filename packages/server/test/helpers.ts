@@ -3,7 +3,9 @@
  * an output node that writes a real PNG, a failing node), a server on 127.0.0.1:0 in a temporary folder, and a
  * websocket client that records what it receives.
  */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
@@ -143,10 +145,9 @@ export interface TestServer extends GategraphServer {
   dispose(): Promise<void>;
 }
 
-/** A server on 127.0.0.1 with a free port, all folders in a new temporary directory (or `dir`). */
-export async function startTestServer(options: StartServerOptions & { dir?: string } = {}): Promise<TestServer> {
-  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'gg-server-'));
-  const server = await startServer({
+/** Options of a test server on 127.0.0.1 with a free port, the test nodes, and every folder inside `dir`. */
+export function testServerOptions(dir: string): StartServerOptions {
+  return {
     root: dir,
     host: '127.0.0.1',
     port: 0,
@@ -156,8 +157,33 @@ export async function startTestServer(options: StartServerOptions & { dir?: stri
     paths: { output: join(dir, 'output'), input: join(dir, 'input'), temp: join(dir, 'temp'), models: join(dir, 'models') },
     dataDir: join(dir, 'data'),
     editorDir: join(dir, 'no-editor'),
-    ...options,
+  };
+}
+
+/**
+ * A test server in its own process (fixtures/child-server.ts), for tests that kill it or measure its memory.
+ * Resolves once it prints its URL.
+ */
+export async function spawnChildServer(dir: string): Promise<{ child: ChildProcessWithoutNullStreams; url: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./fixtures/child-server.ts', import.meta.url)), dir], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  }) as unknown as ChildProcessWithoutNullStreams;
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (chunk) => {
+      out += String(chunk);
+      const line = out.split('\n')[0];
+      if (out.includes('\n') && line) resolve((JSON.parse(line) as { url: string }).url);
+    });
+    child.once('exit', (code) => reject(new Error(`child server exited with ${code}`)));
   });
+  return { child, url };
+}
+
+/** A server on 127.0.0.1 with a free port, all folders in a new temporary directory (or `dir`). */
+export async function startTestServer(options: StartServerOptions & { dir?: string } = {}): Promise<TestServer> {
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'gg-server-'));
+  const server = await startServer({ ...testServerOptions(dir), ...options });
   return {
     ...server,
     dir,

@@ -5,30 +5,18 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { getJson, postJson, slowPrompt, TestClient } from './helpers.ts';
+import { getJson, postJson, slowPrompt, spawnChildServer, TestClient } from './helpers.ts';
 
 const CLIENTS = 5;
 const PROMPTS_PER_CLIENT = 10;
 
 test('load: 5 clients x 10 prompts all complete, isolated, nothing lost', { timeout: 60_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'gg-load-'));
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./fixtures/child-server.ts', import.meta.url)), dir], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const { child, url } = await spawnChildServer(dir);
   try {
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      child.stdout.on('data', (chunk) => {
-        out += String(chunk);
-        if (out.includes('\n')) resolve((JSON.parse(out.split('\n')[0]!) as { url: string }).url);
-      });
-      child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
-    });
     const clients = await Promise.all(Array.from({ length: CLIENTS }, (_, i) => TestClient.connect(url, `load-${i}`)));
     const started = performance.now();
     const owned = new Map<string, string[]>();
