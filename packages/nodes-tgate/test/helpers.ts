@@ -3,6 +3,7 @@
  * temporary directory, and the embedded model (or `GATEGRAPH_TEST_MODEL`) linked into a temporary models
  * folder under the name `tiny-sd`, which the default workflow uses.
  */
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -117,4 +118,13 @@ export async function runUnvalidated(
 /** The files a run's SaveImage / PreviewImage nodes reported. */
 export function savedImages(result: RunResult): { filename: string; subfolder: string; type: string }[] {
   return Object.values(result.outputs).flatMap((ui) => (ui.images ?? []) as { filename: string; subfolder: string; type: string }[]);
+}
+
+/** Runs the `gategraph` CLI on a workflow file of the repo, writing into the host's output folder. */
+export function runCli(workflow: string, paths: HostPaths): SpawnSyncReturns<string> {
+  return spawnSync(
+    process.execPath,
+    ['packages/core/bin/gategraph.mjs', 'run', workflow, '--output-dir', paths.output, '--models-dir', paths.models],
+    { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, GATEGRAPH_MODELS: paths.models }, timeout: 300_000 },
+  );
 }

@@ -1,19 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readPngText } from '@gategraph/diffusion';
-import { makeHost, noModel, repoRoot } from './helpers.ts';
+import { spawnSync } from 'node:child_process';
+import { makeHost, noModel, repoRoot, runCli } from './helpers.ts';
 
 // workflows/tgate.json: the default workflow with GateSchedule + CacheCrossAttn, run by the CLI with no server.
 test('gategraph run workflows/tgate.json samples with TGATE and writes a PNG carrying the TGATE nodes', { skip: noModel }, () => {
   const { paths } = makeHost();
-  const run = spawnSync(
-    process.execPath,
-    ['packages/core/bin/gategraph.mjs', 'run', 'workflows/tgate.json', '--output-dir', paths.output, '--models-dir', paths.models],
-    { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, GATEGRAPH_MODELS: paths.models }, timeout: 300_000 },
-  );
+  const run = runCli('workflows/tgate.json', paths);
   assert.equal(run.status, 0, `exit code 0 expected; stderr:\n${run.stderr}`);
   const files = readdirSync(paths.output);
   assert.deepEqual(files, ['gategraph_tgate_00001_.png']);
