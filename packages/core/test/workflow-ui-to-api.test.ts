@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { checkUiWorkflow1, uiToApi, widgetLayout, type UiNode, type UiWorkflow04, type UiWorkflow1 } from '../src/index.ts';
 import { KSampler, WidgetOrderProbe, baseNodeRegistry } from './fixtures/base-nodes.ts';
-import { expectedSubgraphPrompt, wrapPositivePromptInSubgraph } from './fixtures/subgraph-workflow.ts';
+import { expectedSubgraphPrompt, SUBGRAPH_ID, wrapPositivePromptInSubgraph } from './fixtures/subgraph-workflow.ts';
 
 const fixture = <T>(name: string): T => JSON.parse(readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8')) as T;
 const defaultUi = () => fixture<UiWorkflow04>('default-workflow.ui.json');
@@ -259,32 +259,9 @@ test('a subgraph instance is expanded into its inner nodes with execution ids "<
 
 test('a muted subgraph instance leaves its inner nodes out; a missing definition or an old group node is explained', () => {
   const workflow = fixture<UiWorkflow1>('default-workflow.ui-v1.json');
-  const subgraphId = '7d3f2a4e-1b5c-4e8f-9a6d-2c1b0e9f8a7d';
+  wrapPositivePromptInSubgraph(workflow);
   const positive = workflow.nodes.find((n) => n.id === 6)!;
-  positive.type = subgraphId;
   positive.mode = 2;
-  workflow.definitions = {
-    subgraphs: [
-      {
-        id: subgraphId,
-        nodes: [
-          {
-            id: 1,
-            type: 'CLIPTextEncode',
-            order: 0,
-            mode: 0,
-            inputs: [{ name: 'clip', type: 'CLIP', link: 1 }],
-            outputs: [{ name: 'CONDITIONING', type: 'CONDITIONING', links: [2] }],
-            widgets_values: ['a castle'],
-          },
-        ],
-        links: [
-          { id: 1, origin_id: -10, origin_slot: 0, target_id: 1, target_slot: 0, type: 'CLIP' },
-          { id: 2, origin_id: 1, origin_slot: 0, target_id: -20, target_slot: 0, type: 'CONDITIONING' },
-        ],
-      },
-    ],
-  };
   let { prompt, warnings } = uiToApi(workflow, registry);
   assert.equal(prompt['6'], undefined);
   assert.equal(prompt['6:1'], undefined);
@@ -297,7 +274,7 @@ test('a muted subgraph instance leaves its inner nodes out; a missing definition
   positive.mode = 0;
   node(workflow as unknown as UiWorkflow04, 7).type = 'workflow>Prompt pair';
   ({ prompt, warnings } = uiToApi(workflow, registry));
-  assert.equal(prompt['6']!.class_type, subgraphId);
+  assert.equal(prompt['6']!.class_type, SUBGRAPH_ID);
   assert.equal(warnings.length, 2);
   assert.match(warnings[0]!, /node 6 .*looks like a subgraph instance whose definition is missing/);
   assert.match(warnings[1]!, /node 7 \(workflow>Prompt pair\).*group node of the old editor; ungroup it/);
