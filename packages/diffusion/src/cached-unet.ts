@@ -103,7 +103,8 @@ export const ATTN_CONDITIONS = { attn2: 'compute_attn2', attn1: 'compute_attn1' 
  * Builds (or finds on disk) the variants `needs` asks for and returns a runner over them. The runner's 'full'
  * variant stays the plain UNet (not used by the plans, and closed here by default: see `closePlain`); 'tgate'
  * is the gated/capturing full form and 'shallow' DeepCache's shallow branch. `release()` drops the derived
- * sessions (closed when nothing else holds them), so between runs only the plain UNet is kept.
+ * leases; their sessions stay open while idle (SessionPool's `keepOpenWhenIdle`, in the plain UNet's weights
+ * group), so the next gated run does not reopen them, and the plain UNet reopening closes them.
  */
 export async function prepareCachedUnet(
   model: Pick<DiffusionModel, 'unet' | 'io' | 'name'>,
@@ -123,8 +124,10 @@ export async function prepareCachedUnet(
   if (options.closePlain !== false) await model.unet.lease.close();
   const leases: SessionLease[] = [];
   const runner = OnnxUnetRunner.forModel(model);
+  // The derived graphs embed or hard-link the plain UNet's weights: same weights group.
+  const leaseOptions = { keepOpenWhenIdle: true, weightsGroup: model.unet.lease.path };
   const add = (key: string, path: string) => {
-    const lease = pool.acquire(path);
+    const lease = pool.acquire(path, {}, leaseOptions);
     leases.push(lease);
     runner.addVariant(key, lease);
   };

@@ -40,6 +40,7 @@ export {
   SAMPLER_NAMES,
   createScheduler,
   schedulerForKSampler,
+  windowSigmas,
   assertSamplerName,
   assertScheduleName,
   diffusersDdimTimesteps,
@@ -62,6 +63,7 @@ export { readPngText, asciiJson, hasPngSignature } from './png-text.ts';
 export {
   SessionPool,
   SessionLease,
+  type LeaseOptions,
   SessionOpenError,
   DEFAULT_SESSION_SETTINGS,
   resolveSessionSettings,

@@ -259,5 +259,5 @@ export async function sample(options: SampleOptions): Promise<SampleResult> {
     x = scheduler.step(modelOutput, i, x, options.stepNoise);
     options.onProgress?.(i + 1, total, preview);
   }
-  return { latent: x, plans, unetMs };
+  return { latent: scheduler.finalLatent(x), plans, unetMs };
 }

@@ -10,6 +10,17 @@
  * `pool.freeAll()` is for the server's `/free`: it closes every open session but leaves the leases valid; a
  * lease used again reopens its file. Runs in flight finish first.
  *
+ * Idle sessions. Opening a session costs time (0.3-0.4 s for the 13 MB tiny-sd UNet, seconds for SD-1.5), which
+ * for a graph used once per KSampler run (TGATE's gated UNet) can cancel what the graph saves. A lease acquired
+ * with `keepOpenWhenIdle` therefore leaves its session open when the last reference goes ("idle"), and the next
+ * acquire of the same file takes it back without reopening. Memory stays bounded because an idle session is
+ * closed as soon as
+ *   - a session of the same `weightsGroup` opens (the gated UNet and the plain UNet hold the same weights: only
+ *     one of them is open at a time, so switching between plain and gated runs never holds two copies);
+ *   - the last lease of a non-idle-keeping session of that group is released (the model it was derived from is
+ *     gone);
+ *   - more than `maxIdleSessions` are idle (least recently used first), or `freeAll()` runs.
+ *
  * Models are always loaded by file path, never read into JS memory: ORT then finds external weights
  * (`model.onnx_data`, `weights.pb`) next to the file and maps them itself, and files over 2 GiB work.
  */
@@ -119,9 +130,25 @@ interface Entry {
   readonly key: string;
   readonly path: string;
   readonly options: ort.InferenceSession.SessionOptions;
+  /** Sessions of one group hold the same weights (see the file comment): an open one evicts idle ones. */
+  readonly group: string;
+  readonly keepOpenWhenIdle: boolean;
   refs: number;
   opening: Promise<ort.InferenceSession> | undefined;
   running: Set<Promise<unknown>>;
+  /** Order in which entries went idle (refs 0, session kept open); undefined while leased. */
+  idleSince: number | undefined;
+}
+
+/** How a lease shares memory with other sessions (see "Idle sessions" above). */
+export interface LeaseOptions {
+  /** Keep the session open when its last lease is released, until memory rules close it. Default false. */
+  keepOpenWhenIdle?: boolean;
+  /**
+   * Files whose sessions hold the same weights share a group: by default the file itself. A graph derived from
+   * a model (TGATE's gated UNet) names the model's file here.
+   */
+  weightsGroup?: string;
 }
 
 /** One reference to a (lazily opened, shared) session. */
@@ -205,29 +232,55 @@ export class SessionLease {
 export class SessionPool {
   readonly settings: SessionSettings;
   readonly #entries = new Map<string, Entry>();
+  #idleCounter = 0;
   /** Sessions opened over the pool's life (tests and diagnostics: proves sharing and laziness). */
   opened = 0;
+  /** At most this many idle sessions stay open (least recently released closed first). */
+  readonly maxIdleSessions: number;
 
-  constructor(settings: SessionSettings = {}) {
+  constructor(settings: SessionSettings = {}, options: { maxIdleSessions?: number } = {}) {
     this.settings = resolveSessionSettings(settings);
+    const maxIdle = options.maxIdleSessions ?? 2;
+    if (!(Number.isInteger(maxIdle) && maxIdle >= 0)) {
+      throw new RangeError(`maxIdleSessions must be a whole number >= 0 (0 = close on release); got ${maxIdle}`);
+    }
+    this.maxIdleSessions = maxIdle;
   }
 
   /**
    * A lease on the ONNX file at `path`. Nothing is opened yet. `overrides` change this pool's settings for
    * this file (e.g. fewer threads for a small VAE); leases with equal path and settings share a session.
    */
-  acquire(path: string, overrides: SessionSettings = {}): SessionLease {
+  acquire(path: string, overrides: SessionSettings = {}, leaseOptions: LeaseOptions = {}): SessionLease {
     const settings = Object.keys(overrides).length ? resolveSessionSettings({ ...this.settings, ...dropUndefined(overrides) }) : this.settings;
     const full = resolve(path);
     const options = toOrtOptions(settings);
     const key = `${full}\0${JSON.stringify(options)}`;
     let e = this.#entries.get(key);
     if (!e) {
-      e = { key, path: full, options, refs: 0, opening: undefined, running: new Set() };
+      e = {
+        key,
+        path: full,
+        options,
+        group: resolve(leaseOptions.weightsGroup ?? path),
+        keepOpenWhenIdle: leaseOptions.keepOpenWhenIdle ?? false,
+        refs: 0,
+        opening: undefined,
+        running: new Set(),
+        idleSince: undefined,
+      };
       this.#entries.set(key, e);
     }
     e.refs++;
+    e.idleSince = undefined;
     return new SessionLease(this, e);
+  }
+
+  /** Number of released sessions kept open for reuse. */
+  get idleCount(): number {
+    let n = 0;
+    for (const e of this.#entries.values()) if (e.idleSince !== undefined) n++;
+    return n;
   }
 
   /** Number of sessions open right now. */
@@ -239,12 +292,16 @@ export class SessionPool {
 
   /** Number of distinct (path, settings) entries with at least one lease. */
   get leasedCount(): number {
-    return this.#entries.size;
+    let n = 0;
+    for (const e of this.#entries.values()) if (e.refs > 0) n++;
+    return n;
   }
 
   /** @internal */
   open(e: Entry): Promise<ort.InferenceSession> {
-    const p = ort.InferenceSession.create(e.path, e.options).then(
+    // The idle sessions holding the same weights go first, so the two copies never coexist.
+    const evicting = this.#closeIdle((o) => o !== e && o.group === e.group);
+    const p = evicting.then(() => ort.InferenceSession.create(e.path, e.options)).then(
       (s) => {
         this.opened++;
         return s;
@@ -261,8 +318,24 @@ export class SessionPool {
   async unref(e: Entry): Promise<void> {
     e.refs--;
     if (e.refs > 0) return;
+    if (e.keepOpenWhenIdle && e.opening && this.maxIdleSessions > 0) {
+      e.idleSince = ++this.#idleCounter;
+      const idle = [...this.#entries.values()].filter((o) => o.idleSince !== undefined).sort((a, b) => a.idleSince! - b.idleSince!);
+      const excess = new Set(idle.slice(0, Math.max(0, idle.length - this.maxIdleSessions)));
+      await this.#closeIdle((o) => excess.has(o));
+      return;
+    }
     this.#entries.delete(e.key);
-    await this.#close(e);
+    // The model this group belongs to is gone: its idle derived sessions go with it.
+    const derived = e.keepOpenWhenIdle ? Promise.resolve() : this.#closeIdle((o) => o.group === e.group);
+    await Promise.all([this.#close(e), derived]);
+  }
+
+  /** Closes and forgets the idle entries that `which` selects (never one that was leased again meanwhile). */
+  async #closeIdle(which: (e: Entry) => boolean): Promise<void> {
+    const chosen = [...this.#entries.values()].filter((o) => o.refs === 0 && o.idleSince !== undefined && which(o));
+    for (const o of chosen) this.#entries.delete(o.key);
+    await Promise.all(chosen.map((o) => this.#close(o)));
   }
 
   /** @internal (SessionLease.close) */
@@ -282,6 +355,7 @@ export class SessionPool {
   /** Closes every open session (the server's /free). Leases stay valid and reopen their file on next use. */
   async freeAll(): Promise<number> {
     const open = [...this.#entries.values()].filter((e) => e.opening);
+    for (const e of open) if (e.refs === 0) this.#entries.delete(e.key); // idle: nobody will reopen it
     await Promise.all(open.map((e) => this.#close(e)));
     return open.length;
   }

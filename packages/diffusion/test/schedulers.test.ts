@@ -12,6 +12,7 @@ import {
   SCHEDULER_NAMES,
   scheduleSigmas,
   schedulerForKSampler,
+  windowSigmas,
   SD_SCHEDULER_CONFIG,
   tensor,
   type ScheduleName,
@@ -208,4 +209,21 @@ test('unknown names and bad settings are refused with messages that list the val
   const dpm = createScheduler('dpmpp_2m', {}, 10);
   dpm.step(x, 0, x);
   assert.throws(() => dpm.step(x, 2, x), /multistep method: steps must run in order.*got step 2, expected 1/);
+});
+
+test('KSamplerAdvanced windows cut the levels as ComfyUI\'s KSampler.sample does (end first, then start)', () => {
+  const s = [14.6, 8, 4, 2, 1, 0.5, 0]; // 6 steps
+  assert.deepEqual(windowSigmas(s, {}), s, 'no window: unchanged');
+  assert.deepEqual(windowSigmas(s, { endStep: 3 }), [14.6, 8, 4, 2], 'end 3 keeps levels 0..3: three steps, noise left at level 2');
+  assert.deepEqual(windowSigmas(s, { endStep: 3, forceFullDenoise: true }), [14.6, 8, 4, 0], 'forced: the third step goes to 0');
+  assert.deepEqual(windowSigmas(s, { endStep: 6, forceFullDenoise: true }), s, 'an end at or past the last step cuts nothing (force has no effect)');
+  assert.deepEqual(windowSigmas(s, { startStep: 2 }), [4, 2, 1, 0.5, 0]);
+  assert.deepEqual(windowSigmas(s, { startStep: 2, endStep: 4 }), [4, 2, 1], 'steps 2 and 3');
+  assert.deepEqual(windowSigmas(s, { startStep: 6 }), [], 'a start at the last level leaves no step');
+  assert.deepEqual(windowSigmas(s, { startStep: 3, endStep: 3 }), [], 'an empty window');
+  assert.throws(() => windowSigmas(s, { startStep: -1 }), /startStep must be a whole number >= 0/);
+  const euler = createScheduler('euler', {}, 6, { schedule: 'normal', startStep: 2, endStep: 4 });
+  assert.equal(euler.timesteps.length, 2);
+  assert.equal(euler.sigmas.length, 3);
+  assert.throws(() => createScheduler('ddim', {}, 6, { startStep: 2 }), /needs a schedule/);
 });

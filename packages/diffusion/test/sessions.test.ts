@@ -88,3 +88,71 @@ test('settings: defaults (all cores, cpu) and clear errors for bad values', () =
   assert.throws(() => new SessionPool({ graphOptimizationLevel: 'max' as never }), /graphOptimizationLevel must be one of disabled, basic/);
   assert.throws(() => new SessionPool({ executionProviders: [] }), /at least one provider/);
 });
+
+// Idle sessions: what keeps TGATE's gated UNet open between KSampler runs without a second copy of the weights.
+// The "derived" graph here is the same VAE file under other settings (a distinct session), in the plain file's group.
+const derivedOptions = () => ({ keepOpenWhenIdle: true, weightsGroup: vaeDecoder() });
+
+test('a keepOpenWhenIdle session stays open after its last release and is taken back without reopening', async () => {
+  const pool = new SessionPool({ intraOpNumThreads: 1 });
+  const first = pool.acquire(vaeDecoder(), { intraOpNumThreads: 2 }, derivedOptions());
+  const session = await first.session();
+  await first.release();
+  assert.equal(pool.openCount, 1, 'the released session is still open');
+  assert.equal(pool.idleCount, 1);
+  assert.equal(pool.leasedCount, 0, 'idle is not leased');
+  const again = pool.acquire(vaeDecoder(), { intraOpNumThreads: 2 }, derivedOptions());
+  assert.equal(await again.session(), session, 'the same session, not a reopened one');
+  assert.equal(pool.opened, 1);
+  assert.equal(pool.idleCount, 0, 'leased again: no longer idle');
+  assert.equal((await decodeOnce(again)).shape[1], 3);
+  await again.release();
+  assert.equal(await pool.freeAll(), 1, '/free closes idle sessions too');
+  assert.equal(pool.openCount, 0);
+  assert.equal(pool.idleCount, 0);
+});
+
+test('opening a session of the same weights closes the idle one first; releasing the model closes it too', async () => {
+  const pool = new SessionPool({ intraOpNumThreads: 1 });
+  const plain = pool.acquire(vaeDecoder());
+  await plain.session();
+  await plain.close(); // what prepareCachedUnet does before running the gated graph
+  const derived = pool.acquire(vaeDecoder(), { intraOpNumThreads: 2 }, derivedOptions());
+  await derived.session();
+  await derived.release();
+  assert.equal(pool.idleCount, 1);
+  await plain.session(); // a plain run: the plain UNet reopens ...
+  assert.equal(pool.idleCount, 0, '... and the idle graph holding the same weights is closed');
+  assert.equal(pool.openCount, 1, 'never two copies');
+
+  await plain.close();
+  const derived2 = pool.acquire(vaeDecoder(), { intraOpNumThreads: 2 }, derivedOptions());
+  await derived2.session();
+  await derived2.release();
+  assert.equal(pool.idleCount, 1);
+  await plain.release(); // the model is dropped (another checkpoint loaded): its derived graphs go with it
+  assert.equal(pool.openCount, 0);
+  assert.equal(pool.idleCount, 0);
+});
+
+test('at most maxIdleSessions stay idle, least recently released closed first', async () => {
+  assert.throws(() => new SessionPool({}, { maxIdleSessions: -1 }), /maxIdleSessions must be a whole number/);
+  const pool = new SessionPool({ intraOpNumThreads: 1 }, { maxIdleSessions: 1 });
+  const a = pool.acquire(vaeDecoder(), { intraOpNumThreads: 2 }, { keepOpenWhenIdle: true, weightsGroup: 'a' });
+  const b = pool.acquire(vaeDecoder(), { intraOpNumThreads: 3 }, { keepOpenWhenIdle: true, weightsGroup: 'b' });
+  await a.session();
+  const sb = await b.session();
+  await a.release();
+  await b.release();
+  assert.equal(pool.idleCount, 1);
+  assert.equal(pool.openCount, 1);
+  const b2 = pool.acquire(vaeDecoder(), { intraOpNumThreads: 3 }, { keepOpenWhenIdle: true, weightsGroup: 'b' });
+  assert.equal(await b2.session(), sb, 'the most recently released one is the one kept');
+  await b2.release();
+  await pool.freeAll();
+  const none = new SessionPool({ intraOpNumThreads: 1 }, { maxIdleSessions: 0 });
+  const c = none.acquire(vaeDecoder(), {}, { keepOpenWhenIdle: true });
+  await c.session();
+  await c.release();
+  assert.equal(none.openCount, 0, 'maxIdleSessions 0 closes on release');
+});

@@ -236,7 +236,7 @@ test('a UNet whose attention cannot be found is a CachedUnetError naming the mod
   });
 });
 
-test('one UNet session at a time, in the model\'s pool: preparing the gated UNet closes the plain one, which reopens on its next use', { skip }, async () => {
+test('one UNet session at a time, in the model\'s pool: the gated UNet replaces the plain one, stays open between gated runs, and closes when the plain one reopens', { skip }, async () => {
   const pool = new SessionPool();
   const own = await openModelFolder(TEST_MODEL, { pool });
   try {
@@ -246,9 +246,17 @@ test('one UNet session at a time, in the model\'s pool: preparing the gated UNet
     const [first] = await runSameInputsOn(prepared, planStepper(handPlan([step(0, {})]), prepared.layout));
     assert.equal(pool.openCount, before, 'the gated session replaced it');
     await prepared.release();
-    assert.equal(pool.openCount, before - 1, 'released after the run');
+    assert.equal(pool.openCount, before, 'released after the run, but kept open while idle');
+    assert.equal(pool.idleCount, 1);
+    const opened = pool.opened;
+    const again = await prepareCachedUnet(own, { attn2: true, attn1: false });
+    const [second] = await runSameInputsOn(again, planStepper(handPlan([step(0, {})]), again.layout));
+    assert.equal(pool.opened, opened, 'the next gated run reuses the idle session instead of reopening the file');
+    assert.deepEqual(second!.data, first!.data);
+    await again.release();
     const plain = (await OnnxUnetRunner.forModel(own).run('full', sameFeeds(2), [own.io.unet.outSample]))[own.io.unet.outSample]!;
-    assert.equal(pool.openCount, before, 'the plain UNet reopened');
+    assert.equal(pool.openCount, before, 'the plain UNet reopened and the idle gated session was closed: one copy of the weights');
+    assert.equal(pool.idleCount, 0);
     assert.ok(maxRelError(first!, plain) < 1e-6);
   } finally {
     await own.release();

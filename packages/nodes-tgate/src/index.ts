@@ -8,6 +8,7 @@ import { CheckpointLoaderSimple } from './nodes/checkpoint-loader.ts';
 import { CLIPTextEncode } from './nodes/clip-text-encode.ts';
 import { EmptyLatentImage } from './nodes/empty-latent-image.ts';
 import { KSampler } from './nodes/ksampler.ts';
+import { KSamplerAdvanced } from './nodes/ksampler-advanced.ts';
 import { VAEDecode, VAEEncode } from './nodes/vae.ts';
 import { LoadImage } from './nodes/load-image.ts';
 import { PreviewImage, SaveImage } from './nodes/save-image.ts';
@@ -30,6 +31,7 @@ export const baseNodes = [
   CLIPTextEncode,
   EmptyLatentImage,
   KSampler,
+  KSamplerAdvanced,
   VAEDecode,
   VAEEncode,
   LoadImage,

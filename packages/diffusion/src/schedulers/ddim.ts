@@ -14,7 +14,7 @@
  *   With eta = 0 this is the same trajectory as Euler (DDIM is Euler's method on x / sqrt(abar)), which is why
  *   ComfyUI's `ddim` sampler is implemented as Euler; results agree to float rounding.
  */
-import { axpby, axpbypcz, clone, type Tensor } from '../tensor.ts';
+import { axpby, axpbypcz, clone, scale, type Tensor } from '../tensor.ts';
 import { checkStep, isNoiseTensor } from './step-utils.ts';
 import type { PredictionType } from './config.ts';
 import type { ScheduleName } from './sigma-schedules.ts';
@@ -61,6 +61,19 @@ export class DdimScheduler implements Scheduler {
     this.stochastic = eta > 0;
     const n = plan.alphas.length;
     this.sigmas = n === 0 ? [] : [...plan.alphas.map(sigmaOfAlpha), sigmaOfAlpha(plan.alphasPrev[n - 1]!)];
+  }
+
+  /**
+   * DDIM ends at alphasPrev[last] in VP units (sqrt(a) x0 + sqrt(1 - a) eps); as a LATENT that is x / sqrt(a).
+   * With ComfyUI schedules the last level is 0 (a = 1: unchanged) unless a window left noise. diffusers' own
+   * DDIM timesteps end at alphas_cumprod[0] when set_alpha_to_one is false, and diffusers returns that sample
+   * as it is: so do we.
+   */
+  finalLatent(sample: Tensor): Tensor {
+    const n = this.alphasPrev.length;
+    const last = n ? this.alphasPrev[n - 1]! : 1;
+    if (this.schedule === 'diffusers' || last === 1) return sample;
+    return scale(sample, 1 / Math.sqrt(last));
   }
 
   private alpha(i: number): number {

@@ -88,6 +88,25 @@ function comfyDdimPlan(schedule: ScheduleName, sigmas: number[], levels: NoiseLe
 }
 
 /**
+ * ComfyUI's KSampler.sample cut of the noise levels (start_step / last_step / force_full_denoise): first the end
+ * (levels [0, endStep]; the last set to 0 when forced), then the start; a start at or past the last step leaves
+ * no step at all (the latent comes back unchanged).
+ */
+export function windowSigmas(sigmas: readonly number[], window: Pick<SchedulerOptions, 'startStep' | 'endStep' | 'forceFullDenoise'>, sampler = 'scheduler'): number[] {
+  const { startStep, endStep } = window;
+  for (const [name, v] of [['startStep', startStep], ['endStep', endStep]] as const) {
+    if (v !== undefined && !(Number.isInteger(v) && v >= 0)) throw new RangeError(`${sampler}: ${name} must be a whole number >= 0 (got ${v})`);
+  }
+  let out = [...sigmas];
+  if (endStep !== undefined && endStep < out.length - 1) {
+    out = out.slice(0, endStep + 1);
+    if (window.forceFullDenoise) out[out.length - 1] = 0;
+  }
+  if (startStep !== undefined && startStep > 0) out = startStep < out.length - 1 ? out.slice(startStep) : [];
+  return out;
+}
+
+/**
  * Creates the scheduler for one sampling run.
  * @param name     sampler: 'euler' | 'euler_ancestral' | 'dpmpp_2m' | 'ddim' (ComfyUI names)
  * @param config   the model's scheduler_config.json (missing keys default to SD 1.x)
@@ -113,15 +132,19 @@ export function createScheduler(
     schedule = 'karras';
   }
   const levels = noiseLevels(cfg);
+  const windowed = options.startStep !== undefined || options.endStep !== undefined;
+  if (windowed && sampler === 'ddim' && schedule === undefined) {
+    throw new RangeError('ddim: a step window (startStep/endStep) needs a schedule (e.g. "normal"); diffusers\' own DDIM timesteps have none');
+  }
 
   if (sampler === 'ddim') {
     const plan = schedule === undefined
       ? diffusersDdimPlan(cfg, levels, steps, denoise)
-      : comfyDdimPlan(schedule, denoisedScheduleSigmas(schedule, levels, steps, denoise), levels);
+      : comfyDdimPlan(schedule, windowSigmas(denoisedScheduleSigmas(schedule, levels, steps, denoise), options, sampler), levels);
     return new DdimScheduler(plan, cfg.prediction_type, options.eta ?? 0);
   }
   const sched = schedule ?? 'normal';
-  const sigmas = denoisedScheduleSigmas(sched, levels, steps, denoise);
+  const sigmas = windowSigmas(denoisedScheduleSigmas(sched, levels, steps, denoise), options, sampler);
   switch (sampler) {
     case 'euler':
       return new EulerScheduler(sched, cfg.prediction_type, sigmas, levels);
@@ -136,9 +159,11 @@ export function createScheduler(
 export function schedulerForKSampler(
   widgets: { sampler_name: string; scheduler: string; steps: number; denoise?: number },
   config: SchedulerConfigInput = {},
+  window: Pick<SchedulerOptions, 'startStep' | 'endStep' | 'forceFullDenoise'> = {},
 ): Scheduler {
   return createScheduler(widgets.sampler_name, config, widgets.steps, {
     schedule: assertScheduleName(widgets.scheduler),
     denoise: widgets.denoise ?? 1,
+    ...window,
   });
 }

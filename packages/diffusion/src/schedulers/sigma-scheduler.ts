@@ -56,6 +56,11 @@ export abstract class SigmaScheduler implements Scheduler {
 
   abstract step(modelOutput: Tensor, i: number, sample: Tensor, noise?: StepNoise): Tensor;
 
+  /** Already in LATENT units (x0 + sigma * noise). */
+  finalLatent(sample: Tensor): Tensor {
+    return sample;
+  }
+
   /** Noise for a stochastic step, drawn from a generator only when actually needed (as ComfyUI draws). */
   protected drawNoise(noise: StepNoise | undefined, like: Tensor, i: number): Tensor {
     if (noise === undefined) {

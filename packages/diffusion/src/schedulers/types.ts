@@ -23,6 +23,15 @@ export interface SchedulerOptions {
   denoise?: number;
   /** Noise amount of stochastic samplers: euler_ancestral (default 1), ddim (default 0 = deterministic DDIM). */
   eta?: number;
+  /**
+   * A window of the schedule, ComfyUI's KSamplerAdvanced: the noise levels are built for `steps`, then cut to
+   * steps [startStep, endStep). An `endStep` before the end leaves noise in the result unless
+   * `forceFullDenoise` sets the last level to 0; a `startStep` at or past the (cut) end leaves no step. Needs a
+   * `schedule` (the windows are defined on the levels ComfyUI's schedules produce).
+   */
+  startStep?: number;
+  endStep?: number;
+  forceFullDenoise?: boolean;
 }
 
 /**
@@ -68,4 +77,11 @@ export interface Scheduler {
    * (txt2img). At step 0 of a full-strength schedule this matches ComfyUI exactly (noise * sqrt(1 + sigma^2)).
    */
   addNoise(latent: Tensor, noise: Tensor, startStep?: number): Tensor;
+  /**
+   * The sample after the last step as a LATENT value: ComfyUI's convention, x0 + sigma * noise, whatever the
+   * sampler's internal units. Only differs from `sample` when a run stops with noise left (KSamplerAdvanced's
+   * return_with_leftover_noise) in a sampler that works in variance-preserving units (DDIM), so the next stage
+   * (any sampler, add_noise off) continues from the same point.
+   */
+  finalLatent(sample: Tensor): Tensor;
 }

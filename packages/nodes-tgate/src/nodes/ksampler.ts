@@ -16,6 +16,7 @@ import {
   type LatentRgbMap,
   type Scheduler,
   type Tensor,
+  zeros,
 } from '@gategraph/diffusion';
 import { checkUnetMemory, checkUnetSize, conditioningFor, latentSamplesFor } from '../latent.ts';
 import { applyPatches, PatchError } from '../patches.ts';
@@ -35,6 +36,10 @@ export interface SamplerSettings {
   negative: Conditioning;
   latent_image: Latent;
   denoise: number;
+  /** KSamplerAdvanced: false starts from the latent as it is (a previous stage's leftover noise). Default true. */
+  addNoise?: boolean;
+  /** KSamplerAdvanced: run steps [startStep, endStep) of the `steps` schedule (see windowSigmas). */
+  window?: { startStep: number; endStep: number; forceFullDenoise: boolean };
 }
 
 /**
@@ -72,7 +77,7 @@ function schedulerFor(settings: SamplerSettings, config: Readonly<Record<string,
     throw new NodeInputError(`scheduler: ${(error as Error).message}`, 'scheduler');
   }
   try {
-    return schedulerForKSampler(settings, config);
+    return schedulerForKSampler(settings, config, settings.window);
   } catch (error) {
     throw new NodeInputError(`${settings.sampler_name}/${settings.scheduler} with ${settings.steps} steps, denoise ${settings.denoise}: ${(error as Error).message}`);
   }
@@ -90,7 +95,8 @@ export async function runSampler(settings: SamplerSettings, ctx: ExecutionContex
   const negative = conditioningFor(settings.negative, model, 'negative');
   const scheduler = schedulerFor(settings, model.schedulerConfig);
   const total = scheduler.timesteps.length;
-  // denoise 0 (or a schedule with no step): nothing to do, the latent comes back as it was (as in ComfyUI).
+  // denoise 0, a window starting at or past the end (or a schedule with no step): nothing to do, the latent
+  // comes back as it was (as in ComfyUI).
   if (total === 0) return { samples, ...(latent.batch_index ? { batch_index: latent.batch_index } : {}) };
 
   let patched;
@@ -126,7 +132,8 @@ export async function runSampler(settings: SamplerSettings, ctx: ExecutionContex
       negative,
       cfg: settings.cfg,
       latent: samples,
-      noise: initialNoise(settings.seed, samples.shape, latent.batch_index),
+      // add_noise off: ComfyUI samples from zero noise, i.e. from the latent as it is.
+      noise: settings.addNoise === false ? zeros(samples.shape) : initialNoise(settings.seed, samples.shape, latent.batch_index),
       ...(scheduler.stochastic ? { stepNoise: createAncestralNoiseGenerator(settings.seed) } : {}),
       ...(patched ? { planner: patched.planner } : {}),
       previews: previewMap !== undefined,
