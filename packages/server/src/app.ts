@@ -28,6 +28,7 @@ import { originCheck, requireToken } from './security.ts';
 import type { QueueItem } from './store.ts';
 import type { PromptWorker } from './worker.ts';
 import { userdataRouter } from './userdata.ts';
+import { encodePreview, parsePreviewRequest, PreviewSourceError } from './view-preview.ts';
 
 export interface AppContext {
   config: ServerConfig;
@@ -226,6 +227,16 @@ function apiRouter(ctx: AppContext): express.Router {
       type: queryString(req.query.type),
     });
     res.setHeader('Content-Disposition', contentDisposition(basename(file)));
+    // Like ComfyUI, `?preview` with any value (even empty) asks for a re-encoded copy; a repeated key counts once.
+    const preview = firstQueryValue(req.query.preview);
+    if (preview !== undefined) {
+      const request = parsePreviewRequest(preview, firstQueryValue(req.query.channel));
+      const encoded = await encodePreview(file, basename(file), request).catch((error: unknown) => {
+        throw error instanceof PreviewSourceError ? new HttpError(400, 'invalid_image', error.message) : error;
+      });
+      res.type(encoded.contentType).send(encoded.body);
+      return;
+    }
     await new Promise<void>((resolve, reject) =>
       res.sendFile(file, { dotfiles: 'allow', maxAge: 0 }, (error) => (error && !res.headersSent ? reject(error) : resolve())),
     );
@@ -363,6 +374,11 @@ function stringList(value: unknown, name: string): string[] {
 
 function queryString(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;
+}
+
+/** The first value of a query key that may be repeated (`?a=1&a=2`), as aiohttp's `query[key]` reads it. */
+function firstQueryValue(value: unknown): string | undefined {
+  return queryString(Array.isArray(value) ? value[0] : value);
 }
 
 function optionalInt(value: unknown, name: string, min: number): number | undefined {

@@ -294,3 +294,38 @@ export async function until(check: () => boolean | Promise<boolean>, timeoutMs =
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/**
+ * Reads a PNG the way a client checks one: signature, chunk CRCs, IHDR size and the tEXt chunks (Latin-1
+ * `keyword\0text`). Throws on anything that is not a well-formed PNG.
+ */
+export function readPngInfo(bytes: Uint8Array): { width: number; height: number; text: Record<string, string> } {
+  const png = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  if (png.length < 8 || !png.subarray(0, 8).equals(signature)) throw new Error('not a PNG: the signature is missing');
+  let width = -1;
+  let height = -1;
+  const text: Record<string, string> = {};
+  let offset = 8;
+  let ended = false;
+  while (offset + 12 <= png.length && !ended) {
+    const length = png.readUInt32BE(offset);
+    const type = png.toString('latin1', offset + 4, offset + 8);
+    const end = offset + 12 + length;
+    if (end > png.length) throw new Error(`PNG chunk ${type} runs past the end of the file`);
+    const data = png.subarray(offset + 8, offset + 8 + length);
+    if (crc32(png.subarray(offset + 4, offset + 8 + length)) !== png.readUInt32BE(offset + 8 + length)) {
+      throw new Error(`PNG chunk ${type} has a bad CRC`);
+    }
+    if (type === 'IHDR') {
+      width = data.readUInt32BE(0);
+      height = data.readUInt32BE(4);
+    } else if (type === 'tEXt') {
+      const nul = data.indexOf(0);
+      text[data.toString('latin1', 0, nul)] = data.toString('latin1', nul + 1);
+    } else if (type === 'IEND') ended = true;
+    offset = end;
+  }
+  if (width < 0 || !ended) throw new Error('not a complete PNG: IHDR or IEND is missing');
+  return { width, height, text };
+}
