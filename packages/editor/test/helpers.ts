@@ -1,16 +1,16 @@
 /**
- * Browser-test fixtures: a real gategraph server on 127.0.0.1:0 in a temporary folder (the example pack with
- * its editor extension, plus runnable stand-ins of the diffusion nodes), Debian's Chromium driven by
- * playwright-core with a fresh profile, and helpers that act on the canvas with real mouse events.
+ * Browser-test fixtures: a real gategraph server on 127.0.0.1:0 writing to a temporary folder (the workspace's
+ * node pack packages/nodes-tgate with the embedded model models/tiny-sd, and the example pack with its editor
+ * extension), Debian's Chromium driven by playwright-core with a fresh profile, and helpers that act on the
+ * canvas with real mouse events.
  */
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { listWebExtensions, loadPacks, NodeRegistry, silentLogger, type AnyNodeDefinition } from '@gategraph/core';
+import { silentLogger } from '@gategraph/core';
 import { startServer, type GategraphServer, type StartServerOptions } from '@gategraph/server';
-import { standInNodes } from './fixtures/stand-in-nodes.ts';
 
 /**
  * The page's globals, as test code inside `page.evaluate` sees them. Typed loosely on purpose: the test files
@@ -24,6 +24,8 @@ export type Win = { gategraph: any; document: any; localStorage: any; [key: stri
 export const editorDir = fileURLToPath(new URL('..', import.meta.url));
 export const repoRoot = join(editorDir, '..', '..');
 export const distDir = join(editorDir, 'dist');
+export const modelsDir = join(repoRoot, 'models');
+export const examplePackDir = join(repoRoot, 'examples', 'example-pack');
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 /** Fails early, and says what to do, when dist/ is missing or older than the sources. */
@@ -49,43 +51,51 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export interface TestServerOptions extends StartServerOptions {
-  /** Node classes besides the packs'; default: the stand-in diffusion nodes. */
-  nodes?: AnyNodeDefinition[];
-  /** Packages loaded as packs (resolved from packages/editor); the example pack is always loaded. */
-  packs?: string[];
-}
-
-/** The example pack (with its web extension) and the stand-in diffusion nodes, on a fresh server. */
-export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
+/**
+ * The server as `pnpm serve` starts it: the workspace packs found by core's `createHost` (packages/nodes-tgate:
+ * the real diffusion and TGATE nodes) and the repository's models folder (the embedded tiny-sd), plus the example
+ * pack and its editor extension. Everything it writes (outputs, uploads, previews, queue and history) goes to a
+ * temporary folder, `root`, removed by `close()`.
+ */
+export async function startRealServer(options: StartServerOptions = {}): Promise<TestServer> {
   assertEditorBuilt();
   const root = mkdtempSync(join(tmpdir(), 'gategraph-editor-'));
-  const registry = new NodeRegistry();
-  const packs = await loadPacks({ packages: ['@gategraph/example-pack', ...(options.packs ?? [])], resolveFrom: editorDir, registry, logger: silentLogger });
-  if (packs.failed.length) throw new Error(`example pack failed to load: ${packs.failed.map((f) => f.error).join('; ')}`);
-  for (const node of options.nodes ?? standInNodes({ inputDir: join(root, 'input') })) registry.register(node, { pack: 'editor-test-stand-ins' });
-  const { nodes: _nodes, packs: _packs, ...serverOptions } = options;
-  const server = await startServer({
-    root,
-    host: '127.0.0.1',
-    port: 0,
-    editorDir: distDir,
-    registry,
-    webExtensions: listWebExtensions(packs),
-    logger: silentLogger,
-    fsync: false,
-    env: {},
-    ...serverOptions,
-  });
-  return {
-    server,
-    url: server.url,
-    root,
-    async close() {
-      await server.close();
-      rmSync(root, { recursive: true, force: true });
-    },
-  };
+  try {
+    const server = await startServer({
+      // The repository root, so packs are discovered in packages/ exactly as `pnpm serve` does it.
+      root: repoRoot,
+      paths: { output: join(root, 'output'), input: join(root, 'input'), temp: join(root, 'temp'), models: modelsDir },
+      dataDir: join(root, 'server'),
+      customNodesDir: false,
+      extraPacks: [examplePackDir],
+      host: '127.0.0.1',
+      port: 0,
+      editorDir: distDir,
+      logger: silentLogger,
+      fsync: false,
+      env: {},
+      ...options,
+    });
+    // A pack that fails to load is only logged (silently here): say so instead of failing later on a missing class.
+    for (const [node, pack] of [['KSampler', 'nodes-tgate'], ['StringConcat', 'example-pack']] as const) {
+      if (server.registry.sourceOf(node)?.pack !== pack) {
+        await server.close();
+        throw new Error(`the ${pack} pack did not load (no ${node}): run \`pnpm serve\` to see its error`);
+      }
+    }
+    return {
+      server,
+      url: server.url,
+      root,
+      async close() {
+        await server.close();
+        rmSync(root, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    rmSync(root, { recursive: true, force: true });
+    throw error;
+  }
 }
 
 export interface TestBrowser {
@@ -183,6 +193,75 @@ export async function dragLink(page: Page, from: { node: number; slot: number },
   await page.mouse.move((a.x + b.x) / 2, (a.y + b.y) / 2, { steps: 5 });
   await page.mouse.move(b.x, b.y, { steps: 5 });
   await page.mouse.up();
+}
+
+/**
+ * Page coordinates of a graph position on the empty canvas, for a double-click or a right-click there. Throws
+ * when a node covers it or it is out of view: the click would do something else than the test means.
+ */
+export async function emptySpot(page: Page, pos: [number, number]): Promise<{ x: number; y: number }> {
+  const problem = await page.evaluate((pos) => {
+    const app = (globalThis as unknown as Win).gategraph;
+    const node = app.graph.getNodeOnPos(pos[0], pos[1], app.graph._nodes, 10);
+    if (node) return `node ${node.id} (${node.comfyClass}) is there`;
+    const [x, y] = app.canvas.convertOffsetToCanvas(pos) as [number, number];
+    if (x < 0 || y < 0 || x > app.canvasEl.width || y > app.canvasEl.height) return 'it is out of view';
+    return undefined;
+  }, pos);
+  if (problem) throw new Error(`graph position ${pos.join(', ')} is not an empty spot on the canvas: ${problem}`);
+  return graphToPage(page, pos);
+}
+
+/** The ids of the nodes of a class, oldest first. */
+export async function nodesOfClass(page: Page, type: string): Promise<number[]> {
+  return page.evaluate(
+    (type) => (globalThis as unknown as Win).gategraph.nodes.filter((n: { comfyClass: string }) => n.comfyClass === type).map((n: { id: number }) => n.id) as number[],
+    type,
+  );
+}
+
+/** Adds a node as a user does in ComfyUI: double-click on the empty canvas, type in the search box, Enter. */
+export async function addNodeWithSearch(page: Page, pos: [number, number], query: string, type: string): Promise<number> {
+  const before = await nodesOfClass(page, type);
+  const at = await emptySpot(page, pos);
+  await page.mouse.dblclick(at.x, at.y);
+  await page.locator('.gg-search input').fill(query);
+  await page.locator(`.gg-search li.selected[data-type="${type}"]`).waitFor();
+  await page.keyboard.press('Enter');
+  const added = (await nodesOfClass(page, type)).filter((id) => !before.includes(id));
+  if (added.length !== 1) throw new Error(`searching "${query}" and pressing Enter did not add one ${type} (added ${added.length})`);
+  return added[0]!;
+}
+
+/** Adds a node through the canvas menu: right-click on the empty canvas, Add Node, then each submenu entry. */
+export async function addNodeFromMenu(page: Page, pos: [number, number], path: (string | RegExp)[], type: string): Promise<number> {
+  const before = await nodesOfClass(page, type);
+  const at = await emptySpot(page, pos);
+  await page.mouse.click(at.x, at.y, { button: 'right' });
+  // Each submenu opens as a new menu: pick the entry in the newest one.
+  for (const text of ['Add Node', ...path]) await page.locator('.litecontextmenu').last().locator('.litemenu-entry', { hasText: text }).click();
+  const added = (await nodesOfClass(page, type)).filter((id) => !before.includes(id));
+  if (added.length !== 1) throw new Error(`Add Node > ${path.join(' > ')} did not add one ${type} (added ${added.length})`);
+  return added[0]!;
+}
+
+/**
+ * Puts TGATE between the loader and the sampler of the default graph with the mouse, as a user would: a
+ * GateSchedule from the search box, a CacheCrossAttn from the canvas menu (sampling > tgate), and three dragged
+ * links (loader MODEL -> CacheCrossAttn, GateSchedule -> CacheCrossAttn, CacheCrossAttn -> KSampler model,
+ * which replaces the loader's link there). The new nodes go in the free space under the loader and the latent.
+ */
+export async function insertTgateWithMouse(page: Page, ids: { loader: number; sampler: number } = { loader: 4, sampler: 3 }): Promise<{ gate: number; cross: number }> {
+  const gate = await addNodeWithSearch(page, [26, 650], 'GateSchedule', 'GateSchedule');
+  const cross = await addNodeFromMenu(page, [473, 790], [/^sampling$/, /^tgate$/, 'Cache Cross-Attention'], 'CacheCrossAttn');
+  // Draw now: litegraph finds slots among the nodes drawn in the last frame.
+  await page.evaluate(() => (globalThis as unknown as Win).gategraph.canvas.draw(true, true));
+  const slot = (node: number, name: string) =>
+    page.evaluate(({ node, name }) => (globalThis as unknown as Win).gategraph.nodeById(node).findInputSlot(name) as number, { node, name });
+  await dragLink(page, { node: ids.loader, slot: 0 }, { node: cross, slot: await slot(cross, 'model') });
+  await dragLink(page, { node: gate, slot: 0 }, { node: cross, slot: await slot(cross, 'schedule') });
+  await dragLink(page, { node: cross, slot: 0 }, { node: ids.sampler, slot: await slot(ids.sampler, 'model') });
+  return { gate, cross };
 }
 
 export const here = dirname(fileURLToPath(import.meta.url));
