@@ -39,7 +39,7 @@ import {
 } from '@gategraph/onnx-graph';
 import type { SessionLease, SessionPool } from './sessions.ts';
 import { OnnxUnetRunner } from './unet-runner.ts';
-import type { DiffusionModel } from './model-folder.ts';
+import type { DiffusionModel, UnetModel } from './model-folder.ts';
 
 /** What a plan needs from the UNet. */
 export interface CachedUnetNeeds {
@@ -107,7 +107,7 @@ export const ATTN_CONDITIONS = { attn2: 'compute_attn2', attn1: 'compute_attn1' 
  * group), so the next gated run does not reopen them, and the plain UNet reopening closes them.
  */
 export async function prepareCachedUnet(
-  model: Pick<DiffusionModel, 'unet' | 'io' | 'name'>,
+  model: UnetModel,
   needs: CachedUnetNeeds,
   options: {
     /** Default: the pool the model's UNet session came from (its settings: threads, execution providers). */

@@ -76,6 +76,7 @@ export {
 } from './sessions.ts';
 export {
   openModelFolder,
+  openUnet,
   listModelFolders,
   isModelFolder,
   ModelComponent,
@@ -84,6 +85,8 @@ export {
   type DiffusionModel,
   type Dim,
   type OpenModelOptions,
+  type OpenedUnet,
+  type UnetModel,
   type TensorInfo,
   type TextEncoderIo,
   type UnetIo,

@@ -14,7 +14,7 @@
  * that the sessions may be closed (pool.freeAll) and reopen on their next use; the metadata stays.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { SessionOpenError, getDefaultSessionPool, type FeedValue, type SessionLease, type SessionPool, type SessionSettings } from './sessions.ts';
 import { ClipTokenizer } from './tokenizer.ts';
@@ -197,6 +197,87 @@ export function listModelFolders(modelsDir: string): string[] {
     .sort((a, b) => a.localeCompare(b));
 }
 
+/**
+ * Opens `<folder>/<subdir>/model.onnx` and reads what it declares. The lease is pushed to `leases` before the
+ * session opens, so the caller releases it even when opening fails.
+ */
+async function openComponentIn(
+  folder: string,
+  subdir: string,
+  name: ComponentName,
+  pool: SessionPool,
+  settings: SessionSettings | undefined,
+  leases: SessionLease[],
+): Promise<ModelComponent> {
+  const dir = join(folder, subdir);
+  const path = join(dir, 'model.onnx');
+  const lease = pool.acquire(path, settings);
+  leases.push(lease);
+  let session: ort.InferenceSession;
+  try {
+    session = await lease.session();
+  } catch (err) {
+    const msg = err instanceof SessionOpenError ? err.ortMessage : (err as Error).message;
+    throw new ModelFolderError(folder, `${subdir}/model.onnx could not be loaded by onnxruntime (${msg.trim()}); the file may be truncated, corrupt or not an ONNX model: re-export or re-download it`, name);
+  }
+  const config = optionalJson(folder, join(dir, 'config.json'), `${subdir}/config.json`) ?? {};
+  const externalData = EXTERNAL_WEIGHT_FILES.find((f) => existsSync(join(dir, f)));
+  return new ModelComponent(name, path, lease, toInfo(session.inputMetadata), toInfo(session.outputMetadata), config, externalData);
+}
+
+/**
+ * What runs a UNet alone: the sampling loop (OnnxUnetRunner.forModel) and TGATE/DeepCache's prepareCachedUnet
+ * need no text encoder or VAE. A DiffusionModel is one; so is what openUnet returns.
+ */
+export type UnetModel = Pick<DiffusionModel, 'name' | 'unet'> & { readonly io: { readonly unet: UnetIo } };
+
+/** A UNet opened on its own (openUnet): its folder, and release() for its session lease. */
+export interface OpenedUnet extends UnetModel {
+  /** Absolute path of the folder holding model.onnx. */
+  readonly dir: string;
+  release(): Promise<void>;
+}
+
+/**
+ * Opens a UNet without the rest of a model: `dir` is the folder holding its model.onnx (+ external weights and
+ * config.json), e.g. an export of the UNet alone (tools/sd15-unet writes `<out>/unet/`), or a model folder, whose
+ * unet/ is then used. For graph tooling and benchmarks that feed their own text embeddings; the UNet's inputs
+ * are checked as openModelFolder checks them. Its name is the folder's, or the parent's for a folder named "unet".
+ */
+export async function openUnet(dir: string, options: Pick<OpenModelOptions, 'pool'> & { sessionSettings?: SessionSettings } = {}): Promise<OpenedUnet> {
+  let folder = resolve(dir);
+  if (!existsSync(folder)) throw new ModelFolderError(folder, 'the folder does not exist');
+  if (!statSync(folder).isDirectory()) throw new ModelFolderError(folder, 'this is a file, not a folder: give the folder that holds the UNet\'s model.onnx');
+  if (!existsSync(join(folder, 'model.onnx')) && existsSync(join(folder, 'unet', 'model.onnx'))) folder = join(folder, 'unet');
+  if (!existsSync(join(folder, 'model.onnx'))) {
+    throw new ModelFolderError(folder, 'there is no model.onnx here (nor unet/model.onnx): give the folder of an exported UNet', 'unet');
+  }
+  const pool = options.pool ?? getDefaultSessionPool();
+  const leases: SessionLease[] = [];
+  try {
+    // Messages name the parent folder and "<this folder>/model.onnx", as they do for a model folder's unet/.
+    const parent = dirname(folder);
+    const unet = await openComponentIn(parent, basename(folder), 'unet', pool, options.sessionSettings, leases);
+    const io = { unet: unetIoOf(parent, unet) };
+    const name = basename(folder) === 'unet' ? basename(parent) : basename(folder);
+    let released = false;
+    return {
+      dir: folder,
+      name,
+      unet,
+      io,
+      async release() {
+        if (released) return;
+        released = true;
+        await Promise.all(leases.map((l) => l.release()));
+      },
+    };
+  } catch (err) {
+    await Promise.all(leases.map((l) => l.release()));
+    throw err;
+  }
+}
+
 /** Opens and checks a model folder. Sessions are opened to read their metadata and kept in the pool. */
 export async function openModelFolder(dir: string, options: OpenModelOptions = {}): Promise<DiffusionModel> {
   const folder = resolve(dir);
@@ -229,21 +310,7 @@ export async function openModelFolder(dir: string, options: OpenModelOptions = {
   }
 
   const leases: SessionLease[] = [];
-  const openComponent = async (name: ComponentName): Promise<ModelComponent> => {
-    const path = join(folder, name, 'model.onnx');
-    const lease = pool.acquire(path, options.sessionSettings?.[name]);
-    leases.push(lease);
-    let session: ort.InferenceSession;
-    try {
-      session = await lease.session();
-    } catch (err) {
-      const msg = err instanceof SessionOpenError ? err.ortMessage : (err as Error).message;
-      throw new ModelFolderError(folder, `${name}/model.onnx could not be loaded by onnxruntime (${msg.trim()}); the file may be truncated, corrupt or not an ONNX model: re-export or re-download it`, name);
-    }
-    const config = optionalJson(folder, join(folder, name, 'config.json'), `${name}/config.json`) ?? {};
-    const externalData = EXTERNAL_WEIGHT_FILES.find((f) => existsSync(join(folder, name, f)));
-    return new ModelComponent(name, path, lease, toInfo(session.inputMetadata), toInfo(session.outputMetadata), config, externalData);
-  };
+  const openComponent = (name: ComponentName) => openComponentIn(folder, name, name, pool, options.sessionSettings?.[name], leases);
 
   try {
     const textEncoder = await openComponent('text_encoder');

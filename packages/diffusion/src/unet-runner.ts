@@ -7,7 +7,7 @@
 import * as ort from 'onnxruntime-node';
 import { fromOrtTensor, type FeedValue, type SessionLease } from './sessions.ts';
 import type { Tensor } from './tensor.ts';
-import type { DiffusionModel, ModelComponent, UnetIo } from './model-folder.ts';
+import type { ModelComponent, UnetIo, UnetModel } from './model-folder.ts';
 
 export const FULL_VARIANT = 'full';
 
@@ -40,7 +40,7 @@ export class OnnxUnetRunner implements UnetRunner {
     this.addVariant(FULL_VARIANT, full);
   }
 
-  static forModel(model: Pick<DiffusionModel, 'unet' | 'io'>): OnnxUnetRunner {
+  static forModel(model: Pick<UnetModel, 'unet' | 'io'>): OnnxUnetRunner {
     return new OnnxUnetRunner(model.io.unet, model.unet);
   }
 

@@ -11,6 +11,7 @@ import {
   encodePrompt,
   listModelFolders,
   openModelFolder,
+  openUnet,
   randn,
   sample,
   zeros,
@@ -218,4 +219,37 @@ test('a VAE encoder returning latent_parameters (mean and logvar) encodes to the
     await withParams.release();
     await plain.release();
   }
+});
+
+test('openUnet opens a UNet alone (its folder, or a model folder\'s unet/) with the io openModelFolder reads, and samples the same', async () => {
+  const src = requireTestModel();
+  const model = await openModelFolder(src, { pool });
+  const alone = await openUnet(join(src, 'unet'), { pool });
+  const viaModelFolder = await openUnet(src, { pool });
+  try {
+    assert.deepEqual(alone.io.unet, model.io.unet);
+    assert.equal(alone.name, basename(src)); // a folder named "unet" is named after its parent
+    assert.equal(alone.dir, join(src, 'unet'));
+    assert.equal(viaModelFolder.dir, alone.dir);
+    assert.equal(alone.unet.path, model.unet.path);
+    // the same UNet, fed the same embeddings, gives the same latent
+    const text = (await encodePrompt(model, 'a red circle')).hiddenStates;
+    const shape = [1, model.io.unet.latentChannels, ...(model.io.unet.fixedLatentSize ?? [16, 16])];
+    const run = async (m: Parameters<typeof OnnxUnetRunner.forModel>[0]) =>
+      (await sample({ unet: OnnxUnetRunner.forModel(m), scheduler: createScheduler('euler', model.schedulerConfig, 2), positive: text, cfg: 1, latent: zeros(shape), noise: randn(shape, 3) })).latent;
+    assert.deepEqual((await run(alone)).data, (await run(model)).data);
+  } finally {
+    await alone.release();
+    await viaModelFolder.release();
+    await model.release();
+  }
+});
+
+test('openUnet on a folder without model.onnx names the folder and what to give instead', async () => {
+  const dir = tempDir('nounet');
+  await assert.rejects(openUnet(dir, { pool }), (err: unknown) => {
+    assert.ok(err instanceof ModelFolderError);
+    assert.match(err.message, new RegExp(`${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: there is no model\\.onnx here \\(nor unet/model\\.onnx\\)`));
+    return true;
+  });
 });
