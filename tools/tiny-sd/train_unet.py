@@ -118,6 +118,10 @@ def main():
     ap.add_argument("--save-minutes", type=float, default=4)
     ap.add_argument("--snapshot-every", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--min-snr", type=float, default=0.0,
+                    help="Min-SNR-gamma loss weighting (Hang et al. 2023), 0 = plain MSE. With epsilon prediction the "
+                         "weight is min(SNR, gamma) / SNR: it stops the many easy low-noise steps from dominating the "
+                         "gradient, which is where layout (position, shape) is decided less; 5 is the paper's value.")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     os.makedirs(CK, exist_ok=True)
@@ -183,7 +187,12 @@ def main():
         xt = at.sqrt() * x0 + (1 - at).sqrt() * noise
         hs, _ = text(ids)
         pred = unet(xt, t.float(), hs)
-        loss = F.mse_loss(pred, noise)
+        if a.min_snr > 0:
+            snr = at.view(-1) / (1 - at.view(-1))
+            weight = torch.clamp(snr, max=a.min_snr) / snr
+            loss = (weight * ((pred - noise) ** 2).mean(dim=(1, 2, 3))).mean()
+        else:
+            loss = F.mse_loss(pred, noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
