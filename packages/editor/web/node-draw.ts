@@ -80,7 +80,12 @@ function drawImages(node: EditorNode, ctx: CanvasRenderingContext2D, width: numb
     const gridW = best.cols * best.cell;
     const x = 5 + (areaW - gridW) / 2 + col * best.cell + (best.cell - w) / 2;
     const y = top + row * best.cell + (n === 1 ? (areaH - h) / 2 : (best.cell - h) / 2);
+    // Enlarged small images (a 64 px tiny-sd output, latent previews) keep their pixels sharp: smoothing would
+    // blur exactly the edges a user inspects; images shown at or below their size are smoothed as usual.
+    const smoothing = ctx.imageSmoothingEnabled;
+    ctx.imageSmoothingEnabled = scale < 1;
     ctx.drawImage(img, x, y, w, h);
+    ctx.imageSmoothingEnabled = smoothing;
   });
 }
 
