@@ -24,6 +24,12 @@
  * finite.
  *
  *   node --import tsx bench/tgate.ts [--images 16] [--runs 7] [--samplers dpmpp_2m,ddim] [--model dir]
+ *                                    [--threads n] [--spinning]
+ *
+ * --threads / --spinning set the ORT sessions' intra-op threads and busy-waiting (engine defaults: all cores,
+ * no spinning, the right choice on shared cores). On a small UNet a call's fixed cost (dispatching a few hundred
+ * small operators, waking the pool's threads for each) is a large share of it, which makes a batch-1 step cost
+ * more than half a guided batch-2 step and caps what TGATE's single pass after the gate can save.
  *
  * Model: --model, else GATEGRAPH_TEST_MODEL, else models/tiny-sd. The derived graphs are built on the first
  * run and cached next to the model (unet/.gategraph-derived).
@@ -54,6 +60,8 @@ import {
   type ExecutionPlan,
   type PlannedStep,
   type StepPlanner,
+  type SessionSettings,
+  SessionPool,
   type Tensor,
   type UnetRunner,
 } from '../packages/diffusion/src/index.ts';
@@ -73,6 +81,13 @@ const SAMPLERS = option('samplers', 'dpmpp_2m,ddim').split(',');
 const STEPS = 25;
 const CFG = 6;
 const SCHEDULER = 'normal';
+const threadsArg = option('threads', '');
+const SESSION_SETTINGS: SessionSettings = {
+  ...(threadsArg ? { intraOpNumThreads: Number(threadsArg) } : {}),
+  ...(args.includes('--spinning') ? { intraOpSpinning: true } : {}),
+};
+const pool = new SessionPool(SESSION_SETTINGS);
+const passThrough = [...(threadsArg ? ['--threads', threadsArg] : []), ...(args.includes('--spinning') ? ['--spinning'] : [])];
 
 const CONFIGS = ['plain', 'tgate', 'tgate+self', 'deepcache', 'tgate+deepcache'] as const;
 type Config = (typeof CONFIGS)[number];
@@ -129,7 +144,7 @@ async function generate(model: DiffusionModel, p: Prepared, sampler: string, tex
 if (args[0] === '--child') {
   const config = args[1] as Config;
   const sampler = args[2]!;
-  const model = await openModelFolder(modelDir);
+  const model = await openModelFolder(modelDir, { pool });
   const p = await prepare(model, config);
   const text = (await encodePrompt(model, 'a large red circle at the top left on a gray background')).hiddenStates;
   const neg = (await encodePrompt(model, '')).hiddenStates;
@@ -194,7 +209,7 @@ function psnr(a: Uint8Array, b: Uint8Array): number {
 }
 
 let failed = false;
-const model = await openModelFolder(modelDir);
+const model = await openModelFolder(modelDir, { pool });
 const domain = loadDomain(join(modelDir, 'domain.json'));
 const random = rng(4321);
 const captions = Array.from({ length: IMAGES }, () => formatCaption(sampleScene(domain, random).caption, domain));
@@ -203,7 +218,7 @@ const neg = (await encodePrompt(model, '')).hiddenStates;
 const prepared = new Map<Config, Prepared>();
 for (const c of CONFIGS) prepared.set(c, await prepare(model, c));
 
-console.log(`${modelDir}, ${STEPS} steps, scheduler ${SCHEDULER}, cfg ${CFG}; ${IMAGES} images per setting, ${RUNS} timed runs; load average ${loadavg()[0]!.toFixed(1)}`);
+console.log(`${modelDir}, ${STEPS} steps, scheduler ${SCHEDULER}, cfg ${CFG}; ${IMAGES} images per setting, ${RUNS} timed runs; ORT intra-op threads ${pool.settings.intraOpNumThreads}, spinning ${pool.settings.intraOpSpinning ? 'on' : 'off'}; load average ${loadavg()[0]!.toFixed(1)}`);
 for (const sampler of SAMPLERS) {
   // check: a gate past the end is the plain run, byte for byte
   const offPlan = planTgate({ steps: STEPS, gateStep: STEPS + 5 });
@@ -244,7 +259,7 @@ for (const sampler of SAMPLERS) {
       if (c === 'plain') plainImages.push(rgb!.data);
       psnrs.push(psnr(rgb!.data, plainImages[i]!));
     }
-    const child = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', c, sampler, '--model', modelDir], { encoding: 'utf8' });
+    const child = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', c, sampler, '--model', modelDir, ...passThrough], { encoding: 'utf8' });
     const rss = child.status === 0 ? (JSON.parse(child.stdout.trim().split('\n').pop()!) as { maxRssKb: number }).maxRssKb / 1024 : NaN;
     if (child.status !== 0) console.error(`${c}: the RSS child failed: ${child.stderr.slice(0, 400)}`);
     const t = median(times.get(c)!);
