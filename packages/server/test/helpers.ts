@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
 import WebSocket from 'ws';
-import { combo, defineNode, int, NodeInputError, NodeRegistry, silentLogger, socket, string, type ApiPrompt } from '@gategraph/core';
+import { combo, defineNode, findWorkspaceRoot, int, NodeInputError, NodeRegistry, silentLogger, socket, string, type ApiPrompt } from '@gategraph/core';
 import { startServer, type GategraphServer, type StartServerOptions } from '../src/index.ts';
 
 /** A valid RGB PNG of `width` x `height` filled with a colour derived from `seed`. */
@@ -160,12 +160,39 @@ export function testServerOptions(dir: string): StartServerOptions {
   };
 }
 
+/** The workspace root of this checkout (where `models/`, `workflows/` and the packs are). */
+export const workspaceRoot = findWorkspaceRoot(fileURLToPath(new URL('.', import.meta.url)));
+
 /**
- * A test server in its own process (fixtures/child-server.ts), for tests that kill it or measure its memory.
- * Resolves once it prints its URL.
+ * Options of a server like `pnpm serve` (the workspace packs, the workspace `models/` folder), on 127.0.0.1
+ * with a free port, but writing only inside `dir` and without the user's `custom_nodes/`.
  */
-export async function spawnChildServer(dir: string): Promise<{ child: ChildProcessWithoutNullStreams; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./fixtures/child-server.ts', import.meta.url)), dir], {
+export function workspaceServerOptions(dir: string): StartServerOptions {
+  return {
+    root: workspaceRoot,
+    host: '127.0.0.1',
+    port: 0,
+    env: {},
+    logger: silentLogger,
+    customNodesDir: false,
+    paths: { output: join(dir, 'output'), input: join(dir, 'input'), temp: join(dir, 'temp'), models: join(workspaceRoot, 'models') },
+    dataDir: join(dir, 'data'),
+    editorDir: join(dir, 'no-editor'),
+  };
+}
+
+export interface ChildServerOptions {
+  /** Load the workspace packs and models (`workspaceServerOptions`) instead of the test nodes. */
+  workspace?: boolean;
+}
+
+/**
+ * A server in its own process (fixtures/child-server.ts), for tests that kill it or measure its memory: the
+ * test nodes by default, the real packs and models with `workspace`. Resolves once it prints its URL.
+ */
+export async function spawnChildServer(dir: string, options: ChildServerOptions = {}): Promise<{ child: ChildProcessWithoutNullStreams; url: string }> {
+  const args = ['--import', 'tsx', fileURLToPath(new URL('./fixtures/child-server.ts', import.meta.url)), dir, ...(options.workspace ? ['--workspace'] : [])];
+  const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'inherit'],
   }) as unknown as ChildProcessWithoutNullStreams;
   const url = await new Promise<string>((resolve, reject) => {
