@@ -18,7 +18,7 @@ import { registerTgatePlanners } from './tgate/register.ts';
 
 export * from './types.ts';
 export * from './patches.ts';
-export { runSampler, initialNoise, type SamplerSettings } from './nodes/ksampler.ts';
+export { runSampler, initialNoise, previewPacer, PREVIEW_INTERVAL_MS, type SamplerSettings } from './nodes/ksampler.ts';
 import { releaseAllModels } from './model-cache.ts';
 export { releaseAllModels };
 export * from './tgate/schedule.ts';

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { uiToApi, type ApiPrompt } from '@gategraph/core';
 import { decodePng, readPngText } from '@gategraph/diffusion';
 import { defaultPrompt, defaultUiWorkflow, host, makeHost, noModel, packRegistry, savedImages, validateAndRun } from './helpers.ts';
+import { previewPacer } from '../src/index.ts';
 
 function withSeed(prompt: ApiPrompt, seed: number): ApiPrompt {
   const copy = structuredClone(prompt);
@@ -53,7 +54,10 @@ test('the default workflow writes a PNG carrying the prompt and the workflow, wi
   const progress = events.filter((e) => e.type === 'progress').map((e) => (e.data as { value: number; max: number }).value);
   assert.deepEqual(progress, Array.from({ length: 25 }, (_, i) => i + 1), 'one progress event per sampler step');
   const previews = events.filter((e) => e.type === 'preview');
-  assert.equal(previews.length, 25, 'a latent preview with each step');
+  assert.ok(previews.length >= 1 && previews.length <= 25, `latent previews, at most one per step (got ${previews.length})`);
+  const firstPreview = events.findIndex((e) => e.type === 'preview');
+  const firstProgress = events.findIndex((e) => e.type === 'progress');
+  assert.ok(firstPreview >= 0 && firstPreview < events.findIndex((e, i) => i > firstProgress && e.type === 'progress'), 'the first step comes with a preview');
   const preview = (previews[0]!.data as { image: { format: string; data: Uint8Array } }).image;
   assert.equal(preview.format, 'PNG');
   assert.equal(decodePng(preview.data).width, 16, 'the preview is the latent rendered at latent resolution');
@@ -73,3 +77,16 @@ test('the same seed gives the same PNG bytes; another seed another image', { ski
   const differing = a.reduce((n, v, i) => n + (v !== b[i] ? 1 : 0), 0);
   assert.ok(differing > a.length / 4, `seed 8 should give another image (${differing} of ${a.length} bytes differ)`);
 });
+
+test('previews are paced: at most one per interval, the first one at once', () => {
+  let clock = 0;
+  const due = previewPacer(100, () => clock);
+  const opened: number[] = [];
+  for (let step = 0; step < 30; step++, clock += 12) if (due()) opened.push(clock); // a 12 ms step
+  assert.deepEqual(opened, [0, 108, 216, 324], 'steps of 12 ms: one preview every 9 steps');
+  const slow = previewPacer(100, () => clock);
+  let all = 0;
+  for (let step = 0; step < 5; step++, clock += 1000) if (slow()) all++;
+  assert.equal(all, 5, 'steps of a second (SD-size models): a preview with every step');
+});
+
