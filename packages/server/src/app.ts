@@ -29,6 +29,7 @@ import type { QueueItem } from './store.ts';
 import type { PromptWorker } from './worker.ts';
 import { userdataRouter } from './userdata.ts';
 import { encodePreview, parsePreviewRequest, PreviewSourceError } from './view-preview.ts';
+import { ChannelSourceError, extractViewChannel, parseViewChannel } from './view-channel.ts';
 
 export interface AppContext {
   config: ServerConfig;
@@ -235,6 +236,14 @@ function apiRouter(ctx: AppContext): express.Router {
         throw error instanceof PreviewSourceError ? new HttpError(400, 'invalid_image', error.message) : error;
       });
       res.type(encoded.contentType).send(encoded.body);
+      return;
+    }
+    const channel = parseViewChannel(firstQueryValue(req.query.channel));
+    if (channel !== undefined) {
+      const png = await extractViewChannel(file, basename(file), channel).catch((error: unknown) => {
+        throw error instanceof ChannelSourceError ? new HttpError(400, 'invalid_image', error.message) : error;
+      });
+      res.type('image/png').send(png);
       return;
     }
     await new Promise<void>((resolve, reject) =>

@@ -181,3 +181,36 @@ test('parsePreviewRequest follows ComfyUI’s reading of preview and channel', (
     assert.deepEqual(parsePreviewRequest(preview, channel), expected, `preview=${preview} channel=${channel}`);
   }
 });
+
+test('channel=rgb and channel=a without preview give the colours and the alpha as PNGs, as ComfyUI does', async () => {
+  const decode = async (body: Buffer) => sharp(body).raw().toBuffer({ resolveWithObject: true });
+  const isPng = (b: Buffer) => b.toString('latin1', 1, 4) === 'PNG';
+
+  const rgb = await view('filename=rgba.png&channel=rgb');
+  assert.equal(rgb.status, 200);
+  assert.equal(rgb.type, 'image/png');
+  assert.ok(isPng(rgb.body));
+  assert.match(rgb.disposition ?? '', /filename="rgba\.png"/);
+  const colours = await decode(rgb.body);
+  assert.equal(colours.info.channels, 3, 'channel=rgb drops the alpha channel');
+  assert.deepEqual([...colours.data.subarray(0, 3)], [0, 0, 255], 'the opaque half keeps its blue');
+  assert.deepEqual([...colours.data.subarray(12 * 3, 12 * 3 + 3)], [255, 0, 0], 'the transparent half keeps its hidden red');
+
+  const alpha = await decode((await view('filename=rgba.png&channel=a')).body);
+  assert.equal(alpha.info.channels, 4);
+  assert.deepEqual([...alpha.data.subarray(0, 4)], [0, 0, 0, 255], 'opaque pixels: black with alpha 255');
+  assert.deepEqual([...alpha.data.subarray(12 * 4, 12 * 4 + 4)], [0, 0, 0, 0], 'transparent pixels: alpha 0');
+
+  const opaque = await decode((await view('filename=rgb.png&channel=a')).body);
+  assert.deepEqual([opaque.info.width, opaque.info.height], [48, 32]);
+  assert.ok([...opaque.data].every((v, i) => (i % 4 === 3 ? v === 255 : v === 0)), 'an image without alpha is fully opaque');
+
+  const sourceFile = (await view('filename=rgba.png')).body;
+  assert.deepEqual((await view('filename=rgba.png&channel=rgba')).body, sourceFile, 'channel=rgba is the file as it is');
+  assert.deepEqual((await view('filename=rgba.png&channel=other')).body, sourceFile, 'an unknown channel is the file as it is');
+
+  const notImage = await view('filename=notes.txt&type=temp&channel=a');
+  assert.equal(notImage.status, 400);
+  assert.match(JSON.parse(notImage.body.toString()).error.message, /channel "a" of "notes\.txt".*not an image/);
+  assert.equal((await view(`filename=${encodeURIComponent('../rgba.png')}&channel=rgb`)).status, 400, 'traversal is refused as usual');
+});
