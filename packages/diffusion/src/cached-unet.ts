@@ -17,7 +17,7 @@
  * (`<unet folder>/.gategraph-derived/`, the cache of derivedModelPath): later runs open the files directly.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import {
   OnnxGraphError,
@@ -30,7 +30,8 @@ import {
   ensureCacheDir,
   externalDataFiles,
   loadModel,
-  modelContentKey,
+  modelFileSha256,
+  pruneStaleEntries,
   saveModel,
   signaturesOf,
   type ModelFile,
@@ -94,7 +95,7 @@ export class CachedUnetError extends Error {
 }
 
 /** Bump when the layout of the gated files changes (their key includes it). */
-const GATED_VERSION = 1;
+const GATED_VERSION = 2;
 const GATED_KEY = 'gategraph-if-gated';
 
 export const ATTN_CONDITIONS = { attn2: 'compute_attn2', attn1: 'compute_attn1' } as const;
@@ -263,15 +264,18 @@ async function gatedModelPath(
   deepTensor: string | undefined,
   build: () => ModelProto,
 ): Promise<string> {
-  const modelKey = await modelContentKey(source, {});
+  const modelSha256 = await modelFileSha256(source);
   const key = createHash('sha256')
-    .update(JSON.stringify({ GATED_KEY, v: GATED_VERSION, modelKey, kinds: [...kinds].sort(), deep: deepTensor ?? null }))
+    .update(JSON.stringify({ GATED_KEY, v: GATED_VERSION, modelSha256, kinds: [...kinds].sort(), deep: deepTensor ?? null }))
     .digest('hex')
     .slice(0, 32);
   const path = join(cacheDir, `gated-${key}.onnx`);
   const done = join(cacheDir, `gated-${key}.done`);
   const marker = JSON.stringify({
     key,
+    version: GATED_VERSION,
+    model: source,
+    modelSha256,
     data: externalDataFiles(file.proto, file.baseDir).map((f) => {
       const st = statSync(f);
       return [f, st.size, Math.round(st.mtimeMs)];
@@ -279,9 +283,35 @@ async function gatedModelPath(
   });
   if (existsSync(path) && existsSync(done) && readFileSync(done, 'utf8').trim() === marker) return path;
   ensureCacheDir(cacheDir);
+  const removed = pruneStaleGated(cacheDir, source, modelSha256);
+  pruneStaleEntries(cacheDir, source, modelSha256, removed);
   saveModel(build(), path, { baseDir: file.baseDir });
   writeFileSync(done, `${marker}\n`);
   return path;
+}
+
+/**
+ * Deletes the gated graphs that can never be used again (an older layout, or built from an older content of
+ * `source`, e.g. before a re-export), so they do not pile up next to the model. Returns their paths, so the
+ * graphs cut from them (DeepCache's shallow branch) can go too.
+ */
+function pruneStaleGated(cacheDir: string, source: string, modelSha256: string): string[] {
+  const removed: string[] = [];
+  for (const name of readdirSync(cacheDir)) {
+    if (!name.startsWith('gated-') || !name.endsWith('.done')) continue;
+    let marker: { version?: unknown; model?: unknown; modelSha256?: unknown };
+    try {
+      marker = JSON.parse(readFileSync(join(cacheDir, name), 'utf8')) as typeof marker;
+    } catch {
+      continue; // being written by another process: leave it
+    }
+    if (marker.version === GATED_VERSION && (marker.model !== source || marker.modelSha256 === modelSha256)) continue;
+    const onnx = join(cacheDir, name.replace(/\.done$/, '.onnx'));
+    rmSync(onnx, { force: true });
+    rmSync(join(cacheDir, name), { force: true });
+    removed.push(onnx);
+  }
+  return removed;
 }
 
 function describeCause(error: unknown): string {

@@ -3,9 +3,9 @@
 // reproduce the plain UNet's output, for cross-attention, self-attention and DeepCache's shallow branch.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { decodeModel, type GraphProto } from '@gategraph/onnx-graph';
+import { cpSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { decodeModel, encodeModel, type GraphProto } from '@gategraph/onnx-graph';
 import { readFileSync } from 'node:fs';
 import {
   concatBatch,
@@ -260,5 +260,37 @@ test('one UNet session at a time, in the model\'s pool: the gated UNet replaces 
     assert.ok(maxRelError(first!, plain) < 1e-6);
   } finally {
     await own.release();
+  }
+});
+
+test('re-exporting the UNet: the next preparation deletes the gated and shallow graphs of the old content', { skip }, async () => {
+  const folder = join(tempDir('reexport'), 'model');
+  cpSync(TEST_MODEL, folder, { recursive: true, filter: (src) => !src.includes('.gategraph-derived') });
+  const cacheDir = join(folder, 'unet', '.gategraph-derived');
+  const prepare = async () => {
+    const m = await openModelFolder(folder);
+    const c = await prepareCachedUnet(m, { attn2: true, attn1: false, deepBranch: 0 });
+    await c.release();
+    await m.release();
+    return c.files;
+  };
+  const before = await prepare();
+  assert.ok(before.shallow && existsSync(before.full) && existsSync(before.shallow));
+  assert.deepEqual(await prepare(), before, 'the same content finds the same files');
+
+  const unetPath = join(folder, 'unet', 'model.onnx');
+  const proto = decodeModel(readFileSync(unetPath));
+  proto.docString = 're-exported';
+  writeFileSync(unetPath, encodeModel(proto));
+  const after = await prepare();
+  assert.notEqual(after.full, before.full);
+  assert.ok(!existsSync(before.full) && !existsSync(before.full.replace(/\.onnx$/, '.done')), 'the old gated graph and its marker are gone');
+  assert.ok(!existsSync(before.shallow), 'the shallow graph cut from it is gone');
+  const onnxFiles = readdirSync(cacheDir).filter((n) => n.endsWith('.onnx')).sort();
+  // The gated graph, the shallow graph and the probe cut that found which gates survive in the shallow branch.
+  assert.equal(onnxFiles.length, 3, `only the current content's graphs stay: ${onnxFiles.join(', ')}`);
+  assert.ok(onnxFiles.includes(basename(after.full)) && onnxFiles.includes(basename(after.shallow!)));
+  for (const name of readdirSync(cacheDir).filter((n) => n.endsWith('.json'))) {
+    assert.equal(JSON.parse(readFileSync(join(cacheDir, name), 'utf8')).model, after.full, `${name} was cut from the current gated graph`);
   }
 });

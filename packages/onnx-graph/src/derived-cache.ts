@@ -3,15 +3,17 @@
 // derivation spec and this package's derivation version. External data files are not hashed (gigabytes); their
 // size and mtime are recorded in the entry and checked on every hit, so a re-exported weights file invalidates
 // it. The .json is written last and records the .onnx's sha256: an entry whose .onnx is missing, truncated or
-// altered, or whose .json does not parse, is rebuilt.
+// altered, or whose .json does not parse, is rebuilt. Building an entry first deletes the entries that can never
+// be hit again (another derivation version, or built from an older content of the same model file), so
+// re-exporting a model does not leave its old derived graphs on disk.
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { deriveModel, type DerivationReport, type DerivationSpec, type DeriveOptions } from './derive.ts';
 import { atomicWrite, externalDataFiles, loadModel, saveModel, type ExternalDataMode } from './model-io.ts';
 
 /** Bump when a derivation's output for the same input and spec changes. */
-const DERIVATION_VERSION = 1;
+const DERIVATION_VERSION = 2;
 
 export interface DerivedCacheOptions {
   /** Defaults to <model folder>/.gategraph-derived. */
@@ -30,6 +32,8 @@ export interface DerivedEntry {
 interface EntryRecord {
   version: number;
   model: string;
+  /** sha256 of the model file the entry was derived from. */
+  modelSha256: string;
   spec: DerivationSpec;
   onnxSha256: string;
   onnxBytes: number;
@@ -43,6 +47,11 @@ async function sha256File(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
+/** sha256 (hex) of a model file's bytes, streamed; what cache entries record as the content they came from. */
+export function modelFileSha256(modelPath: string): Promise<string> {
+  return sha256File(resolve(modelPath));
+}
+
 function canonicalSpec(spec: DerivationSpec): DerivationSpec {
   return {
     capture: [...new Set(spec.capture ?? [])].sort(),
@@ -53,7 +62,10 @@ function canonicalSpec(spec: DerivationSpec): DerivationSpec {
 
 /** Cache key of (model content, spec): stable across processes and machines for identical inputs. */
 export async function modelContentKey(modelPath: string, spec: DerivationSpec, derive: DeriveOptions = {}): Promise<string> {
-  const modelHash = await sha256File(resolve(modelPath));
+  return contentKey(await modelFileSha256(modelPath), spec, derive);
+}
+
+function contentKey(modelHash: string, spec: DerivationSpec, derive: DeriveOptions): string {
   const payload = JSON.stringify({ v: DERIVATION_VERSION, modelHash, spec: canonicalSpec(spec), symbolSizes: derive.symbolSizes ?? null });
   return createHash('sha256').update(payload).digest('hex').slice(0, 32);
 }
@@ -96,19 +108,22 @@ export function ensureCacheDir(cacheDir: string): void {
 export async function derivedModelPath(modelPath: string, spec: DerivationSpec, options: DerivedCacheOptions = {}): Promise<DerivedEntry> {
   const source = resolve(modelPath);
   const cacheDir = options.cacheDir ?? join(dirname(source), '.gategraph-derived');
-  const key = await modelContentKey(source, spec, options.derive);
+  const modelSha256 = await modelFileSha256(source);
+  const key = contentKey(modelSha256, spec, options.derive ?? {});
   const onnxPath = join(cacheDir, `${key}.onnx`);
   const jsonPath = join(cacheDir, `${key}.json`);
   const hit = await validEntry(onnxPath, jsonPath);
   if (hit) return { path: onnxPath, key, report: hit.report, fromCache: true };
 
   ensureCacheDir(cacheDir);
+  pruneStaleEntries(cacheDir, source, modelSha256);
   const file = loadModel(source);
   const { model, report } = deriveModel(file.proto, spec, { ...options.derive, baseDir: file.baseDir });
   const saved = saveModel(model, onnxPath, { baseDir: file.baseDir, externalData: options.externalData ?? 'auto' });
   const record: EntryRecord = {
     version: DERIVATION_VERSION,
     model: source,
+    modelSha256,
     spec: canonicalSpec(spec),
     onnxSha256: await sha256File(onnxPath),
     onnxBytes: saved.bytes,
@@ -118,4 +133,45 @@ export async function derivedModelPath(modelPath: string, spec: DerivationSpec, 
   };
   atomicWrite(jsonPath, new TextEncoder().encode(`${JSON.stringify(record, null, 1)}\n`));
   return { path: onnxPath, key, report, fromCache: false };
+}
+
+/**
+ * Deletes the entries in `cacheDir` that can never be hit again: written by another derivation version, derived
+ * from `model` when its content was not `modelSha256`, or derived from a model file listed in `deletedSources`
+ * (derived files another cache just removed) or from an entry deleted here (a graph cut from a stale derived
+ * graph is stale too). Entries of other models sharing the folder are kept. Returns the keys removed. Deleting
+ * an entry an open session uses is safe: the session holds its own copy.
+ */
+export function pruneStaleEntries(cacheDir: string, model: string, modelSha256: string, deletedSources: readonly string[] = []): string[] {
+  if (!existsSync(cacheDir)) return [];
+  const source = resolve(model);
+  const records = new Map<string, Partial<EntryRecord>>();
+  for (const name of readdirSync(cacheDir)) {
+    if (!name.endsWith('.json')) continue;
+    try {
+      const record = JSON.parse(readFileSync(join(cacheDir, name), 'utf8')) as Partial<EntryRecord>;
+      if (typeof record.model === 'string') records.set(name.slice(0, -'.json'.length), record);
+    } catch {
+      // not ours, or being written: leave it
+    }
+  }
+  const gone = new Set(deletedSources.map((p) => resolve(p)));
+  const stale = new Set<string>();
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const [key, record] of records) {
+      if (stale.has(key)) continue;
+      const outdated = record.version !== DERIVATION_VERSION || (record.model === source && record.modelSha256 !== modelSha256);
+      if (outdated || gone.has(record.model!)) {
+        stale.add(key);
+        gone.add(join(resolve(cacheDir), `${key}.onnx`));
+        changed = true;
+      }
+    }
+  }
+  for (const key of stale) {
+    rmSync(join(cacheDir, `${key}.onnx`), { force: true });
+    rmSync(join(cacheDir, `${key}.json`), { force: true });
+  }
+  return [...stale];
 }

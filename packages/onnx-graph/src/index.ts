@@ -54,4 +54,4 @@ export {
   type UNetSizes,
 } from './macs.ts';
 export { buildIfGated, type IfGatedModel } from './if-gating.ts';
-export { derivedModelPath, modelContentKey, ensureCacheDir, type DerivedEntry, type DerivedCacheOptions } from './derived-cache.ts';
+export { derivedModelPath, modelContentKey, modelFileSha256, pruneStaleEntries, ensureCacheDir, type DerivedEntry, type DerivedCacheOptions } from './derived-cache.ts';

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
-import { deriveModel, derivedModelPath, discoverUNet, externalDataFiles, isExternal, loadModel, saveModel } from '../src/index.ts';
+import { deriveModel, derivedModelPath, discoverUNet, pruneStaleEntries, externalDataFiles, isExternal, loadModel, saveModel } from '../src/index.ts';
 import { maxRelError, run, skipReason, testUNet, unetFeeds } from './helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'gategraph-ext-'));
@@ -83,4 +83,35 @@ test('derived graph cache: built once, hit by content key, rebuilt when corrupte
   const captured = await run(deriveModel(testUNet().proto, { capture: spec.reuse }).model, feeds);
   const out = await run(stale.path, { ...feeds, ...Object.fromEntries(spec.reuse.map((n) => [n, captured[n]!])) });
   assert.ok(maxRelError(out.out_sample!, captured.out_sample!) < 1e-4);
+});
+
+test("derived graph cache: a re-exported model's old entries are deleted when a new one is built, other models' kept", { skip: skipReason }, async () => {
+  const cacheDir = join(dir, 'shared-cache');
+  const { path } = externalCopy('c');
+  const { path: otherPath } = externalCopy('d');
+  const otherModel = loadModel(otherPath);
+  otherModel.proto.docString = 'another model'; // identical files would share entries (the key is the content)
+  saveModel(otherModel.proto, otherPath, { baseDir: otherModel.baseDir });
+  const unet = discoverUNet(loadModel(path).proto);
+  const attn2 = unet.attention.filter((a) => a.kind === 'attn2').map((a) => a.output);
+  const reuse = await derivedModelPath(path, { reuse: attn2 }, { cacheDir });
+  const capture = await derivedModelPath(path, { capture: attn2 }, { cacheDir });
+  const other = await derivedModelPath(otherPath, { reuse: attn2 }, { cacheDir });
+  const entries = () => readdirSync(cacheDir).filter((n) => /^[0-9a-f]{32}\.(onnx|json)$/.test(n)).sort();
+  assert.equal(entries().length, 6, 'three entries, .onnx + .json each');
+  assert.deepEqual(pruneStaleEntries(cacheDir, path, '0'.repeat(64)).sort(), [reuse.key, capture.key].sort(), 'pruning by another content removes that model only');
+  assert.deepEqual(entries(), [`${other.key}.json`, `${other.key}.onnx`]);
+
+  await derivedModelPath(path, { reuse: attn2 }, { cacheDir });
+  await derivedModelPath(path, { capture: attn2 }, { cacheDir });
+  // Re-export the model (same weights, another graph file): the next build removes both old entries.
+  const model = loadModel(path);
+  model.proto.docString = 're-exported';
+  saveModel(model.proto, path, { baseDir: model.baseDir });
+  const rebuilt = await derivedModelPath(path, { reuse: attn2 }, { cacheDir });
+  assert.equal(rebuilt.fromCache, false);
+  assert.notEqual(rebuilt.key, reuse.key);
+  assert.deepEqual(entries(), [rebuilt.key, other.key].flatMap((k) => [`${k}.json`, `${k}.onnx`]).sort(), 'the old content\'s entries are gone, the other model\'s stays');
+  assert.equal((await derivedModelPath(otherPath, { reuse: attn2 }, { cacheDir })).fromCache, true);
+  assert.deepEqual(pruneStaleEntries(join(dir, 'no-such-cache'), path, '0'), [], 'a missing cache folder has nothing to prune');
 });
