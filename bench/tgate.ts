@@ -245,6 +245,7 @@ for (const sampler of SAMPLERS) {
   // quality
   const plainImages: Uint8Array[] = [];
   const rows: string[] = [];
+  let plainRss = NaN;
   for (const c of CONFIGS) {
     const verdicts: Verdict[] = [];
     const psnrs: number[] = [];
@@ -267,13 +268,17 @@ for (const sampler of SAMPLERS) {
     const macs = planMacs(prepared.get(c)!.plan);
     const plainMacs = planMacs(prepared.get('plain')!.plan);
     const meanPsnr = psnrs.every((p) => p === Infinity) ? 'inf' : (psnrs.filter(Number.isFinite).reduce((x, y) => x + y, 0) / psnrs.filter(Number.isFinite).length).toFixed(1);
+    if (c === 'plain') plainRss = rss;
+    const speedup = tPlain / t;
+    const macReduction = plainMacs.weight / macs.weight;
     rows.push(
-      `| ${sampler} | ${c} | ${t.toFixed(0)} ms | ${(tPlain / t).toFixed(2)}x | ${(macs.weight / 1e9).toFixed(3)} G (${(plainMacs.weight / macs.weight).toFixed(2)}x) | ` +
-        `${(macs.total / 1e9).toFixed(3)} G | ${rss.toFixed(0)} MB | ${(100 * tally(verdicts).overall.accuracy).toFixed(1)} % | ${meanPsnr} dB |`,
+      `| ${sampler} | ${c} | ${t.toFixed(0)} ms | ${speedup.toFixed(2)}x | ${(macs.weight / 1e9).toFixed(3)} G (${macReduction.toFixed(2)}x) | ` +
+        `${(100 * speedup / macReduction).toFixed(0)} % | ${(macs.total / 1e9).toFixed(3)} G | ${rss.toFixed(0)} MB (${(rss / plainRss).toFixed(2)}x) | ` +
+        `${(100 * tally(verdicts).overall.accuracy).toFixed(1)} % | ${meanPsnr} dB |`,
     );
   }
-  console.log('\n| sampler | config | time / image | speed-up | conv/linear MACs (reduction) | all MACs | peak RSS | judge | PSNR vs plain |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log('\n| sampler | config | time / image | speed-up | conv/linear MACs (reduction) | speed-up / MAC reduction | all MACs | peak RSS (vs plain) | judge | PSNR vs plain |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) console.log(r);
 }
 for (const p of prepared.values()) await p.cached?.release();
