@@ -28,8 +28,8 @@ import { originCheck, requireToken } from './security.ts';
 import type { QueueItem } from './store.ts';
 import type { PromptWorker } from './worker.ts';
 import { userdataRouter } from './userdata.ts';
-import { encodePreview, parsePreviewRequest, PreviewSourceError } from './view-preview.ts';
-import { ChannelSourceError, extractViewChannel, parseViewChannel } from './view-channel.ts';
+import { encodePreview, parsePreviewRequest, UnreadableImageError } from './view-preview.ts';
+import { extractViewChannel, parseViewChannel } from './view-channel.ts';
 
 export interface AppContext {
   config: ServerConfig;
@@ -232,17 +232,13 @@ function apiRouter(ctx: AppContext): express.Router {
     const preview = firstQueryValue(req.query.preview);
     if (preview !== undefined) {
       const request = parsePreviewRequest(preview, firstQueryValue(req.query.channel));
-      const encoded = await encodePreview(file, basename(file), request).catch((error: unknown) => {
-        throw error instanceof PreviewSourceError ? new HttpError(400, 'invalid_image', error.message) : error;
-      });
+      const encoded = await encodePreview(file, basename(file), request).catch(asInvalidImage);
       res.type(encoded.contentType).send(encoded.body);
       return;
     }
     const channel = parseViewChannel(firstQueryValue(req.query.channel));
     if (channel !== undefined) {
-      const png = await extractViewChannel(file, basename(file), channel).catch((error: unknown) => {
-        throw error instanceof ChannelSourceError ? new HttpError(400, 'invalid_image', error.message) : error;
-      });
+      const png = await extractViewChannel(file, basename(file), channel).catch(asInvalidImage);
       res.type('image/png').send(png);
       return;
     }
@@ -386,6 +382,11 @@ function queryString(value: unknown): string | undefined {
 }
 
 /** The first value of a query key that may be repeated (`?a=1&a=2`), as aiohttp's `query[key]` reads it. */
+/** A /view file sharp cannot read is the client's 400 `invalid_image`; anything else stays a server error. */
+function asInvalidImage(error: unknown): never {
+  throw error instanceof UnreadableImageError ? new HttpError(400, 'invalid_image', error.message) : error;
+}
+
 function firstQueryValue(value: unknown): string | undefined {
   return queryString(Array.isArray(value) ? value[0] : value);
 }

@@ -7,21 +7,17 @@
  * - `a`: an RGBA PNG whose colours are black and whose alpha is the image's (fully opaque when it has none);
  * - any other value (`rgba`, the default) is the file as it is, so it is not handled here.
  * The answer has no metadata chunks. Where ComfyUI fails with a 500, a file that is not a readable image gets a
- * `ChannelSourceError` (the route answers 400).
+ * `UnreadableImageError` (the route answers 400).
  */
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
+import { UnreadableImageError } from './view-preview.ts';
 
 export type ViewChannel = 'rgb' | 'a';
 
 /** The channel asked for when it changes the answer; undefined when the file is sent as it is. */
 export function parseViewChannel(channel: string | undefined): ViewChannel | undefined {
   return channel === 'rgb' || channel === 'a' ? channel : undefined;
-}
-
-/** The file's image is not one the decoder can read. */
-export class ChannelSourceError extends Error {
-  override name = 'ChannelSourceError';
 }
 
 /** The part of the image in `file` that `channel` asks for, as PNG bytes; `name` is how errors call the file. */
@@ -34,7 +30,7 @@ export async function extractViewChannel(file: string, name: string, channel: Vi
     for (let i = 0; i < data.length; i += 4) data.fill(0, i, i + 3);
     return await sharp(data, { raw: { width: info.width, height: info.height, channels: 4 } }).png().toBuffer();
   } catch (error) {
-    throw new ChannelSourceError(
+    throw new UnreadableImageError(
       `Cannot take channel "${channel}" of ${JSON.stringify(name)}: it is not an image this server can read (${(error as Error).message}); ask without "channel" to get the file as it is`,
     );
   }

@@ -38,9 +38,9 @@ export function parsePreviewRequest(preview: string, channel = ''): PreviewReque
   return { format, quality, dropAlpha: format === 'jpeg' || channel === 'rgb' };
 }
 
-/** The file's image is not one the encoder can read (a text file, a truncated PNG...). */
-export class PreviewSourceError extends Error {
-  override name = 'PreviewSourceError';
+/** The file asked for through /view is not an image sharp can read (a text file, a truncated PNG...). */
+export class UnreadableImageError extends Error {
+  override name = 'UnreadableImageError';
 }
 
 /** Re-encodes the image in `file` (its first frame) as asked; `name` is how errors call the file. */
@@ -52,7 +52,7 @@ export async function encodePreview(file: string, name: string, request: Preview
   try {
     await image.metadata();
   } catch (error) {
-    throw new PreviewSourceError(
+    throw new UnreadableImageError(
       `Cannot make a preview of ${JSON.stringify(name)}: it is not an image this server can read (${(error as Error).message}); ask without "preview" to get the file as it is`,
     );
   }
@@ -61,7 +61,7 @@ export async function encodePreview(file: string, name: string, request: Preview
   try {
     return { body: await image.toBuffer(), contentType: `image/${request.format}` };
   } catch (error) {
-    throw new PreviewSourceError(
+    throw new UnreadableImageError(
       `Cannot make a preview of ${JSON.stringify(name)}: the image could not be decoded (${(error as Error).message}); ask without "preview" to get the file as it is`,
     );
   }
