@@ -10,9 +10,12 @@
  *      after the gate); conv/linear MACs (what the paper's tool counts, see the explanation it prints) and with
  *      the attention products; plain and TGATE gate 5, 8, 10, each with its ratio to plain; which gate's total
  *      is closest to the paper's 9.875T (searched over every gate 1..24).
+ *      The MAC table also has DeepCache (interval 3, branch 0) and TGATE gate 10 + DeepCache (T-GATE's combination).
  *   2. Wall-clock of a whole 25-step run (DDIM, scheduler normal, cfg 7.5) at --px (default 256): plain, TGATE
- *      gate 10 and gate 5, in alternating rounds (round r rotates the order), median per configuration and the
- *      ratio plain / configuration, beside the paper's 1.63x. Text embeddings are seeded random [1, 77, 768]
+ *      gate 10 and gate 5, DeepCache 3/0, TGATE gate 10 + DeepCache 3/0, in alternating rounds (round r rotates
+ *      the order), median per configuration, the ratio plain / configuration and that ratio as a share of the
+ *      configuration's MAC reduction, beside the papers' figures (TGATE 1.63x on SD-1.5; DeepCache + TGATE
+ *      3.63x on SD-XL, the only combined row the T-GATE README gives). Text embeddings are seeded random [1, 77, 768]
  *      tensors (there is no text encoder for this UNet; the work per step does not depend on their values).
  *      Optional (--rss): peak RSS (maxRSS) of a child process per configuration that samples one image; a gated
  *      child never opens the plain session.
@@ -28,9 +31,10 @@
  *
  * Sessions: the plain UNet and the If-gated graph hold the same 3.4 GB of weights; only one is open at a time.
  * prepareCachedUnet closes the plain session, and the gated session, released after its run, stays open idle
- * until the plain UNet reopens (SessionPool, "Idle sessions"). Each timed run is preceded by an untimed warm-up
- * of its configuration (1 plain step, or a gate step + one reuse step), which also opens its session: session
- * switches are not in the times.
+ * until the plain UNet reopens (SessionPool, "Idle sessions"); DeepCache adds its shallow graph (branch 0:
+ * conv_in, the first layer of down_blocks.0, the last two layers of up_blocks.3, conv_out). Each timed run is
+ * preceded by an untimed warm-up of its configuration (a short plan running each graph form it uses), which
+ * also opens its sessions: session switches are not in the times.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -41,6 +45,9 @@ import {
   ModelComponent,
   OnnxUnetRunner,
   cacheNeedsOf,
+  combinePlans,
+  isPlainPlan,
+  planDeepCache,
   getDefaultSessionPool,
   openUnet,
   planStepper,
@@ -56,7 +63,7 @@ import {
   type Tensor,
   type UnetIo,
 } from '../packages/diffusion/src/index.ts';
-import { attentionOutputs, countMacs, deriveModel, discoverUNet, loadModel, type ModelProto } from '../packages/onnx-graph/src/index.ts';
+import { attentionOutputs, countMacs, deepFeature, deriveModel, discoverUNet, loadModel, type ModelProto } from '../packages/onnx-graph/src/index.ts';
 
 const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const args = process.argv.slice(2);
@@ -86,7 +93,6 @@ const SAMPLER = 'ddim';
 const SCHEDULER = 'normal';
 const MAC_PX = 512;
 const TABLE_GATES = [5, 8, 10];
-const TIMED_GATES = [10, 5];
 /** The T-GATE README's SD-1.5 rows (MACs by calflops; latency on a 1080 Ti). */
 const PAPER = { plainMacs: 16.938e12, tgateMacs: 9.875e12, plainSeconds: 7.032, tgateSeconds: 4.313, gate: 10 };
 const PAPER_RATIO = PAPER.tgateMacs / PAPER.plainMacs;
@@ -104,13 +110,32 @@ if (!existsSync(join(unetDir, 'model.onnx'))) {
   process.exit(0);
 }
 
-type Config = { name: string; gate?: number };
-const TIMED: Config[] = [{ name: 'plain' }, ...TIMED_GATES.map((gate) => ({ name: `tgate gate ${gate}`, gate }))];
-
 /** plain: every step CFG on the UNet. gate m: m CFG steps (the last one caches attn2), then one pass reusing it. */
 function planFor(gate: number | undefined, steps = STEPS): ExecutionPlan {
   return gate === undefined ? planTgate({ steps, gateStep: steps }) : planTgate({ steps, gateStep: gate, cacheSelfAttn: false });
 }
+/** DeepCache as bench/tgate.ts runs it (interval 3, branch 0), alone or with TGATE as T-GATE combines them. */
+const deepCache = (steps: number) => planDeepCache({ steps, cacheInterval: 3, cacheBranchId: 0 });
+const withDeepCache = (gate: number, steps: number) =>
+  combinePlans(planTgate({ steps, gateStep: gate, spInterval: 1, warmUp: 0, cacheSelfAttn: false }), deepCache(steps));
+
+interface Config {
+  name: string;
+  /** The 25-step plan. */
+  plan: ExecutionPlan;
+  /** A short plan that opens and warms the configuration's sessions (every graph form the plan runs). */
+  warm: ExecutionPlan;
+  /** The paper's figure to set beside it. */
+  paper?: string;
+}
+const TIMED: Config[] = [
+  { name: 'plain', plan: planFor(undefined), warm: planFor(undefined, 1) },
+  { name: 'tgate gate 10', plan: planFor(10), warm: planFor(1, 2), paper: `${PAPER_SPEEDUP.toFixed(2)}x (${PAPER.plainSeconds} s / ${PAPER.tgateSeconds} s, 1080 Ti)` },
+  { name: 'tgate gate 5', plan: planFor(5), warm: planFor(1, 2) },
+  { name: 'deepcache 3/0', plan: deepCache(STEPS), warm: deepCache(2), paper: 'DeepCache paper: 2.3x (SD-1.5, its settings)' },
+  { name: 'tgate gate 10 + deepcache 3/0', plan: withDeepCache(10, STEPS), warm: withDeepCache(1, 5), paper: 'SD-XL: 3.63x (53.187 s / 14.666 s)' },
+];
+const configNamed = (name: string) => TIMED.find((c) => c.name === name);
 
 // ---- sampling runs --------------------------------------------------------------------------------------
 interface Run {
@@ -122,8 +147,8 @@ interface Run {
   done(): Promise<void>;
 }
 
-async function prepareRun(unet: OpenedUnet, gate: number | undefined, plan = planFor(gate)): Promise<Run> {
-  if (gate === undefined) return { plan, runner: OnnxUnetRunner.forModel(unet), done: async () => {} };
+async function prepareRun(unet: OpenedUnet, plan: ExecutionPlan): Promise<Run> {
+  if (isPlainPlan(plan)) return { plan, runner: OnnxUnetRunner.forModel(unet), done: async () => {} };
   const cached = await prepareCachedUnet(unet, cacheNeedsOf(plan));
   return { plan, runner: cached.runner, planner: () => planStepper(plan, cached.layout), done: () => cached.release() };
 }
@@ -150,10 +175,10 @@ async function generate(unet: OpenedUnet, run: Run, seed: number): Promise<Tenso
 
 // ---- child: peak RSS of one configuration while it samples -----------------------------------------------
 if (args[0] === '--child') {
-  const gateArg = args[1]!;
-  const gate = gateArg === 'plain' ? undefined : Number(gateArg);
+  const config = configNamed(args[1]!);
+  if (!config) throw new Error(`--child: no configuration named "${args[1]}"`);
   let unet: OpenedUnet;
-  if (gate === undefined) {
+  if (isPlainPlan(config.plan)) {
     unet = await openUnet(unetDir);
   } else {
     // A gated run never needs the plain session: build the UNet handle from the io the parent read, with a lease
@@ -165,7 +190,7 @@ if (args[0] === '--child') {
     const lease = getDefaultSessionPool().acquire(path);
     unet = { dir: unetDir, name: basename(unetDir) === 'unet' ? basename(dirname(unetDir)) : basename(unetDir), io: { unet: io }, unet: new ModelComponent('unet', path, lease, [], [], {}, 'model.onnx_data'), release: () => lease.release() };
   }
-  const run = await prepareRun(unet, gate);
+  const run = await prepareRun(unet, config.plan);
   await generate(unet, run, 1);
   await run.done();
   console.log(JSON.stringify({ maxRssMB: process.resourceUsage().maxRSS / 1024 }));
@@ -219,15 +244,26 @@ if (failed) process.exit(1);
 
 // ---- MACs from the graphs -------------------------------------------------------------------------------
 const attn2 = attentionOutputs(structure, 'attn2');
-let reuseGraph: ModelProto | undefined;
-const graphFor = (reuse: boolean): ModelProto =>
-  reuse ? (reuseGraph ??= deriveModel(unetFile.proto, { reuse: attn2, outputs: ['out_sample'] }, { baseDir: unetFile.baseDir }).model) : unetFile.proto;
+const deep0 = deepFeature(structure, 0).tensor;
+/** The graph form a step runs: attn2 reused ('x'), DeepCache's shallow branch ('d'), both, or the UNet (''). */
+const formOf = (s: PlannedStep) => `${s.crossAttn === 'reuse' ? 'x' : ''}${s.unet === 'shallow' ? 'd' : ''}`;
+const formGraphs = new Map<string, ModelProto>();
+function graphFor(form: string): ModelProto {
+  if (form === '') return unetFile.proto;
+  let g = formGraphs.get(form);
+  if (!g) {
+    const reuse = [...(form.includes('x') ? attn2 : []), ...(form.includes('d') ? [deep0] : [])];
+    g = deriveModel(unetFile.proto, { reuse, outputs: ['out_sample'] }, { baseDir: unetFile.baseDir }).model;
+    formGraphs.set(form, g);
+  }
+  return g;
+}
 const macCache = new Map<string, { weight: number; total: number }>();
-function macsOf(reuse: boolean, batch: number, px: number): { weight: number; total: number } {
-  const key = `${reuse}:${batch}:${px}`;
+function macsOf(form: string, batch: number, px: number): { weight: number; total: number } {
+  const key = `${form}:${batch}:${px}`;
   let m = macCache.get(key);
   if (!m) {
-    const r = countMacs(graphFor(reuse), { batch, height: px, width: px }, { baseDir: unetFile.baseDir, shapesFrom: unetFile.proto });
+    const r = countMacs(graphFor(form), { batch, height: px, width: px }, { baseDir: unetFile.baseDir, shapesFrom: unetFile.proto });
     m = { weight: r.weightMacs, total: r.total };
     macCache.set(key, m);
   }
@@ -238,7 +274,7 @@ function planMacs(plan: ExecutionPlan, px: number): { weight: number; total: num
   let weight = 0;
   let total = 0;
   for (const s of plan.steps) {
-    const m = macsOf(s.crossAttn === 'reuse', batchOf(s), px);
+    const m = macsOf(formOf(s), batchOf(s), px);
     weight += m.weight;
     total += m.total;
   }
@@ -254,8 +290,9 @@ for (let g = 1; g < STEPS; g++) gateMacs.set(g, planMacs(planFor(g), MAC_PX));
 
 console.log(`\n${unetDir}: SD-1.5 UNet, ${MAC_PX}x${MAC_PX}, ${STEPS} steps, CFG; MACs per image counted from the graphs`);
 console.log(
-  `one forward, batch 1: UNet ${G(macsOf(false, 1, MAC_PX).weight)} conv/linear (${G(macsOf(false, 1, MAC_PX).total)} with attention products); ` +
-    `attn2-reuse graph ${G(macsOf(true, 1, MAC_PX).weight)} (${G(macsOf(true, 1, MAC_PX).total)})`,
+  `one forward, batch 1: UNet ${G(macsOf('', 1, MAC_PX).weight)} conv/linear (${G(macsOf('', 1, MAC_PX).total)} with attention products); ` +
+    `attn2-reuse graph ${G(macsOf('x', 1, MAC_PX).weight)} (${G(macsOf('x', 1, MAC_PX).total)}); ` +
+    `DeepCache branch-0 shallow graph ${G(macsOf('d', 1, MAC_PX).weight)} (${G(macsOf('d', 1, MAC_PX).total)})`,
 );
 console.log('\n| configuration | CFG + single steps | conv/linear MACs | ratio | with attention products | ratio |');
 console.log('|---|---|---|---|---|---|');
@@ -266,6 +303,7 @@ const row = (name: string, m: ReturnType<typeof planMacs>) =>
   );
 row('plain', plainMacs);
 for (const g of TABLE_GATES) row(`TGATE gate ${g}`, gateMacs.get(g)!);
+for (const c of TIMED.filter((c) => c.name.includes('deepcache'))) row(c.name, planMacs(c.plan, MAC_PX));
 console.log(`| paper: SD-1.5 (calflops) | 25 + 0 | ${T(PAPER.plainMacs)} | 1.000 | | |`);
 console.log(`| paper: SD-1.5 w/ TGATE (gate ${PAPER.gate} stated) | | ${T(PAPER.tgateMacs)} | ${PAPER_RATIO.toFixed(3)} | | |`);
 const [closestGate, closest] = [...gateMacs.entries()].reduce((best, e) =>
@@ -304,15 +342,15 @@ const times = new Map<string, number[]>(TIMED.map((c) => [c.name, []]));
 for (let r = 0; r < ROUNDS; r++) {
   for (let k = 0; k < TIMED.length; k++) {
     const config = TIMED[(k + r) % TIMED.length]!;
-    // Untimed warm-up on this configuration's session (opening it if the last run used the other one):
-    // plain: one CFG step; gated: the gate step (CFG, caches attn2) and one reuse step.
+    // Untimed warm-up on this configuration's sessions (opening them if the last run used others): a short plan
+    // running every graph form the configuration runs (plain: one CFG step; TGATE: the gate step and one reuse step).
     const t0 = performance.now();
-    const warm = await prepareRun(unet, config.gate, config.gate === undefined ? planFor(undefined, 1) : planFor(1, 2));
+    const warm = await prepareRun(unet, config.warm);
     await generate(unet, warm, 7);
     await warm.done();
     const warmMs = performance.now() - t0;
 
-    const run = await prepareRun(unet, config.gate);
+    const run = await prepareRun(unet, config.plan);
     const t1 = performance.now();
     const latent = await generate(unet, run, 1);
     const ms = performance.now() - t1;
@@ -328,7 +366,7 @@ const rssOf = (config: Config, io: UnetIo): string => {
   if (!RSS) return '';
   const child = spawnSync(
     process.execPath,
-    ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', config.gate === undefined ? 'plain' : String(config.gate), '--unet', unetDir, '--px', String(PX)],
+    ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', config.name, '--unet', unetDir, '--px', String(PX)],
     { encoding: 'utf8', env: { ...process.env, GATEGRAPH_BENCH_UNET_IO: JSON.stringify(io) } },
   );
   if (child.status !== 0) {
@@ -340,16 +378,18 @@ const rssOf = (config: Config, io: UnetIo): string => {
 
 const tPlain = median(times.get('plain')!);
 const plainAtPx = planMacs(planFor(undefined), PX);
-console.log(`\n| configuration | median time / image | runs | speed-up (plain / config) | conv/linear MAC ratio at ${PX} px | paper speed-up |${RSS ? ' peak RSS (child process) |' : ''}`);
-console.log(`|---|---|---|---|---|---|${RSS ? '---|' : ''}`);
+console.log(
+  `\n| configuration | median time / image | runs | speed-up (plain / config) | conv/linear MAC reduction at ${PX} px | speed-up / MAC reduction | paper speed-up |${RSS ? ' peak RSS (child process) |' : ''}`,
+);
+console.log(`|---|---|---|---|---|---|---|${RSS ? '---|' : ''}`);
 for (const config of TIMED) {
   const ts = times.get(config.name)!;
   const t = median(ts);
-  const macs = planMacs(planFor(config.gate), PX);
-  const paper = config.gate === PAPER.gate ? `${PAPER_SPEEDUP.toFixed(2)}x (${PAPER.plainSeconds} s / ${PAPER.tgateSeconds} s, 1080 Ti)` : config.gate === undefined ? '1.00x' : '';
+  const macs = planMacs(config.plan, PX);
+  const paper = config.paper ?? (isPlainPlan(config.plan) ? '1.00x' : '');
   console.log(
     `| ${config.name} | ${(t / 1000).toFixed(2)} s | ${ts.map((x) => (x / 1000).toFixed(2)).join(', ')} | ${(tPlain / t).toFixed(2)}x | ` +
-      `${(plainAtPx.weight / macs.weight).toFixed(2)}x | ${paper} |${RSS ? ` ${rssOf(config, unet.io.unet)} |` : ''}`,
+      `${(plainAtPx.weight / macs.weight).toFixed(2)}x | ${((100 * (tPlain / t)) / (plainAtPx.weight / macs.weight)).toFixed(0)} % | ${paper} |${RSS ? ` ${rssOf(config, unet.io.unet)} |` : ''}`,
   );
 }
 process.exit(failed ? 1 : 0);

@@ -24,12 +24,17 @@
  * finite.
  *
  *   node --import tsx bench/tgate.ts [--images 16] [--runs 7] [--samplers dpmpp_2m,ddim] [--model dir]
- *                                    [--threads n] [--spinning]
+ *                                    [--threads n] [--spinning] [--batch 1]
+ *
+ * --batch n times sampling runs of a latent batch of n images (EmptyLatentImage's batch_size; a CFG step then
+ * runs 2n rows, a step after the gate n) and reports time per image = run time / n; the RSS child samples the
+ * same batch. Quality is always judged on single images, so its columns do not depend on --batch.
  *
  * --threads / --spinning set the ORT sessions' intra-op threads and busy-waiting (engine defaults: all cores,
  * no spinning, the right choice on shared cores). On a small UNet a call's fixed cost (dispatching a few hundred
  * small operators, waking the pool's threads for each) is a large share of it, which makes a batch-1 step cost
- * more than half a guided batch-2 step and caps what TGATE's single pass after the gate can save.
+ * more than half a guided batch-2 step and caps what TGATE's single pass after the gate can save; a larger --batch
+ * spreads that fixed cost over more rows.
  *
  * Model: --model, else GATEGRAPH_TEST_MODEL, else models/tiny-sd. The derived graphs are built on the first
  * run and cached next to the model (unet/.gategraph-derived).
@@ -77,6 +82,11 @@ const option = (name: string, fallback: string): string => {
 const modelDir = resolve(option('model', process.env.GATEGRAPH_TEST_MODEL || join(repoRoot, 'models', 'tiny-sd')));
 const IMAGES = Number(option('images', '16'));
 const RUNS = Number(option('runs', '7'));
+const BATCH = Number(option('batch', '1'));
+if (!Number.isInteger(BATCH) || BATCH < 1) {
+  console.error(`--batch must be a whole number >= 1 (images per sampling run); got ${option('batch', '1')}`);
+  process.exit(64);
+}
 const SAMPLERS = option('samplers', 'dpmpp_2m,ddim').split(',');
 const STEPS = 25;
 const CFG = 6;
@@ -87,7 +97,7 @@ const SESSION_SETTINGS: SessionSettings = {
   ...(args.includes('--spinning') ? { intraOpSpinning: true } : {}),
 };
 const pool = new SessionPool(SESSION_SETTINGS);
-const passThrough = [...(threadsArg ? ['--threads', threadsArg] : []), ...(args.includes('--spinning') ? ['--spinning'] : [])];
+const passThrough = ['--batch', String(BATCH), ...(threadsArg ? ['--threads', threadsArg] : []), ...(args.includes('--spinning') ? ['--spinning'] : [])];
 
 const CONFIGS = ['plain', 'tgate', 'tgate+self', 'deepcache', 'tgate+deepcache'] as const;
 type Config = (typeof CONFIGS)[number];
@@ -124,9 +134,10 @@ async function prepare(model: DiffusionModel, config: Config): Promise<Prepared>
   return { plan, usePlanner: true, runner: cached.runner, planner: () => planStepper(plan, cached.layout), cached };
 }
 
-async function generate(model: DiffusionModel, p: Prepared, sampler: string, text: Tensor, neg: Tensor, seed: number) {
+/** One sampling run of a latent batch of `batch` images (the text embeddings are broadcast over it). */
+async function generate(model: DiffusionModel, p: Prepared, sampler: string, text: Tensor, neg: Tensor, seed: number, batch = 1) {
   const [h, w] = model.io.unet.fixedLatentSize ?? [64, 64];
-  const shape = [1, model.io.unet.latentChannels, h, w];
+  const shape = [batch, model.io.unet.latentChannels, h, w];
   const result = await sample({
     unet: p.runner,
     scheduler: schedulerForKSampler({ sampler_name: sampler, scheduler: SCHEDULER, steps: STEPS, denoise: 1 }, model.schedulerConfig),
@@ -148,7 +159,7 @@ if (args[0] === '--child') {
   const p = await prepare(model, config);
   const text = (await encodePrompt(model, 'a large red circle at the top left on a gray background')).hiddenStates;
   const neg = (await encodePrompt(model, '')).hiddenStates;
-  await generate(model, p, sampler, text, neg, 1);
+  await generate(model, p, sampler, text, neg, 1, BATCH);
   console.log(JSON.stringify({ maxRssKb: process.resourceUsage().maxRSS }));
   process.exit(0);
 }
@@ -218,7 +229,7 @@ const neg = (await encodePrompt(model, '')).hiddenStates;
 const prepared = new Map<Config, Prepared>();
 for (const c of CONFIGS) prepared.set(c, await prepare(model, c));
 
-console.log(`${modelDir}, ${STEPS} steps, scheduler ${SCHEDULER}, cfg ${CFG}; ${IMAGES} images per setting, ${RUNS} timed runs; ORT intra-op threads ${pool.settings.intraOpNumThreads}, spinning ${pool.settings.intraOpSpinning ? 'on' : 'off'}; load average ${loadavg()[0]!.toFixed(1)}`);
+console.log(`${modelDir}, ${STEPS} steps, scheduler ${SCHEDULER}, cfg ${CFG}; ${IMAGES} images per setting, ${RUNS} timed runs of a batch of ${BATCH} image(s) (time / image = run / ${BATCH}; quality at batch 1); ORT intra-op threads ${pool.settings.intraOpNumThreads}, spinning ${pool.settings.intraOpSpinning ? 'on' : 'off'}; load average ${loadavg()[0]!.toFixed(1)}`);
 for (const sampler of SAMPLERS) {
   // check: a gate past the end is the plain run, byte for byte
   const offPlan = planTgate({ steps: STEPS, gateStep: STEPS + 5 });
@@ -232,13 +243,13 @@ for (const sampler of SAMPLERS) {
 
   // time, in alternation
   const times = new Map<Config, number[]>(CONFIGS.map((c) => [c, []]));
-  for (const c of CONFIGS) await generate(model, prepared.get(c)!, sampler, texts[0]!, neg, 1); // warm-up
+  for (const c of CONFIGS) await generate(model, prepared.get(c)!, sampler, texts[0]!, neg, 1, BATCH); // warm-up
   for (let r = 0; r < RUNS; r++) {
     for (let k = 0; k < CONFIGS.length; k++) {
       const c = CONFIGS[(k + r) % CONFIGS.length]!;
       const t0 = performance.now();
-      await generate(model, prepared.get(c)!, sampler, texts[0]!, neg, 1);
-      times.get(c)!.push(performance.now() - t0);
+      await generate(model, prepared.get(c)!, sampler, texts[0]!, neg, 1, BATCH);
+      times.get(c)!.push((performance.now() - t0) / BATCH);
     }
   }
 
