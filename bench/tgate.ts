@@ -85,7 +85,7 @@ const RUNS = Number(option('runs', '7'));
 const BATCH = Number(option('batch', '1'));
 if (!Number.isInteger(BATCH) || BATCH < 1) {
   console.error(`--batch must be a whole number >= 1 (images per sampling run); got ${option('batch', '1')}`);
-  process.exit(64);
+  process.exit(2);
 }
 const SAMPLERS = option('samplers', 'dpmpp_2m,ddim').split(',');
 const STEPS = 25;
