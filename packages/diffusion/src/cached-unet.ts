@@ -38,7 +38,7 @@ import {
   type ModelProto,
   type TensorSignature,
 } from '@gategraph/onnx-graph';
-import type { SessionLease, SessionPool } from './sessions.ts';
+import type { SessionLease, SessionPool, SessionSettings } from './sessions.ts';
 import { OnnxUnetRunner } from './unet-runner.ts';
 import type { DiffusionModel, UnetModel } from './model-folder.ts';
 
@@ -127,8 +127,14 @@ export async function prepareCachedUnet(
   const runner = OnnxUnetRunner.forModel(model);
   // The derived graphs embed or hard-link the plain UNet's weights: same weights group.
   const leaseOptions = { keepOpenWhenIdle: true, weightsGroup: model.unet.lease.path };
+  // DeepCache alternates two sessions (the full form, the shallow branch), each with its own intra-op thread
+  // pool. If the pools spin, the one that just finished busy-waits on the cores the other is computing on.
+  // Measured on tiny-sd, 2 cores (bench/tgate.ts --spinning): DeepCache at 0.77-0.90x of plain, slower than no
+  // caching; with these two sessions not spinning, 0.98-1.02x (the rest of the process still spins; with
+  // spinning off everywhere, the default, 1.30-1.44x). So these two never spin, whatever the pool's setting.
+  const overrides: SessionSettings = layout.shallow ? { intraOpSpinning: false } : {};
   const add = (key: string, path: string) => {
-    const lease = pool.acquire(path, {}, leaseOptions);
+    const lease = pool.acquire(path, overrides, leaseOptions);
     leases.push(lease);
     runner.addVariant(key, lease);
   };

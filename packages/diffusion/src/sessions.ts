@@ -52,6 +52,8 @@ export interface SessionSettings {
    * shared with anything else (the server's event loop, the sampler's JS between UNet calls, another job) the
    * spinning threads steal their time. Measured on the 2-core dev machine under load: a batch-2 tiny-sd UNet
    * call took 23 ms spinning vs 11 ms not. On a dedicated idle machine spinning can win a few percent.
+   * DeepCache's two alternating sessions never spin (see prepareCachedUnet); even so, DeepCache gains far less
+   * in a spinning process, so leave this off for it.
    */
   intraOpSpinning?: boolean;
 }
@@ -130,6 +132,8 @@ interface Entry {
   readonly key: string;
   readonly path: string;
   readonly options: ort.InferenceSession.SessionOptions;
+  /** The resolved intraOpSpinning setting the options were made from. */
+  readonly spinning: boolean;
   /** Sessions of one group hold the same weights (see the file comment): an open one evicts idle ones. */
   readonly group: string;
   readonly keepOpenWhenIdle: boolean;
@@ -167,6 +171,13 @@ export class SessionLease {
 
   get released(): boolean {
     return this.#entry === undefined;
+  }
+
+  /** Whether this lease's session lets idle intra-op threads spin (the pool's setting unless overridden). */
+  get spinning(): boolean {
+    const e = this.#entry;
+    if (!e) throw this.#releasedError();
+    return e.spinning;
   }
 
   /** The session, opened now if it is not open yet (or was closed by freeAll). */
@@ -262,6 +273,7 @@ export class SessionPool {
         key,
         path: full,
         options,
+        spinning: settings.intraOpSpinning ?? false,
         group: resolve(leaseOptions.weightsGroup ?? path),
         keepOpenWhenIdle: leaseOptions.keepOpenWhenIdle ?? false,
         refs: 0,

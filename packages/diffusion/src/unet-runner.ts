@@ -48,6 +48,11 @@ export class OnnxUnetRunner implements UnetRunner {
     return [...this.#variants.keys()];
   }
 
+  /** The session lease behind a variant (its file, its settings), or undefined for an unknown key. */
+  leaseOf(variant: string): SessionLease | undefined {
+    return this.#variants.get(variant);
+  }
+
   /** Registers a variant (a lease from the same SessionPool, typically on a derived ONNX file). */
   addVariant(key: string, source: VariantSource): this {
     if (this.#variants.has(key)) throw new Error(`UNet variant "${key}" is already registered`);

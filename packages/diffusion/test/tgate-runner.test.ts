@@ -263,6 +263,26 @@ test('one UNet session at a time, in the model\'s pool: the gated UNet replaces 
   }
 });
 
+test('DeepCache\'s two alternating sessions do not spin even in a spinning pool; attention caching alone keeps the pool\'s setting', { skip }, async () => {
+  // Two spinning thread pools taking turns on the same cores steal each other's time (DeepCache measured slower
+  // than plain with spinning on); a single gated session may spin as the user asked.
+  const pool = new SessionPool({ intraOpSpinning: true });
+  const own = await openModelFolder(TEST_MODEL, { pool });
+  try {
+    const deep = await prepareCachedUnet(own, { attn2: true, attn1: false, deepBranch: 0 });
+    const keys = [deep.layout.full.key, deep.layout.shallow!.key];
+    assert.deepEqual(keys.map((k) => deep.runner.leaseOf(k)!.spinning), [false, false]);
+    const [latent] = await runSameInputsOn(deep, planStepper(handPlan([step(0, {})]), deep.layout));
+    assert.ok(latent!.data.every(Number.isFinite));
+    await deep.release();
+    const gated = await prepareCachedUnet(own, { attn2: true, attn1: false });
+    assert.equal(gated.runner.leaseOf(gated.layout.full.key)!.spinning, true);
+    await gated.release();
+  } finally {
+    await own.release();
+  }
+});
+
 test('re-exporting the UNet: the next preparation deletes the gated and shallow graphs of the old content', { skip }, async () => {
   const folder = join(tempDir('reexport'), 'model');
   cpSync(TEST_MODEL, folder, { recursive: true, filter: (src) => !src.includes('.gategraph-derived') });
