@@ -59,11 +59,11 @@ import {
   zeros,
   type ExecutionPlan,
   type OpenedUnet,
-  type PlannedStep,
   type Tensor,
   type UnetIo,
 } from '../packages/diffusion/src/index.ts';
-import { attentionOutputs, countMacs, deepFeature, deriveModel, discoverUNet, loadModel, type ModelProto } from '../packages/onnx-graph/src/index.ts';
+import { discoverUNet, loadModel } from '../packages/onnx-graph/src/index.ts';
+import { PlanMacCounter, type PlanMacs } from './plan-macs.ts';
 
 const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const args = process.argv.slice(2);
@@ -243,44 +243,9 @@ const structure = discoverUNet(unetFile.proto);
 if (failed) process.exit(1);
 
 // ---- MACs from the graphs -------------------------------------------------------------------------------
-const attn2 = attentionOutputs(structure, 'attn2');
-const deep0 = deepFeature(structure, 0).tensor;
-/** The graph form a step runs: attn2 reused ('x'), DeepCache's shallow branch ('d'), both, or the UNet (''). */
-const formOf = (s: PlannedStep) => `${s.crossAttn === 'reuse' ? 'x' : ''}${s.unet === 'shallow' ? 'd' : ''}`;
-const formGraphs = new Map<string, ModelProto>();
-function graphFor(form: string): ModelProto {
-  if (form === '') return unetFile.proto;
-  let g = formGraphs.get(form);
-  if (!g) {
-    const reuse = [...(form.includes('x') ? attn2 : []), ...(form.includes('d') ? [deep0] : [])];
-    g = deriveModel(unetFile.proto, { reuse, outputs: ['out_sample'] }, { baseDir: unetFile.baseDir }).model;
-    formGraphs.set(form, g);
-  }
-  return g;
-}
-const macCache = new Map<string, { weight: number; total: number }>();
-function macsOf(form: string, batch: number, px: number): { weight: number; total: number } {
-  const key = `${form}:${batch}:${px}`;
-  let m = macCache.get(key);
-  if (!m) {
-    const r = countMacs(graphFor(form), { batch, height: px, width: px }, { baseDir: unetFile.baseDir, shapesFrom: unetFile.proto });
-    m = { weight: r.weightMacs, total: r.total };
-    macCache.set(key, m);
-  }
-  return m;
-}
-const batchOf = (s: PlannedStep) => (s.batch === 'cfg' ? 2 : 1);
-function planMacs(plan: ExecutionPlan, px: number): { weight: number; total: number; cfgSteps: number; singleSteps: number } {
-  let weight = 0;
-  let total = 0;
-  for (const s of plan.steps) {
-    const m = macsOf(formOf(s), batchOf(s), px);
-    weight += m.weight;
-    total += m.total;
-  }
-  const cfgSteps = plan.steps.filter((s) => s.batch === 'cfg').length;
-  return { weight, total, cfgSteps, singleSteps: plan.steps.length - cfgSteps };
-}
+const macCounter = new PlanMacCounter(unetFile, structure);
+const macsOf = (form: string, batch: number, px: number) => macCounter.macsOf(form, { batch, height: px, width: px });
+const planMacs = (plan: ExecutionPlan, px: number): PlanMacs => macCounter.planMacs(plan, { height: px, width: px });
 
 const T = (n: number) => `${(n / 1e12).toFixed(3)}T`;
 const G = (n: number) => `${(n / 1e9).toFixed(2)} G`;
@@ -292,7 +257,7 @@ console.log(`\n${unetDir}: SD-1.5 UNet, ${MAC_PX}x${MAC_PX}, ${STEPS} steps, CFG
 console.log(
   `one forward, batch 1: UNet ${G(macsOf('', 1, MAC_PX).weight)} conv/linear (${G(macsOf('', 1, MAC_PX).total)} with attention products); ` +
     `attn2-reuse graph ${G(macsOf('x', 1, MAC_PX).weight)} (${G(macsOf('x', 1, MAC_PX).total)}); ` +
-    `DeepCache branch-0 shallow graph ${G(macsOf('d', 1, MAC_PX).weight)} (${G(macsOf('d', 1, MAC_PX).total)})`,
+    `DeepCache branch-0 shallow graph ${G(macsOf('d0', 1, MAC_PX).weight)} (${G(macsOf('d0', 1, MAC_PX).total)})`,
 );
 console.log('\n| configuration | CFG + single steps | conv/linear MACs | ratio | with attention products | ratio |');
 console.log('|---|---|---|---|---|---|');
@@ -303,7 +268,7 @@ const row = (name: string, m: ReturnType<typeof planMacs>) =>
   );
 row('plain', plainMacs);
 for (const g of TABLE_GATES) row(`TGATE gate ${g}`, gateMacs.get(g)!);
-for (const c of TIMED.filter((c) => c.name.includes('deepcache'))) row(c.name, planMacs(c.plan, MAC_PX));
+for (const c of TIMED.filter((c) => c.plan.deepCache)) row(c.name, planMacs(c.plan, MAC_PX));
 console.log(`| paper: SD-1.5 (calflops) | 25 + 0 | ${T(PAPER.plainMacs)} | 1.000 | | |`);
 console.log(`| paper: SD-1.5 w/ TGATE (gate ${PAPER.gate} stated) | | ${T(PAPER.tgateMacs)} | ${PAPER_RATIO.toFixed(3)} | | |`);
 const [closestGate, closest] = [...gateMacs.entries()].reduce((best, e) =>

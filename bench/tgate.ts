@@ -63,14 +63,14 @@ import {
   type CachedUnet,
   type DiffusionModel,
   type ExecutionPlan,
-  type PlannedStep,
   type StepPlanner,
   type SessionSettings,
   SessionPool,
   type Tensor,
   type UnetRunner,
 } from '../packages/diffusion/src/index.ts';
-import { attentionOutputs, countMacs, deepFeature, deriveModel, discoverUNet, loadModel, type ModelProto } from '../packages/onnx-graph/src/index.ts';
+import { loadModel } from '../packages/onnx-graph/src/index.ts';
+import { PlanMacCounter } from './plan-macs.ts';
 import { formatCaption, judge, loadDomain, rng, sampleScene, tally, type Verdict } from '../packages/judge/src/index.ts';
 
 const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -165,47 +165,11 @@ if (args[0] === '--child') {
 }
 
 // ---- MACs from the graphs --------------------------------------------------------------------------------
-const unetFile = loadModel(join(modelDir, 'unet', 'model.onnx'));
-const structure = discoverUNet(unetFile.proto);
-const attn2 = attentionOutputs(structure, 'attn2');
-const attn1 = attentionOutputs(structure, 'attn1');
-const deep0 = deepFeature(structure, 0).tensor;
-const formCache = new Map<string, ModelProto>();
-const macCache = new Map<string, { weight: number; total: number }>();
-
-function formOf(s: PlannedStep): string {
-  return [s.crossAttn === 'reuse' ? 'x' : '', s.selfAttn === 'reuse' ? 's' : '', s.unet === 'shallow' ? 'd' : ''].join('');
-}
-function graphFor(form: string): ModelProto {
-  let g = formCache.get(form);
-  if (!g) {
-    const reuse = [...(form.includes('x') ? attn2 : []), ...(form.includes('s') ? attn1 : []), ...(form.includes('d') ? [deep0] : [])];
-    g = reuse.length ? deriveModel(unetFile.proto, { reuse, outputs: ['out_sample'] }, { baseDir: unetFile.baseDir }).model : unetFile.proto;
-    formCache.set(form, g);
-  }
-  return g;
-}
-function macsOf(form: string, batch: number): { weight: number; total: number } {
-  const key = `${form}:${batch}`;
-  let m = macCache.get(key);
-  if (!m) {
-    const [h, w] = model.io.unet.fixedLatentSize ?? [64, 64];
-    const f = model.io.vae.scaleFactor;
-    const r = countMacs(graphFor(form), { batch, height: h * f, width: w * f, vaeScale: f }, { baseDir: unetFile.baseDir, shapesFrom: unetFile.proto });
-    m = { weight: r.weightMacs, total: r.total };
-    macCache.set(key, m);
-  }
-  return m;
-}
+const macCounter = new PlanMacCounter(loadModel(join(modelDir, 'unet', 'model.onnx')));
 function planMacs(plan: ExecutionPlan): { weight: number; total: number } {
-  let weight = 0;
-  let total = 0;
-  for (const s of plan.steps) {
-    const m = macsOf(formOf(s), s.batch === 'cfg' ? 2 : 1);
-    weight += m.weight;
-    total += m.total;
-  }
-  return { weight, total };
+  const [h, w] = model.io.unet.fixedLatentSize ?? [64, 64];
+  const f = model.io.vae.scaleFactor;
+  return macCounter.planMacs(plan, { height: h * f, width: w * f, vaeScale: f });
 }
 
 // ---- main ------------------------------------------------------------------------------------------------
