@@ -17,7 +17,7 @@
  *      configuration's MAC reduction, beside the papers' figures (TGATE 1.63x on SD-1.5; DeepCache + TGATE
  *      3.63x on SD-XL, the only combined row the T-GATE README gives). Text embeddings are seeded random [1, 77, 768]
  *      tensors (there is no text encoder for this UNet; the work per step does not depend on their values).
- *      Optional (--rss): peak RSS (maxRSS) of a child process per configuration that samples one image; a gated
+ *      Optional (--rss): peak RSS (VmHWM, see peak-rss.ts) of a child process per configuration that samples one image; a gated
  *      child never opens the plain session.
  *
  * Checks (exit 1): the discovered attention modules carry diffusers' export scope names
@@ -64,6 +64,7 @@ import {
 } from '../packages/diffusion/src/index.ts';
 import { discoverUNet, loadModel } from '../packages/onnx-graph/src/index.ts';
 import { PlanMacCounter, type PlanMacs } from './plan-macs.ts';
+import { peakRssMB } from './peak-rss.ts';
 
 const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const args = process.argv.slice(2);
@@ -193,7 +194,7 @@ if (args[0] === '--child') {
   const run = await prepareRun(unet, config.plan);
   await generate(unet, run, 1);
   await run.done();
-  console.log(JSON.stringify({ maxRssMB: process.resourceUsage().maxRSS / 1024 }));
+  console.log(JSON.stringify({ peakRssMB: peakRssMB() }));
   process.exit(0);
 }
 
@@ -338,7 +339,7 @@ const rssOf = (config: Config, io: UnetIo): string => {
     console.error(`${config.name}: the RSS child failed: ${child.stderr.slice(0, 600)}`);
     return 'failed';
   }
-  return `${(JSON.parse(child.stdout.trim().split('\n').pop()!) as { maxRssMB: number }).maxRssMB.toFixed(0)} MB`;
+  return `${(JSON.parse(child.stdout.trim().split('\n').pop()!) as { peakRssMB: number }).peakRssMB.toFixed(0)} MB`;
 };
 
 const tPlain = median(times.get('plain')!);

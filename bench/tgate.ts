@@ -16,7 +16,7 @@
  *     runs (full, attention reused, DeepCache shallow, or both) at its batch (2 rows with CFG, 1 after the
  *     gate); conv/linear MACs as the papers count them, and with the attention products;
  *   - peak RSS of a child process that prepares the configuration's sessions and samples one image
- *     (`process.resourceUsage().maxRSS`);
+ *     (VmHWM, see peak-rss.ts);
  *   - quality: judge accuracy (packages/judge, the tiny-sd domain's pixel judge) over `--images` captions, and
  *     PSNR of each image against the plain image of the same caption and seed (plain: infinite).
  *
@@ -24,11 +24,14 @@
  * finite.
  *
  *   node --import tsx bench/tgate.ts [--images 16] [--runs 7] [--samplers dpmpp_2m,ddim] [--model dir]
- *                                    [--threads n] [--spinning] [--batch 1]
+ *                                    [--threads n] [--spinning] [--batch 1] [--compute-all]
  *
  * --batch n times sampling runs of a latent batch of n images (EmptyLatentImage's batch_size; a CFG step then
  * runs 2n rows, a step after the gate n) and reports time per image = run time / n; the RSS child samples the
  * same batch. Quality is always judged on single images, so its columns do not depend on --batch.
+ *
+ * --compute-all runs the caching configurations' steps that compute every module on a second, If-free graph
+ * (prepareCachedUnet's separateComputeGraph: a few percent faster on a small UNet, a second copy of the weights).
  *
  * --threads / --spinning set the ORT sessions' intra-op threads and busy-waiting (engine defaults: all cores,
  * no spinning, the right choice on shared cores). On a small UNet a call's fixed cost (dispatching a few hundred
@@ -71,6 +74,7 @@ import {
 } from '../packages/diffusion/src/index.ts';
 import { loadModel } from '../packages/onnx-graph/src/index.ts';
 import { PlanMacCounter } from './plan-macs.ts';
+import { peakRssMB } from './peak-rss.ts';
 import { formatCaption, judge, loadDomain, rng, sampleScene, tally, type Verdict } from '../packages/judge/src/index.ts';
 
 const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -97,7 +101,13 @@ const SESSION_SETTINGS: SessionSettings = {
   ...(args.includes('--spinning') ? { intraOpSpinning: true } : {}),
 };
 const pool = new SessionPool(SESSION_SETTINGS);
-const passThrough = ['--batch', String(BATCH), ...(threadsArg ? ['--threads', threadsArg] : []), ...(args.includes('--spinning') ? ['--spinning'] : [])];
+const COMPUTE_ALL = args.includes('--compute-all');
+const passThrough = [
+  '--batch', String(BATCH),
+  ...(threadsArg ? ['--threads', threadsArg] : []),
+  ...(args.includes('--spinning') ? ['--spinning'] : []),
+  ...(COMPUTE_ALL ? ['--compute-all'] : []),
+];
 
 const CONFIGS = ['plain', 'tgate', 'tgate+self', 'deepcache', 'tgate+deepcache'] as const;
 type Config = (typeof CONFIGS)[number];
@@ -130,7 +140,7 @@ interface Prepared {
 async function prepare(model: DiffusionModel, config: Config): Promise<Prepared> {
   const plan = planFor(config, STEPS);
   if (isPlainPlan(plan)) return { plan, usePlanner: config !== 'plain', runner: OnnxUnetRunner.forModel(model), planner: () => planStepper(plan, null) };
-  const cached = await prepareCachedUnet(model, cacheNeedsOf(plan));
+  const cached = await prepareCachedUnet(model, cacheNeedsOf(plan), { separateComputeGraph: COMPUTE_ALL });
   return { plan, usePlanner: true, runner: cached.runner, planner: () => planStepper(plan, cached.layout), cached };
 }
 
@@ -160,7 +170,7 @@ if (args[0] === '--child') {
   const text = (await encodePrompt(model, 'a large red circle at the top left on a gray background')).hiddenStates;
   const neg = (await encodePrompt(model, '')).hiddenStates;
   await generate(model, p, sampler, text, neg, 1, BATCH);
-  console.log(JSON.stringify({ maxRssKb: process.resourceUsage().maxRSS }));
+  console.log(JSON.stringify({ peakRssMB: peakRssMB() }));
   process.exit(0);
 }
 
@@ -193,7 +203,7 @@ const neg = (await encodePrompt(model, '')).hiddenStates;
 const prepared = new Map<Config, Prepared>();
 for (const c of CONFIGS) prepared.set(c, await prepare(model, c));
 
-console.log(`${modelDir}, ${STEPS} steps, scheduler ${SCHEDULER}, cfg ${CFG}; ${IMAGES} images per setting, ${RUNS} timed runs of a batch of ${BATCH} image(s) (time / image = run / ${BATCH}; quality at batch 1); ORT intra-op threads ${pool.settings.intraOpNumThreads}, spinning ${pool.settings.intraOpSpinning ? 'on' : 'off'}; load average ${loadavg()[0]!.toFixed(1)}`);
+console.log(`${modelDir}, ${STEPS} steps, scheduler ${SCHEDULER}, cfg ${CFG}; ${IMAGES} images per setting, ${RUNS} timed runs of a batch of ${BATCH} image(s) (time / image = run / ${BATCH}; quality at batch 1); ORT intra-op threads ${pool.settings.intraOpNumThreads}, spinning ${pool.settings.intraOpSpinning ? 'on' : 'off'}; ${COMPUTE_ALL ? 'steps computing every module on a separate If-free graph' : 'caching steps on the If-gated graph'}; load average ${loadavg()[0]!.toFixed(1)}`);
 for (const sampler of SAMPLERS) {
   // check: a gate past the end is the plain run, byte for byte
   const offPlan = planTgate({ steps: STEPS, gateStep: STEPS + 5 });
@@ -236,7 +246,7 @@ for (const sampler of SAMPLERS) {
       psnrs.push(psnr(rgb!.data, plainImages[i]!));
     }
     const child = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', c, sampler, '--model', modelDir, ...passThrough], { encoding: 'utf8' });
-    const rss = child.status === 0 ? (JSON.parse(child.stdout.trim().split('\n').pop()!) as { maxRssKb: number }).maxRssKb / 1024 : NaN;
+    const rss = child.status === 0 ? (JSON.parse(child.stdout.trim().split('\n').pop()!) as { peakRssMB: number }).peakRssMB : NaN;
     if (child.status !== 0) console.error(`${c}: the RSS child failed: ${child.stderr.slice(0, 400)}`);
     const t = median(times.get(c)!);
     const tPlain = median(times.get('plain')!);

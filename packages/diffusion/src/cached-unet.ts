@@ -8,16 +8,25 @@
  * caches) or passes the cached values fed as `cached::<output>` through. A second session would copy the
  * weights again (1.9x the memory of a plain run on SD-1.5).
  *
+ * On request (`separateComputeGraph`) a second, *compute-all* graph runs the steps that compute every module
+ * (TGATE's steps before the gate): the plain UNet also returning the module outputs, without `If` nodes. Each `If`
+ * runs its branch as a subgraph (its own frame, and ORT folds less shape arithmetic there: 168 vs 91 Unsqueeze
+ * nodes per call on tiny-sd), a fixed cost per call that is noise on SD-1.5 but measurable on a tiny UNet:
+ * tiny-sd, 25 DDIM steps, gate 10, 40 alternating runs: TGATE 1.357x -> 1.403x of plain on 2 threads, 1.389x ->
+ * 1.430x on 1. The price is a second session over the same weights: +25-30 MB peak RSS on tiny-sd (TGATE
+ * 1.10-1.15x of a plain run's peak -> 1.27-1.33x), and nearly twice the memory on SD-1.5. Not the default.
+ *
  * DeepCache keeps separate graphs: the full form also returns the deep feature (for attention caching that
  * is the gated graph with one more output), and the shallow form is cut from it with the deep feature as an
  * input (onnx-graph: `{ reuse: [deep], outputs: ['out_sample', ...] }`); it holds only the shallow branch's
  * weights (75 MB of SD-1.5's 3.4 GB for branch 0).
  *
  * Everything is written once per model content and variant kind next to the model
- * (`<unet folder>/.gategraph-derived/`, the cache of derivedModelPath): later runs open the files directly.
+ * (`<unet folder>/.gategraph-derived/`, the cache of derivedModelPath), with a record of what was prepared
+ * (`prepared-<key>.json`): later runs, in this process or another, open the files without decoding the model.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import {
   OnnxGraphError,
@@ -74,17 +83,22 @@ export interface VariantLayout {
   deepFeature?: string;
 }
 
-/** The variants a plan runs: 'full' steps on `full`, DeepCache's shallow steps on `shallow`. */
+/**
+ * The variants a plan runs: 'full' steps on `full`, DeepCache's shallow steps on `shallow`, and full steps
+ * that compute every attention module on `computeAll` when it exists (no switches, no cached inputs; the same
+ * gate outputs and deep feature as `full`).
+ */
 export interface CacheLayout {
   full: VariantLayout;
   shallow?: VariantLayout;
+  computeAll?: VariantLayout;
 }
 
 export interface CachedUnet {
   runner: OnnxUnetRunner;
   layout: CacheLayout;
   /** The derived ONNX files (for logs and the bench's MAC counts). */
-  files: { full: string; shallow?: string };
+  files: { full: string; shallow?: string; computeAll?: string };
   /** Releases the derived sessions (the model's own lease is the model's). */
   release(): Promise<void>;
 }
@@ -100,10 +114,12 @@ const GATED_KEY = 'gategraph-if-gated';
 
 export const ATTN_CONDITIONS = { attn2: 'compute_attn2', attn1: 'compute_attn1' } as const;
 
+
 /**
  * Builds (or finds on disk) the variants `needs` asks for and returns a runner over them. The runner's 'full'
  * variant stays the plain UNet (not used by the plans, and closed here by default: see `closePlain`); 'tgate'
- * is the gated/capturing full form and 'shallow' DeepCache's shallow branch. `release()` drops the derived
+ * is the gated/capturing full form, 'shallow' DeepCache's shallow branch and 'compute-all' the If-free form for
+ * steps that compute every module (when separateComputeGraph is set). `release()` drops the derived
  * leases; their sessions stay open while idle (SessionPool's `keepOpenWhenIdle`, in the plain UNet's weights
  * group), so the next gated run does not reopen them, and the plain UNet reopening closes them.
  */
@@ -118,21 +134,27 @@ export async function prepareCachedUnet(
      * both open doubles the UNet's memory. It reopens on the next plain use (a few seconds on SD-1.5).
      */
     closePlain?: boolean;
+    /**
+     * Also open a graph without `If` nodes for the steps that compute every attention module: a few percent
+     * faster on a small UNet, at the cost of a second copy of the weights in memory (see the top of this
+     * file). Default false.
+     */
+    separateComputeGraph?: boolean;
   } = {},
 ): Promise<CachedUnet> {
   const pool = options.pool ?? model.unet.lease.sessionPool;
-  const { files, layout } = await cachedFiles(model, needs);
+  const { files, layout } = await cachedFiles(model, needs, options.separateComputeGraph ?? false);
   if (options.closePlain !== false) await model.unet.lease.close();
   const leases: SessionLease[] = [];
   const runner = OnnxUnetRunner.forModel(model);
   // The derived graphs embed or hard-link the plain UNet's weights: same weights group.
   const leaseOptions = { keepOpenWhenIdle: true, weightsGroup: model.unet.lease.path };
-  // DeepCache alternates two sessions (the full form, the shallow branch), each with its own intra-op thread
-  // pool. If the pools spin, the one that just finished busy-waits on the cores the other is computing on.
-  // Measured on tiny-sd, 2 cores (bench/tgate.ts --spinning): DeepCache at 0.77-0.90x of plain, slower than no
-  // caching; with these two sessions not spinning, 0.98-1.02x (the rest of the process still spins; with
-  // spinning off everywhere, the default, 1.30-1.44x). So these two never spin, whatever the pool's setting.
-  const overrides: SessionSettings = layout.shallow ? { intraOpSpinning: false } : {};
+  // DeepCache (and a compute-all graph) alternate sessions, each with its own intra-op thread pool. If the
+  // pools spin, the one that just finished busy-waits on the cores the other is computing on. Measured on
+  // tiny-sd, 2 cores (bench/tgate.ts --spinning): DeepCache at 0.77-0.90x of plain, slower than no caching;
+  // with its two sessions not spinning, 0.98-1.02x (the rest of the process still spins; with spinning off
+  // everywhere, the default, 1.30-1.44x). So alternating sessions never spin, whatever the pool's setting.
+  const overrides: SessionSettings = layout.shallow || layout.computeAll ? { intraOpSpinning: false } : {};
   const add = (key: string, path: string) => {
     const lease = pool.acquire(path, overrides, leaseOptions);
     leases.push(lease);
@@ -140,6 +162,7 @@ export async function prepareCachedUnet(
   };
   add(layout.full.key, files.full);
   if (layout.shallow && files.shallow) add(layout.shallow.key, files.shallow);
+  if (layout.computeAll && files.computeAll) add(layout.computeAll.key, files.computeAll);
   return {
     runner,
     layout,
@@ -167,27 +190,89 @@ const identityOf = (f: string) => {
   return `${st.size}:${st.mtimeMs}`;
 };
 
-async function cachedFiles(model: Pick<DiffusionModel, 'unet' | 'name'>, needs: CachedUnetNeeds): Promise<Resolved> {
+async function cachedFiles(model: Pick<DiffusionModel, 'unet' | 'name'>, needs: CachedUnetNeeds, separateCompute: boolean): Promise<Resolved> {
   const source = resolve(model.unet.path);
-  const key = JSON.stringify({ source, at: identityOf(source), needs: { attn2: needs.attn2, attn1: needs.attn1, deep: needs.deepBranch ?? null } });
+  const key = JSON.stringify({ source, at: identityOf(source), needs: { attn2: needs.attn2, attn1: needs.attn1, deep: needs.deepBranch ?? null }, separateCompute });
   const hit = resolved.get(key);
   if (hit) {
     const r = await hit.catch(() => undefined);
     const fresh = r && r.data.every((d) => existsSync(d.split('\0')[0]!) && identityOf(d.split('\0')[0]!) === d.split('\0')[1]);
-    const present = r && existsSync(r.files.full) && (!r.files.shallow || existsSync(r.files.shallow));
+    const present = r && Object.values(r.files).every((f) => existsSync(f));
     if (r && fresh && present) return r;
   }
   const entry = (async (): Promise<Resolved> => {
+    const modelSha256 = await modelFileSha256(source);
+    const recordPath = preparedRecordPath(source, modelSha256, needs, separateCompute);
+    const recorded = readPreparedRecord(recordPath, source, modelSha256);
+    if (recorded) return recorded;
     const file = loadModel(source);
     const data = externalDataFiles(file.proto, file.baseDir).map((f) => `${f}\0${identityOf(f)}`);
-    return { ...(await buildFiles(model.name, source, file, needs)), data };
+    const built: Resolved = { ...(await buildFiles(model.name, source, file, needs, separateCompute)), data };
+    writePreparedRecord(recordPath, source, modelSha256, built);
+    return built;
   })();
   resolved.set(key, entry);
   entry.catch(() => resolved.delete(key));
   return entry;
 }
 
-async function buildFiles(name: string, source: string, file: ModelFile, needs: CachedUnetNeeds): Promise<{ files: CachedUnet['files']; layout: CacheLayout }> {
+/**
+ * What a preparation found, kept next to the derived graphs (`prepared-<key>.json`), so that the next process
+ * preparing the same (model content, needs) opens the files without decoding the model, discovering its modules
+ * or inferring shapes: on tiny-sd that work raised a TGATE run's peak RSS by ~45 MB, a quarter of a plain run's.
+ * Trusted while every file it names keeps its size and time (derived files are written once, atomically);
+ * otherwise the slow path runs again and rewrites it.
+ */
+interface PreparedRecord {
+  version: number;
+  /** The UNet file (not `model`: onnx-graph's entry records use that field, and pruning reads it). */
+  unet: string;
+  modelSha256: string;
+  files: CachedUnet['files'];
+  layout: CacheLayout;
+  data: string[];
+  /** `size:mtime` of every file in `files` when recorded. */
+  identities: Record<string, string>;
+}
+const PREPARED_VERSION = 1;
+
+function preparedRecordPath(source: string, modelSha256: string, needs: CachedUnetNeeds, separateCompute: boolean): string {
+  const key = createHash('sha256')
+    .update(JSON.stringify({ PREPARED_VERSION, GATED_VERSION, modelSha256, attn2: needs.attn2, attn1: needs.attn1, deep: needs.deepBranch ?? null, separateCompute }))
+    .digest('hex')
+    .slice(0, 32);
+  return join(dirname(source), '.gategraph-derived', `prepared-${key}.json`);
+}
+
+function readPreparedRecord(path: string, source: string, modelSha256: string): Resolved | undefined {
+  let record: PreparedRecord;
+  try {
+    record = JSON.parse(readFileSync(path, 'utf8')) as PreparedRecord;
+  } catch {
+    return undefined; // absent, or unreadable: prepare the slow way
+  }
+  if (record.version !== PREPARED_VERSION || record.unet !== source || record.modelSha256 !== modelSha256) return undefined;
+  const same = (f: string, identity: string | undefined) => existsSync(f) && identityOf(f) === identity;
+  if (!Object.values(record.files).every((f) => same(f, record.identities[f]))) return undefined;
+  if (!record.data.every((d) => same(d.split('\0')[0]!, d.split('\0')[1]))) return undefined;
+  return { files: record.files, layout: record.layout, data: record.data };
+}
+
+function writePreparedRecord(path: string, source: string, modelSha256: string, r: Resolved): void {
+  const identities = Object.fromEntries(Object.values(r.files).map((f) => [f, identityOf(f)]));
+  const record: PreparedRecord = { version: PREPARED_VERSION, unet: source, modelSha256, files: r.files, layout: r.layout, data: r.data, identities };
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(record, null, 1)}\n`);
+  renameSync(tmp, path);
+}
+
+async function buildFiles(
+  name: string,
+  source: string,
+  file: ModelFile,
+  needs: CachedUnetNeeds,
+  separateCompute: boolean,
+): Promise<{ files: CachedUnet['files']; layout: CacheLayout }> {
   const where = `the UNet of model "${name}" (${source})`;
   const unet = wrap(where, () => discoverUNet(file.proto));
   const kinds = (['attn2', 'attn1'] as const).filter((k) => needs[k]);
@@ -234,6 +319,12 @@ async function buildFiles(name: string, source: string, file: ModelFile, needs: 
     full: { key: 'tgate', conditions, gates, ...(deep ? { deepFeature: deep.tensor } : {}) },
   };
   const files: CachedUnet['files'] = { full: fullPath };
+  if (separateCompute && kinds.length > 0) {
+    // The plain UNet returning what the gated one returns when every switch is on.
+    const capture = [...gates.map((g) => g.output), ...(deep ? [deep.tensor] : [])];
+    files.computeAll = (await wrapAsync(where, () => derivedModelPath(source, { capture }, { cacheDir }))).path;
+    layout.computeAll = { key: 'compute-all', conditions: {}, gates, ...(deep ? { deepFeature: deep.tensor } : {}) };
+  }
 
   if (deep) {
     // Cut the shallow branch; first with out_sample alone to learn which gates survive in it, then again
@@ -298,12 +389,22 @@ async function gatedModelPath(
 
 /**
  * Deletes the gated graphs that can never be used again (an older layout, or built from an older content of
- * `source`, e.g. before a re-export), so they do not pile up next to the model. Returns their paths, so the
- * graphs cut from them (DeepCache's shallow branch) can go too.
+ * `source`, e.g. before a re-export), and the prepared records of such contents, so they do not pile up next to
+ * the model. Returns the graphs' paths, so the graphs cut from them (DeepCache's shallow branch) can go too.
  */
 function pruneStaleGated(cacheDir: string, source: string, modelSha256: string): string[] {
   const removed: string[] = [];
   for (const name of readdirSync(cacheDir)) {
+    if (name.startsWith('prepared-') && name.endsWith('.json')) {
+      // a record of an older content of `source` (or an older layout) can never be read again
+      try {
+        const record = JSON.parse(readFileSync(join(cacheDir, name), 'utf8')) as Partial<PreparedRecord>;
+        if (record.version !== PREPARED_VERSION || (record.unet === source && record.modelSha256 !== modelSha256)) rmSync(join(cacheDir, name), { force: true });
+      } catch {
+        // being written by another process: leave it
+      }
+      continue;
+    }
     if (!name.startsWith('gated-') || !name.endsWith('.done')) continue;
     let marker: { version?: unknown; model?: unknown; modelSha256?: unknown };
     try {

@@ -5,7 +5,8 @@
  * - attention: one tensor per module output (`attn2` / `attn1`), written on `compute_cache` steps (as is, or
  *   the mean of the [uncond, cond] halves for `cfg_mean`, the TGATE gate step) and fed as `cached::<output>`
  *   with the kind's switch off on `reuse` steps. On compute steps the switch is on and the cached inputs get a
- *   small dummy (the If graph declares them; ORT never reads an untaken branch);
+ *   small dummy (the If graph declares them; ORT never reads an untaken branch), except that a full step
+ *   computing every module runs the layout's compute-all graph when it has one (no switches, no dummies);
  * - DeepCache: the deep feature captured on `refresh` steps and fed to the shallow variant on `reuse` steps.
  *
  * A cache that is missing, or whose batch differs from the step's, is an error naming the step and module:
@@ -81,21 +82,24 @@ export function planStepper(plan: ExecutionPlan, layout: CacheLayout | null): St
         throw new Error(`${where(i, ctx.totalSteps)}: the plan runs a guided [uncond, cond] pair but the sampler has cfg ${ctx.cfg} (no guidance): plan it as guidance-free (lcm)`);
       }
       const rows = rowsOf(batch, ctx);
-      const variant: VariantLayout | undefined = s.unet === 'shallow' ? layout.shallow : layout.full;
+      // A full step that computes every module runs on the If-free graph when there is one.
+      const computesAll = s.crossAttn !== 'reuse' && s.selfAttn !== 'reuse';
+      const variant: VariantLayout | undefined = s.unet === 'shallow' ? layout.shallow : computesAll && layout.computeAll ? layout.computeAll : layout.full;
       if (!variant) throw new Error(`${where(i, ctx.totalSteps)}: the plan runs DeepCache's shallow branch, but no shallow UNet variant was prepared`);
       const extraInputs: Record<string, FeedValue> = {};
       const captureOutputs: string[] = [];
       for (const kind of ['attn2', 'attn1'] as const) {
         const mode = kind === 'attn2' ? s.crossAttn : s.selfAttn;
         const condition = variant.conditions[kind];
-        if (!condition) {
+        if (mode === 'reuse' && !condition) {
           // A shallow variant whose branch holds no module of this kind has no switch for it: nothing to feed.
-          if (mode === 'reuse' && !layout.full.conditions[kind]) {
+          if (!layout.full.conditions[kind]) {
             throw new Error(`${where(i, ctx.totalSteps)}: the plan reuses ${kind}, but UNet variant "${variant.key}" cannot take cached ${kind} outputs`);
           }
           continue;
         }
-        extraInputs[condition] = bool(mode !== 'reuse');
+        // The compute-all variant has no switches: its modules always run and it takes no cached inputs.
+        if (condition) extraInputs[condition] = bool(mode !== 'reuse');
         for (const gate of variant.gates.filter((g) => g.kind === kind)) {
           if (mode === 'reuse') {
             const cached = attention.get(gate.output);
@@ -105,7 +109,7 @@ export function planStepper(plan: ExecutionPlan, layout: CacheLayout | null): St
             }
             extraInputs[gate.cachedInput] = cached;
           } else {
-            extraInputs[gate.cachedInput] = dummyFor(gate.cachedInput, gate.dims);
+            if (condition) extraInputs[gate.cachedInput] = dummyFor(gate.cachedInput, gate.dims);
             if (mode === 'compute_cache') captureOutputs.push(gate.output);
           }
         }
@@ -144,12 +148,12 @@ export function captureAttentionStepper(
   kind: 'attn1' | 'attn2',
   onOutputs: (step: number, outputs: Readonly<Record<string, Tensor>>) => void,
 ): StepPlanner {
-  const variant = layout.full;
-  const condition = variant.conditions[kind];
-  if (!condition) throw new Error(`captureAttentionStepper: the UNet variant "${variant.key}" does not gate ${kind}`);
+  if (!layout.full.conditions[kind]) throw new Error(`captureAttentionStepper: the UNet variant "${layout.full.key}" does not gate ${kind}`);
+  const variant = layout.computeAll ?? layout.full;
   const extraInputs: Record<string, FeedValue> = {};
   for (const c of Object.values(variant.conditions)) extraInputs[c] = bool(true);
-  for (const gate of variant.gates) {
+  // The gated graph declares the cached inputs even when every switch is on; the compute-all graph has none.
+  for (const gate of variant === layout.full ? variant.gates : []) {
     const shape = gate.dims.map((x) => (typeof x === 'number' ? x : 1));
     extraInputs[gate.cachedInput] = new ort.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b, 1)), shape);
   }

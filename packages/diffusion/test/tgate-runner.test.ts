@@ -3,7 +3,7 @@
 // reproduce the plain UNet's output, for cross-attention, self-attention and DeepCache's shallow branch.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { decodeModel, encodeModel, type GraphProto } from '@gategraph/onnx-graph';
 import { readFileSync } from 'node:fs';
@@ -37,15 +37,20 @@ import { fakeUnetWithoutText, writeModel } from './fixtures/onnx-builder.ts';
 const skip = existsSync(join(TEST_MODEL, 'unet', 'model.onnx')) ? false : `no test model at ${TEST_MODEL} (set GATEGRAPH_TEST_MODEL)`;
 
 let model: DiffusionModel;
+/** The default preparation: every caching step on the If-gated graph. */
 let cached: CachedUnet;
+/** With a compute-all graph (separateComputeGraph) for the steps that compute every module. */
+let withComputeAll: CachedUnet;
 before(async () => {
   if (skip) return;
   model = await openModelFolder(TEST_MODEL);
   cached = await prepareCachedUnet(model, { attn2: true, attn1: true, deepBranch: 0 });
+  withComputeAll = await prepareCachedUnet(model, { attn2: true, attn1: true, deepBranch: 0 }, { separateComputeGraph: true });
 });
 after(async () => {
   if (skip) return;
   await cached.release();
+  await withComputeAll.release();
   await model.release();
 });
 
@@ -117,31 +122,47 @@ const runSameInputs = (planner: StepPlanner, steps: number, seen?: { plans: Step
   runSameInputsOn(cached, planner, steps, seen);
 
 async function plainOut(): Promise<Tensor> {
-  const [first] = await runSameInputs(planStepper(handPlan([step(0, {})]), cached.layout), 1);
-  return first!;
-}
-
-test('the gated UNet computing everything is the plain UNet', { skip }, async () => {
   const plainRunner: StepPlanner = { planStep: () => ({ variant: 'full', batch: 'cfg' }) };
   const [plain] = await runSameInputs(plainRunner, 1);
-  assert.ok(maxRelError(await plainOut(), plain!) < 1e-6);
+  return plain!;
+}
+
+test('a compute-all graph only when asked: no If nodes, the gated graph\'s module outputs', { skip }, () => {
+  const { layout, files } = withComputeAll;
+  assert.ok(layout.computeAll && files.computeAll && existsSync(files.computeAll));
+  assert.deepEqual(layout.computeAll.conditions, {}, 'no switches');
+  assert.deepEqual(layout.computeAll.gates.map((g) => g.output), layout.full.gates.map((g) => g.output));
+  assert.equal(layout.computeAll.deepFeature, layout.full.deepFeature, 'and the deep feature, for DeepCache');
+  assert.equal(cached.layout.computeAll, undefined);
+  assert.equal(cached.files.computeAll, undefined);
+  const proto = decodeModel(readFileSync(files.computeAll));
+  assert.equal(proto.graph!.node.filter((n) => n.opType === 'If').length, 0);
 });
 
-for (const [name, reuse] of [
-  ['cross-attention (attn2)', { crossAttn: 'reuse' }],
-  ['self-attention (attn1)', { selfAttn: 'reuse' }],
-  ['cross- and self-attention', { crossAttn: 'reuse', selfAttn: 'reuse' }],
-  ['DeepCache shallow branch', { unet: 'shallow', deepCache: 'reuse' }],
-  ['DeepCache shallow branch with cross- and self-attention reused', { unet: 'shallow', deepCache: 'reuse', crossAttn: 'reuse', selfAttn: 'reuse' }],
-] as const) {
-  test(`reusing ${name} captured at the same step reproduces the full forward`, { skip }, async () => {
-    const fill = step(0, { crossAttn: 'compute_cache', selfAttn: 'compute_cache', deepCache: 'refresh' });
-    const outs = await runSameInputs(planStepper(handPlan([fill, step(1, reuse)]), cached.layout), 2);
-    const plain = await plainOut();
-    assert.ok(maxRelError(outs[0]!, plain) < 1e-6, 'the capturing step is the plain forward');
-    const err = maxRelError(outs[1]!, plain);
-    assert.ok(err < 1e-4, `max relative error ${err}`);
+for (const [design, prepared] of [['If-gated graph', () => cached], ['with a compute-all graph', () => withComputeAll]] as const) {
+  test(`${design}: a step computing every module is the plain UNet`, { skip }, async () => {
+    const seen = { plans: [] as StepPlan[], outputs: [] as Record<string, Tensor>[] };
+    const [out] = await runSameInputsOn(prepared(), planStepper(handPlan([step(0, {})]), prepared().layout), 1, seen);
+    assert.equal(seen.plans[0]!.variant, (prepared().layout.computeAll ?? prepared().layout.full).key);
+    assert.ok(maxRelError(out!, await plainOut()) < 1e-6);
   });
+
+  for (const [name, reuse] of [
+    ['cross-attention (attn2)', { crossAttn: 'reuse' }],
+    ['self-attention (attn1)', { selfAttn: 'reuse' }],
+    ['cross- and self-attention', { crossAttn: 'reuse', selfAttn: 'reuse' }],
+    ['DeepCache shallow branch', { unet: 'shallow', deepCache: 'reuse' }],
+    ['DeepCache shallow branch with cross- and self-attention reused', { unet: 'shallow', deepCache: 'reuse', crossAttn: 'reuse', selfAttn: 'reuse' }],
+  ] as const) {
+    test(`${design}: reusing ${name} captured at the same step reproduces the full forward`, { skip }, async () => {
+      const fill = step(0, { crossAttn: 'compute_cache', selfAttn: 'compute_cache', deepCache: 'refresh' });
+      const outs = await runSameInputsOn(prepared(), planStepper(handPlan([fill, step(1, reuse)]), prepared().layout), 2);
+      const plain = await plainOut();
+      assert.ok(maxRelError(outs[0]!, plain) < 1e-6, 'the capturing step is the plain forward');
+      const err = maxRelError(outs[1]!, plain);
+      assert.ok(err < 1e-4, `max relative error ${err}`);
+    });
+  }
 }
 
 test('the gate step caches the mean of the CFG halves, which a batch-of-one step reuses', { skip }, async () => {
@@ -198,20 +219,33 @@ test('a sampling run with a gate past the last step is the plain run, byte for b
   assert.deepEqual(gated.latent.data, plain.latent.data);
 });
 
-test('a TGATE run samples with the gated graph and one pass after the gate', { skip }, async () => {
+test('a TGATE run samples with the gated graph and one pass after the gate; a compute-all graph takes the steps computing every module and samples the same latent', { skip }, async () => {
   const plan = planTgate({ steps: 8, gateStep: 4, warmUp: 1, spInterval: 2 });
   const [h, w] = model.io.unet.fixedLatentSize ?? [16, 16];
   const shape = [1, model.io.unet.latentChannels, h, w];
-  const result = await sample({
-    unet: cached.runner,
-    scheduler: createScheduler('ddim', model.schedulerConfig, 8),
-    positive: randn([1, 77, model.io.unet.crossAttentionDim], 3),
-    negative: zeros([1, 77, model.io.unet.crossAttentionDim]),
-    cfg: 7, latent: zeros(shape), noise: randn(shape, 11),
-    planner: planStepper(plan, cached.layout),
-  });
-  assert.deepEqual(result.plans.map((p) => p.batch), ['cfg', 'cfg', 'cfg', 'cfg', 'uncond', 'uncond', 'uncond', 'uncond']);
-  assert.ok(result.latent.data.every(Number.isFinite));
+  const run = (prepared: CachedUnet) =>
+    sample({
+      unet: prepared.runner,
+      scheduler: createScheduler('ddim', model.schedulerConfig, 8),
+      positive: randn([1, 77, model.io.unet.crossAttentionDim], 3),
+      negative: zeros([1, 77, model.io.unet.crossAttentionDim]),
+      cfg: 7, latent: zeros(shape), noise: randn(shape, 11),
+      planner: planStepper(plan, prepared.layout),
+    });
+  const gated = await run(cached);
+  assert.deepEqual(gated.plans.map((p) => p.batch), ['cfg', 'cfg', 'cfg', 'cfg', 'uncond', 'uncond', 'uncond', 'uncond']);
+  assert.ok(gated.plans.every((p) => p.variant === cached.layout.full.key));
+  assert.ok(gated.latent.data.every(Number.isFinite));
+
+  // Steps computing every module run on the compute-all graph; those reusing something (self-attention at
+  // intervals before the gate, cross-attention after it) on the gated graph.
+  const split = await run(withComputeAll);
+  const { full, computeAll } = withComputeAll.layout;
+  const reuses = plan.steps.map((st) => st.crossAttn === 'reuse' || st.selfAttn === 'reuse');
+  assert.ok(reuses.includes(false) && reuses.slice(4).every(Boolean), reuses.join());
+  assert.deepEqual(split.plans.map((p) => p.variant), reuses.map((r) => (r ? full.key : computeAll!.key)));
+  const err = maxRelError(split.latent, gated.latent);
+  assert.ok(err < 1e-4, `max relative error between the designs ${err}`);
 });
 
 test('DeepCache with a branch the UNet does not have is a clear error naming the model', { skip }, async () => {
@@ -263,7 +297,7 @@ test('one UNet session at a time, in the model\'s pool: the gated UNet replaces 
   }
 });
 
-test('DeepCache\'s two alternating sessions do not spin even in a spinning pool; attention caching alone keeps the pool\'s setting', { skip }, async () => {
+test('alternating sessions (DeepCache, a compute-all graph) do not spin even in a spinning pool; the If-gated graph alone keeps the pool\'s setting', { skip }, async () => {
   // Two spinning thread pools taking turns on the same cores steal each other's time (DeepCache measured slower
   // than plain with spinning on); a single gated session may spin as the user asked.
   const pool = new SessionPool({ intraOpSpinning: true });
@@ -275,6 +309,9 @@ test('DeepCache\'s two alternating sessions do not spin even in a spinning pool;
     const [latent] = await runSameInputsOn(deep, planStepper(handPlan([step(0, {})]), deep.layout));
     assert.ok(latent!.data.every(Number.isFinite));
     await deep.release();
+    const twoGraphs = await prepareCachedUnet(own, { attn2: true, attn1: false }, { separateComputeGraph: true });
+    assert.deepEqual([twoGraphs.layout.full.key, twoGraphs.layout.computeAll!.key].map((k) => twoGraphs.runner.leaseOf(k)!.spinning), [false, false]);
+    await twoGraphs.release();
     const gated = await prepareCachedUnet(own, { attn2: true, attn1: false });
     assert.equal(gated.runner.leaseOf(gated.layout.full.key)!.spinning, true);
     await gated.release();
@@ -289,13 +326,13 @@ test('re-exporting the UNet: the next preparation deletes the gated and shallow 
   const cacheDir = join(folder, 'unet', '.gategraph-derived');
   const prepare = async () => {
     const m = await openModelFolder(folder);
-    const c = await prepareCachedUnet(m, { attn2: true, attn1: false, deepBranch: 0 });
+    const c = await prepareCachedUnet(m, { attn2: true, attn1: false, deepBranch: 0 }, { separateComputeGraph: true });
     await c.release();
     await m.release();
     return c.files;
   };
   const before = await prepare();
-  assert.ok(before.shallow && existsSync(before.full) && existsSync(before.shallow));
+  assert.ok(before.shallow && before.computeAll && existsSync(before.full) && existsSync(before.shallow) && existsSync(before.computeAll));
   assert.deepEqual(await prepare(), before, 'the same content finds the same files');
 
   const unetPath = join(folder, 'unet', 'model.onnx');
@@ -306,11 +343,54 @@ test('re-exporting the UNet: the next preparation deletes the gated and shallow 
   assert.notEqual(after.full, before.full);
   assert.ok(!existsSync(before.full) && !existsSync(before.full.replace(/\.onnx$/, '.done')), 'the old gated graph and its marker are gone');
   assert.ok(!existsSync(before.shallow), 'the shallow graph cut from it is gone');
+  assert.ok(!existsSync(before.computeAll), 'the compute-all graph of the old content is gone');
   const onnxFiles = readdirSync(cacheDir).filter((n) => n.endsWith('.onnx')).sort();
-  // The gated graph, the shallow graph and the probe cut that found which gates survive in the shallow branch.
-  assert.equal(onnxFiles.length, 3, `only the current content's graphs stay: ${onnxFiles.join(', ')}`);
-  assert.ok(onnxFiles.includes(basename(after.full)) && onnxFiles.includes(basename(after.shallow!)));
-  for (const name of readdirSync(cacheDir).filter((n) => n.endsWith('.json'))) {
-    assert.equal(JSON.parse(readFileSync(join(cacheDir, name), 'utf8')).model, after.full, `${name} was cut from the current gated graph`);
+  // The gated graph, the compute-all graph, the shallow graph and the probe cut that found which gates survive
+  // in the shallow branch.
+  assert.equal(onnxFiles.length, 4, `only the current content's graphs stay: ${onnxFiles.join(', ')}`);
+  assert.ok([after.full, after.shallow!, after.computeAll!].every((f) => onnxFiles.includes(basename(f))));
+  const prepared = readdirSync(cacheDir).filter((n) => n.startsWith('prepared-'));
+  assert.equal(prepared.length, 1, `one preparation record, the current content's: ${prepared.join(', ')}`);
+  assert.deepEqual(JSON.parse(readFileSync(join(cacheDir, prepared[0]!), 'utf8')).files, after);
+  for (const name of readdirSync(cacheDir).filter((n) => n.endsWith('.json') && !n.startsWith('prepared-'))) {
+    const record = JSON.parse(readFileSync(join(cacheDir, name), 'utf8')) as { model: string; modelSha256: string };
+    const from = name === basename(after.computeAll!).replace(/\.onnx$/, '.json') ? unetPath : after.full;
+    assert.equal(record.model, from, `${name} was cut from the current ${from === unetPath ? 'UNet' : 'gated graph'}`);
   }
+});
+
+test('a later preparation of the same content reads the preparation record instead of decoding the model, unless a file it names changed', { skip }, async () => {
+  const folder = join(tempDir('prepared-record'), 'model');
+  cpSync(TEST_MODEL, folder, { recursive: true, filter: (src) => !src.includes('.gategraph-derived') });
+  const cacheDir = join(folder, 'unet', '.gategraph-derived');
+  const unetPath = join(folder, 'unet', 'model.onnx');
+  let touches = 0;
+  const prepare = async () => {
+    // A new mtime on the same bytes: this process's memo misses (as in a new process), the content hash does not.
+    const at = new Date(Date.now() + 1000 * ++touches);
+    utimesSync(unetPath, at, at);
+    const m = await openModelFolder(folder);
+    const c = await prepareCachedUnet(m, { attn2: true, attn1: false });
+    await c.release();
+    await m.release();
+    return c;
+  };
+  const first = await prepare();
+  const [name] = readdirSync(cacheDir).filter((n) => n.startsWith('prepared-'));
+  assert.ok(name, 'a record was written');
+  const recordPath = join(cacheDir, name);
+  // Mark the record so its use shows: only the record says this.
+  const record = JSON.parse(readFileSync(recordPath, 'utf8'));
+  record.layout.full.key = 'tgate-from-record';
+  writeFileSync(recordPath, JSON.stringify(record));
+  const second = await prepare();
+  assert.equal(second.layout.full.key, 'tgate-from-record', 'the layout came from the record');
+  assert.deepEqual(second.files, first.files);
+
+  // A derived file rewritten (new size or time) makes the record untrusted: prepared again, record rewritten.
+  const later = new Date(Date.now() + 60_000);
+  utimesSync(first.files.full, later, later);
+  const third = await prepare();
+  assert.equal(third.layout.full.key, first.layout.full.key, 'the record was not used');
+  assert.notEqual(JSON.parse(readFileSync(recordPath, 'utf8')).layout.full.key, 'tgate-from-record', 'and was rewritten');
 });
