@@ -12,9 +12,10 @@
  * (TGATE's steps before the gate): the plain UNet also returning the module outputs, without `If` nodes. Each `If`
  * runs its branch as a subgraph (its own frame, and ORT folds less shape arithmetic there: 168 vs 91 Unsqueeze
  * nodes per call on tiny-sd), a fixed cost per call that is noise on SD-1.5 but measurable on a tiny UNet:
- * tiny-sd, 25 DDIM steps, gate 10, 40 alternating runs: TGATE 1.357x -> 1.403x of plain on 2 threads, 1.389x ->
- * 1.430x on 1. The price is a second session over the same weights: +25-30 MB peak RSS on tiny-sd (TGATE
- * 1.10-1.15x of a plain run's peak -> 1.27-1.33x), and nearly twice the memory on SD-1.5. Not the default.
+ * tiny-sd, 25 DDIM steps, gate 10, 40 runs alternating with plain: TGATE 1.357x -> 1.403x of plain on 2 threads,
+ * 1.389x -> 1.430x on 1 (in bench/tgate.ts's five-way alternation the gain did not show). The price is a second
+ * session over the same weights: +25-30 MB peak RSS on tiny-sd (TGATE 1.08-1.16x of a plain run's peak ->
+ * 1.19-1.33x), and nearly twice the memory on SD-1.5. Not the default.
  *
  * DeepCache keeps separate graphs: the full form also returns the deep feature (for attention caching that
  * is the gated graph with one more output), and the shallow form is cut from it with the deep feature as an
@@ -114,7 +115,6 @@ const GATED_KEY = 'gategraph-if-gated';
 
 export const ATTN_CONDITIONS = { attn2: 'compute_attn2', attn1: 'compute_attn1' } as const;
 
-
 /**
  * Builds (or finds on disk) the variants `needs` asks for and returns a runner over them. The runner's 'full'
  * variant stays the plain UNet (not used by the plans, and closed here by default: see `closePlain`); 'tgate'
@@ -208,7 +208,11 @@ async function cachedFiles(model: Pick<DiffusionModel, 'unet' | 'name'>, needs: 
     const file = loadModel(source);
     const data = externalDataFiles(file.proto, file.baseDir).map((f) => `${f}\0${identityOf(f)}`);
     const built: Resolved = { ...(await buildFiles(model.name, source, file, needs, separateCompute)), data };
-    writePreparedRecord(recordPath, source, modelSha256, built);
+    try {
+      writePreparedRecord(recordPath, source, modelSha256, built);
+    } catch {
+      // Only a shortcut for later runs: without it they prepare the slow way, which is still right.
+    }
     return built;
   })();
   resolved.set(key, entry);

@@ -8,6 +8,7 @@ import { basename, dirname, join } from 'node:path';
 import { decodeModel, encodeModel, type GraphProto } from '@gategraph/onnx-graph';
 import { readFileSync } from 'node:fs';
 import {
+  captureAttentionStepper,
   concatBatch,
   openModelFolder,
   planStepper,
@@ -180,6 +181,21 @@ test('the gate step caches the mean of the CFG halves, which a batch-of-one step
     assert.deepEqual(fed.data, meanOfHalves(seen.outputs[0]![g.output]!).data, `${g.output}: (uncond + cond) / 2`);
   }
   assert.equal(Boolean((seen.plans[1]!.extraInputs!.compute_attn2 as { data: ArrayLike<unknown> }).data[0]), false, "the attn2 switch is off");
+});
+
+test('GateAdvisor\'s capture planner returns every attn2 output, the same on the gated and the compute-all graph', { skip }, async () => {
+  const capture = async (prepared: CachedUnet) => {
+    let got: Readonly<Record<string, Tensor>> = {};
+    const [out] = await runSameInputsOn(prepared, captureAttentionStepper(prepared.layout, 'attn2', (_i, outputs) => (got = outputs)));
+    return { out: out!, got };
+  };
+  const gated = await capture(cached);
+  const split = await capture(withComputeAll);
+  const names = cached.layout.full.gates.filter((g) => g.kind === 'attn2').map((g) => g.output).sort();
+  assert.deepEqual(Object.keys(gated.got).sort(), names);
+  assert.deepEqual(Object.keys(split.got).sort(), names);
+  for (const n of names) assert.ok(maxRelError(split.got[n]!, gated.got[n]!) < 1e-6, n);
+  assert.ok(maxRelError(gated.out, await plainOut()) < 1e-6, 'the plain forward');
 });
 
 test('a plan that reuses what no earlier step cached is refused before anything runs', { skip }, () => {
