@@ -17,8 +17,8 @@
  *      configuration's MAC reduction, beside the papers' figures (TGATE 1.63x on SD-1.5; DeepCache + TGATE
  *      3.63x on SD-XL, the only combined row the T-GATE README gives). Text embeddings are seeded random [1, 77, 768]
  *      tensors (there is no text encoder for this UNet; the work per step does not depend on their values).
- *      Optional (--rss): peak RSS (VmHWM, see peak-rss.ts) of a child process per configuration that samples one image; a gated
- *      child never opens the plain session.
+ *      Optional (--rss): peak RSS (VmHWM: peakResidentBytes) of a child process per configuration that samples
+ *      one image; a gated child never opens the plain session.
  *
  * Checks (exit 1): the discovered attention modules carry diffusers' export scope names
  * (`/down_blocks.0/attentions.0/transformer_blocks.0/attn2/to_q/MatMul`, ...: 16 attn1 + 16 attn2 where SD-1.5 has
@@ -64,7 +64,7 @@ import {
 } from '../packages/diffusion/src/index.ts';
 import { discoverUNet, loadModel } from '../packages/onnx-graph/src/index.ts';
 import { PlanMacCounter, type PlanMacs } from './plan-macs.ts';
-import { peakRssMB } from './peak-rss.ts';
+import { peakResidentBytes } from '../packages/server/src/process-memory.ts';
 
 const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const args = process.argv.slice(2);
@@ -194,7 +194,7 @@ if (args[0] === '--child') {
   const run = await prepareRun(unet, config.plan);
   await generate(unet, run, 1);
   await run.done();
-  console.log(JSON.stringify({ peakRssMB: peakRssMB() }));
+  console.log(JSON.stringify({ peakRssMB: peakResidentBytes() / 2 ** 20 }));
   process.exit(0);
 }
 

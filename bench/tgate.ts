@@ -16,7 +16,7 @@
  *     runs (full, attention reused, DeepCache shallow, or both) at its batch (2 rows with CFG, 1 after the
  *     gate); conv/linear MACs as the papers count them, and with the attention products;
  *   - peak RSS of a child process that prepares the configuration's sessions and samples one image
- *     (VmHWM, see peak-rss.ts);
+ *     (VmHWM: peakResidentBytes);
  *   - quality: judge accuracy (packages/judge, the tiny-sd domain's pixel judge) over `--images` captions, and
  *     PSNR of each image against the plain image of the same caption and seed (plain: infinite).
  *
@@ -74,7 +74,7 @@ import {
 } from '../packages/diffusion/src/index.ts';
 import { loadModel } from '../packages/onnx-graph/src/index.ts';
 import { PlanMacCounter } from './plan-macs.ts';
-import { peakRssMB } from './peak-rss.ts';
+import { peakResidentBytes } from '../packages/server/src/process-memory.ts';
 import { formatCaption, judge, loadDomain, rng, sampleScene, tally, type Verdict } from '../packages/judge/src/index.ts';
 
 const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -170,7 +170,7 @@ if (args[0] === '--child') {
   const text = (await encodePrompt(model, 'a large red circle at the top left on a gray background')).hiddenStates;
   const neg = (await encodePrompt(model, '')).hiddenStates;
   await generate(model, p, sampler, text, neg, 1, BATCH);
-  console.log(JSON.stringify({ peakRssMB: peakRssMB() }));
+  console.log(JSON.stringify({ peakRssMB: peakResidentBytes() / 2 ** 20 }));
   process.exit(0);
 }
 

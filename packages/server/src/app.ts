@@ -30,6 +30,7 @@ import type { PromptWorker } from './worker.ts';
 import { userdataRouter } from './userdata.ts';
 import { encodePreview, parsePreviewRequest, UnreadableImageError } from './view-preview.ts';
 import { extractViewChannel, parseViewChannel } from './view-channel.ts';
+import { peakResidentBytes } from './process-memory.ts';
 
 export interface AppContext {
   config: ServerConfig;
@@ -324,7 +325,7 @@ function apiRouter(ctx: AppContext): express.Router {
         node_version: process.version,
         rss: memory.rss,
         /** Peak resident memory of the server process since start, bytes. */
-        rss_peak: process.resourceUsage().maxRSS * 1024,
+        rss_peak: peakResidentBytes(),
       },
       devices: [
         { name: 'cpu', type: 'cpu', index: 0, vram_total: totalmem(), vram_free: freemem(), torch_vram_total: 0, torch_vram_free: 0 },

@@ -38,6 +38,7 @@ test('every route answers under / and /api with ComfyUI shapes', async () => {
     assert.equal(typeof stats.system.ram_free, 'number');
     assert.equal(typeof stats.system.os, 'string');
     assert.equal(stats.devices[0].type, 'cpu');
+    assert.ok(stats.system.rss_peak >= stats.system.rss - 2 ** 20, 'a peak is never below the current size');
 
     assert.deepEqual((await getJson(`${base}/extensions`)).json, []);
     assert.deepEqual((await postJson(`${base}/free`, { unload_models: true, free_memory: true })).status, 200);
