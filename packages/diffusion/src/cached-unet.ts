@@ -189,6 +189,12 @@ const identityOf = (f: string) => {
   const st = statSync(f);
   return `${st.size}:${st.mtimeMs}`;
 };
+/** True while every `<file>\0<identity>` entry still names a file with that size and time. */
+const unchanged = (entries: readonly string[]) =>
+  entries.every((d) => {
+    const [f, identity] = d.split('\0') as [string, string];
+    return existsSync(f) && identityOf(f) === identity;
+  });
 
 async function cachedFiles(model: Pick<DiffusionModel, 'unet' | 'name'>, needs: CachedUnetNeeds, separateCompute: boolean): Promise<Resolved> {
   const source = resolve(model.unet.path);
@@ -196,7 +202,7 @@ async function cachedFiles(model: Pick<DiffusionModel, 'unet' | 'name'>, needs: 
   const hit = resolved.get(key);
   if (hit) {
     const r = await hit.catch(() => undefined);
-    const fresh = r && r.data.every((d) => existsSync(d.split('\0')[0]!) && identityOf(d.split('\0')[0]!) === d.split('\0')[1]);
+    const fresh = r && unchanged(r.data);
     const present = r && Object.values(r.files).every((f) => existsSync(f));
     if (r && fresh && present) return r;
   }
@@ -207,7 +213,7 @@ async function cachedFiles(model: Pick<DiffusionModel, 'unet' | 'name'>, needs: 
     if (recorded) return recorded;
     const file = loadModel(source);
     const data = externalDataFiles(file.proto, file.baseDir).map((f) => `${f}\0${identityOf(f)}`);
-    const built: Resolved = { ...(await buildFiles(model.name, source, file, needs, separateCompute)), data };
+    const built: Resolved = { ...(await buildFiles(model.name, source, modelSha256, file, needs, separateCompute)), data };
     try {
       writePreparedRecord(recordPath, source, modelSha256, built);
     } catch {
@@ -256,9 +262,8 @@ function readPreparedRecord(path: string, source: string, modelSha256: string): 
     return undefined; // absent, or unreadable: prepare the slow way
   }
   if (record.version !== PREPARED_VERSION || record.unet !== source || record.modelSha256 !== modelSha256) return undefined;
-  const same = (f: string, identity: string | undefined) => existsSync(f) && identityOf(f) === identity;
-  if (!Object.values(record.files).every((f) => same(f, record.identities[f]))) return undefined;
-  if (!record.data.every((d) => same(d.split('\0')[0]!, d.split('\0')[1]))) return undefined;
+  if (!unchanged(Object.values(record.files).map((f) => `${f}\0${record.identities[f]}`))) return undefined;
+  if (!unchanged(record.data)) return undefined;
   return { files: record.files, layout: record.layout, data: record.data };
 }
 
@@ -273,6 +278,7 @@ function writePreparedRecord(path: string, source: string, modelSha256: string, 
 async function buildFiles(
   name: string,
   source: string,
+  modelSha256: string,
   file: ModelFile,
   needs: CachedUnetNeeds,
   separateCompute: boolean,
@@ -302,7 +308,7 @@ async function buildFiles(
 
   let fullPath: string;
   if (kinds.length > 0) {
-    fullPath = await gatedModelPath(source, file, cacheDir, kinds, deep?.tensor, () => {
+    fullPath = await gatedModelPath(source, modelSha256, file, cacheDir, kinds, deep?.tensor, () => {
       let proto: ModelProto = file.proto;
       let structure = unet;
       for (const kind of kinds) {
@@ -359,13 +365,14 @@ async function buildFiles(
  */
 async function gatedModelPath(
   source: string,
+  /** sha256 of `source`'s bytes (the caller has hashed it). */
+  modelSha256: string,
   file: ModelFile,
   cacheDir: string,
   kinds: readonly string[],
   deepTensor: string | undefined,
   build: () => ModelProto,
 ): Promise<string> {
-  const modelSha256 = await modelFileSha256(source);
   const key = createHash('sha256')
     .update(JSON.stringify({ GATED_KEY, v: GATED_VERSION, modelSha256, kinds: [...kinds].sort(), deep: deepTensor ?? null }))
     .digest('hex')

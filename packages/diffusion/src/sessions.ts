@@ -52,8 +52,8 @@ export interface SessionSettings {
    * shared with anything else (the server's event loop, the sampler's JS between UNet calls, another job) the
    * spinning threads steal their time. Measured on the 2-core dev machine under load: a batch-2 tiny-sd UNet
    * call took 23 ms spinning vs 11 ms not. On a dedicated idle machine spinning can win a few percent.
-   * DeepCache's two alternating sessions never spin (see prepareCachedUnet); even so, DeepCache gains far less
-   * in a spinning process, so leave this off for it.
+   * Sessions that alternate (DeepCache's two, a compute-all graph beside the gated one) never spin (see
+   * prepareCachedUnet); even so, DeepCache gains far less in a spinning process, so leave this off for it.
    */
   intraOpSpinning?: boolean;
 }
