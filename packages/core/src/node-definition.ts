@@ -224,6 +224,35 @@ export interface ExecutionContext {
 /** What `validate` receives: the constant (widget) inputs; linked inputs are absent (not known yet). */
 export type ValidateInputs<I extends InputsShape> = { [K in keyof I]?: ValueOf<I[K]> };
 
+/**
+ * A node feeding the one being validated, as validation knows it before anything runs: its class and its
+ * constant inputs. Only nodes whose own checks passed are shown (so their constants are converted and in range),
+ * which also means a walk upstream never goes round a cycle.
+ */
+export interface UpstreamNode {
+  readonly id: string;
+  readonly classType: string;
+  /** Which of its outputs the link reads. */
+  readonly output: number;
+  /** Its constant inputs, converted as `validate` receives them. */
+  readonly constants: Readonly<Record<string, unknown>>;
+  /** The node feeding one of its inputs (undefined: a constant, not connected, or a node with errors). */
+  linked(input: string): UpstreamNode | undefined;
+}
+
+/**
+ * What `validate` is told besides its constants: where it runs, and read access to the nodes upstream, so a
+ * check that needs two nodes' settings (a sampler's latent size and its model) can refuse a prompt when it is
+ * queued rather than when it runs. Checks that cannot be decided statically (a value computed by a node) must
+ * pass and leave the refusal to `execute`.
+ */
+export interface ValidateContext extends ComboContext {
+  /** The id of the node being validated. */
+  nodeId: string;
+  /** The node feeding one of this node's inputs (undefined: a constant, not connected, or a node with errors). */
+  linked(input: string): UpstreamNode | undefined;
+}
+
 export interface NodeDefinition<
   I extends InputsShape = InputsShape,
   O extends readonly OutputSpec[] = readonly OutputSpec[],
@@ -247,9 +276,10 @@ export interface NodeDefinition<
   experimental?: boolean;
   /**
    * Checks constant inputs before anything runs. Return `true` when valid, or a message saying what is
-   * wrong; it is reported as `custom_validation_failed`.
+   * wrong (or throw a NodeInputError naming the input); it is reported as `custom_validation_failed`. Runs
+   * only when the node's own inputs passed the built-in checks; `context.linked` shows the nodes upstream.
    */
-  validate?(inputs: ValidateInputs<I>): true | string | Promise<true | string>;
+  validate?(inputs: ValidateInputs<I>, context: ValidateContext): true | string | Promise<true | string>;
   /**
    * Extra cache key. When the node's output depends on something outside its inputs (a file on disk, the
    * clock), return a value that changes when that does: the node re-runs whenever it differs from last time.

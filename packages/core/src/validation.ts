@@ -23,7 +23,8 @@
  * - A required lazy input must still be connected (ComfyUI does the same; `execute` is typed to receive a
  *   value from it). Optional inputs may be absent; hidden inputs are never read from the prompt.
  * - The node's `validate` hook receives the converted constant inputs, and only when the node's own inputs
- *   passed the checks above (its types promise well-typed values). A returned string or a thrown
+ *   passed the checks above (its types promise well-typed values). Hooks run after every node's inputs were
+ *   checked, and `context.linked(input)` shows the upstream nodes that have no errors, with their constants. A returned string or a thrown
  *   `NodeInputError` is `custom_validation_failed`; any other exception is `exception_during_validation`.
  * - A cycle is `dependency_cycle` on each node of the cycle (as current ComfyUI), naming the path.
  * - An output is valid when it and all its ancestors are. The prompt is accepted (`ok`) when at least one
@@ -33,7 +34,7 @@
  * Messages are written for people and do not repeat the node (errors are grouped under their node id and
  * class); `details` keeps ComfyUI's terse form (often the input name) for clients that parse it.
  */
-import type { AnyNodeDefinition, ComboContext, InputSpec } from './node-definition.ts';
+import type { AnyNodeDefinition, ComboContext, InputSpec, UpstreamNode, ValidateContext } from './node-definition.ts';
 import type { NodeRegistry } from './registry.ts';
 import { isLink, type ApiLink, type ApiNode, type ApiPrompt } from './workflow/api-format.ts';
 import { ancestorsOf, compareIds, findCycles, linkedSources } from './graph.ts';
@@ -139,10 +140,33 @@ export async function validatePrompt(
   for (const cycle of findCycles(copy, toValidate)) {
     for (const error of cycleErrors(copy, cycle)) addError(error.nodeId, error.error);
   }
-  for (const id of [...toValidate].sort(compareIds)) {
+  // Inputs first, for every node, then the nodes' own hooks: a hook may look at upstream nodes' constants,
+  // which must be converted and checked by then, and sees only nodes with no errors at all.
+  const comboContext = options.context ?? {};
+  const ordered = [...toValidate].sort(compareIds);
+  const constantsOf = new Map<string, Record<string, unknown>>();
+  for (const id of ordered) {
+    const node = copy[id]!;
+    const checked = checkInputs(node, registry.get(node.class_type)!, copy, registry, comboContext);
+    for (const error of checked.errors) addError(id, error);
+    constantsOf.set(id, checked.constants);
+  }
+  const upstreamOf = (id: string, output: number): UpstreamNode | undefined => {
+    if (errors.has(id) || !constantsOf.has(id)) return undefined;
+    const node = copy[id]!;
+    return { id, classType: node.class_type, output, constants: constantsOf.get(id)!, linked: (input) => linkedFrom(node, input) };
+  };
+  const linkedFrom = (node: ApiNode, input: string): UpstreamNode | undefined => {
+    const value = Object.hasOwn(node.inputs, input) ? node.inputs[input] : undefined;
+    return isLink(value) ? upstreamOf(String(value[0]), value[1]) : undefined;
+  };
+  for (const id of ordered) {
     const node = copy[id]!;
     const definition = registry.get(node.class_type)!;
-    for (const error of await validateNode(node, definition, copy, registry, options.context ?? {})) addError(id, error);
+    if (!definition.validate || errors.has(id)) continue;
+    const context: ValidateContext = { ...comboContext, nodeId: id, linked: (input) => linkedFrom(node, input) };
+    const error = await runValidateHook(definition, constantsOf.get(id)!, context);
+    if (error) addError(id, error);
   }
 
   // An output can run when neither it nor any ancestor has errors: mark everything downstream of a node with
@@ -311,16 +335,16 @@ function cyclePath(start: string, consumers: Map<string, string[]>): string[] {
 // --- node-level checks -----------------------------------------------------------------------------------
 
 /**
- * Checks one node's declared inputs, converting constants in `node.inputs` in place (it is our copy), then
- * runs the definition's `validate` hook when the inputs themselves are fine.
+ * Checks one node's declared inputs, converting constants in `node.inputs` in place (it is our copy); returns
+ * the problems and the converted constants (what the `validate` hook receives).
  */
-async function validateNode(
+function checkInputs(
   node: ApiNode,
   definition: AnyNodeDefinition,
   prompt: ApiPrompt,
   registry: NodeRegistry,
   context: ComboContext,
-): Promise<NodeError[]> {
+): { errors: NodeError[]; constants: Record<string, unknown> } {
   const errors: NodeError[] = [];
   const constants: Record<string, unknown> = {};
   for (const [name, spec] of Object.entries(definition.inputs)) {
@@ -332,11 +356,7 @@ async function validateNode(
       errors.push(exceptionError(error, `could not check input "${name}"`, name));
     }
   }
-  if (errors.length === 0 && definition.validate) {
-    const error = await runValidateHook(definition, constants);
-    if (error) errors.push(error);
-  }
-  return errors;
+  return { errors, constants };
 }
 
 function checkInput(
@@ -577,10 +597,14 @@ function closeComboValue(value: string, allowed: readonly string[]): string | un
 }
 
 /** Runs the definition's `validate` hook on the converted constants. */
-async function runValidateHook(definition: AnyNodeDefinition, constants: Record<string, unknown>): Promise<NodeError | undefined> {
+async function runValidateHook(
+  definition: AnyNodeDefinition,
+  constants: Record<string, unknown>,
+  context: ValidateContext,
+): Promise<NodeError | undefined> {
   let result: unknown;
   try {
-    result = await definition.validate!(constants);
+    result = await definition.validate!(constants, context);
   } catch (error) {
     if (error instanceof NodeInputError) {
       return {

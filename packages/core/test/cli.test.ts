@@ -110,6 +110,34 @@ test('validate and nodes: report without running', () => {
   assert.equal(info.WriteText?.category, 'test');
 });
 
-test('usage errors exit 64', () => {
-  assert.equal(run('no-such-command').code, 64);
+test('usage errors exit 64, on the program and on every subcommand, with the usage', () => {
+  const wf = workflow('usage.json', { '1': { class_type: 'Text', inputs: { text: 'x' } } });
+  const cases: string[][] = [
+    ['no-such-command'],
+    ['--no-such-flag'],
+    ['run'],
+    ['run', wf, 'extra.json'],
+    ['run', wf, '--no-such-flag'],
+    ['validate'],
+    ['validate', wf, '--bogus'],
+    ['convert'],
+    ['nodes', 'extra'],
+  ];
+  for (const args of cases) {
+    const r = run(...args);
+    assert.equal(r.code, 64, `gategraph ${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /error: [\s\S]*Usage: gategraph/, `gategraph ${args.join(' ')} says what is wrong and how to call it`);
+  }
+  assert.equal(run('run', '--help').code, 0);
+});
+
+test('a workflow that makes the checks themselves fail still exits 2, with one line and no stack trace', () => {
+  // A link to a node id that is an Object.prototype key ("constructor") has made validation itself throw.
+  const wf = workflow('proto.json', { '1': { class_type: 'WriteText', inputs: { text: ['constructor', 0] } } });
+  for (const command of ['validate', 'run']) {
+    const r = run(command, wf);
+    assert.equal(r.code, 2, `${command}: ${r.stderr}`);
+    assert.match(r.stderr, /proto\.json/);
+    assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
+  }
 });

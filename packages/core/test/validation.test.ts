@@ -703,3 +703,63 @@ test('a combo accepts a link only from a COMBO or * output, like ComfyUI', async
   assert.equal(error.type, 'return_type_mismatch');
   assert.equal(error.extra_info.received_type, 'STRING');
 });
+
+// --- validate hooks that look upstream (ValidateContext.linked) ---------------------------------------------
+
+test('a validate hook sees the nodes upstream with their converted constants, and only nodes without errors', async () => {
+  const seen: Array<{ nodeId: string; source?: { id: string; classType: string; output: number; constants: Record<string, unknown> }; deeper?: string }> = [];
+  const registry = new NodeRegistry();
+  registry.register(
+    defineNode({
+      id: 'Size',
+      inputs: { width: int({ default: 64, min: 16, max: 4096 }) },
+      outputs: [{ type: 'SIZE' }, { type: 'SIZE' }],
+      execute: notRunHere,
+    }),
+  );
+  registry.register(
+    defineNode({
+      id: 'Pass',
+      inputs: { size: socket('SIZE') },
+      outputs: [{ type: 'SIZE' }],
+      execute: notRunHere,
+    }),
+  );
+  registry.register(
+    defineNode({
+      id: 'Use',
+      outputNode: true,
+      inputs: { size: socket('SIZE'), limit: int({ default: 100 }) },
+      outputs: [],
+      validate({ limit }, context) {
+        const source = context.linked('size');
+        const deeper = source?.linked('size');
+        seen.push({ nodeId: context.nodeId, ...(source ? { source: { id: source.id, classType: source.classType, output: source.output, constants: { ...source.constants } } } : {}), ...(deeper ? { deeper: deeper.id } : {}) });
+        const width = (deeper ?? source)?.constants.width;
+        return typeof width === 'number' && width > limit! ? `the size upstream is ${width}, above ${limit}` : true;
+      },
+      execute: notRunHere,
+    }),
+  );
+
+  // The upstream node's id sorts after the hook's node, and its constant arrives as a string: the hook still
+  // sees it converted.
+  const direct = await validatePrompt({ '1': { class_type: 'Use', inputs: { size: ['9', 1], limit: 100 } }, '9': { class_type: 'Size', inputs: { width: '200' } } }, registry);
+  assert.deepEqual(seen.pop(), { nodeId: '1', source: { id: '9', classType: 'Size', output: 1, constants: { width: 200 } } });
+  assert.equal(direct.nodeErrors['1']?.errors[0]?.type, 'custom_validation_failed');
+  assert.equal(direct.nodeErrors['1']?.errors[0]?.message, 'the size upstream is 200, above 100');
+
+  // Two hops up, through a node without constants.
+  const chained = await validatePrompt(
+    { '1': { class_type: 'Use', inputs: { size: ['2', 0], limit: 100 } }, '2': { class_type: 'Pass', inputs: { size: ['3', 0] } }, '3': { class_type: 'Size', inputs: { width: 50 } } },
+    registry,
+  );
+  assert.equal(chained.ok, true);
+  assert.deepEqual(seen.pop(), { nodeId: '1', source: { id: '2', classType: 'Pass', output: 0, constants: {} }, deeper: '3' });
+
+  // An upstream node with an error of its own is not shown: its values are not to be trusted.
+  const broken = await validatePrompt({ '1': { class_type: 'Use', inputs: { size: ['3', 0], limit: 100 } }, '3': { class_type: 'Size', inputs: { width: 5 } } }, registry);
+  assert.deepEqual(seen.pop(), { nodeId: '1' });
+  assert.deepEqual(Object.keys(broken.nodeErrors), ['3']);
+  assert.equal(broken.nodeErrors['3']?.errors[0]?.type, 'value_smaller_than_min');
+});

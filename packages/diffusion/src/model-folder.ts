@@ -18,6 +18,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { SessionOpenError, getDefaultSessionPool, type FeedValue, type SessionLease, type SessionPool, type SessionSettings } from './sessions.ts';
 import { ClipTokenizer } from './tokenizer.ts';
+import { readDeclaredIo } from '@gategraph/onnx-graph';
 
 export type ComponentName = 'text_encoder' | 'unet' | 'vae_decoder' | 'vae_encoder';
 const REQUIRED: readonly ComponentName[] = ['text_encoder', 'unet', 'vae_decoder'];
@@ -43,8 +44,19 @@ export class ModelFolderError extends Error {
   }
 }
 
+/**
+ * What telling a component's io needs: its declared tensors and config.json. A ModelComponent is one (read
+ * through its session); so is a file read without a session (declaredSizing).
+ */
+export interface ComponentDeclaration {
+  readonly name: ComponentName;
+  readonly inputs: readonly TensorInfo[];
+  readonly outputs: readonly TensorInfo[];
+  readonly config: Readonly<Record<string, unknown>>;
+}
+
 /** One ONNX component: its session lease, declared inputs/outputs and config.json. */
-export class ModelComponent {
+export class ModelComponent implements ComponentDeclaration {
   constructor(
     readonly name: ComponentName,
     /** Absolute path of model.onnx. */
@@ -359,23 +371,65 @@ export async function openModelFolder(dir: string, options: OpenModelOptions = {
   }
 }
 
-function requireInput(folder: string, c: ModelComponent, name: string, what: string): TensorInfo {
-  const t = c.input(name);
+/** A component as its file declares it, read without a session or its weights. */
+function declaredComponent(folder: string, name: ComponentName): ComponentDeclaration {
+  const dir = join(folder, name);
+  const path = join(dir, 'model.onnx');
+  if (!existsSync(path)) throw new ModelFolderError(folder, `missing component: ${name}/model.onnx`, name);
+  let io;
+  try {
+    io = readDeclaredIo(path);
+  } catch (err) {
+    throw new ModelFolderError(folder, `${name}/model.onnx cannot be read (${(err as Error).message})`, name);
+  }
+  const config = optionalJson(folder, join(dir, 'config.json'), `${name}/config.json`) ?? {};
+  return { name, inputs: io.inputs, outputs: io.outputs, config };
+}
+
+/** What decides the sizes a model folder takes, as its files declare it (see declaredUnetAndVae). */
+export interface DeclaredUnetAndVae {
+  unet: UnetIo;
+  vae: VaeIo;
+  unetConfig: Readonly<Record<string, unknown>>;
+  /** The VAE decoder's config.json, or the encoder's when the decoder has none. */
+  vaeConfig: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * The UNet's and the VAE's io read from their files without opening sessions or reading weights: which
+ * image sizes a folder takes, for checks made before anything runs (validation). Interpreted by the same code
+ * as openModelFolder, so both agree; throws the same ModelFolderError for a folder that is not usable.
+ */
+export function declaredUnetAndVae(dir: string): DeclaredUnetAndVae {
+  const folder = resolve(dir);
+  const unet = declaredComponent(folder, 'unet');
+  const decoder = declaredComponent(folder, 'vae_decoder');
+  const encoder = existsSync(join(folder, 'vae_encoder', 'model.onnx')) ? declaredComponent(folder, 'vae_encoder') : undefined;
+  return {
+    unet: unetIoOf(folder, unet),
+    vae: vaeIo(folder, decoder, encoder, []),
+    unetConfig: unet.config,
+    vaeConfig: Object.keys(decoder.config).length ? decoder.config : (encoder?.config ?? {}),
+  };
+}
+
+function requireInput(folder: string, c: ComponentDeclaration, name: string, what: string): TensorInfo {
+  const t = c.inputs.find((i) => i.name === name);
   if (!t) {
     throw new ModelFolderError(folder, `${c.name}/model.onnx does not look like ${what}: it has no input "${name}" (its inputs: ${describe(c.inputs)}; outputs: ${describe(c.outputs)}). Is it another component's file?`, c.name);
   }
   return t;
 }
 
-function pickOutput(folder: string, c: ModelComponent, preferred: readonly string[], what: string): TensorInfo {
+function pickOutput(folder: string, c: ComponentDeclaration, preferred: readonly string[], what: string): TensorInfo {
   for (const p of preferred) {
-    const o = c.output(p);
+    const o = c.outputs.find((t) => t.name === p);
     if (o) return o;
   }
   throw new ModelFolderError(folder, `${c.name}/model.onnx does not look like ${what}: it has no output ${preferred.map((p) => `"${p}"`).join(' or ')} (its outputs: ${describe(c.outputs)})`, c.name);
 }
 
-function requireFloat(folder: string, c: ModelComponent, t: TensorInfo): void {
+function requireFloat(folder: string, c: ComponentDeclaration, t: TensorInfo): void {
   if (t.type === 'float16') {
     throw new ModelFolderError(folder, `${c.name}/model.onnx is a float16 export (${t.name} is float16); the CPU engine needs float32 ONNX files: export with fp32`, c.name);
   }
@@ -411,7 +465,7 @@ function textEncoderIo(folder: string, c: ModelComponent, tokenizer: ClipTokeniz
   };
 }
 
-function unetIoOf(folder: string, c: ModelComponent): UnetIo {
+function unetIoOf(folder: string, c: ComponentDeclaration): UnetIo {
   const sample = requireInput(folder, c, 'sample', 'a UNet');
   const timestep = requireInput(folder, c, 'timestep', 'a UNet');
   const ehs = requireInput(folder, c, 'encoder_hidden_states', 'a UNet');
@@ -448,7 +502,7 @@ function unetIoOf(folder: string, c: ModelComponent): UnetIo {
   };
 }
 
-function vaeIo(folder: string, dec: ModelComponent, enc: ModelComponent | undefined, warnings: string[]): VaeIo {
+function vaeIo(folder: string, dec: ComponentDeclaration, enc: ComponentDeclaration | undefined, warnings: string[]): VaeIo {
   const decIn = requireInput(folder, dec, 'latent_sample', 'a VAE decoder');
   const decOut = pickOutput(folder, dec, ['sample'], 'a VAE decoder');
   requireFloat(folder, dec, decIn);

@@ -1,11 +1,13 @@
 /**
  * Checking a LATENT (and the CONDITIONING) against the model that is about to use it, with messages that name
- * the input and say what to change. Shared by KSampler, VAEDecode and VAEEncode.
+ * the input and say what to change. Shared by KSampler, VAEDecode and VAEEncode, and by the samplers' validation
+ * (samplingSizeProblem), so a size is refused with the same words when queued and when run.
  */
 import { NodeInputError } from '@gategraph/core';
 import { zeros, type DiffusionModel, type Tensor } from '@gategraph/diffusion';
 import type { Conditioning, Latent } from './types.ts';
 import { activationLimit, estimateUnetBytes, estimateVaeDecodeBytes, formatBytes, largestSquareSide } from './memory.ts';
+import { sizingOf, trainedSize, type ModelSizing } from './sizing.ts';
 
 /** ComfyUI's MAX_RESOLUTION: the widgets' maximum width/height. */
 export const MAX_RESOLUTION = 16384;
@@ -15,6 +17,77 @@ function neighbours(v: number, f: number): string {
   const down = Math.max(f, Math.floor(v / f) * f);
   const up = Math.ceil(v / f) * f;
   return down === up ? String(down) : `${down} or ${up}`;
+}
+
+/** " (tiny-sd was trained at 64x64)", or nothing when its config does not say. */
+function trainedAt(sizing: ModelSizing): string {
+  const side = trainedSize(sizing);
+  return side ? ` (${sizing.name} was trained at ${side}x${side})` : '';
+}
+
+/** An image size the VAE cannot map to latent cells: width and height must divide by its pixels per cell. */
+export function factorProblem(sizing: ModelSizing, width: number, height: number, input: string): string | undefined {
+  const f = sizing.scaleFactor;
+  if (width % f === 0 && height % f === 0) return undefined;
+  return (
+    `${input} is an empty ${width}x${height} latent, but ${sizing.name}'s VAE works in blocks of ${f} pixels, so width and height must be multiples of ${f}: ` +
+    `set the EmptyLatentImage to ${neighbours(width, f)} wide and ${neighbours(height, f)} high`
+  );
+}
+
+/** A size the UNet graph cannot take (exported for one size only). */
+export function unetSizeProblem(sizing: ModelSizing, width: number, height: number, input: string): string | undefined {
+  const fixed = sizing.fixedLatentSize;
+  const f = sizing.scaleFactor;
+  if (!fixed || (fixed[0] * f === height && fixed[1] * f === width)) return undefined;
+  return (
+    `${input} is ${width}x${height} pixels (latent ${width / f}x${height / f}), but ${sizing.name}'s UNet was exported for ${fixed[1] * f}x${fixed[0] * f} pixels only: ` +
+    `set the EmptyLatentImage to width ${fixed[1] * f}, height ${fixed[0] * f}`
+  );
+}
+
+/** A UNet call whose activations would not fit the memory limit; the message gives the largest size that fits. */
+export function unetMemoryProblem(
+  sizing: ModelSizing,
+  image: { width: number; height: number; batch: number },
+  cfgRows: number,
+  input: string,
+): string | undefined {
+  const { width, height, batch } = image;
+  const f = sizing.scaleFactor;
+  const limit = activationLimit();
+  const need = estimateUnetBytes(sizing, batch * cfgRows, height / f, width / f);
+  if (need <= limit.bytes) return undefined;
+  const head =
+    `${input} is ${width}x${height} pixels x ${batch} image(s): sampling it with ${sizing.name} needs an estimated ${formatBytes(need)} of activations, ` +
+    `above the limit of ${formatBytes(limit.bytes)} (${limit.source}). `;
+  // A model exported for one size takes no other: a smaller square would not help.
+  if (sizing.fixedLatentSize) return head + `${sizing.name} takes ${width}x${height} only: lower the batch size.`;
+  const max = largestSquareSide(f, MAX_RESOLUTION, limit.bytes, (side) => estimateUnetBytes(sizing, batch * cfgRows, side / f, side / f));
+  return (
+    head +
+    (max > 0
+      ? `The largest square size within the limit at this batch size is ${max}x${max}${trainedAt(sizing)}.`
+      : 'Even the smallest size does not fit: lower the batch size.')
+  );
+}
+
+/**
+ * Everything that decides whether a sampler can take an image of this size, in the order a person fixes them:
+ * the VAE's block size (for an empty latent), a size fixed by the export, memory. Used when a prompt is
+ * queued (from the EmptyLatentImage's widgets) and again when the sampler runs (from the latent itself).
+ */
+export function samplingSizeProblem(
+  sizing: ModelSizing,
+  image: { width: number; height: number; batch: number },
+  cfgRows: number,
+  input: string,
+): string | undefined {
+  return (
+    factorProblem(sizing, image.width, image.height, input) ??
+    unetSizeProblem(sizing, image.width, image.height, input) ??
+    unetMemoryProblem(sizing, image, cfgRows, input)
+  );
 }
 
 /**
@@ -31,13 +104,8 @@ export function latentSamplesFor(latent: Latent, model: DiffusionModel, input: s
   const [batch] = latent.samples.shape;
   if (latent.emptyImageSize) {
     const { width, height } = latent.emptyImageSize;
-    if (width % f !== 0 || height % f !== 0) {
-      throw new NodeInputError(
-        `${input} is an empty ${width}x${height} latent, but ${model.name}'s VAE works in blocks of ${f} pixels, so width and height must be multiples of ${f}: ` +
-          `set the EmptyLatentImage to ${neighbours(width, f)} wide and ${neighbours(height, f)} high`,
-        input,
-      );
-    }
+    const problem = factorProblem(sizingOf(model), width, height, input);
+    if (problem) throw new NodeInputError(problem, input);
     return zeros([batch!, channels, height / f, width / f]);
   }
   const shape = latent.samples.shape;
@@ -53,43 +121,24 @@ export function latentSamplesFor(latent: Latent, model: DiffusionModel, input: s
   return latent.samples;
 }
 
-/** Refuses a latent size the UNet graph cannot take (exported for one size only). */
-export function checkUnetSize(model: DiffusionModel, samples: Tensor, input: string): void {
-  const fixed = model.io.unet.fixedLatentSize;
-  const [, , h, w] = samples.shape as [number, number, number, number];
-  if (fixed && (fixed[0] !== h || fixed[1] !== w)) {
-    const f = model.io.vae.scaleFactor;
-    throw new NodeInputError(
-      `${input} is ${w * f}x${h * f} pixels (latent ${w}x${h}), but ${model.name}'s UNet was exported for ${fixed[1] * f}x${fixed[0] * f} pixels only: ` +
-        `set the EmptyLatentImage to width ${fixed[1] * f}, height ${fixed[0] * f}`,
-      input,
-    );
-  }
-}
-
-/** Refuses a UNet call whose activations would not fit the memory limit; the message gives the largest size that fits. */
-export function checkUnetMemory(model: DiffusionModel, samples: Tensor, cfgRows: number, input: string): void {
+/** Refuses samples the sampler cannot take (size fixed by the export, memory): the run-time half of samplingSizeProblem. */
+export function checkSamplingSize(model: DiffusionModel, samples: Tensor, cfgRows: number, input: string): void {
   const [batch, , h, w] = samples.shape as [number, number, number, number];
-  const limit = activationLimit();
-  const need = estimateUnetBytes(model, batch * cfgRows, h, w);
-  if (need <= limit.bytes) return;
-  const f = model.io.vae.scaleFactor;
-  const max = largestSquareSide(f, MAX_RESOLUTION, limit.bytes, (side) => estimateUnetBytes(model, batch * cfgRows, side / f, side / f));
-  throw new NodeInputError(
-    `${input} is ${w * f}x${h * f} pixels x ${batch} image(s): sampling it with ${model.name} needs an estimated ${formatBytes(need)} of activations, ` +
-      `above the limit of ${formatBytes(limit.bytes)} (${limit.source}). ` +
-      (max > 0 ? `The largest square size within the limit at this batch size is ${max}x${max}.` : 'Even the smallest size does not fit: lower the batch size.'),
-    input,
-  );
+  const sizing = sizingOf(model);
+  const f = sizing.scaleFactor;
+  const image = { width: w * f, height: h * f, batch };
+  const problem = unetSizeProblem(sizing, image.width, image.height, input) ?? unetMemoryProblem(sizing, image, cfgRows, input);
+  if (problem) throw new NodeInputError(problem, input);
 }
 
 /** Same for the VAE (one image at a time), decoding a latent of h x w cells or encoding the image it stands for. */
 export function checkVaeMemory(model: DiffusionModel, h: number, w: number, input: string, action: 'decoding' | 'encoding' = 'decoding'): void {
+  const sizing = sizingOf(model);
   const limit = activationLimit();
-  const need = estimateVaeDecodeBytes(model, h, w);
+  const need = estimateVaeDecodeBytes(sizing, h, w);
   if (need <= limit.bytes) return;
-  const f = model.io.vae.scaleFactor;
-  const max = largestSquareSide(f, MAX_RESOLUTION, limit.bytes, (side) => estimateVaeDecodeBytes(model, side / f, side / f));
+  const f = sizing.scaleFactor;
+  const max = largestSquareSide(f, MAX_RESOLUTION, limit.bytes, (side) => estimateVaeDecodeBytes(sizing, side / f, side / f));
   throw new NodeInputError(
     `${input} is ${w * f}x${h * f} pixels: ${action} it with ${model.name}'s VAE needs an estimated ${formatBytes(need)} of activations, ` +
       `above the limit of ${formatBytes(limit.bytes)} (${limit.source}). The largest square size within the limit is ${max}x${max}.`,

@@ -10,7 +10,7 @@
  * The limit is half of the machine's RAM, or `GATEGRAPH_MAX_ACTIVATION_MB` when set.
  */
 import { totalmem } from 'node:os';
-import type { DiffusionModel } from '@gategraph/diffusion';
+import type { ModelSizing } from './sizing.ts';
 
 const F32 = 4;
 const MIB = 1024 * 1024;
@@ -30,8 +30,8 @@ const numbers = (v: unknown, fallback: number[]): number[] =>
 const count = (v: unknown, fallback: number): number => (typeof v === 'number' && v > 0 ? v : fallback);
 
 /** Estimated peak bytes of one UNet call on `rows` latents of h x w cells. */
-export function estimateUnetBytes(model: DiffusionModel, rows: number, h: number, w: number): number {
-  const config = model.unet.config;
+export function estimateUnetBytes(model: ModelSizing, rows: number, h: number, w: number): number {
+  const config = model.unetConfig;
   const channels = numbers(config.block_out_channels, [320, 640, 1280, 1280]);
   const blockTypes = Array.isArray(config.down_block_types)
     ? (config.down_block_types as unknown[]).map(String)
@@ -42,7 +42,7 @@ export function estimateUnetBytes(model: DiffusionModel, rows: number, h: number
     return Array.isArray(v) ? count(v[i], 8) : count(v, 8);
   };
   const layers = count(config.layers_per_block, 2);
-  const sequence = model.io.unet.sequenceLength ?? 77;
+  const sequence = model.sequenceLength ?? 77;
   let attentionPeak = 0;
   let skips = 0;
   channels.forEach((ch, i) => {
@@ -60,10 +60,10 @@ export function estimateUnetBytes(model: DiffusionModel, rows: number, h: number
 }
 
 /** Estimated peak bytes of decoding `batch` latents of h x w cells one image at a time (the engine's default). */
-export function estimateVaeDecodeBytes(model: DiffusionModel, h: number, w: number): number {
-  const config = Object.keys(model.vaeDecoder.config).length ? model.vaeDecoder.config : (model.vaeEncoder?.config ?? {});
+export function estimateVaeDecodeBytes(model: ModelSizing, h: number, w: number): number {
+  const config = model.vaeConfig;
   const channels = numbers(config.block_out_channels, [128, 256, 512, 512]);
-  const f = model.io.vae.scaleFactor;
+  const f = model.scaleFactor;
   const fullRes = channels[0]! * h * f * w * f * F32 * 6;
   const midAttention = config.mid_block_add_attention === false ? 0 : (h * w) ** 2 * F32 * 2;
   return fullRes + midAttention + channels[channels.length - 1]! * h * w * F32 * 6;

@@ -43,6 +43,8 @@ export function modelFolderStamp(dir: string): string {
 interface OpenModel {
   stamp: string;
   model: Promise<DiffusionModel>;
+  /** The model once `model` resolved. */
+  opened?: DiffusionModel;
 }
 
 const open = new Map<string, OpenModel>();
@@ -63,11 +65,26 @@ export async function loadModel(dir: string): Promise<DiffusionModel> {
   const model = openModelFolder(dir);
   const entry: OpenModel = { stamp, model };
   open.set(folder, entry);
-  model.catch(() => {
-    // A failed open is not cached: the next run retries (the user may have fixed the files meanwhile).
-    if (open.get(folder) === entry) open.delete(folder);
-  });
+  model.then(
+    (opened) => {
+      entry.opened = opened;
+    },
+    () => {
+      // A failed open is not cached: the next run retries (the user may have fixed the files meanwhile).
+      if (open.get(folder) === entry) open.delete(folder);
+    },
+  );
   return model;
+}
+
+/**
+ * The model of `dir` if it is open now with the same files, without opening anything (validation reads its
+ * facts; its sessions may have been freed since, the facts stay).
+ */
+export function loadedModel(dir: string): DiffusionModel | undefined {
+  const folder = realFolder(dir);
+  const current = open.get(folder);
+  return current?.opened && current.stamp === modelFolderStamp(folder) ? current.opened : undefined;
 }
 
 function realFolder(dir: string): string {

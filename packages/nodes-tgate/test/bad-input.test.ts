@@ -4,7 +4,8 @@ import { copyFileSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { validatePrompt, type ApiPrompt } from '@gategraph/core';
 import { encodePng } from '@gategraph/diffusion';
-import { defaultPrompt, host, noModel, packRegistry, runUnvalidated, testModelDir, validateAndRun } from './helpers.ts';
+import { loadModel, saveModel } from '@gategraph/onnx-graph';
+import { defaultPrompt, host, noModel, packRegistry, readJson, repoRoot, runUnvalidated, testModelDir, validateAndRun } from './helpers.ts';
 
 /** The default workflow with some inputs changed: `{ '5': { width: 66 } }`. */
 function changed(edits: Record<string, Record<string, unknown>>): ApiPrompt {
@@ -93,14 +94,36 @@ test('a size the model was not exported for is refused with the size it takes', 
   assert.match(error.message, /^latent_image is 128x96 pixels \(latent 32x24\), but tiny-sd's UNet was exported for 64x64 pixels only/);
 });
 
-test('a size too large for memory is refused before sampling, saying the largest that fits', { skip: noModel }, async () => {
-  const error = await failure(changed({ '5': { width: 8192, height: 8192 } }));
+/** A copy of the test model whose UNet graph declares free latent sizes (the graph itself is the same). */
+function freeSizeModel(name: string): void {
+  brokenModel(name, (dir) => {
+    const file = loadModel(join(testModelDir, 'unet', 'model.onnx'));
+    const graph = file.proto.graph!;
+    for (const info of [...graph.input, ...graph.output]) {
+      if (info.name !== 'sample' && info.name !== 'out_sample') continue;
+      const dims = info.type!.value.case === 'tensorType' ? info.type!.value.value.shape!.dim : [];
+      dims[2]!.value = { case: 'dimParam', value: 'height' };
+      dims[3]!.value = { case: 'dimParam', value: 'width' };
+    }
+    saveModel(file.proto, join(dir, 'unet', 'model.onnx'), { baseDir: file.baseDir });
+  });
+}
+
+test('a size too large for memory is refused when queued and before sampling, saying the largest that fits', { skip: noModel }, async () => {
+  freeSizeModel('free-size');
+  const prompt = changed({ '4': { ckpt_name: 'free-size' }, '5': { width: 8192, height: 8192 } });
+  const memory =
+    /^latent_image is 8192x8192 pixels x 1 image\(s\): sampling it with free-size needs an estimated [\d.]+ [PTG]iB of activations, above the limit of [\d.]+ [GM]iB \(.*\)\. The largest square size within the limit at this batch size is (\d+)x\1 \(free-size was trained at 64x64\)\.$/;
+
+  const queued = (await validatePrompt(prompt, await packRegistry(), { context: { paths: host.paths } })).nodeErrors['3']?.errors[0];
+  assert.equal(queued?.type, 'custom_validation_failed');
+  assert.equal(queued?.extra_info.input_name, 'latent_image');
+  assert.match(queued!.message, memory);
+
+  const error = await failure(prompt);
   assert.equal(error.node_type, 'KSampler');
   assert.equal(error.exception_type, 'NodeInputError');
-  assert.match(
-    error.message,
-    /^latent_image is 8192x8192 pixels x 1 image\(s\): sampling it with tiny-sd needs an estimated [\d.]+ [PTG]iB of activations, above the limit of [\d.]+ [GM]iB \(.*\)\. The largest square size within the limit at this batch size is (\d+)x\1\.$/,
-  );
+  assert.equal(error.message, queued!.message, 'the same words when queued and when run');
   const max = Number(/is (\d+)x/.exec(error.message.split('The largest')[1]!)![1]);
   assert.ok(max >= 64 && max < 8192 && max % 4 === 0, `the largest size ${max} should be a multiple of 4 between 64 and 8192`);
 
@@ -108,6 +131,52 @@ test('a size too large for memory is refused before sampling, saying the largest
   assert.equal(latent.node_type, 'EmptyLatentImage');
   assert.match(latent.message, /^batch_size 4096 of 16384x16384 images needs 256\.0 GiB for the latent alone, above the limit/);
 });
+
+test('sizes the model cannot take are refused when queued, on the sampler, with the run-time message', { skip: noModel }, async () => {
+  const registry = await packRegistry();
+  const cases: Array<[Record<string, Record<string, unknown>>, RegExp]> = [
+    // ComfyUI's default workflow size: the first thing a newcomer tries on the embedded model.
+    [{ '5': { width: 512, height: 512 } }, /^latent_image is 512x512 pixels \(latent 128x128\), but tiny-sd's UNet was exported for 64x64 pixels only: set the EmptyLatentImage to width 64, height 64$/],
+    [{ '5': { width: 66 } }, /^latent_image is an empty 66x64 latent, but tiny-sd's VAE works in blocks of 4 pixels, .*set the EmptyLatentImage to 64 or 68 wide and 64 high$/],
+  ];
+  for (const [edits, message] of cases) {
+    const validation = await validatePrompt(changed(edits), registry, { context: { paths: host.paths } });
+    assert.equal(validation.ok, false);
+    assert.deepEqual(Object.keys(validation.nodeErrors), ['3'], 'only the sampler is in error');
+    const error = validation.nodeErrors['3']!.errors[0]!;
+    assert.equal(error.type, 'custom_validation_failed');
+    assert.equal(error.extra_info.input_name, 'latent_image');
+    assert.match(error.message, message);
+    assert.equal((await failure(changed(edits))).message, error.message, 'the sampler says the same when reached');
+  }
+
+  // Through TGATE's patch nodes, and with a second sampler chained on the first one's latent.
+  const gated = readJson<ApiPrompt>(join(repoRoot, 'workflows', 'tgate.json'));
+  const latentId = Object.keys(gated).find((id) => gated[id]!.class_type === 'EmptyLatentImage')!;
+  const samplerId = Object.keys(gated).find((id) => gated[id]!.class_type === 'KSampler')!;
+  Object.assign(gated[latentId]!.inputs, { width: 512, height: 512 });
+  const gatedErrors = (await validatePrompt(gated, registry, { context: { paths: host.paths } })).nodeErrors;
+  assert.match(gatedErrors[samplerId]?.errors[0]?.message ?? '', /exported for 64x64 pixels only/);
+
+  const chained = changed({ '5': { width: 512, height: 512 } });
+  chained['10'] = { class_type: 'KSamplerAdvanced', inputs: { ...chainedSampler(), latent_image: ['3', 0] } };
+  chained['9']!.inputs.images = ['11', 0];
+  chained['11'] = { class_type: 'VAEDecode', inputs: { samples: ['10', 0], vae: ['4', 2] } };
+  const chainedErrors = (await validatePrompt(chained, registry, { context: { paths: host.paths } })).nodeErrors;
+  assert.deepEqual(Object.keys(chainedErrors).sort(), ['3'], 'the first sampler is the one to fix; the second depends on it');
+
+  // The size the model takes passes.
+  const ok = await validatePrompt(changed({ '5': { width: 64, height: 64 } }), registry, { context: { paths: host.paths } });
+  assert.equal(ok.ok, true);
+});
+
+/** KSamplerAdvanced's inputs continuing the default workflow's sampler. */
+function chainedSampler(): Record<string, unknown> {
+  return {
+    model: ['4', 0], add_noise: 'disable', noise_seed: 1, steps: 4, cfg: 6, sampler_name: 'euler', scheduler: 'normal',
+    positive: ['6', 0], negative: ['7', 0], start_at_step: 2, end_at_step: 4, return_with_leftover_noise: 'disable',
+  };
+}
 
 test('an unknown sampler is not in the list for validation, and the engine names the valid ones when reached anyway', { skip: noModel }, async () => {
   const prompt = changed({ '3': { sampler_name: 'heun' } });

@@ -55,3 +55,4 @@ export {
 } from './macs.ts';
 export { buildIfGated, type IfGatedModel } from './if-gating.ts';
 export { derivedModelPath, modelContentKey, modelFileSha256, pruneStaleEntries, ensureCacheDir, type DerivedEntry, type DerivedCacheOptions } from './derived-cache.ts';
+export { readDeclaredIo, type DeclaredIo, type DeclaredTensor } from './declared-io.ts';

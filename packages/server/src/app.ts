@@ -3,9 +3,8 @@
  * status codes. Errors are JSON `{error: {type, message, ...}}` meant for people.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { freemem, totalmem } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename } from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import multer from 'multer';
 import {
@@ -21,7 +20,7 @@ import {
   type SchemaError,
   type WebExtension,
 } from '@gategraph/core';
-import type { ServerConfig } from './config.ts';
+import { userDataDir, type ServerConfig } from './config.ts';
 import { checkImageDimensions, FileRequestError, resolveViewFile, saveUpload } from './files.ts';
 import { DuplicatePromptIdError, type PromptQueue } from './queue.ts';
 import { originCheck, requireToken } from './security.ts';
@@ -31,6 +30,7 @@ import { userdataRouter } from './userdata.ts';
 import { encodePreview, parsePreviewRequest, UnreadableImageError } from './view-preview.ts';
 import { extractViewChannel, parseViewChannel } from './view-channel.ts';
 import { peakResidentBytes } from './process-memory.ts';
+import { serveEditorFiles } from './editor-files.ts';
 
 export interface AppContext {
   config: ServerConfig;
@@ -41,6 +41,8 @@ export interface AppContext {
   freeHooks?: Array<() => void | Promise<void>>;
   extensions: WebExtension[];
   logger: Logger;
+  /** The command that builds the editor into `config.editorDir`, for the page shown while it is not built. */
+  editorBuildCommand?: string;
 }
 
 /** A request error with a status; the error handler turns it into `{error: {type, message}}`. */
@@ -62,15 +64,14 @@ export function createApp(ctx: AppContext): express.Express {
   app.use(requireToken(ctx.config.token));
 
   const api = apiRouter(ctx);
-  // Workflows kept on the server (ComfyUI's /userdata), in <root>/user/default next to the output folder.
-  api.use(userdataRouter({ dir: join(dirname(ctx.config.paths.output), 'user', 'default'), maxBytes: ctx.config.maxBodyBytes }));
+  api.use(userdataRouter({ dir: userDataDir(ctx.config), maxBytes: ctx.config.maxBodyBytes }));
   app.use('/api', api);
   app.use(api);
 
   for (const extension of ctx.extensions) {
     app.use(extension.urlPrefix, express.static(extension.dir, { fallthrough: true, dotfiles: 'ignore' }));
   }
-  serveEditor(app, ctx.config.editorDir);
+  serveEditorFiles(app, { dir: ctx.config.editorDir, buildCommand: ctx.editorBuildCommand });
 
   app.use((req: Request, res: Response) => {
     res.status(404).json({ error: { type: 'not_found', message: `No route ${req.method} ${req.path}` } });
@@ -399,27 +400,6 @@ function optionalInt(value: unknown, name: string, min: number): number | undefi
     throw new HttpError(400, 'invalid_request', `${name} must be a whole number${min >= 0 ? ` of at least ${min}` : ''} (got ${JSON.stringify(value)})`);
   }
   return n;
-}
-
-const NOT_BUILT_PAGE = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>gategraph</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40em;margin:4em auto;padding:0 1em}code{background:#eee;padding:.1em .3em}</style>
-</head><body>
-<h1>gategraph server is running</h1>
-<p>The web editor is not built, so there is nothing to show here yet.</p>
-<p>Build it with <code>pnpm --filter @gategraph/editor build</code> (from the repository root) and reload this page.</p>
-<p>The API works already: <a href="/object_info">/object_info</a>, <a href="/queue">/queue</a>, <a href="/history">/history</a>, <a href="/system_stats">/system_stats</a>.</p>
-</body></html>
-`;
-
-function serveEditor(app: express.Express, editorDir: string): void {
-  if (existsSync(join(editorDir, 'index.html'))) {
-    app.use(express.static(editorDir, { index: 'index.html' }));
-    return;
-  }
-  app.get('/', (_req, res) => {
-    res.type('html').send(NOT_BUILT_PAGE);
-  });
 }
 
 interface BodyParserError extends Error {

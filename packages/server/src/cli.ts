@@ -1,10 +1,13 @@
 /**
  * The `pnpm serve` command: parses flags, loads packs through createHost, starts the server, prints its URL
- * and stops gracefully on SIGINT/SIGTERM.
+ * and stops gracefully on SIGINT/SIGTERM (exit 0 once stopped; a second signal quits at once with 130).
  */
 import { consoleLogger } from '@gategraph/core';
 import { CLI_USAGE, parseCliArgs } from './config.ts';
 import { startServer } from './index.ts';
+
+/** A bad flag: the same code as the gategraph CLI's usage errors (sysexits' EX_USAGE). */
+const EXIT_USAGE = 64;
 
 /** Returns the exit code for a start failure; once started, the process lives until a signal stops it. */
 export async function main(argv: string[]): Promise<number> {
@@ -13,7 +16,7 @@ export async function main(argv: string[]): Promise<number> {
     options = parseCliArgs(argv);
   } catch (error) {
     console.error(`${(error as Error).message}\n\n${CLI_USAGE}`);
-    return 2;
+    return EXIT_USAGE;
   }
   if (options.help) {
     console.log(CLI_USAGE);

@@ -4,7 +4,8 @@
  * Precedence: explicit options (code or CLI flags) > environment (`HOST`, `PORT`, `GATEGRAPH_TOKEN`) > defaults.
  * The defaults are ComfyUI's where it has one (127.0.0.1:8188, 100 MiB uploads).
  */
-import { join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { HostPaths } from '@gategraph/core';
 
@@ -29,7 +30,7 @@ export interface ServerConfig {
   workers: number;
   /** History entries kept (oldest dropped first), like ComfyUI's 10000. */
   maxHistory: number;
-  /** Built editor files served at `/`; `undefined` serves a page saying how to build it. */
+  /** Built editor files served at `/`; while they are missing, a page saying how to build them. */
   editorDir: string;
 }
 
@@ -60,8 +61,33 @@ export function resolveConfig(root: string, input: ConfigInput = {}, env: NodeJS
     token: token === '' ? undefined : token,
     workers: Math.max(1, Math.floor(input.workers ?? 1)),
     maxHistory: Math.max(1, Math.floor(input.maxHistory ?? 10000)),
-    editorDir: resolve(input.editorDir ?? join(root, 'packages', 'editor', 'dist')),
+    editorDir: resolve(input.editorDir ?? defaultEditorDir(root)),
   };
+}
+
+/** Workflows and settings kept by the server (ComfyUI's /userdata), in `<root>/user/default` next to the output folder. */
+export function userDataDir(config: Pick<ServerConfig, 'paths'>): string {
+  return join(dirname(config.paths.output), 'user', 'default');
+}
+
+/** Where the workspace's install builds the editor. */
+export function defaultEditorDir(root: string): string {
+  return resolve(root, 'packages', 'editor', 'dist');
+}
+
+/**
+ * The README's install command for this workspace (`npx -y pnpm@<version> install`, the version pinned in the
+ * root package.json's packageManager), which also builds the editor.
+ */
+export function workspaceInstallCommand(root: string): string {
+  let pnpm = 'pnpm@10';
+  try {
+    const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { packageManager?: unknown };
+    if (typeof manifest.packageManager === 'string' && /^pnpm@[\w.+-]+$/.test(manifest.packageManager)) pnpm = manifest.packageManager.split('+')[0]!;
+  } catch {
+    // no readable manifest: the major version is still right
+  }
+  return `npx -y ${pnpm} install`;
 }
 
 function parsePort(text: string, what: string): number {

@@ -18,7 +18,7 @@ import {
   type WebExtension,
 } from '@gategraph/core';
 import { createApp } from './app.ts';
-import { resolveConfig, type ConfigInput, type ServerConfig } from './config.ts';
+import { defaultEditorDir, resolveConfig, workspaceInstallCommand, type ConfigInput, type ServerConfig } from './config.ts';
 import { PromptQueue } from './queue.ts';
 import { upgradeRefusal } from './security.ts';
 import { PromptWorker } from './worker.ts';
@@ -128,7 +128,8 @@ export async function startServer(options: StartServerOptions = {}): Promise<Gat
     });
   });
 
-  const app = createApp({ config, registry, queue, workers, extensions, freeHooks, logger });
+  const editorBuildCommand = config.editorDir === defaultEditorDir(root) ? workspaceInstallCommand(root) : undefined;
+  const app = createApp({ config, registry, queue, workers, extensions, freeHooks, logger, ...(editorBuildCommand ? { editorBuildCommand } : {}) });
   const server = createServer(app);
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
 
@@ -211,9 +212,26 @@ export async function startServer(options: StartServerOptions = {}): Promise<Gat
 
   let signalHandler: ((signal: NodeJS.Signals) => void) | undefined;
   if (options.handleSignals) {
+    let stopping = false;
     signalHandler = (signal) => {
-      logger.info(`${signal}: stopping (interrupting the running prompt, saving the queue)`);
-      void close().then(() => process.exit(0));
+      if (stopping) {
+        // A second Ctrl+C: the person does not want to wait for the running prompt; it is recorded as
+        // interrupted on the next start.
+        logger.warn(`${signal} again: quitting now without waiting for the running prompt`);
+        process.exit(130);
+      }
+      stopping = true;
+      logger.info(`${signal}: stopping (interrupting the running prompt, saving the queue; ${signal === 'SIGINT' ? 'Ctrl+C' : signal} again to quit at once)`);
+      close().then(
+        () => {
+          logger.info('gategraph server stopped');
+          process.exit(0);
+        },
+        (error: unknown) => {
+          logger.error(`the server did not stop cleanly: ${(error as Error)?.message ?? String(error)}`);
+          process.exit(1);
+        },
+      );
     };
     process.on('SIGINT', signalHandler);
     process.on('SIGTERM', signalHandler);

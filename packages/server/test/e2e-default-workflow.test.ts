@@ -286,3 +286,24 @@ test('the TGATE workflow runs through the same client and returns an image', { s
   const executedNodes = run.messages.filter((m) => m.type === 'executing' && m.data.node !== null).map((m) => m.data.node);
   assert.ok(executedNodes.includes(gated), 'the TGATE node ran');
 });
+
+test('ComfyUI\'s default size, 512x512, on the embedded model is refused when queued: 400 with node_errors on the sampler, nothing runs', { skip: noModel, timeout: 60_000 }, async () => {
+  for (const name of ['default.json', 'tgate.json']) {
+    const prompt = readWorkflow(name) as ApiPrompt;
+    const latent = nodeOfClass(prompt, 'EmptyLatentImage');
+    const sampler = nodeOfClass(prompt, 'KSampler');
+    Object.assign(prompt[latent]!.inputs, { width: 512, height: 512 });
+    const before = (await getJson(`${server!.url}/history`)).json;
+    const queued = await postJson(`${server!.url}/prompt`, { prompt, client_id: randomUUID() });
+    assert.equal(queued.status, 400, name);
+    assert.equal(queued.json.error.type, 'prompt_outputs_failed_validation');
+    const error = queued.json.node_errors[sampler].errors[0];
+    assert.equal(error.type, 'custom_validation_failed');
+    assert.equal(error.extra_info.input_name, 'latent_image');
+    assert.equal(
+      error.message,
+      "latent_image is 512x512 pixels (latent 128x128), but tiny-sd's UNet was exported for 64x64 pixels only: set the EmptyLatentImage to width 64, height 64",
+    );
+    assert.deepEqual((await getJson(`${server!.url}/history`)).json, before, 'nothing was queued or run');
+  }
+});

@@ -193,7 +193,7 @@ test('partial_execution_targets runs only the named outputs', async () => {
 test('GET / serves a page saying the editor is not built; a built editor is served when present', async () => {
   const page = await fetch(`${server.url}/`);
   assert.equal(page.status, 200);
-  assert.match(await page.text(), /editor is not built[\s\S]*pnpm --filter @gategraph\/editor build/);
+  assert.match(await page.text(), /editor is not built[\s\S]*--editor-dir/);
 
   const editorDir = join(server.dir, 'editor-dist');
   mkdirSync(editorDir, { recursive: true });

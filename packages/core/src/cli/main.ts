@@ -53,20 +53,39 @@ async function openHost(flags: HostFlags): Promise<Host> {
   return host;
 }
 
-async function readAndValidate(file: string, host: Host, targets?: string[]) {
+/**
+ * Reads and validates a workflow file. Whatever goes wrong in there is the workflow's problem as far as the
+ * exit code goes (2): a workflow that makes the checks themselves fail is still an invalid workflow, and the
+ * person gets one line saying so (the stack trace only with --verbose).
+ */
+async function readAndValidate(file: string, host: Host, flags: HostFlags, targets?: string[]) {
   let loaded;
   try {
     loaded = await loadWorkflowFile(file, host.registry);
   } catch (error) {
     if (error instanceof WorkflowFormatError) throw new CliExit(EXIT.invalidWorkflow, error.message);
-    throw error;
+    throw invalidBecause(file, 'could not be read', error, flags);
   }
   for (const warning of loaded.warnings) console.error(`warning: ${warning}`);
-  const validation = await validatePrompt(loaded.prompt, host.registry, {
-    ...(targets?.length ? { outputs: targets } : {}),
-    context: { paths: host.paths },
-  });
+  let validation;
+  try {
+    validation = await validatePrompt(loaded.prompt, host.registry, {
+      ...(targets?.length ? { outputs: targets } : {}),
+      context: { paths: host.paths },
+    });
+  } catch (error) {
+    throw invalidBecause(file, 'could not be validated', error, flags);
+  }
   return { loaded, validation };
+}
+
+function invalidBecause(file: string, what: string, error: unknown, flags: HostFlags): CliExit {
+  const message = error instanceof Error ? error.message : String(error);
+  const stack = flags.verbose && error instanceof Error && error.stack ? `\n${error.stack}` : '';
+  return new CliExit(
+    EXIT.invalidWorkflow,
+    `${file} ${what}: ${message}${stack}${flags.verbose ? '' : '\n(run with --verbose for the stack trace; please report it: the checks should have said what is wrong)'}`,
+  );
 }
 
 /** Node errors as lines a person can act on: `KSampler #3: input "steps" is 0, below the minimum 1`. */
@@ -85,7 +104,7 @@ export function describeValidation(result: ValidationResult): string[] {
 
 async function runCommand(file: string, options: HostFlags & { outputs?: string[]; quiet?: boolean; json?: boolean }) {
   const host = await openHost(options);
-  const { loaded, validation } = await readAndValidate(file, host, options.outputs);
+  const { loaded, validation } = await readAndValidate(file, host, options, options.outputs);
   const problems = describeValidation(validation);
   if (!validation.ok) throw new CliExit(EXIT.invalidWorkflow, `${file} is not a valid workflow:\n  ${problems.join('\n  ')}`);
   if (problems.length) console.error(`warning: some outputs will not run:\n  ${problems.join('\n  ')}`);
@@ -175,7 +194,10 @@ export function buildProgram(): Command {
       'after',
       '\nExit codes: 0 success, 1 a node failed while running, 2 invalid workflow, 64 usage error, 130 interrupted.',
     )
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // Before the subcommands are added: commander copies these settings into each one when it is created, so
+    // a usage error in `run` or `validate` also reaches main() (exit 64) instead of exiting with 1 by itself.
+    .exitOverride();
 
   hostOptions(
     program
@@ -194,7 +216,7 @@ export function buildProgram(): Command {
       .argument('<workflow>', 'workflow JSON file'),
   ).action(async (file: string, options: HostFlags) => {
     const host = await openHost(options);
-    const { validation } = await readAndValidate(file, host);
+    const { validation } = await readAndValidate(file, host, options);
     const problems = describeValidation(validation);
     if (!validation.ok) throw new CliExit(EXIT.invalidWorkflow, `${file} is not a valid workflow:\n  ${problems.join('\n  ')}`);
     if (problems.length) console.error(`warning: some outputs will not run:\n  ${problems.join('\n  ')}`);
@@ -209,7 +231,7 @@ export function buildProgram(): Command {
       .option('-o, --out <file>', 'write to a file instead of stdout'),
   ).action(async (file: string, options: HostFlags & { out?: string }) => {
     const host = await openHost(options);
-    const { loaded } = await readAndValidate(file, host);
+    const { loaded } = await readAndValidate(file, host, options);
     const text = JSON.stringify(loaded.prompt, null, 2) + '\n';
     if (options.out) writeFileSync(options.out, text);
     else process.stdout.write(text);
@@ -238,7 +260,7 @@ export function buildProgram(): Command {
 
 /** Runs the CLI; returns the exit code instead of exiting, so tests can call it in-process. */
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram().exitOverride();
+  const program = buildProgram();
   try {
     await program.parseAsync(argv, { from: 'user' });
     return EXIT.ok;

@@ -1,6 +1,7 @@
 import { combo, defineNode, float, int, socket } from '@gategraph/core';
 import { SAMPLER_NAMES, SCHEDULER_NAMES } from '@gategraph/diffusion';
 import { runSampler } from './ksampler.ts';
+import { checkSamplerInputs } from '../queue-checks.ts';
 
 /** ComfyUI's limit for the step window widgets. */
 const MAX_STEP = 10000;
@@ -43,6 +44,10 @@ export const KSamplerAdvanced = defineNode({
     }),
   },
   outputs: [{ type: 'LATENT', name: 'LATENT', tooltip: 'The latent after the window (with leftover noise if asked for).' }],
+  // Sizes the model cannot take are refused when the prompt is queued (see queue-checks.ts).
+  validate(inputs, context) {
+    return checkSamplerInputs(inputs.cfg, context);
+  },
   async execute(inputs, ctx) {
     const latent = await runSampler(
       {

@@ -18,8 +18,9 @@ import {
   type Tensor,
   zeros,
 } from '@gategraph/diffusion';
-import { checkUnetMemory, checkUnetSize, conditioningFor, latentSamplesFor } from '../latent.ts';
+import { checkSamplingSize, conditioningFor, latentSamplesFor } from '../latent.ts';
 import { applyPatches, PatchError } from '../patches.ts';
+import { checkSamplerInputs } from '../queue-checks.ts';
 import type { Conditioning, Latent, ModelRef } from '../types.ts';
 
 /**
@@ -108,8 +109,7 @@ export async function runSampler(settings: SamplerSettings, ctx: ExecutionContex
   const latent = settings.latent_image;
   const samples = latentSamplesFor(latent, model, 'latent_image');
   const cfgRows = settings.cfg === 1 ? 1 : 2;
-  checkUnetMemory(model, samples, cfgRows, 'latent_image');
-  checkUnetSize(model, samples, 'latent_image');
+  checkSamplingSize(model, samples, cfgRows, 'latent_image');
   const positive = conditioningFor(settings.positive, model, 'positive');
   const negative = conditioningFor(settings.negative, model, 'negative');
   const scheduler = schedulerFor(settings, model.schedulerConfig);
@@ -213,6 +213,10 @@ export const KSampler = defineNode({
     }),
   },
   outputs: [{ type: 'LATENT', name: 'LATENT', tooltip: 'The denoised latent.' }],
+  // Sizes the model cannot take are refused when the prompt is queued (see queue-checks.ts).
+  validate(inputs, context) {
+    return checkSamplerInputs(inputs.cfg, context);
+  },
   async execute(inputs, ctx) {
     return [await runSampler(inputs, ctx)];
   },
