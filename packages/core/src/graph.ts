@@ -105,6 +105,36 @@ export function topologicalOrder(prompt: ApiPrompt, nodes: Iterable<string>): st
   return order;
 }
 
+/**
+ * `nodes` reordered so that every node comes after the nodes it links from (among `nodes`), otherwise keeping
+ * their order; linear in the links (a depth-first walk). Unlike topologicalOrder it does not throw on a
+ * cycle: a node already being visited is not waited for.
+ */
+export function upstreamFirst(prompt: ApiPrompt, nodes: readonly string[]): string[] {
+  const within = new Set(nodes);
+  const done = new Set<string>();
+  const order: string[] = [];
+  for (const start of nodes) {
+    if (done.has(start)) continue;
+    done.add(start);
+    const stack: Array<{ id: string; deps: string[]; next: number }> = [
+      { id: start, deps: linkedSources(prompt[start]?.inputs ?? {}), next: 0 },
+    ];
+    while (stack.length) {
+      const frame = stack[stack.length - 1]!;
+      const dep = frame.deps[frame.next++];
+      if (dep === undefined) {
+        order.push(frame.id);
+        stack.pop();
+      } else if (within.has(dep) && !done.has(dep)) {
+        done.add(dep);
+        stack.push({ id: dep, deps: linkedSources(prompt[dep]?.inputs ?? {}), next: 0 });
+      }
+    }
+  }
+  return order;
+}
+
 /** Orders ids numerically when both are numbers ("2" < "10"), else lexically. */
 export function compareIds(a: string, b: string): number {
   const na = Number(a);

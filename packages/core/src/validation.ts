@@ -24,8 +24,9 @@
  *   value from it). Optional inputs may be absent; hidden inputs are never read from the prompt.
  * - The node's `validate` hook receives the converted constant inputs, and only when the node's own inputs
  *   passed the checks above (its types promise well-typed values). Hooks run after every node's inputs were
- *   checked, and `context.linked(input)` shows the upstream nodes that have no errors, with their constants. A returned string or a thrown
- *   `NodeInputError` is `custom_validation_failed`; any other exception is `exception_during_validation`.
+ *   checked, upstream first, and `context.linked(input)` shows the upstream nodes that have no errors (their
+ *   hooks included), with their constants. A returned string or a thrown `NodeInputError` is
+ *   `custom_validation_failed`; any other exception is `exception_during_validation`.
  * - A cycle is `dependency_cycle` on each node of the cycle (as current ComfyUI), naming the path.
  * - An output is valid when it and all its ancestors are. The prompt is accepted (`ok`) when at least one
  *   output is valid; errors of the others are still reported, each node once, with the outputs it breaks in
@@ -37,7 +38,7 @@
 import type { AnyNodeDefinition, ComboContext, InputSpec, UpstreamNode, ValidateContext } from './node-definition.ts';
 import type { NodeRegistry } from './registry.ts';
 import { isLink, type ApiLink, type ApiNode, type ApiPrompt } from './workflow/api-format.ts';
-import { ancestorsOf, compareIds, findCycles, linkedSources } from './graph.ts';
+import { ancestorsOf, compareIds, findCycles, linkedSources, upstreamFirst } from './graph.ts';
 import { comboValues, comfyInputSpec } from './object-info.ts';
 import { NodeInputError } from './errors.ts';
 
@@ -140,8 +141,9 @@ export async function validatePrompt(
   for (const cycle of findCycles(copy, toValidate)) {
     for (const error of cycleErrors(copy, cycle)) addError(error.nodeId, error.error);
   }
-  // Inputs first, for every node, then the nodes' own hooks: a hook may look at upstream nodes' constants,
-  // which must be converted and checked by then, and sees only nodes with no errors at all.
+  // Inputs first, for every node, then the nodes' own hooks, upstream before downstream: a hook may look at
+  // upstream nodes' constants, which are converted and checked by then, and sees only nodes with no errors at
+  // all, their own hooks included (so a prompt gets the same errors whatever its ids).
   const comboContext = options.context ?? {};
   const ordered = [...toValidate].sort(compareIds);
   const constantsOf = new Map<string, Record<string, unknown>>();
@@ -160,7 +162,7 @@ export async function validatePrompt(
     const value = Object.hasOwn(node.inputs, input) ? node.inputs[input] : undefined;
     return isLink(value) ? upstreamOf(String(value[0]), value[1]) : undefined;
   };
-  for (const id of ordered) {
+  for (const id of upstreamFirst(copy, ordered)) {
     const node = copy[id]!;
     const definition = registry.get(node.class_type)!;
     if (!definition.validate || errors.has(id)) continue;

@@ -757,6 +757,23 @@ test('a validate hook sees the nodes upstream with their converted constants, an
   assert.equal(chained.ok, true);
   assert.deepEqual(seen.pop(), { nodeId: '1', source: { id: '2', classType: 'Pass', output: 0, constants: {} }, deeper: '3' });
 
+  // Hooks run upstream first, whatever the ids: a node whose own hook failed is hidden from the ones below it.
+  registry.register(
+    defineNode({
+      id: 'Check',
+      inputs: { size: socket('SIZE') },
+      outputs: [{ type: 'SIZE' }],
+      validate: (_inputs, context) => ((context.linked('size')?.constants.width as number) > 1000 ? 'too wide to check' : true),
+      execute: notRunHere,
+    }),
+  );
+  const hidden = await validatePrompt(
+    { '1': { class_type: 'Use', inputs: { size: ['7', 0], limit: 100 } }, '7': { class_type: 'Check', inputs: { size: ['9', 0] } }, '9': { class_type: 'Size', inputs: { width: 2000 } } },
+    registry,
+  );
+  assert.deepEqual(Object.keys(hidden.nodeErrors), ['7']);
+  assert.deepEqual(seen.pop(), { nodeId: '1' });
+
   // An upstream node with an error of its own is not shown: its values are not to be trusted.
   const broken = await validatePrompt({ '1': { class_type: 'Use', inputs: { size: ['3', 0], limit: 100 } }, '3': { class_type: 'Size', inputs: { width: 5 } } }, registry);
   assert.deepEqual(seen.pop(), { nodeId: '1' });

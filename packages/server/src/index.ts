@@ -72,6 +72,8 @@ export interface GategraphServer {
 
 /** How long `close` waits for a running prompt to honour the interrupt before closing anyway. */
 const INTERRUPT_GRACE_MS = 10_000;
+/** Signals within this time of the first one are the same Ctrl+C, passed on by npm / pnpm (see handleSignals). */
+const REPEATED_SIGNAL_MS = 1000;
 /** Websocket keep-alive: a client that does not answer a ping within this time is dropped. */
 const PING_INTERVAL_MS = 30_000;
 
@@ -212,15 +214,18 @@ export async function startServer(options: StartServerOptions = {}): Promise<Gat
 
   let signalHandler: ((signal: NodeJS.Signals) => void) | undefined;
   if (options.handleSignals) {
-    let stopping = false;
+    let stoppingSince: number | undefined;
     signalHandler = (signal) => {
-      if (stopping) {
+      if (stoppingSince !== undefined) {
+        // One Ctrl+C can arrive more than once: the terminal signals the whole process group, and npm and pnpm
+        // also pass the signal they got on to the server. Only a later one is a person pressing it again.
+        if (performance.now() - stoppingSince < REPEATED_SIGNAL_MS) return;
         // A second Ctrl+C: the person does not want to wait for the running prompt; it is recorded as
         // interrupted on the next start.
         logger.warn(`${signal} again: quitting now without waiting for the running prompt`);
         process.exit(130);
       }
-      stopping = true;
+      stoppingSince = performance.now();
       logger.info(`${signal}: stopping (interrupting the running prompt, saving the queue; ${signal === 'SIGINT' ? 'Ctrl+C' : signal} again to quit at once)`);
       close().then(
         () => {

@@ -7,8 +7,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../src/index.ts';
-import { testRegistry, workspaceRoot } from './helpers.ts';
-import { silentLogger } from '@gategraph/core';
+import { getJson, postJson, testRegistry, until, workspaceRoot } from './helpers.ts';
+import { silentLogger, type ApiPrompt } from '@gategraph/core';
 
 const pnpm = (JSON.parse(readFileSync(join(workspaceRoot, 'package.json'), 'utf8')) as { packageManager: string }).packageManager;
 
@@ -73,12 +73,20 @@ test('the README\'s serve command opens the built editor on the first request, a
     assert.equal(page.status, 200);
     assert.equal(await page.text(), readFileSync(join(workspaceRoot, 'packages', 'editor', 'dist', 'index.html'), 'utf8'));
 
-    // Ctrl+C in a terminal signals the whole foreground process group: npx, its shell, pnpm and node.
+    // A long generation is running when the person presses Ctrl+C.
+    const prompt = JSON.parse(readFileSync(join(workspaceRoot, 'workflows', 'default.json'), 'utf8')) as ApiPrompt;
+    prompt['3']!.inputs.steps = 10000;
+    assert.equal((await postJson(`${url}/prompt`, { prompt })).status, 200);
+    await until(async () => (await getJson(`${url}/queue`)).json.queue_running.length === 1, 60_000);
+
+    // Ctrl+C in a terminal signals the whole foreground process group: npx, its shell, pnpm and node; npm and
+    // pnpm pass it on to the server as well, so it arrives more than once.
     process.kill(-child.pid!, 'SIGINT');
     const { code, signal, output } = await stopped;
     assert.equal(signal, null, output);
     assert.equal(code, 0, output);
-    assert.match(output, /gategraph server stopped/);
+    assert.match(output, /interrupted[\s\S]*gategraph server stopped/);
+    assert.doesNotMatch(output, /again: quitting now/, 'one Ctrl+C is one stop, not a forced quit');
     assert.doesNotMatch(output, /ELIFECYCLE|Command failed/);
   } finally {
     killGroup(pid);
