@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { freemem, totalmem } from 'node:os';
-import { basename } from 'node:path';
+import { basename, extname } from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import multer from 'multer';
 import {
@@ -23,14 +23,14 @@ import {
 import { userDataDir, type ServerConfig } from './config.ts';
 import { checkImageDimensions, FileRequestError, resolveViewFile, saveUpload } from './files.ts';
 import { DuplicatePromptIdError, type PromptQueue } from './queue.ts';
-import { originCheck, requireToken } from './security.ts';
+import { normalizePaths, originCheck, requireToken } from './security.ts';
 import type { QueueItem } from './store.ts';
 import type { PromptWorker } from './worker.ts';
 import { userdataRouter } from './userdata.ts';
 import { encodePreview, parsePreviewRequest, UnreadableImageError } from './view-preview.ts';
 import { extractViewChannel, parseViewChannel } from './view-channel.ts';
 import { peakResidentBytes } from './process-memory.ts';
-import { serveEditorFiles } from './editor-files.ts';
+import { isEditorFile, serveEditorFiles } from './editor-files.ts';
 
 export interface AppContext {
   config: ServerConfig;
@@ -60,8 +60,17 @@ export function createApp(ctx: AppContext): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  // As ComfyUI's routes: `/History` is not `/history`. Paths are normalized first (security.ts), so routing and
+  // the token check agree on what a request names.
+  app.set('case sensitive routing', true);
+  app.use(normalizePaths());
+  // No response is ever to be sniffed into another type (an uploaded "image" that is really HTML).
+  app.use((_req: Request, res: Response, next: NextFunction) => {
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    next();
+  });
   app.use(originCheck());
-  app.use(requireToken(ctx.config.token));
+  app.use(requireToken(ctx.config.token, (path) => isEditorFile(ctx.config.editorDir, path) || isExtensionFile(ctx.extensions, path)));
 
   const api = apiRouter(ctx);
   api.use(userdataRouter({ dir: userDataDir(ctx.config), maxBytes: ctx.config.maxBodyBytes }));
@@ -82,7 +91,7 @@ export function createApp(ctx: AppContext): express.Express {
 
 function apiRouter(ctx: AppContext): express.Router {
   const { config, queue, registry, logger } = ctx;
-  const router = express.Router();
+  const router = express.Router({ caseSensitive: true });
   // ComfyUI's own example client posts JSON without a Content-Type (urllib), so parse any non-multipart body.
   const json = express.json({
     limit: config.maxBodyBytes,
@@ -229,7 +238,11 @@ function apiRouter(ctx: AppContext): express.Router {
       subfolder: queryString(req.query.subfolder),
       type: queryString(req.query.type),
     });
-    res.setHeader('Content-Disposition', contentDisposition(basename(file)));
+    // Files of this server's folders are the users' (uploads, outputs of any node): shown inline only when they
+    // are raster images, and even then in a sandbox with no script; anything else (HTML, SVG, text) downloads.
+    const inline = INLINE_VIEW_TYPES.has(extname(file).toLowerCase());
+    res.setHeader('Content-Disposition', `${inline ? 'inline' : 'attachment'}; ${contentDisposition(basename(file))}`);
+    res.setHeader('Content-Security-Policy', "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox");
     // Like ComfyUI, `?preview` with any value (even empty) asks for a re-encoded copy; a repeated key counts once.
     const preview = firstQueryValue(req.query.preview);
     if (preview !== undefined) {
@@ -244,6 +257,7 @@ function apiRouter(ctx: AppContext): express.Router {
       res.type('image/png').send(png);
       return;
     }
+    if (!inline) res.type('application/octet-stream');
     await new Promise<void>((resolve, reject) =>
       res.sendFile(file, { dotfiles: 'allow', maxAge: 0 }, (error) => (error && !res.headersSent ? reject(error) : resolve())),
     );
@@ -339,6 +353,24 @@ function apiRouter(ctx: AppContext): express.Router {
   });
 
   return router;
+}
+
+/** File types /view shows inline (raster images); everything else is sent as a download. */
+const INLINE_VIEW_TYPES: ReadonlySet<string> = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif', '.bmp', '.avif']);
+
+/** Whether a (normalized) path is one of the files a pack's web extension serves (`/extensions/<pack>/<file>`). */
+function isExtensionFile(extensions: readonly WebExtension[], path: string): boolean {
+  for (const extension of extensions) {
+    if (!path.startsWith(extension.urlPrefix)) continue;
+    let file: string;
+    try {
+      file = decodeURIComponent(path.slice(extension.urlPrefix.length));
+    } catch {
+      return false;
+    }
+    if (extension.files.includes(file)) return true;
+  }
+  return false;
 }
 
 /** ComfyUI's queue entry: `[number, prompt_id, prompt, extra_data, outputs_to_execute]`. */

@@ -5,7 +5,8 @@
  * (`pnpm install` or `build:editor` in another terminal) is served on the next reload, without a restart. The
  * page reloads itself every few seconds, so it turns into the editor by itself once the build is there.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { relative, resolve, sep } from 'node:path';
 import express from 'express';
 
 /** How often the not-built page reloads itself, seconds. */
@@ -21,14 +22,61 @@ export interface EditorFilesOptions {
   buildCommand: string | undefined;
 }
 
+/**
+ * The editor's Content-Security-Policy: scripts only from this server (the editor's bundle, litegraph, packs'
+ * extension scripts), no inline script, no plugins, not framed by other sites. 'unsafe-eval' stays because
+ * litegraph's number widgets evaluate typed arithmetic ("512*2") with eval; inline styles stay for litegraph
+ * and the editor's dialogs. What users upload is never a script here: /view serves it with a CSP of its own.
+ */
+export const EDITOR_CSP = [
+  "default-src 'self'",
+  "script-src 'self' 'unsafe-eval'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data: blob:",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'self'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
 export function serveEditorFiles(app: express.Express, options: EditorFilesOptions): void {
   const index = `${options.dir}/index.html`;
   // express.static falls through when the folder or file is missing, so it can be mounted before a build exists.
-  app.use(express.static(options.dir, { index: 'index.html', dotfiles: 'ignore' }));
+  app.use(
+    express.static(options.dir, {
+      index: 'index.html',
+      dotfiles: 'ignore',
+      setHeaders: (res) => res.setHeader('Content-Security-Policy', EDITOR_CSP),
+    }),
+  );
   app.get(['/', '/index.html'], (_req, res) => {
+    res.setHeader('Content-Security-Policy', EDITOR_CSP);
     if (existsSync(index)) return void res.sendFile(index);
     res.type('html').set('Cache-Control', 'no-store').send(notBuiltPage(options.buildCommand));
   });
+}
+
+/**
+ * Whether a (normalized) request path names a file express.static would serve from `dir`, or the editor's
+ * page itself (which is the not-built page while there is no build).
+ */
+export function isEditorFile(dir: string, path: string): boolean {
+  if (path === '/' || path === '/index.html') return true;
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(path);
+  } catch {
+    return false;
+  }
+  const file = resolve(dir, `.${decoded}`);
+  const inside = relative(dir, file);
+  if (inside === '' || inside.startsWith('..') || inside.startsWith(sep) || inside.split(sep).some((part) => part.startsWith('.'))) return false;
+  try {
+    return statSync(file).isFile();
+  } catch {
+    return false;
+  }
 }
 
 function escapeHtml(text: string): string {

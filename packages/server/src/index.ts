@@ -20,7 +20,7 @@ import {
 import { createApp } from './app.ts';
 import { defaultEditorDir, resolveConfig, workspaceInstallCommand, type ConfigInput, type ServerConfig } from './config.ts';
 import { PromptQueue } from './queue.ts';
-import { upgradeRefusal } from './security.ts';
+import { normalizeRequestUrl, upgradeRefusal } from './security.ts';
 import { PromptWorker } from './worker.ts';
 import { WsHub } from './ws-hub.ts';
 
@@ -29,7 +29,7 @@ export { PromptQueue, DuplicatePromptIdError, SERVER_STOPPED_MESSAGE, type Enque
 export { DurableStore, type QueueItem, type HistoryEntry, type StatusMessage } from './store.ts';
 export { WsHub, BINARY_PREVIEW_IMAGE, PREVIEW_FORMAT } from './ws-hub.ts';
 export { ALL_CACHED_NOTE } from './worker.ts';
-export { originAllowed, isLoopbackHostname, isPublicRequest } from './security.ts';
+export { originAllowed, isLoopbackHostname, canonicalHostname, isPublicRequest, normalizeRequestUrl } from './security.ts';
 
 export interface StartServerOptions extends ConfigInput {
   /** Workspace root (folders default under it); default: found from the current directory. */
@@ -136,7 +136,10 @@ export async function startServer(options: StartServerOptions = {}): Promise<Gat
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    // The same normalized path as the HTTP routes see (security.ts), so `/WS`, `/api//ws/` and the like are
+    // not a second way in.
+    const normalized = normalizeRequestUrl(req.url ?? '/');
+    const url = new URL(normalized ?? '/invalid', 'http://localhost');
     if (url.pathname !== '/ws' && url.pathname !== '/api/ws') {
       refuseUpgrade(socket, 404, 'no websocket here; connect to /ws?clientId=...');
       return;

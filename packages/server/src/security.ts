@@ -4,22 +4,43 @@
  * - Origin check (ComfyUI's): a request whose `Host` is a loopback name or address and whose `Origin` names
  *   a different host is refused (403). A page on evil.example cannot drive the local server through the
  *   user's browser (POST /prompt, websocket). Requests without `Origin` (scripts, curl, `<img>`) pass.
- * - Access token (optional): when configured, every API route and the websocket need it, as
- *   `Authorization: Bearer <token>` or `?token=<token>` (browsers cannot set headers on websockets or
- *   `<img src>`). The editor's static files and packs' extension scripts are served without it: they are
- *   public code, and the editor asks the user for the token.
+ * - Access token (optional): when configured, every request needs it, as `Authorization: Bearer <token>` or
+ *   `?token=<token>` (browsers cannot set headers on websockets or `<img src>`), except GET/HEAD of the
+ *   editor's static files and packs' extension scripts: they are public code, and the editor asks the user for
+ *   the token. Which files those are is decided on the normalized path (normalizeRequestUrl), the same one
+ *   routing sees.
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 
-/** True for `localhost`, `*.localhost`, 127.0.0.0/8 and `::1` (with or without brackets). */
+/**
+ * A hostname as browsers and resolvers read it: IPv4 in any spelling (`127.1`, `0x7f000001`, `2130706433`,
+ * `0177.0.0.1`) becomes dotted decimal, IPv6 is compressed and bracketed (`[::ffff:7f00:1]`), names are
+ * lower-cased without a trailing dot. Undefined for something that is no hostname at all.
+ */
+export function canonicalHostname(hostname: string): string | undefined {
+  try {
+    const bracketed = hostname.includes(':') && !hostname.startsWith('[') ? `[${hostname}]` : hostname;
+    return new URL(`http://${bracketed}/`).hostname.replace(/\.$/, '');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * True for the names and addresses that reach this machine itself: `localhost`, `*.localhost`, 127.0.0.0/8,
+ * `0.0.0.0` and `[::]` (the "any" addresses, which browsers route to localhost), `::1`, and IPv4-mapped IPv6
+ * forms of these, in any spelling (see canonicalHostname).
+ */
 export function isLoopbackHostname(hostname: string): boolean {
-  const name = hostname.toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '');
+  const name = canonicalHostname(hostname);
+  if (name === undefined) return false;
   if (name === 'localhost' || name.endsWith('.localhost')) return true;
-  if (name === '::1' || name === '0:0:0:0:0:0:0:1') return true;
-  const v4 = name.startsWith('::ffff:') ? name.slice(7) : name;
-  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
+  if (name === '[::1]' || name === '[::]') return true;
+  if (/^127\.\d+\.\d+\.\d+$/.test(name) || name === '0.0.0.0') return true;
+  // IPv4-mapped IPv6: [::ffff:7fxx:xxxx] is 127.x.x.x, [::ffff:0:0] is 0.0.0.0.
+  return /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(name) || name === '[::ffff:0:0]';
 }
 
 /** Splits a `Host` header value (`localhost:8188`, `[::1]:8188`) into hostname and port. */
@@ -34,21 +55,21 @@ function splitHost(host: string): { hostname: string; port: string | undefined }
  */
 export function originAllowed(hostHeader: string | undefined, originHeader: string | undefined): boolean {
   if (!hostHeader || !originHeader) return true;
-  const host = hostHeader.toLowerCase();
-  const { hostname, port } = splitHost(host);
+  const { hostname: rawHostname, port } = splitHost(hostHeader.trim());
+  // Compared in canonical form, so `127.1` and `127.0.0.1` are one host and `0.0.0.0` counts as loopback.
+  const hostname = canonicalHostname(rawHostname);
+  if (hostname === undefined) return false;
   if (!isLoopbackHostname(hostname)) return true;
-  let originHost: string;
+  let url: URL;
   try {
-    const url = new URL(originHeader);
-    // URL drops default ports (http:80); Host keeps what the client typed, so rebuild from the parts.
-    originHost = url.port ? `${url.hostname}:${url.port}` : url.hostname;
-    if (port !== undefined && !url.port) {
-      originHost = `${url.hostname}:${url.protocol === 'https:' ? '443' : '80'}`;
-    }
+    url = new URL(originHeader);
   } catch {
     return false;
   }
-  return port === undefined ? splitHost(originHost).hostname === hostname : originHost === host;
+  if (url.hostname.replace(/\.$/, '') !== hostname) return false;
+  if (port === undefined) return true;
+  // URL drops default ports (http:80); Host keeps what the client typed.
+  return (url.port || (url.protocol === 'https:' ? '443' : '80')) === port;
 }
 
 export function originCheck() {
@@ -82,41 +103,57 @@ export function tokenMatches(given: string | undefined, expected: string): boole
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-/** The first path segments of API routes (at the root and under /api). */
-const API_ROOTS = new Set([
-  'prompt',
-  'queue',
-  'history',
-  'object_info',
-  'view',
-  'upload',
-  'interrupt',
-  'free',
-  'system_stats',
-  'ws',
-  'api',
-  'internal',
-  'embeddings',
-  'models',
-  'settings',
-  'userdata',
-  'users',
-]);
-
 /**
- * True for what may be served without the token: GET/HEAD of the editor's static files and of packs'
- * extension scripts (`/extensions/<pack>/...`). `GET /extensions` itself (the list) is an API route.
+ * The request URL as both routing and the access check see it, so that no spelling of a path can reach a
+ * route while looking public to the check: percent-escapes of unreserved characters decoded (`/%68istory` is
+ * `/history`) and the others upper-cased, runs of slashes collapsed, `.` and `..` segments resolved (`%2e`
+ * included), a trailing slash dropped. The query is kept as it is. Undefined for a malformed escape. Routes
+ * are matched case-sensitively, as ComfyUI's are: `/History` is no route.
  */
-export function isPublicRequest(method: string, path: string): boolean {
-  if (method !== 'GET' && method !== 'HEAD') return false;
-  const first = path.split('/')[1] ?? '';
-  if (first === 'extensions') return path.startsWith('/extensions/') && path.length > '/extensions/'.length;
-  return !API_ROOTS.has(first);
+export function normalizeRequestUrl(url: string): string | undefined {
+  const queryAt = url.indexOf('?');
+  const rawPath = queryAt < 0 ? url : url.slice(0, queryAt);
+  const query = queryAt < 0 ? '' : url.slice(queryAt);
+  if (/%(?![0-9A-Fa-f]{2})/.test(rawPath)) return undefined;
+  const unescaped = rawPath.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => {
+    const char = String.fromCharCode(parseInt(hex, 16));
+    return /[A-Za-z0-9._~-]/.test(char) ? char : `%${hex.toUpperCase()}`;
+  });
+  let path: string;
+  try {
+    path = new URL(`/${unescaped}`.replace(/\/{2,}/g, '/'), 'http://normalized.invalid').pathname;
+  } catch {
+    return undefined;
+  }
+  if (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
+  return path + query;
 }
 
-export function requireToken(token: string | undefined) {
+/** Express middleware: rewrites `req.url` to normalizeRequestUrl's form before anything routes it; 400 when malformed. */
+export function normalizePaths() {
   return (req: Request, res: Response, next: NextFunction): void => {
-    if (token === undefined || isPublicRequest(req.method, req.path)) return next();
+    const normalized = normalizeRequestUrl(req.url);
+    if (normalized === undefined) {
+      res.status(400).json({ error: { type: 'bad_path', message: 'The request path has a malformed percent-escape' } });
+      return;
+    }
+    req.url = normalized;
+    next();
+  };
+}
+
+/**
+ * True for what may be served without the token: GET/HEAD of a file that is public (the editor's static
+ * files, packs' extension scripts; `isPublicFile` says which, for the normalized path). Everything else,
+ * including paths that match no route, needs the token: the check never guesses which paths are API routes.
+ */
+export function isPublicRequest(method: string, path: string, isPublicFile: (path: string) => boolean): boolean {
+  return (method === 'GET' || method === 'HEAD') && isPublicFile(path);
+}
+
+export function requireToken(token: string | undefined, isPublicFile: (path: string) => boolean) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    if (token === undefined || isPublicRequest(req.method, req.path, isPublicFile)) return next();
     if (tokenMatches(tokenOf(req), token)) return next();
     res
       .status(401)

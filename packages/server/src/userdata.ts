@@ -27,7 +27,7 @@ export interface UserdataOptions {
 
 export function userdataRouter(options: UserdataOptions): express.Router {
   const root = resolve(options.dir);
-  const router = express.Router();
+  const router = express.Router({ caseSensitive: true });
   const raw = express.raw({ type: () => true, limit: options.maxBytes });
 
   router.get('/userdata', async (req: Request, res: Response) => {
