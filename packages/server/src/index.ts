@@ -27,6 +27,7 @@ import { WsHub } from './ws-hub.ts';
 export { resolveConfig, parseCliArgs, CLI_USAGE, DEFAULT_HOST, DEFAULT_PORT, type ServerConfig, type ConfigInput } from './config.ts';
 export { PromptQueue, DuplicatePromptIdError, SERVER_STOPPED_MESSAGE, type EnqueueRequest } from './queue.ts';
 export { DurableStore, type QueueItem, type HistoryEntry, type StatusMessage } from './store.ts';
+export { DataDirLockedError, LOCK_FILE } from './data-lock.ts';
 export { WsHub, BINARY_PREVIEW_IMAGE, PREVIEW_FORMAT } from './ws-hub.ts';
 export { ALL_CACHED_NOTE } from './worker.ts';
 export { originAllowed, isLoopbackHostname, canonicalHostname, isPublicRequest, normalizeRequestUrl } from './security.ts';
@@ -177,13 +178,20 @@ export async function startServer(options: StartServerOptions = {}): Promise<Gat
   }, PING_INTERVAL_MS);
   pinger.unref();
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => {
-      server.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (error) {
+    // The port is taken (say): leave the data folder as it was found, its lock released.
+    clearInterval(pinger);
+    queue.close();
+    throw error;
+  }
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const urlHost = config.host.includes(':') ? `[${config.host}]` : config.host;

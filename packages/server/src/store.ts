@@ -17,6 +17,7 @@
 import { closeSync, existsSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ApiPrompt, Logger, UiOutput } from '@gategraph/core';
+import { lockDataDir, type DataDirLock } from './data-lock.ts';
 
 /** A queued prompt. */
 export interface QueueItem {
@@ -136,7 +137,10 @@ export class DurableStore {
   #fd: number | undefined;
   #appended = 0;
 
-  private constructor(options: StoreOptions) {
+  readonly #lock: DataDirLock;
+
+  private constructor(options: StoreOptions, lock: DataDirLock) {
+    this.#lock = lock;
     this.#dir = options.dir;
     this.#maxHistory = options.maxHistory;
     this.#logger = options.logger;
@@ -155,11 +159,18 @@ export class DurableStore {
    */
   static open(options: StoreOptions): OpenedStore {
     mkdirSync(options.dir, { recursive: true });
-    const store = new DurableStore(options);
-    const state = store.#replay();
-    const crashed = [...state.running.values()];
-    store.#writeSnapshot(state);
-    return { store, state, crashed };
+    // Before anything is read or written: a second server on this folder must not touch the first one's files.
+    const lock = lockDataDir(options.dir);
+    try {
+      const store = new DurableStore(options, lock);
+      const state = store.#replay();
+      const crashed = [...state.running.values()];
+      store.#writeSnapshot(state);
+      return { store, state, crashed };
+    } catch (error) {
+      lock.release();
+      throw error;
+    }
   }
 
   /** Appends a record durably. Call `applyRecord` after it: a change is visible only once it is on disk. */
@@ -188,6 +199,7 @@ export class DurableStore {
     } finally {
       closeSync(this.#fd);
       this.#fd = undefined;
+      this.#lock.release();
     }
   }
 
