@@ -26,7 +26,7 @@ import { WsHub } from './ws-hub.ts';
 
 export { resolveConfig, parseCliArgs, CLI_USAGE, DEFAULT_HOST, DEFAULT_PORT, type ServerConfig, type ConfigInput } from './config.ts';
 export { PromptQueue, DuplicatePromptIdError, SERVER_STOPPED_MESSAGE, type EnqueueRequest } from './queue.ts';
-export { DurableStore, type QueueItem, type HistoryEntry, type StatusMessage } from './store.ts';
+export { DurableStore, StoreDamagedError, HISTORY_EXTRA_DATA_LIMIT, type QueueItem, type HistoryEntry, type StatusMessage } from './store.ts';
 export { DataDirLockedError, LOCK_FILE } from './data-lock.ts';
 export { WsHub, BINARY_PREVIEW_IMAGE, PREVIEW_FORMAT } from './ws-hub.ts';
 export { ALL_CACHED_NOTE } from './worker.ts';

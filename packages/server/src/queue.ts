@@ -8,7 +8,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { ApiPrompt, Logger } from '@gategraph/core';
-import { applyRecord, DurableStore, type HistoryEntry, type QueueItem, type StoreRecord, type StoreState } from './store.ts';
+import { applyRecord, boundedHistoryEntry, DurableStore, type HistoryEntry, type QueueItem, type StoreRecord, type StoreState } from './store.ts';
 
 export interface EnqueueRequest {
   promptId: string;
@@ -73,7 +73,7 @@ export class PromptQueue extends EventEmitter<{ change: [] }> {
     });
     const queue = new PromptQueue(store, state);
     for (const item of crashed) {
-      queue.#commit({ op: 'finish', id: item.promptId, entry: interruptedByStopEntry(item) });
+      queue.#commit({ op: 'finish', id: item.promptId, entry: boundedHistoryEntry(interruptedByStopEntry(item)) });
       options.logger.warn(`Prompt ${item.promptId} was running when the server stopped; recorded in history as interrupted`);
     }
     return { queue, recovered: crashed.map((item) => item.promptId) };
@@ -136,7 +136,7 @@ export class PromptQueue extends EventEmitter<{ change: [] }> {
 
   /** Records how a running prompt ended; it leaves the queue and enters the history. */
   finish(promptId: string, entry: HistoryEntry): void {
-    this.#commit({ op: 'finish', id: promptId, entry });
+    this.#commit({ op: 'finish', id: promptId, entry: boundedHistoryEntry(entry) });
   }
 
   /** Removes pending prompts (running ones are interrupted, not deleted). Returns how many were removed. */

@@ -8,16 +8,22 @@
  *   change is acknowledged (a queued prompt is on disk before POST /prompt answers).
  *
  * Only the log named by the snapshot's generation is replayed, so a crash between writing a new snapshot and
- * deleting the old log cannot apply a change twice. A torn last line (crash mid-write) is ignored.
+ * deleting the old log cannot apply a change twice. A new generation is past every log ever seen in the
+ * folder, and its log is created exclusively, so an old file is never continued. A torn last line (crash
+ * mid-write) is ignored; any other damaged record is skipped and reported with its file and line. A missing
+ * snapshot (with a log that has records) or a missing log stops the start with a message saying what is lost
+ * and what to do, never a quiet loss. Files are read line by line, never as one string, and history entries
+ * keep at most HISTORY_EXTRA_DATA_LIMIT of `extra_data`, so neither the files nor memory grow with it.
  * Items that were running when the process died come back as `crashed`: the queue reports them as interrupted.
  *
  * `applyRecord` is the one definition of what each record means; the queue uses it for live changes too, so
  * replay and live state cannot drift apart.
  */
-import { closeSync, existsSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ApiPrompt, Logger, UiOutput } from '@gategraph/core';
 import { lockDataDir, type DataDirLock } from './data-lock.ts';
+import { forEachLine } from './line-reader.ts';
 
 /** A queued prompt. */
 export interface QueueItem {
@@ -89,7 +95,7 @@ export function applyRecord(state: StoreState, record: StoreRecord, maxHistory: 
       state.running.delete(record.id);
       state.pending.delete(record.id);
       state.history.delete(record.id); // re-insert at the end: completion order
-      state.history.set(record.id, record.entry);
+      state.history.set(record.id, boundedHistoryEntry(record.entry));
       while (state.history.size > maxHistory) {
         const oldest = state.history.keys().next().value as string;
         state.history.delete(oldest);
@@ -134,6 +140,8 @@ export class DurableStore {
   readonly #compactEvery: number;
   readonly #fsync: boolean;
   #generation = 0;
+  /** The highest log generation present in the folder (or written by this process). */
+  #highestGeneration = 0;
   #fd: number | undefined;
   #appended = 0;
 
@@ -206,47 +214,79 @@ export class DurableStore {
   #replay(): StoreState {
     const state = emptyState();
     const snapshotPath = join(this.#dir, SNAPSHOT);
-    if (existsSync(snapshotPath)) {
-      const lines = readFileSync(snapshotPath, 'utf8').split('\n').filter((l) => l.trim() !== '');
-      const header = JSON.parse(lines[0] ?? '{}') as { version?: number; generation?: number; counter?: number; seq?: number };
-      if (header.version !== 1) {
-        throw new Error(`${snapshotPath}: unknown store version ${String(header.version)}; move the folder away to start empty`);
+    const logs = logGenerations(this.#dir);
+    this.#highestGeneration = Math.max(0, ...logs.map((l) => l.generation));
+    if (!existsSync(snapshotPath)) {
+      // A new folder has neither; a first start that crashed leaves an empty log. A log with records but no
+      // snapshot means the snapshot was deleted or moved: replaying the log alone would drop everything before
+      // it, so the start is refused rather than losing it quietly.
+      const withRecords = logs.filter((l) => l.bytes > 0);
+      if (withRecords.length) {
+        throw new StoreDamagedError(
+          `${snapshotPath} is missing, but ${withRecords.map((l) => join(this.#dir, l.name)).join(', ')} holds changes made after it. ` +
+            'Put the snapshot back (from a backup), or move this folder away to start with an empty queue and history.',
+        );
       }
-      this.#generation = header.generation ?? 0;
-      state.counter = header.counter ?? 0;
-      state.seq = header.seq ?? 0;
-      for (const line of lines.slice(1)) {
-        const entry = JSON.parse(line) as
-          | { kind: 'pending' | 'running'; item: QueueItem }
-          | { kind: 'history'; id: string; entry: HistoryEntry };
-        if (entry.kind === 'history') state.history.set(entry.id, entry.entry);
-        else state[entry.kind].set(entry.item.promptId, entry.item);
-      }
+      return state;
     }
-    const logPath = join(this.#dir, logName(this.#generation));
-    if (existsSync(logPath)) {
-      const lines = readFileSync(logPath, 'utf8').split('\n');
-      lines.forEach((line, index) => {
-        if (line.trim() === '') return;
-        let record: StoreRecord;
-        try {
-          record = JSON.parse(line) as StoreRecord;
-        } catch {
-          // Only the last line can be torn by a crash; anything else is damage worth a louder message.
-          const last = index >= lines.length - 2;
-          this.#logger[last ? 'warn' : 'error'](
-            `${logPath}:${index + 1}: skipping an unreadable record${last ? ' (written while the server stopped)' : ''}`,
-          );
+
+    let header: { version?: unknown; generation?: unknown; counter?: unknown; seq?: unknown } | undefined;
+    forEachLine(
+      snapshotPath,
+      (text, line, info) => {
+        if (line === 1) {
+          header = parseHeader(text, `${snapshotPath}:1`);
           return;
         }
-        applyRecord(state, record, this.#maxHistory);
-      });
+        if (text === undefined || text.trim() === '') {
+          if (text === undefined) this.#damaged(snapshotPath, line, `a record of ${info.bytes} bytes, over the limit`);
+          return;
+        }
+        const entry = parseSnapshotEntry(text);
+        if (typeof entry === 'string') return this.#damaged(snapshotPath, line, entry);
+        if (entry.kind === 'history') state.history.set(entry.id, boundedHistoryEntry(entry.entry));
+        else state[entry.kind].set(entry.item.promptId, entry.item);
+      },
+      MAX_RECORD_BYTES,
+    );
+    if (!header) throw new StoreDamagedError(`${snapshotPath} is empty; move this folder away to start with an empty queue and history`);
+    this.#generation = header.generation as number;
+    state.counter = typeof header.counter === 'number' ? header.counter : 0;
+    state.seq = typeof header.seq === 'number' ? header.seq : 0;
+
+    const logPath = join(this.#dir, logName(this.#generation));
+    if (!existsSync(logPath)) {
+      // Every snapshot's log is created before the snapshot that names it, so a missing one was deleted: the
+      // changes since the snapshot are gone. Say so instead of starting as if nothing happened.
+      throw new StoreDamagedError(
+        `${logPath} is missing: it holds the changes made after ${snapshotPath} was written (prompts queued and finished since). ` +
+          `Put it back (from a backup); or, to go on with the snapshot alone and lose those changes, create it empty (touch ${logPath}).`,
+      );
     }
+    forEachLine(
+      logPath,
+      (text, line, info) => {
+        if (text !== undefined && text.trim() === '') return;
+        const record = text === undefined ? `a record of ${info.bytes} bytes, over the limit` : parseRecord(text);
+        if (typeof record !== 'string') return void applyRecord(state, record, this.#maxHistory);
+        // Only the last line can be torn by a crash; anything else is damage worth a louder message.
+        if (info.lastLine && record.startsWith('not JSON')) this.#logger.warn(`${logPath}:${line}: skipping a record cut short when the server stopped`);
+        else this.#damaged(logPath, line, record);
+      },
+      MAX_RECORD_BYTES,
+    );
     return state;
   }
 
+  /** A damaged record is skipped (the others still count) and reported with where it is. */
+  #damaged(path: string, line: number, problem: string): void {
+    this.#logger.error(`${path}:${line}: skipping a damaged record (${problem})`);
+  }
+
   #writeSnapshot(state: StoreState): void {
-    const next = this.#generation + 1;
+    // Past every generation ever seen in this folder, so a new log never continues an old file.
+    const next = Math.max(this.#generation, this.#highestGeneration) + 1;
+    this.#highestGeneration = next;
     const tmp = join(this.#dir, `${SNAPSHOT}.tmp`);
     const fd = openSync(tmp, 'w');
     try {
@@ -260,7 +300,7 @@ export class DurableStore {
       closeSync(fd);
     }
     // The new log exists (empty) before the snapshot that names it, so a crash in between loses nothing.
-    const newLog = openSync(join(this.#dir, logName(next)), 'a');
+    const newLog = openSync(join(this.#dir, logName(next)), 'wx');
     fsyncSync(newLog);
     renameSync(tmp, join(this.#dir, SNAPSHOT));
     syncDirectory(this.#dir);
@@ -291,5 +331,137 @@ function syncDirectory(dir: string): void {
     // Some platforms (Windows) cannot open a directory; the rename is still atomic there.
   } finally {
     if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** Thrown when the store's files cannot be replayed safely; the message names the file and what to do. */
+export class StoreDamagedError extends Error {
+  override name = 'StoreDamagedError';
+}
+
+/** One record (a log line or a snapshot line) is never bigger than a request body can make it, with room. */
+const MAX_RECORD_BYTES = 256 * 1024 * 1024;
+
+/**
+ * What a history entry keeps of `extra_data`: all of it up to this size. Clients read `client_id` and, to
+ * reload a prompt's graph, `extra_pnginfo.workflow`; a few prompts with huge extra data (a 20 MiB workflow)
+ * must not make the history, its log and every `GET /history` that large. The prompt itself ran with all of it
+ * (its images carry the whole workflow).
+ */
+export const HISTORY_EXTRA_DATA_LIMIT = 1024 * 1024;
+
+/** The entry with its `extra_data` cut to HISTORY_EXTRA_DATA_LIMIT: keys that do not fit are replaced by a note. */
+export function boundedHistoryEntry(entry: HistoryEntry): HistoryEntry {
+  const extra = entry.prompt[3];
+  if (!extra || typeof extra !== 'object' || JSON.stringify(extra).length <= HISTORY_EXTRA_DATA_LIMIT) return entry;
+  const kept: Record<string, unknown> = {};
+  const dropped: string[] = [];
+  let size = 2;
+  // Small keys first (client_id), then the rest while they fit.
+  const sized = Object.entries(extra).map(([key, value]) => ({ key, value, bytes: JSON.stringify(value ?? null).length + key.length + 4 }));
+  for (const { key, value, bytes } of sized.sort((a, b) => a.bytes - b.bytes)) {
+    if (size + bytes <= HISTORY_EXTRA_DATA_LIMIT) {
+      kept[key] = value;
+      size += bytes;
+    } else dropped.push(key);
+  }
+  kept.gategraph_dropped = { keys: dropped.sort(), reason: `extra_data over ${HISTORY_EXTRA_DATA_LIMIT} bytes is not kept in history` };
+  const [number, id, prompt, , outputs] = entry.prompt;
+  return { ...entry, prompt: [number, id, prompt, kept, outputs] };
+}
+
+interface LogFile {
+  name: string;
+  generation: number;
+  bytes: number;
+}
+
+function logGenerations(dir: string): LogFile[] {
+  return readdirSync(dir)
+    .map((name) => /^log-(\d+)\.jsonl$/.exec(name))
+    .filter((match): match is RegExpExecArray => match !== null)
+    .map((match) => ({ name: match[0], generation: Number(match[1]), bytes: statSync(join(dir, match[0])).size }));
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    return new SyntaxError((error as Error).message);
+  }
+}
+
+function parseHeader(text: string | undefined, where: string): { version: number; generation: number; counter?: unknown; seq?: unknown } {
+  const header = text === undefined ? undefined : parseJson(text);
+  if (!isObject(header) || header instanceof SyntaxError) {
+    throw new StoreDamagedError(`${where}: the snapshot's header is unreadable; move this folder away to start with an empty queue and history`);
+  }
+  if (header.version !== 1) {
+    throw new StoreDamagedError(`${where}: unknown store version ${JSON.stringify(header.version)}; move the folder away to start empty`);
+  }
+  if (typeof header.generation !== 'number' || !Number.isInteger(header.generation) || header.generation < 0) {
+    throw new StoreDamagedError(`${where}: the snapshot's header has no generation; move this folder away to start with an empty queue and history`);
+  }
+  return header as { version: number; generation: number };
+}
+
+/** Why a value is not a QueueItem, or undefined when it is one. */
+function queueItemProblem(item: unknown): string | undefined {
+  if (!isObject(item)) return 'the item is not an object';
+  if (typeof item.promptId !== 'string' || item.promptId === '') return 'the item has no prompt id';
+  if (typeof item.number !== 'number' || typeof item.seq !== 'number') return `item ${item.promptId} has no number or seq`;
+  if (!isObject(item.prompt) || !isObject(item.extraData) || !isStringList(item.outputs)) return `item ${item.promptId} is missing its prompt, extra data or outputs`;
+  return undefined;
+}
+
+function historyEntryProblem(entry: unknown): string | undefined {
+  if (!isObject(entry)) return 'the history entry is not an object';
+  if (!Array.isArray(entry.prompt) || entry.prompt.length !== 5 || !isObject(entry.outputs) || !isObject(entry.status)) {
+    return 'the history entry lacks its prompt, outputs or status';
+  }
+  return undefined;
+}
+
+/** A snapshot line, or why it is not one. */
+function parseSnapshotEntry(text: string):
+  | { kind: 'pending' | 'running'; item: QueueItem }
+  | { kind: 'history'; id: string; entry: HistoryEntry }
+  | string {
+  const value = parseJson(text);
+  if (value instanceof SyntaxError) return `not JSON: ${value.message}`;
+  if (!isObject(value)) return 'not an object';
+  if (value.kind === 'history') {
+    if (typeof value.id !== 'string') return 'a history record without an id';
+    return historyEntryProblem(value.entry) ?? { kind: 'history', id: value.id, entry: value.entry as unknown as HistoryEntry };
+  }
+  if (value.kind === 'pending' || value.kind === 'running') {
+    return queueItemProblem(value.item) ?? { kind: value.kind, item: value.item as unknown as QueueItem };
+  }
+  return `unknown kind ${JSON.stringify(value.kind)}`;
+}
+
+/** A log line, or why it is not a record. */
+function parseRecord(text: string): StoreRecord | string {
+  const value = parseJson(text);
+  if (value instanceof SyntaxError) return `not JSON: ${value.message}`;
+  if (!isObject(value)) return 'not an object';
+  switch (value.op) {
+    case 'enqueue':
+      return queueItemProblem(value.item) ?? (value as unknown as StoreRecord);
+    case 'start':
+      return typeof value.id === 'string' ? (value as unknown as StoreRecord) : 'a start record without an id';
+    case 'finish':
+      if (typeof value.id !== 'string') return 'a finish record without an id';
+      return historyEntryProblem(value.entry) ?? (value as unknown as StoreRecord);
+    case 'remove':
+    case 'history_delete':
+      return isStringList(value.ids) ? (value as unknown as StoreRecord) : `a ${value.op} record without a list of ids`;
+    case 'history_clear':
+      return value as unknown as StoreRecord;
+    default:
+      return `unknown operation ${JSON.stringify(value.op)}`;
   }
 }
