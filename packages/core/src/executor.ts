@@ -37,6 +37,7 @@
 import { randomUUID } from 'node:crypto';
 import { OutputCache, type CacheEntry, type OutputCacheOptions } from './cache.ts';
 import { InterruptedError, NodeInputError } from './errors.ts';
+import { setOwn } from './own-keys.ts';
 import type { ExecutionEvent } from './events.ts';
 import { consoleLogger, type Logger } from './logger.ts';
 import {
@@ -489,7 +490,7 @@ class PromptRun {
   }
 
   #reportUi(id: string, ui: UiOutput): void {
-    this.#ui[id] = ui;
+    setOwn(this.#ui, id, ui);
     this.#emit({ type: 'executed', data: { node: id, display_node: id, output: ui, prompt_id: this.options.promptId } });
   }
 

@@ -17,7 +17,7 @@ export function ancestorsOf(prompt: ApiPrompt, targets: Iterable<string>): Set<s
   const stack = [...targets];
   while (stack.length) {
     const id = stack.pop()!;
-    if (seen.has(id) || !(id in prompt)) continue;
+    if (seen.has(id) || !Object.hasOwn(prompt, id)) continue;
     seen.add(id);
     for (const src of linkedSources(prompt[id]!.inputs)) stack.push(src);
   }

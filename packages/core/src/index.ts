@@ -21,3 +21,4 @@ export * from './workflow/ui-format.ts';
 export * from './workflow/ui-to-api.ts';
 export * from './workflow/load.ts';
 export * from './host.ts';
+export * from './own-keys.ts';

@@ -12,11 +12,14 @@ type Level = 'debug' | 'info' | 'warn' | 'error';
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 /** Writes to stderr (stdout stays free for a command's real output), filtered by level. */
+/** The most characters of one message written to the console; a 10 MB prompt quoted in a warning is cut. */
+export const MAX_LOG_MESSAGE_CHARACTERS = 4000;
+
 export function consoleLogger(minLevel: Level = 'info', scope = ''): Logger {
   const emit = (level: Level, message: string, details: unknown[]) => {
     if (ORDER[level] < ORDER[minLevel]) return;
     const prefix = scope ? `[${scope}] ` : '';
-    console.error(`${level === 'info' ? '' : level + ': '}${prefix}${message}`, ...details);
+    console.error(`${level === 'info' ? '' : level + ': '}${prefix}${boundedMessage(message)}`, ...details);
   };
   return {
     debug: (m, ...d) => emit('debug', m, d),
@@ -35,3 +38,10 @@ export const silentLogger: Logger = {
   error() {},
   child: () => silentLogger,
 };
+
+/** `message`, or its start and end with the number of characters left out between them. */
+export function boundedMessage(message: string, max = MAX_LOG_MESSAGE_CHARACTERS): string {
+  if (message.length <= max) return message;
+  const keep = Math.floor((max - 40) / 2);
+  return `${message.slice(0, keep)} … (${message.length - 2 * keep} characters left out) … ${message.slice(-keep)}`;
+}

@@ -41,6 +41,7 @@ import { isLink, type ApiLink, type ApiNode, type ApiPrompt } from './workflow/a
 import { ancestorsOf, compareIds, findCycles, linkedSources, upstreamFirst } from './graph.ts';
 import { comboValues, comfyInputSpec } from './object-info.ts';
 import { NodeInputError } from './errors.ts';
+import { setOwn } from './own-keys.ts';
 
 /** A prompt-level error (`error` in the 400 response of `POST /prompt`). */
 export interface PromptError {
@@ -95,6 +96,12 @@ export interface ValidatePromptOptions {
 
 /** Combos with more values than this report `input_config: null`, like ComfyUI (model lists get long). */
 const LARGE_COMBO = 20;
+/** dependent_outputs lists at most this many outputs per node (a prompt may have thousands). */
+export const MAX_DEPENDENT_OUTPUTS = 100;
+/** The prompt-level error's details list at most this many node errors (all are in node_errors). */
+const MAX_DETAIL_LINES = 50;
+/** A cycle's message names at most this many of its nodes. */
+const MAX_CYCLE_SHOWN = 10;
 /** How many allowed values a `value_not_in_list` message shows. */
 const SHOWN_COMBO_VALUES = 8;
 
@@ -138,7 +145,8 @@ export async function validatePrompt(
   };
 
   const toValidate = ancestorsOf(copy, outputs);
-  for (const cycle of findCycles(copy, toValidate)) {
+  const cycles = findCycles(copy, toValidate);
+  for (const cycle of cycles) {
     for (const error of cycleErrors(copy, cycle)) addError(error.nodeId, error.error);
   }
   // Inputs first, for every node, then the nodes' own hooks, upstream before downstream: a hook may look at
@@ -190,25 +198,20 @@ export async function validatePrompt(
     }
   }
 
-  const good: string[] = [];
+  const good = outputs.filter((output) => !broken.has(output));
+  // The outputs each node with errors breaks (ComfyUI's dependent_outputs), found for all nodes in one pass,
+  // consumers before producers, each list capped: a prompt with thousands of outputs over a long broken
+  // chain is answered in linear time and with a bounded report.
+  const downstream = outputsDownstream(ordered, outputs, consumers, cycles);
   const nodeErrors: Record<string, NodeErrorEntry> = {};
-  for (const output of outputs) {
-    if (!broken.has(output)) {
-      good.push(output);
-      continue;
-    }
-    for (const id of [...ancestorsOf(copy, [output])].sort(compareIds)) {
-      const list = errors.get(id);
-      if (!list) continue;
-      const entry = (nodeErrors[id] ??= { errors: list, dependent_outputs: [], class_type: copy[id]!.class_type });
-      entry.dependent_outputs.push(output);
-    }
+  for (const id of [...errors.keys()].sort(compareIds)) {
+    setOwn(nodeErrors, id, { errors: errors.get(id)!, dependent_outputs: (downstream.get(id) ?? []).sort(compareIds), class_type: copy[id]!.class_type });
   }
 
   if (good.length === 0) {
-    const lines = Object.entries(nodeErrors).flatMap(([id, entry]) =>
-      entry.errors.map((e) => `${nodeLabel(id, entry.class_type)}: ${e.message}`),
-    );
+    const lines = Object.entries(nodeErrors)
+      .flatMap(([id, entry]) => entry.errors.map((e) => `${nodeLabel(id, entry.class_type)}: ${e.message}`));
+    if (lines.length > MAX_DETAIL_LINES) lines.splice(MAX_DETAIL_LINES, lines.length, `(and ${lines.length - MAX_DETAIL_LINES} more, listed per node)`);
     const outputList = outputs.map((id) => nodeLabel(id, copy[id]!.class_type)).join(', ');
     return {
       ok: false,
@@ -223,6 +226,55 @@ export async function validatePrompt(
     };
   }
   return { ok: true, nodeErrors, outputs: good, prompt: copy };
+}
+
+/**
+ * For each node, the outputs that depend on it (up to MAX_DEPENDENT_OUTPUTS), in one pass over the graph: the
+ * nodes of a cycle share one set (the cycle is one node of the condensed graph), and a node's set is built
+ * after its consumers' (a depth-first post-order along the consumer links).
+ */
+function outputsDownstream(nodes: readonly string[], outputs: readonly string[], consumers: Map<string, string[]>, cycles: string[][]): Map<string, string[]> {
+  const representative = new Map<string, string>();
+  for (const cycle of cycles) for (const id of cycle) representative.set(id, cycle[0]!);
+  const rep = (id: string) => representative.get(id) ?? id;
+  const next = new Map<string, Set<string>>();
+  for (const [source, list] of consumers) {
+    for (const consumer of list) {
+      const from = rep(source);
+      const to = rep(consumer);
+      if (from !== to) (next.get(from) ?? next.set(from, new Set()).get(from)!).add(to);
+    }
+  }
+  const own = new Map<string, string[]>();
+  for (const output of outputs) (own.get(rep(output)) ?? own.set(rep(output), []).get(rep(output))!).push(output);
+
+  const sets = new Map<string, string[]>();
+  for (const start of nodes.map(rep)) {
+    if (sets.has(start)) continue;
+    const stack: Array<{ id: string; consumers: string[]; at: number }> = [{ id: start, consumers: [...(next.get(start) ?? [])], at: 0 }];
+    sets.set(start, []); // visiting: the condensed graph has no cycles, so this is never read before it is filled
+    while (stack.length) {
+      const frame = stack[stack.length - 1]!;
+      const consumer = frame.consumers[frame.at++];
+      if (consumer !== undefined) {
+        if (!sets.has(consumer)) {
+          sets.set(consumer, []);
+          stack.push({ id: consumer, consumers: [...(next.get(consumer) ?? [])], at: 0 });
+        }
+        continue;
+      }
+      stack.pop();
+      const found = new Set<string>(own.get(frame.id) ?? []);
+      for (const c of frame.consumers) {
+        for (const output of sets.get(c)!) {
+          if (found.size >= MAX_DEPENDENT_OUTPUTS) break;
+          found.add(output);
+        }
+      }
+      sets.set(frame.id, [...found].slice(0, MAX_DEPENDENT_OUTPUTS));
+    }
+  }
+  return new Map(nodes.map((id) => [id, sets.get(rep(id)) ?? []]));
 }
 
 /**
@@ -298,17 +350,26 @@ function cycleErrors(prompt: ApiPrompt, cycle: string[]): Array<{ nodeId: string
     }
   }
   const path = cyclePath(cycle[0]!, consumers);
-  const described = path.map((id) => `${id} (${prompt[id]!.class_type})`).join(' -> ');
+  const label = (id: string) => `${id} (${prompt[id]!.class_type})`;
+  // Every node of the cycle carries the error, so each message is bounded: a 4,000-node cycle must not make a
+  // report of 4,000 x 4,000 names.
+  const described =
+    path.length <= MAX_CYCLE_SHOWN
+      ? path.map(label).join(' -> ')
+      : `${path.slice(0, MAX_CYCLE_SHOWN / 2).map(label).join(' -> ')} -> ... (${path.length - MAX_CYCLE_SHOWN} more) -> ` +
+        path.slice(-MAX_CYCLE_SHOWN / 2).map(label).join(' -> ');
   const nodes = [...cycle].sort(compareIds);
+  const others = nodes.length > path.length - 1;
+  const listed = nodes.length <= MAX_CYCLE_SHOWN ? nodes.join(', ') : `${nodes.slice(0, MAX_CYCLE_SHOWN).join(', ')} and ${nodes.length - MAX_CYCLE_SHOWN} more`;
   return nodes.map((nodeId) => ({
     nodeId,
     error: {
       type: 'dependency_cycle',
       message:
         `Dependency cycle: ${described}. A node cannot wait for its own output; remove one of these links` +
-        (nodes.length > path.length - 1 ? ` (nodes ${nodes.join(', ')} all depend on each other)` : ''),
+        (others ? ` (nodes ${listed} all depend on each other)` : ''),
       details: described,
-      extra_info: { node_id: nodeId, cycle_nodes: nodes },
+      extra_info: { node_id: nodeId, cycle_nodes: nodes.slice(0, MAX_CYCLE_SHOWN), cycle_size: nodes.length },
     },
   }));
 }
@@ -317,13 +378,13 @@ function cycleErrors(prompt: ApiPrompt, cycle: string[]): Array<{ nodeId: string
 function cyclePath(start: string, consumers: Map<string, string[]>): string[] {
   const parent = new Map<string, string>();
   const queue = [start];
-  while (queue.length) {
-    const id = queue.shift()!;
+  for (let head = 0; head < queue.length; head++) {
+    const id = queue[head]!;
     for (const next of consumers.get(id) ?? []) {
       if (next === start) {
-        const path = [start];
-        for (let at: string | undefined = id; at !== undefined && at !== start; at = parent.get(at)) path.splice(1, 0, at);
-        return [...path, start];
+        const back: string[] = [];
+        for (let at: string | undefined = id; at !== undefined && at !== start; at = parent.get(at)) back.push(at);
+        return [start, ...back.reverse(), start];
       }
       if (!parent.has(next)) {
         parent.set(next, id);
@@ -473,7 +534,7 @@ function checkLink(
   const link: ApiLink = [sourceId, slot];
   inputs[name] = link;
 
-  const source = prompt[sourceId];
+  const source = Object.hasOwn(prompt, sourceId) ? prompt[sourceId] : undefined;
   if (!source) return bad(`Input "${name}" is linked to node ${sourceId}, which does not exist in the prompt`);
   const sourceDefinition = registry.get(source.class_type)!;
   const outputs = sourceDefinition.outputs;
@@ -646,9 +707,9 @@ function copyPrompt(prompt: Record<string, unknown>): ApiPrompt {
   for (const [id, node] of Object.entries(prompt)) {
     if (isPlainObject(node)) {
       const inputs = isPlainObject(node['inputs']) ? { ...node['inputs'] } : {};
-      copy[id] = { ...(node as unknown as ApiNode), inputs };
+      setOwn(copy, id, { ...(node as unknown as ApiNode), inputs });
     } else {
-      copy[id] = node as ApiNode;
+      setOwn(copy, id, node as ApiNode);
     }
   }
   return copy;

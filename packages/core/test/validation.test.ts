@@ -12,6 +12,7 @@ import {
   socket,
   string,
   validatePrompt,
+  MAX_DEPENDENT_OUTPUTS,
   type ApiPrompt,
   type NodeError,
   type ValidationResult,
@@ -575,7 +576,7 @@ test('a dependency cycle is dependency_cycle on each node of the cycle, naming t
     assert.equal(error!.type, 'dependency_cycle');
     assert.match(error!.message, /^Dependency cycle: (11 \(KSampler\) -> 12 \(KSampler\) -> 11|12 \(KSampler\) -> 11 \(KSampler\) -> 12) \(KSampler\)\. /);
     assert.match(error!.message, /A node cannot wait for its own output; remove one of these links$/);
-    assert.deepEqual(error!.extra_info, { node_id: id, cycle_nodes: ['11', '12'] });
+    assert.deepEqual(error!.extra_info, { node_id: id, cycle_nodes: ['11', '12'], cycle_size: 2 });
     assert.deepEqual(result.nodeErrors[id]!.dependent_outputs, ['9']);
   }
 
@@ -779,4 +780,48 @@ test('a validate hook sees the nodes upstream with their converted constants, an
   assert.deepEqual(seen.pop(), { nodeId: '1' });
   assert.deepEqual(Object.keys(broken.nodeErrors), ['3']);
   assert.equal(broken.nodeErrors['3']?.errors[0]?.type, 'value_smaller_than_min');
+});
+
+// --- prompts of any size answer with bounded reports ---------------------------------------------------------
+
+test('a 4,000-node cycle and 4,000 outputs over a broken chain get reports that grow with the prompt, not its square', async () => {
+  const registry = new NodeRegistry();
+  registry.register(defineNode({ id: 'Src', inputs: { v: int({ max: 5 }) }, outputs: [{ type: 'INT' }], execute: notRunHere }));
+  registry.register(defineNode({ id: 'Step', inputs: { a: socket('INT') }, outputs: [{ type: 'INT' }], execute: notRunHere }));
+  registry.register(defineNode({ id: 'Sink', outputNode: true, inputs: { a: socket('INT') }, outputs: [], execute: notRunHere }));
+
+  const n = 4000;
+  const cycle: ApiPrompt = { out: { class_type: 'Sink', inputs: { a: ['0', 0] } } };
+  for (let i = 0; i < n; i++) cycle[String(i)] = { class_type: 'Step', inputs: { a: [String((i + 1) % n), 0] } };
+  const cyclic = await validatePrompt(cycle, registry);
+  assert.equal(Object.keys(cyclic.nodeErrors).length, n, 'every node of the cycle is marked, as ComfyUI does');
+  const message = cyclic.nodeErrors['0']!.errors[0]!.message;
+  assert.match(message, /^Dependency cycle: 0 \(Step\) -> 3999 \(Step\) -> .* -> \.\.\. \(3991 more\) -> .* -> 0 \(Step\)\./);
+  assert.ok(message.length < 1000, `one message is short (${message.length} characters)`);
+  assert.equal(cyclic.nodeErrors['0']!.errors[0]!.extra_info.cycle_size, n);
+  assert.ok(JSON.stringify({ error: cyclic.error, nodeErrors: cyclic.nodeErrors }).length < n * 2000, 'the report is linear in the cycle (under 2 KB a node)');
+
+  const broken: ApiPrompt = { '0': { class_type: 'Src', inputs: { v: 99 } } };
+  for (let i = 1; i < n; i++) broken[String(i)] = { class_type: 'Step', inputs: { a: [String(i - 1), 0] } };
+  for (let i = 0; i < n; i++) broken[`s${i}`] = { class_type: 'Sink', inputs: { a: [String(n - 1), 0] } };
+  const fan = await validatePrompt(broken, registry);
+  assert.deepEqual(Object.keys(fan.nodeErrors), ['0']);
+  assert.equal(fan.nodeErrors['0']!.dependent_outputs.length, MAX_DEPENDENT_OUTPUTS, 'the outputs a node breaks are listed up to a bound');
+  assert.ok(JSON.stringify({ error: fan.error, nodeErrors: fan.nodeErrors }).length < 100_000, 'the report (not the prompt) is small');
+});
+
+test('node ids that are Object.prototype keys are ordinary ids', async () => {
+  // As a prompt arrives over HTTP: JSON.parse makes "__proto__" an own key (an object literal would not).
+  const prompt = JSON.parse(
+    JSON.stringify({
+      constructor: { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: 'tiny-sd' } },
+      toString: { class_type: 'SaveImage', inputs: { images: ['hasOwnProperty', 0] } },
+    }).replace(/^\{/, '{"__proto__": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 512, "batch_size": 1}},'),
+  ) as ApiPrompt;
+  assert.deepEqual(Object.keys(prompt), ['__proto__', 'constructor', 'toString']);
+  const result = await validatePrompt(prompt, registry);
+  assert.equal(result.ok, false);
+  assert.deepEqual(Object.keys(result.nodeErrors), ['toString']);
+  assert.match(result.nodeErrors['toString']!.errors[0]!.message, /linked to node hasOwnProperty, which does not exist/);
+  assert.ok(Object.hasOwn(result.prompt, '__proto__'), 'a "__proto__" node stays a node of the prompt');
 });

@@ -215,3 +215,13 @@ test('an image file that is not an image is a clear LoadImage error', { skip: no
   ({ result } = await validateAndRun(defaultPrompt()));
   assert.equal(result.status, 'success', JSON.stringify(result.error));
 });
+
+test('a prompt text past the length limit is refused when queued, before anything tokenizes it', { skip: noModel }, async () => {
+  const text = 'a red circle '.repeat(2000);
+  const validation = await validatePrompt(changed({ '6': { text } }), await packRegistry(), { context: { paths: host.paths } });
+  const error = validation.nodeErrors['6']?.errors[0];
+  assert.equal(error?.type, 'custom_validation_failed');
+  assert.equal(error?.message, 'text is 26,000 characters long; prompts may have at most 20,000');
+  const atLimit = await validatePrompt(changed({ '6': { text: 'x'.repeat(20_000) } }), await packRegistry(), { context: { paths: host.paths } });
+  assert.equal(atLimit.nodeErrors['6'], undefined);
+});

@@ -96,6 +96,14 @@ function apiRouter(ctx: AppContext): express.Router {
   const json = express.json({
     limit: config.maxBodyBytes,
     type: (req) => !String(req.headers['content-type'] ?? '').startsWith('multipart/'),
+    // Checked on the raw bytes before parsing: a prompt nested thousands deep would be stored, then break
+    // every later GET /history that serializes it.
+    verify: (_req, _res, buffer) => {
+      const depth = jsonNestingDepth(buffer, config.maxJsonDepth);
+      if (depth > config.maxJsonDepth) {
+        throw Object.assign(new Error(`The request body is nested deeper than ${config.maxJsonDepth} levels (--max-json-depth)`), { type: 'json.too_deep' });
+      }
+    },
   });
   const body = (req: Request): Record<string, unknown> => {
     const value: unknown = req.body;
@@ -434,6 +442,41 @@ function optionalInt(value: unknown, name: string, min: number): number | undefi
   return n;
 }
 
+/** File-system errors that a request's path causes (not the server's fault), as the status a client can act on. */
+const FILE_SYSTEM_ERRORS: Record<string, { status: number; type: string; message: string }> = {
+  EISDIR: { status: 409, type: 'conflict', message: 'the path names a folder, not a file' },
+  ENOTDIR: { status: 409, type: 'conflict', message: 'a part of the path is a file, not a folder' },
+  EEXIST: { status: 409, type: 'conflict', message: 'something else already exists at that path' },
+  ENAMETOOLONG: { status: 400, type: 'bad_path', message: 'a name in the path is too long for the file system' },
+};
+
+/** A message with every absolute file path cut to its last part (`…/x.png`). */
+export function withoutServerPaths(message: string): string {
+  return message.replace(/(?:[A-Za-z]:)?(?:[\\/][^\\/\s'"`,;()]+){2,}/g, (path) => `…/${basename(path)}`);
+}
+
+/**
+ * How deep a JSON text nests (objects and arrays), counted on its bytes; stops counting past `limit`.
+ * Brackets inside strings do not count.
+ */
+export function jsonNestingDepth(bytes: Uint8Array, limit: number): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const byte = bytes[i]!;
+    if (inString) {
+      if (byte === 0x5c) i++; // backslash: skip the escaped character
+      else if (byte === 0x22) inString = false;
+    } else if (byte === 0x22) inString = true;
+    else if (byte === 0x7b || byte === 0x5b) {
+      depth++;
+      if (depth > deepest && (deepest = depth) > limit) return deepest;
+    } else if (byte === 0x7d || byte === 0x5d) depth--;
+  }
+  return deepest;
+}
+
 interface BodyParserError extends Error {
   type?: string;
   status?: number;
@@ -461,13 +504,20 @@ function errorHandler(logger: Logger) {
     if (bodyError.type === 'entity.too.large') {
       return void send(413, 'body_too_large', `The request body is larger than the server's limit of ${bodyError.limit} bytes (--max-body-size)`);
     }
+    if (bodyError.type === 'json.too_deep' || (error as { cause?: { type?: string } })?.cause?.type === 'json.too_deep') {
+      return void send(400, 'too_deep', bodyError.message);
+    }
     if (bodyError.type === 'entity.parse.failed') {
       return void send(400, 'invalid_json', `The request body is not valid JSON: ${bodyError.message}`);
     }
     if (typeof bodyError.status === 'number' && bodyError.status >= 400 && bodyError.status < 500) {
       return void send(bodyError.status, 'invalid_request', bodyError.message);
     }
+    const code = (error as NodeJS.ErrnoException)?.code;
+    const fsError = code ? FILE_SYSTEM_ERRORS[code] : undefined;
+    if (fsError) return void send(fsError.status, fsError.type, `${req.method} ${req.path}: ${fsError.message}`);
     logger.error(`${req.method} ${req.path} failed: ${(error as Error)?.stack ?? String(error)}`);
-    send(500, 'server_error', `Internal error: ${(error as Error)?.message ?? String(error)}`);
+    // The client gets the error without the server's folders in it; the log above has everything.
+    send(500, 'server_error', `Internal error: ${withoutServerPaths((error as Error)?.message ?? String(error))} (the server's log has the details)`);
   };
 }

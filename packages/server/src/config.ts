@@ -24,6 +24,8 @@ export interface ServerConfig {
   maxBodyBytes: number;
   /** Largest accepted width or height of an uploaded image, pixels. */
   maxImageDimension: number;
+  /** Deepest nesting of objects and arrays accepted in a JSON body (400 above). */
+  maxJsonDepth: number;
   /** When set, every API route and the websocket require it (`Authorization: Bearer` or `?token=`). */
   token: string | undefined;
   /** Prompts run at the same time. One by default: the executor and its cache are shared. */
@@ -58,6 +60,7 @@ export function resolveConfig(root: string, input: ConfigInput = {}, env: NodeJS
     maxUploadBytes: input.maxUploadBytes ?? 100 * 1024 * 1024,
     maxBodyBytes: input.maxBodyBytes ?? 32 * 1024 * 1024,
     maxImageDimension: input.maxImageDimension ?? 16384,
+    maxJsonDepth: input.maxJsonDepth ?? 128,
     token: token === '' ? undefined : token,
     workers: Math.max(1, Math.floor(input.workers ?? 1)),
     maxHistory: Math.max(1, Math.floor(input.maxHistory ?? 10000)),
@@ -131,6 +134,7 @@ Options:
   --max-upload-size <size>  largest upload, e.g. 100MB (default 100MB)
   --max-body-size <size>    largest JSON request body (default 32MB)
   --max-image-dimension <n> largest uploaded image width or height (default 16384)
+  --max-json-depth <n>      deepest nesting of a JSON body (default 128)
   --workers <n>             prompts run at the same time (default 1)
   --max-history <n>         history entries kept (default 10000)
   --editor-dir <dir>        built editor files (default packages/editor/dist)
@@ -163,6 +167,7 @@ export function parseCliArgs(argv: string[]): CliOptions {
       'max-upload-size': { type: 'string' },
       'max-body-size': { type: 'string' },
       'max-image-dimension': { type: 'string' },
+      'max-json-depth': { type: 'string' },
       workers: { type: 'string' },
       'max-history': { type: 'string' },
       'editor-dir': { type: 'string' },
@@ -185,6 +190,7 @@ export function parseCliArgs(argv: string[]): CliOptions {
   if (values.pack?.length) out.extraPacks = values.pack.map((p) => resolve(p));
   if (values['max-upload-size']) out.maxUploadBytes = parseSize(values['max-upload-size'], '--max-upload-size');
   if (values['max-body-size']) out.maxBodyBytes = parseSize(values['max-body-size'], '--max-body-size');
+  if (values['max-json-depth']) out.maxJsonDepth = parsePositiveInt(values['max-json-depth'], '--max-json-depth');
   if (values['max-image-dimension']) {
     out.maxImageDimension = parsePositiveInt(values['max-image-dimension'], '--max-image-dimension');
   }

@@ -7,7 +7,7 @@
  * `change` is emitted so the server can broadcast the queue status.
  */
 import { EventEmitter } from 'node:events';
-import type { ApiPrompt, Logger } from '@gategraph/core';
+import { setOwn, type ApiPrompt, type Logger } from '@gategraph/core';
 import { applyRecord, boundedHistoryEntry, DurableStore, type HistoryEntry, type QueueItem, type StoreRecord, type StoreState } from './store.ts';
 
 export interface EnqueueRequest {
@@ -156,7 +156,7 @@ export class PromptQueue extends EventEmitter<{ change: [] }> {
     const ids = [...this.#state.history.keys()];
     const start = offset < 0 ? (maxItems !== undefined ? Math.max(0, ids.length - maxItems) : 0) : offset;
     const end = maxItems !== undefined ? start + maxItems : ids.length;
-    for (const id of ids.slice(start, end)) out[id] = this.#state.history.get(id)!;
+    for (const id of ids.slice(start, end)) setOwn(out, id, this.#state.history.get(id)!);
     return out;
   }
 

@@ -1,0 +1,81 @@
+// Requests that once stalled, poisoned or crashed the server: each is a clear 4xx now, the server keeps
+// answering others meanwhile, and what a client reads never shows the server's folders.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { boundedMessage, MAX_LOG_MESSAGE_CHARACTERS } from '@gategraph/core';
+import { withoutServerPaths } from '../src/app.ts';
+import { getJson, postJson, slowPrompt, startTestServer, TestClient, type TestServer } from './helpers.ts';
+
+let server: TestServer;
+before(async () => {
+  server = await startTestServer();
+});
+after(async () => {
+  await server.dispose();
+});
+
+/** A JSON text of an object nested `depth` deep: {"a":{"a":...}}. */
+function nested(depth: number): string {
+  return '{"a":'.repeat(depth) + '1' + '}'.repeat(depth);
+}
+
+test('JSON nested deeper than the limit is refused before parsing, while the server keeps answering', async () => {
+  const deep = `{"prompt": ${JSON.stringify(slowPrompt(1)).replace(/\}$/, `, "x": {"class_type": "TestConstant", "inputs": {"value": 1, "deep": ${nested(4100)}}}}`)}}`;
+  const [refused, stats] = await Promise.all([
+    fetch(`${server.url}/prompt`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: deep }),
+    getJson(`${server.url}/system_stats`),
+  ]);
+  assert.equal(stats.status, 200);
+  assert.equal(refused.status, 400);
+  const body = (await refused.json()) as { error: { type: string; message: string } };
+  assert.equal(body.error.type, 'too_deep');
+  assert.match(body.error.message, /nested deeper than 128 levels \(--max-json-depth\)/);
+  assert.equal((await getJson(`${server.url}/history`)).status, 200, 'nothing was stored that breaks /history');
+
+  // Brackets inside strings are text, not nesting; a workflow of ordinary depth passes.
+  const text = await postJson(`${server.url}/prompt`, { prompt: slowPrompt(2, 1, 0), extra_data: { note: '[[[[{{{{'.repeat(100), ok: JSON.parse(nested(60)) } });
+  assert.equal(text.status, 200);
+});
+
+test('ids that are Object.prototype keys work as ordinary ids: a "__proto__" prompt id runs and is in the history', async () => {
+  const client = await TestClient.connect(server.url, 'proto');
+  const prompt = JSON.parse(JSON.stringify(slowPrompt(3, 1, 0)).replace('"1":', '"constructor":').replace('["1",0]', '["constructor",0]'));
+  const queued = await postJson(`${server.url}/prompt`, JSON.parse(`{"prompt_id": "__proto__", "client_id": "proto", "prompt": ${JSON.stringify(prompt)}}`));
+  assert.equal(queued.status, 200, JSON.stringify(queued.json));
+  await client.done('__proto__');
+  await client.close();
+  const history = (await getJson(`${server.url}/history`)).json as Record<string, { status: { status_str: string } }>;
+  assert.ok(Object.hasOwn(history, '__proto__'), 'listed in /history');
+  assert.equal(history['__proto__']?.status.status_str, 'success');
+  assert.ok(Object.hasOwn((await getJson(`${server.url}/history/__proto__`)).json, '__proto__'));
+});
+
+test('paths that name a folder, go through a file or are too long are 4xx with no server path in the message', async () => {
+  const userDir = join(server.dir, 'user', 'default');
+  mkdirSync(join(userDir, 'workflows', 'folder.json'), { recursive: true });
+  writeFileSync(join(userDir, 'workflows', 'file'), 'x');
+  const cases: Array<[string, number]> = [
+    [`/userdata/${encodeURIComponent('workflows/folder.json')}`, 409],
+    [`/userdata/${encodeURIComponent('workflows/file/inside.json')}`, 409],
+    [`/userdata/${encodeURIComponent(`workflows/${'n'.repeat(300)}.json`)}`, 400],
+  ];
+  for (const [path, status] of cases) {
+    const response = await fetch(`${server.url}${path}`, { method: 'POST', body: '{}' });
+    const text = await response.text();
+    assert.equal(response.status, status, `${path}: ${text}`);
+    assert.ok(!text.includes(server.dir), `${path}: the message shows no server folder: ${text}`);
+  }
+  assert.equal(withoutServerPaths("ENOENT: no such file or directory, open '/srv/gg/output/x.png'"), "ENOENT: no such file or directory, open '…/x.png'");
+});
+
+test('log messages are bounded: a huge prompt quoted in a warning becomes its start and end', () => {
+  const message = `dropped: ${'word '.repeat(2_000_000)}end`;
+  const bounded = boundedMessage(message);
+  assert.ok(bounded.length <= MAX_LOG_MESSAGE_CHARACTERS + 40);
+  assert.match(bounded, /^dropped: word /);
+  assert.match(bounded, /characters left out/);
+  assert.match(bounded, /end$/);
+  assert.equal(boundedMessage('short'), 'short');
+});
