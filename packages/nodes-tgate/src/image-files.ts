@@ -9,6 +9,7 @@
  */
 import { NodeInputError } from '@gategraph/core';
 import { decodePng, hasPngSignature, type RawImage } from '@gategraph/diffusion';
+import { imageSize } from 'image-size';
 import jpeg from 'jpeg-js';
 import { mkdirSync, readdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
@@ -28,6 +29,11 @@ export interface SaveTarget {
   name: string;
 }
 
+/** What file systems allow for one name, in bytes. */
+const MAX_NAME_BYTES = 255;
+/** What saving adds to the prefix's name: `_00001_.png` (the counter grows past 5 digits after 99,999 files). */
+const NAME_SUFFIX_BYTES = '_000001_.webp'.length;
+
 /** Splits a prefix into folder and name, refusing anything that would leave `base`. */
 export function saveTarget(base: string, prefix: string, input = 'filename_prefix'): SaveTarget {
   const normalized = prefix.replace(/\\/g, '/').trim();
@@ -36,6 +42,14 @@ export function saveTarget(base: string, prefix: string, input = 'filename_prefi
   if (normalized === '' || normalized.endsWith('/')) throw new NodeInputError(`${input} "${prefix}" has no file name part; use e.g. "gategraph" or "subfolder/name"`, input);
   if (isAbsolute(normalized) || /^[a-zA-Z]:/.test(normalized)) throw refuse('it is an absolute path');
   if (normalized.includes('\0')) throw refuse('it contains a NUL character');
+  // The longest name a file system takes is 255 bytes; the counter and extension come on top (_00001_.png).
+  const longest = normalized.split('/').reduce((most, part) => Math.max(most, Buffer.byteLength(part)), 0);
+  if (longest + NAME_SUFFIX_BYTES > MAX_NAME_BYTES) {
+    throw new NodeInputError(
+      `${input} is too long: a file name may have ${MAX_NAME_BYTES} bytes, and "<name>_00001_.png" would have ${longest + NAME_SUFFIX_BYTES}; use a shorter name`,
+      input,
+    );
+  }
   const root = resolve(base);
   const folder = resolve(root, dirname(normalized));
   const rel = relative(root, folder);
@@ -94,8 +108,21 @@ export function writeNumbered(target: SaveTarget, files: readonly Uint8Array[], 
 
 const JPEG_SIGNATURE = [0xff, 0xd8, 0xff];
 
-/** Decodes a PNG or JPEG file's bytes to 8-bit pixels; a message for people when it is neither. */
+/**
+ * The most pixels LoadImage decodes (8192 x 8192). A 1 MB PNG can declare 16000 x 16000 pixels, which decode to
+ * gigabytes; the size is read from the file's header first, so such a file is refused before any decoding.
+ */
+export const MAX_IMAGE_PIXELS = 8192 * 8192;
+
+/** Decodes a PNG or JPEG file's bytes to 8-bit pixels; a message for people when it is neither or too large. */
 export function decodeImageFile(bytes: Uint8Array): RawImage | string {
+  const size = headerSize(bytes);
+  if (size && size.width * size.height > MAX_IMAGE_PIXELS) {
+    return (
+      `it is ${size.width}x${size.height} pixels (${((size.width * size.height) / 1e6).toFixed(1)} megapixels); images of up to ` +
+      `${(MAX_IMAGE_PIXELS / 1e6).toFixed(1)} megapixels (8192x8192) are loaded: scale it down first`
+    );
+  }
   if (hasPngSignature(bytes)) {
     try {
       return decodePng(bytes);
@@ -114,4 +141,14 @@ export function decodeImageFile(bytes: Uint8Array): RawImage | string {
   if (bytes.length === 0) return 'the file is empty';
   const head = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');
   return `it is not a PNG or JPEG image (it starts with bytes ${head})`;
+}
+
+/** Width and height from the image's header, when its format is one image-size reads. */
+function headerSize(bytes: Uint8Array): { width: number; height: number } | undefined {
+  try {
+    const { width, height } = imageSize(bytes);
+    return width !== undefined && height !== undefined ? { width, height } : undefined;
+  } catch {
+    return undefined; // not an image format it knows: the decoders say what is wrong
+  }
 }

@@ -225,3 +225,15 @@ test('a prompt text past the length limit is refused when queued, before anythin
   const atLimit = await validatePrompt(changed({ '6': { text: 'x'.repeat(20_000) } }), await packRegistry(), { context: { paths: host.paths } });
   assert.equal(atLimit.nodeErrors['6'], undefined);
 });
+
+test('LoadImage refuses an image whose header declares more pixels than it decodes, before decoding it', { skip: noModel }, async () => {
+  // A PNG header declaring 16000x16000 pixels over almost no data: decoding it would take gigabytes.
+  const png = encodePng({ width: 1, height: 1, channels: 3, data: new Uint8Array(3) });
+  const bomb = Buffer.from(png);
+  bomb.writeUInt32BE(16000, 16);
+  bomb.writeUInt32BE(16000, 20);
+  writeFileSync(join(host.paths.input, 'bomb.png'), bomb);
+  const { result } = await runUnvalidated({ '1': { class_type: 'LoadImage', inputs: { image: 'bomb.png' } }, '2': { class_type: 'PreviewImage', inputs: { images: ['1', 0] } } }, ['2']);
+  assert.equal(result.error?.node_type, 'LoadImage');
+  assert.match(result.error!.message, /it is 16000x16000 pixels \(256\.0 megapixels\); images of up to 67\.1 megapixels \(8192x8192\) are loaded/);
+});

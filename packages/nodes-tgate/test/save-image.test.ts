@@ -131,3 +131,11 @@ test('LoadImage reads JPEG files too (no alpha: an empty 64x64 mask, as ComfyUI)
   assert.deepEqual(mask!.shape, [1, 64, 64]);
   assert.ok(mask!.data.every((v) => v === 0));
 });
+
+test('a filename_prefix too long for a file name is a clear error on SaveImage, not a raw ENAMETOOLONG', async () => {
+  const registry = await packRegistry();
+  const validation = await validatePrompt(save('é'.repeat(200)), registry);
+  const result = await new Executor(registry, { paths: host.paths, logger: silentLogger }).run(validation.prompt, { promptId: 'long-name', outputs: validation.outputs });
+  assert.equal(result.error?.node_type, 'SaveImage');
+  assert.match(result.error!.message, /^filename_prefix is too long: a file name may have 255 bytes, and "<name>_00001_\.png" would have 413; use a shorter name$/);
+});

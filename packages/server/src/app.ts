@@ -292,7 +292,7 @@ function apiRouter(ctx: AppContext): express.Router {
       throw new HttpError(400, 'invalid_request', 'Send the image as multipart/form-data in a field named "image"');
     }
     const fields = (req.body ?? {}) as Record<string, unknown>;
-    checkImageDimensions(file.buffer, config.maxImageDimension, JSON.stringify(file.originalname));
+    checkImageDimensions(file.buffer, config.maxImageDimension, JSON.stringify(file.originalname), config.maxImagePixels);
     const overwrite = fields.overwrite === 'true' || fields.overwrite === '1';
     const saved = await saveUpload({
       paths: config.paths,

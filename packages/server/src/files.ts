@@ -101,7 +101,7 @@ export async function resolveViewFile(paths: HostPaths, query: ViewQuery): Promi
 }
 
 /** Throws 413 when `data` is an image (PNG, JPEG, WebP, ...) larger than the limit in either dimension. */
-export function checkImageDimensions(data: Uint8Array, maxDimension: number, name: string): void {
+export function checkImageDimensions(data: Uint8Array, maxDimension: number, name: string, maxPixels = Number.POSITIVE_INFINITY): void {
   let size: { width?: number; height?: number } | undefined;
   try {
     size = imageSize(data);
@@ -114,6 +114,12 @@ export function checkImageDimensions(data: Uint8Array, maxDimension: number, nam
     throw new FileRequestError(
       413,
       `${name} is ${width}x${height} pixels; the server accepts images up to ${maxDimension} pixels on each side (--max-image-dimension)`,
+    );
+  }
+  if (width * height > maxPixels) {
+    throw new FileRequestError(
+      413,
+      `${name} is ${width}x${height} pixels (${((width * height) / 1e6).toFixed(1)} megapixels); the server accepts images of up to ${(maxPixels / 1e6).toFixed(1)} megapixels (--max-image-pixels)`,
     );
   }
 }

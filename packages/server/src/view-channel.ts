@@ -11,7 +11,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
-import { UnreadableImageError } from './view-preview.ts';
+import { MAX_DECODED_PIXELS, UnreadableImageError } from './view-preview.ts';
 
 export type ViewChannel = 'rgb' | 'a';
 
@@ -25,8 +25,9 @@ export async function extractViewChannel(file: string, name: string, channel: Vi
   // Bytes, not the path: libvips caches by path and could answer with an image an overwriting upload replaced.
   const source = await readFile(file);
   try {
-    if (channel === 'rgb') return await sharp(source).removeAlpha().toColourspace('srgb').png().toBuffer();
-    const { data, info } = await sharp(source).toColourspace('srgb').ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+    const options = { limitInputPixels: MAX_DECODED_PIXELS };
+    if (channel === 'rgb') return await sharp(source, options).removeAlpha().toColourspace('srgb').png().toBuffer();
+    const { data, info } = await sharp(source, options).toColourspace('srgb').ensureAlpha().raw().toBuffer({ resolveWithObject: true });
     for (let i = 0; i < data.length; i += 4) data.fill(0, i, i + 3);
     return await sharp(data, { raw: { width: info.width, height: info.height, channels: 4 } }).png().toBuffer();
   } catch (error) {

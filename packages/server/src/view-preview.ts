@@ -38,6 +38,12 @@ export function parsePreviewRequest(preview: string, channel = ''): PreviewReque
   return { format, quality, dropAlpha: format === 'jpeg' || channel === 'rgb' };
 }
 
+/**
+ * The most pixels /view decodes for a preview or a channel (8192 x 8192): checked by libvips from the header,
+ * before decoding, so a small file declaring 16000 x 16000 pixels cannot take gigabytes.
+ */
+export const MAX_DECODED_PIXELS = 8192 * 8192;
+
 /** The file asked for through /view is not an image sharp can read (a text file, a truncated PNG...). */
 export class UnreadableImageError extends Error {
   override name = 'UnreadableImageError';
@@ -48,9 +54,10 @@ export async function encodePreview(file: string, name: string, request: Preview
   // Read into memory rather than handing libvips the path: its operation cache keys on the path and could
   // answer with the old image after an upload with overwrite=true replaced the file.
   const source = await readFile(file);
-  let image = sharp(source);
+  let image = sharp(source, { limitInputPixels: MAX_DECODED_PIXELS });
   try {
-    await image.metadata();
+    const { width = 0, height = 0 } = await image.metadata();
+    if (width * height > MAX_DECODED_PIXELS) throw new Error(`it is ${width}x${height} pixels, above the ${MAX_DECODED_PIXELS} pixels previews are made of`);
   } catch (error) {
     throw new UnreadableImageError(
       `Cannot make a preview of ${JSON.stringify(name)}: it is not an image this server can read (${(error as Error).message}); ask without "preview" to get the file as it is`,

@@ -4,6 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { crc32, deflateSync } from 'node:zlib';
 import { boundedMessage, MAX_LOG_MESSAGE_CHARACTERS } from '@gategraph/core';
 import { withoutServerPaths } from '../src/app.ts';
 import { getJson, postJson, slowPrompt, startTestServer, TestClient, type TestServer } from './helpers.ts';
@@ -78,4 +79,45 @@ test('log messages are bounded: a huge prompt quoted in a warning becomes its st
   assert.match(bounded, /characters left out/);
   assert.match(bounded, /end$/);
   assert.equal(boundedMessage('short'), 'short');
+});
+
+/** A small PNG file whose header declares `width` x `height` pixels (the data holds one row: a "bomb"). */
+function declaredPng(width: number, height: number): Buffer {
+  const chunk = (type: string, data: Buffer) => {
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([length, body, crc]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header[8] = 8;
+  header[9] = 2;
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header),
+    chunk('IDAT', deflateSync(Buffer.alloc(1 + width * 3))),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+test('an image whose header declares 16000x16000 pixels is refused before decoding: upload, preview and channel', async () => {
+  const bomb = declaredPng(16000, 16000);
+  const form = new FormData();
+  form.append('image', new Blob([bomb], { type: 'image/png' }), 'bomb.png');
+  const upload = await fetch(`${server.url}/upload/image`, { method: 'POST', body: form });
+  assert.equal(upload.status, 413);
+  assert.match(((await upload.json()) as { error: { message: string } }).error.message, /16000x16000 pixels \(256\.0 megapixels\); the server accepts images of up to 67\.1 megapixels \(--max-image-pixels\)/);
+
+  // A file that got into the output folder another way (a node wrote it) is not decoded for a preview either.
+  writeFileSync(join(server.config.paths.output, 'bomb.png'), bomb);
+  for (const query of ['preview=webp;90', 'channel=a']) {
+    const [view, stats] = await Promise.all([fetch(`${server.url}/view?filename=bomb.png&${query}`), getJson(`${server.url}/system_stats`)]);
+    assert.equal(stats.status, 200);
+    assert.equal(view.status, 400, query);
+    assert.match(((await view.json()) as { error: { message: string } }).error.message, /pixel/, query);
+  }
 });
