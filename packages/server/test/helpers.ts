@@ -13,8 +13,8 @@ import WebSocket from 'ws';
 import { combo, defineNode, findWorkspaceRoot, int, NodeInputError, NodeRegistry, silentLogger, socket, string, type ApiPrompt } from '@gategraph/core';
 import { startServer, type GategraphServer, type StartServerOptions } from '../src/index.ts';
 
-/** A valid RGB PNG of `width` x `height` filled with a colour derived from `seed`. */
-export function makePng(width: number, height: number, seed: number): Buffer {
+/** An RGB PNG file with this header and these (already deflated) image data bytes. */
+export function rgbPng(width: number, height: number, imageData: Buffer): Buffer {
   const chunk = (type: string, data: Buffer) => {
     const length = Buffer.alloc(4);
     length.writeUInt32BE(data.length);
@@ -28,18 +28,23 @@ export function makePng(width: number, height: number, seed: number): Buffer {
   header.writeUInt32BE(height, 4);
   header[8] = 8; // bit depth
   header[9] = 2; // RGB
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header),
+    chunk('IDAT', imageData),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+/** A valid RGB PNG of `width` x `height` filled with a colour derived from `seed`. */
+export function makePng(width: number, height: number, seed: number): Buffer {
   const rows: Buffer[] = [];
   for (let y = 0; y < height; y++) {
     const row = Buffer.alloc(1 + width * 3);
     for (let x = 0; x < width; x++) row.set([(seed * 37 + x) & 255, (seed * 11 + y) & 255, seed & 255], 1 + x * 3);
     rows.push(row);
   }
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', header),
-    chunk('IDAT', deflateSync(Buffer.concat(rows))),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
+  return rgbPng(width, height, deflateSync(Buffer.concat(rows)));
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>

@@ -4,10 +4,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { crc32, deflateSync } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
 import { boundedMessage, MAX_LOG_MESSAGE_CHARACTERS } from '@gategraph/core';
 import { withoutServerPaths } from '../src/app.ts';
-import { getJson, postJson, slowPrompt, startTestServer, TestClient, type TestServer } from './helpers.ts';
+import { getJson, postJson, rgbPng, slowPrompt, startTestServer, TestClient, type TestServer } from './helpers.ts';
 
 let server: TestServer;
 before(async () => {
@@ -83,25 +83,7 @@ test('log messages are bounded: a huge prompt quoted in a warning becomes its st
 
 /** A small PNG file whose header declares `width` x `height` pixels (the data holds one row: a "bomb"). */
 function declaredPng(width: number, height: number): Buffer {
-  const chunk = (type: string, data: Buffer) => {
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(data.length);
-    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(body));
-    return Buffer.concat([length, body, crc]);
-  };
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header[8] = 8;
-  header[9] = 2;
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', header),
-    chunk('IDAT', deflateSync(Buffer.alloc(1 + width * 3))),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
+  return rgbPng(width, height, deflateSync(Buffer.alloc(1 + width * 3)));
 }
 
 test('an image whose header declares 16000x16000 pixels is refused before decoding: upload, preview and channel', async () => {
