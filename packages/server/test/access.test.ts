@@ -100,11 +100,18 @@ test('with a token, the websocket refuses other spellings of /ws without it', as
 
 test('/view serves only raster images inline; HTML, SVG and other files download, never run as a page', async () => {
   const input = server.config.paths.input;
-  writeFileSync(join(input, 'evil.html'), '<script>fetch("/history").then(r => r.text()).then(alert)</script>');
-  writeFileSync(join(input, 'evil.svg'), '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(localStorage.getItem("gategraph.token"))</script></svg>');
+  const auth = { authorization: `Bearer ${TOKEN}` };
+  // Uploaded as the attack did (the upload route takes any file, as ComfyUI's), or written there by a node.
+  for (const [name, text] of [
+    ['evil.html', '<script>fetch("/history").then(r => r.text()).then(alert)</script>'],
+    ['evil.svg', '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(localStorage.getItem("gategraph.token"))</script></svg>'],
+  ]) {
+    const form = new FormData();
+    form.append('image', new Blob([text!]), name!);
+    assert.equal((await fetch(`${server.url}/upload/image`, { method: 'POST', body: form, headers: auth })).status, 200, name);
+  }
   writeFileSync(join(input, 'notes.txt'), '<html><script>alert(1)</script></html>');
   writeFileSync(join(input, 'photo.png'), makePng(2, 2, 3));
-  const auth = { authorization: `Bearer ${TOKEN}` };
   for (const name of ['evil.html', 'evil.svg', 'notes.txt']) {
     const response = await raw(`/view?filename=${name}&type=input`, auth);
     assert.equal(response.status, 200, name);
