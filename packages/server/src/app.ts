@@ -4,7 +4,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { freemem, totalmem } from 'node:os';
-import { basename, extname } from 'node:path';
+import { mkdir, rm } from 'node:fs/promises';
+import { basename, extname, join } from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import multer from 'multer';
 import {
@@ -21,7 +22,7 @@ import {
   type WebExtension,
 } from '@gategraph/core';
 import { userDataDir, type ServerConfig } from './config.ts';
-import { checkImageDimensions, FileRequestError, resolveViewFile, saveUpload } from './files.ts';
+import { checkImageDimensions, FileRequestError, fileHead, resolveViewFile, saveUpload } from './files.ts';
 import { DuplicatePromptIdError, type PromptQueue } from './queue.ts';
 import { normalizePaths, originCheck, requireToken } from './security.ts';
 import type { QueueItem } from './store.ts';
@@ -271,8 +272,14 @@ function apiRouter(ctx: AppContext): express.Router {
     );
   });
 
+  // Uploads are streamed to disk (the temp folder), never held in memory whole, and only so many are received
+  // at once: eight 99 MiB uploads in parallel must not take 800 MB.
+  const uploadDir = join(config.paths.temp, '.uploads');
   const upload = multer({
-    storage: multer.memoryStorage(),
+    storage: multer.diskStorage({
+      destination: (_req, _file, done) => mkdir(uploadDir, { recursive: true }).then(() => done(null, uploadDir), (error: Error) => done(error, uploadDir)),
+      filename: (_req, _file, done) => done(null, `${randomUUID()}.part`),
+    }),
     limits: { fileSize: config.maxUploadBytes, files: 1, fields: 16, fieldSize: 64 * 1024 },
     defParamCharset: 'utf8',
     // Keep the client's name as sent, so a name with a path is refused (400) rather than silently cut.
@@ -280,28 +287,46 @@ function apiRouter(ctx: AppContext): express.Router {
   });
   const receiveImage = upload.single('image');
   // A malformed multipart body is the client's fault (400), not a server error.
-  const parseUpload = (req: Request, res: Response, next: NextFunction) =>
+  let uploadsInFlight = 0;
+  const parseUpload = (req: Request, res: Response, next: NextFunction) => {
+    if (uploadsInFlight >= config.maxConcurrentUploads) {
+      res.setHeader('Retry-After', '1');
+      return void next(new HttpError(503, 'busy', `${uploadsInFlight} uploads are being received; send this one again in a moment (--max-concurrent-uploads)`));
+    }
+    uploadsInFlight++;
+    let released = false;
+    const release = () => {
+      if (!released) uploadsInFlight--;
+      released = true;
+    };
+    res.once('close', release);
     receiveImage(req, res, (error?: unknown) => {
       if (error && !(error instanceof multer.MulterError)) {
         next(new HttpError(400, 'invalid_request', `The upload is not valid multipart/form-data: ${(error as Error).message}`));
       } else next(error);
     });
+  };
   router.post('/upload/image', parseUpload, async (req, res) => {
     const file = req.file;
     if (!file) {
       throw new HttpError(400, 'invalid_request', 'Send the image as multipart/form-data in a field named "image"');
     }
-    const fields = (req.body ?? {}) as Record<string, unknown>;
-    checkImageDimensions(file.buffer, config.maxImageDimension, JSON.stringify(file.originalname), config.maxImagePixels);
-    const overwrite = fields.overwrite === 'true' || fields.overwrite === '1';
-    const saved = await saveUpload({
-      paths: config.paths,
-      filename: file.originalname,
-      data: file.buffer,
-      subfolder: typeof fields.subfolder === 'string' ? fields.subfolder : '',
-      type: typeof fields.type === 'string' ? fields.type : 'input',
-      overwrite,
-    });
+    let saved;
+    try {
+      const fields = (req.body ?? {}) as Record<string, unknown>;
+      checkImageDimensions(await fileHead(file.path), config.maxImageDimension, JSON.stringify(file.originalname), config.maxImagePixels);
+      const overwrite = fields.overwrite === 'true' || fields.overwrite === '1';
+      saved = await saveUpload({
+        paths: config.paths,
+        filename: file.originalname,
+        file: file.path,
+        subfolder: typeof fields.subfolder === 'string' ? fields.subfolder : '',
+        type: typeof fields.type === 'string' ? fields.type : 'input',
+        overwrite,
+      });
+    } finally {
+      await rm(file.path, { force: true });
+    }
     res.json(saved);
   });
 

@@ -26,6 +26,8 @@ export interface ServerConfig {
   maxImageDimension: number;
   /** Largest accepted pixel count (width x height) of an uploaded image: a small file can declare huge sizes. */
   maxImagePixels: number;
+  /** Uploads received at the same time; more get 503 with Retry-After. */
+  maxConcurrentUploads: number;
   /** Deepest nesting of objects and arrays accepted in a JSON body (400 above). */
   maxJsonDepth: number;
   /** When set, every API route and the websocket require it (`Authorization: Bearer` or `?token=`). */
@@ -63,6 +65,7 @@ export function resolveConfig(root: string, input: ConfigInput = {}, env: NodeJS
     maxBodyBytes: input.maxBodyBytes ?? 32 * 1024 * 1024,
     maxImageDimension: input.maxImageDimension ?? 16384,
     maxJsonDepth: input.maxJsonDepth ?? 128,
+    maxConcurrentUploads: input.maxConcurrentUploads ?? 4,
     maxImagePixels: input.maxImagePixels ?? 8192 * 8192,
     token: token === '' ? undefined : token,
     workers: Math.max(1, Math.floor(input.workers ?? 1)),
@@ -139,6 +142,7 @@ Options:
   --max-image-dimension <n> largest uploaded image width or height (default 16384)
   --max-image-pixels <n>    largest uploaded image width x height (default 67108864, 8192x8192)
   --max-json-depth <n>      deepest nesting of a JSON body (default 128)
+  --max-concurrent-uploads <n> uploads received at once; more get 503 (default 4)
   --workers <n>             prompts run at the same time (default 1)
   --max-history <n>         history entries kept (default 10000)
   --editor-dir <dir>        built editor files (default packages/editor/dist)
@@ -172,6 +176,7 @@ export function parseCliArgs(argv: string[]): CliOptions {
       'max-body-size': { type: 'string' },
       'max-image-dimension': { type: 'string' },
       'max-json-depth': { type: 'string' },
+      'max-concurrent-uploads': { type: 'string' },
       'max-image-pixels': { type: 'string' },
       workers: { type: 'string' },
       'max-history': { type: 'string' },
@@ -196,6 +201,7 @@ export function parseCliArgs(argv: string[]): CliOptions {
   if (values['max-upload-size']) out.maxUploadBytes = parseSize(values['max-upload-size'], '--max-upload-size');
   if (values['max-body-size']) out.maxBodyBytes = parseSize(values['max-body-size'], '--max-body-size');
   if (values['max-image-pixels']) out.maxImagePixels = parsePositiveInt(values['max-image-pixels'], '--max-image-pixels');
+  if (values['max-concurrent-uploads']) out.maxConcurrentUploads = parsePositiveInt(values['max-concurrent-uploads'], '--max-concurrent-uploads');
   if (values['max-json-depth']) out.maxJsonDepth = parsePositiveInt(values['max-json-depth'], '--max-json-depth');
   if (values['max-image-dimension']) {
     out.maxImageDimension = parsePositiveInt(values['max-image-dimension'], '--max-image-dimension');

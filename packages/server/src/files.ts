@@ -8,8 +8,8 @@
  * claimed with a hard link, which fails instead of replacing when another upload took it meanwhile.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
-import { link, mkdir, open, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
+import { constants as fsConstants, createReadStream } from 'node:fs';
+import { copyFile, link, mkdir, open, realpath, rename, rm, stat } from 'node:fs/promises';
 import { extname, isAbsolute, join, relative, resolve } from 'node:path';
 import { imageSize } from 'image-size';
 import type { HostPaths } from '@gategraph/core';
@@ -133,7 +133,8 @@ export interface SavedUpload {
 export interface UploadRequest {
   paths: HostPaths;
   filename: string;
-  data: Uint8Array;
+  /** The received file on disk (an upload is streamed there, never held in memory whole). */
+  file: string;
   subfolder?: string;
   type?: string;
   /** Replace a file of the same name (ComfyUI's `overwrite=true`). */
@@ -149,11 +150,12 @@ export async function saveUpload(request: UploadRequest): Promise<SavedUpload> {
   await mkdir(dir, { recursive: true });
   await checkRealPath(base, dir);
 
-  // Written to a temporary name first, so a reader never sees a half-written file under the final name.
+  // Copied to a temporary name in the target folder first (the received file may be on another disk), so a
+  // reader never sees a half-written file under the final name.
   const tmp = join(dir, `.upload-${randomBytes(8).toString('hex')}.tmp`);
-  const handle = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o644);
+  await copyFile(request.file, tmp, fsConstants.COPYFILE_EXCL);
+  const handle = await open(tmp, 'r+');
   try {
-    await handle.writeFile(request.data);
     await handle.sync();
   } finally {
     await handle.close();
@@ -165,7 +167,7 @@ export async function saveUpload(request: UploadRequest): Promise<SavedUpload> {
     }
     const ext = extname(filename);
     const stem = filename.slice(0, filename.length - ext.length);
-    const digest = sha256(request.data);
+    const digest = await fileSha256(tmp);
     for (let i = 0; i < 10000; i++) {
       const candidate = i === 0 ? filename : `${stem} (${i})${ext}`;
       const target = join(dir, candidate);
@@ -176,8 +178,8 @@ export async function saveUpload(request: UploadRequest): Promise<SavedUpload> {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       }
       // The name is taken: the same bytes mean the same image, reuse it.
-      const existing = await readFile(target).catch(() => undefined);
-      if (existing && sha256(existing) === digest) return { name: candidate, subfolder: request.subfolder ?? '', type };
+      const existing = await fileSha256(target).catch(() => undefined);
+      if (existing === digest) return { name: candidate, subfolder: request.subfolder ?? '', type };
     }
     throw new FileRequestError(400, `Too many files named like ${JSON.stringify(filename)} in this folder`);
   } finally {
@@ -185,6 +187,24 @@ export async function saveUpload(request: UploadRequest): Promise<SavedUpload> {
   }
 }
 
-function sha256(data: Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
+/** The sha256 of a file, streamed (an upload may be 100 MiB). */
+async function fileSha256(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** Bytes of a file's start read for its image header (JPEG headers can sit behind large EXIF blocks). */
+const HEADER_BYTES = 1024 * 1024;
+
+/** The first HEADER_BYTES of a file. */
+export async function fileHead(path: string): Promise<Uint8Array> {
+  const handle = await open(path, 'r');
+  try {
+    const buffer = Buffer.alloc(HEADER_BYTES);
+    const { bytesRead } = await handle.read(buffer, 0, HEADER_BYTES, 0);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
 }

@@ -2,7 +2,7 @@
  * `startServer(options)`: the ComfyUI-compatible gategraph server: HTTP routes (app.ts), websocket clients
  * (ws-hub.ts), the durable queue (queue.ts, store.ts) and the workers that run prompts (worker.ts).
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage } from 'node:http';
 import { mkdirSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';

@@ -2,12 +2,13 @@
 // answering others meanwhile, and what a client reads never shows the server's folders.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { boundedMessage, MAX_LOG_MESSAGE_CHARACTERS } from '@gategraph/core';
 import { withoutServerPaths } from '../src/app.ts';
-import { getJson, postJson, rgbPng, slowPrompt, startTestServer, TestClient, type TestServer } from './helpers.ts';
+import { getJson, postJson, rgbPng, slowPrompt, startTestServer, TestClient, until, type TestServer } from './helpers.ts';
 
 let server: TestServer;
 before(async () => {
@@ -101,5 +102,53 @@ test('an image whose header declares 16000x16000 pixels is refused before decodi
     assert.equal(stats.status, 200);
     assert.equal(view.status, 400, query);
     assert.match(((await view.json()) as { error: { message: string } }).error.message, /pixel/, query);
+  }
+});
+
+test('uploads are streamed to disk as they arrive, and only so many are received at once (503 with Retry-After)', async () => {
+  const busy = await startTestServer({ maxConcurrentUploads: 1 });
+  try {
+    const boundary = 'gg-upload-boundary';
+    const head = `--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="big.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`;
+    const tail = `\r\n--${boundary}--\r\n`;
+    const chunk = Buffer.alloc(1024 * 1024, 7);
+    const pending = request({
+      host: '127.0.0.1',
+      port: busy.port,
+      path: '/upload/image',
+      method: 'POST',
+      headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+    });
+    const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      pending.on('response', (res) => {
+        let body = '';
+        res.on('data', (c) => (body += String(c)));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      pending.on('error', reject);
+    });
+    pending.write(head);
+    for (let i = 0; i < 8; i++) pending.write(chunk);
+    // The bytes sent so far are on disk before the request ends: nothing holds the whole upload in memory.
+    const partDir = join(busy.config.paths.temp, '.uploads');
+    await until(() => existsSync(partDir) && readdirSync(partDir).some((f) => statSync(join(partDir, f)).size >= 4 * chunk.length), 10_000);
+
+    // A second upload meanwhile is turned away, to come back later.
+    const form = new FormData();
+    form.append('image', new Blob([Buffer.from('x')]), 'small.bin');
+    const refused = await fetch(`${busy.url}/upload/image`, { method: 'POST', body: form });
+    assert.equal(refused.status, 503);
+    assert.equal(refused.headers.get('retry-after'), '1');
+
+    pending.end(tail);
+    const first = await response;
+    assert.equal(first.status, 200, first.body);
+    assert.equal(statSync(join(busy.config.paths.input, 'big.bin')).size, 8 * chunk.length);
+    assert.deepEqual(readdirSync(partDir), [], 'the received file is removed once saved');
+    const again = new FormData();
+    again.append('image', new Blob([Buffer.from('x')]), 'small.bin');
+    assert.equal((await fetch(`${busy.url}/upload/image`, { method: 'POST', body: again })).status, 200);
+  } finally {
+    await busy.dispose();
   }
 });
