@@ -32,6 +32,7 @@ import { encodePreview, parsePreviewRequest, UnreadableImageError } from './view
 import { extractViewChannel, parseViewChannel } from './view-channel.ts';
 import { peakResidentBytes } from './process-memory.ts';
 import { isEditorFile, serveEditorFiles } from './editor-files.ts';
+import { withoutServerPaths } from './client-text.ts';
 
 export interface AppContext {
   config: ServerConfig;
@@ -474,11 +475,6 @@ const FILE_SYSTEM_ERRORS: Record<string, { status: number; type: string; message
   EEXIST: { status: 409, type: 'conflict', message: 'something else already exists at that path' },
   ENAMETOOLONG: { status: 400, type: 'bad_path', message: 'a name in the path is too long for the file system' },
 };
-
-/** A message with every absolute file path cut to its last part (`…/x.png`). */
-export function withoutServerPaths(message: string): string {
-  return message.replace(/(?:[A-Za-z]:)?(?:[\\/][^\\/\s'"`,;()]+){2,}/g, (path) => `…/${basename(path)}`);
-}
 
 /**
  * How deep a JSON text nests (objects and arrays), counted on its bytes; stops counting past `limit`.

@@ -11,6 +11,7 @@ import type { ExecutionEvent, Executor, Logger, RunResult } from '@gategraph/cor
 import { SERVER_STOPPED_MESSAGE, type PromptQueue } from './queue.ts';
 import type { HistoryEntry, QueueItem, StatusMessage } from './store.ts';
 import type { WsHub } from './ws-hub.ts';
+import { withoutServerPaths } from './client-text.ts';
 
 /** Events kept in the history entry's `status.messages`, as ComfyUI keeps them. */
 const STATUS_EVENTS = new Set(['execution_start', 'execution_cached', 'execution_success', 'execution_error', 'execution_interrupted']);
@@ -106,6 +107,7 @@ export class PromptWorker {
         if (event.data.node !== null) executedCount++;
       }
       if (event.type === 'execution_success' && executedCount === 0) data = { ...data, note: ALL_CACHED_NOTE };
+      if (event.type === 'execution_error') data = forClients(data);
       if (event.type === 'execution_interrupted' && current.stopping) {
         data = { ...data, reason: 'server_stopped', message: SERVER_STOPPED_MESSAGE };
       }
@@ -180,4 +182,12 @@ function historyEntry(item: QueueItem, result: RunResult, messages: StatusMessag
     },
     meta,
   };
+}
+
+/** An execution_error's data as clients get it (websocket and history): no server paths in it. */
+function forClients(data: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...data };
+  if (typeof out.exception_message === 'string') out.exception_message = withoutServerPaths(out.exception_message);
+  if (Array.isArray(out.traceback)) out.traceback = out.traceback.map((line) => (typeof line === 'string' ? withoutServerPaths(line) : line));
+  return out;
 }

@@ -7,8 +7,8 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { boundedMessage, MAX_LOG_MESSAGE_CHARACTERS } from '@gategraph/core';
-import { withoutServerPaths } from '../src/app.ts';
-import { getJson, postJson, rgbPng, slowPrompt, startTestServer, TestClient, until, type TestServer } from './helpers.ts';
+import { withoutServerPaths } from '../src/client-text.ts';
+import { getJson, postJson, rgbPng, slowPrompt, startTestServer, TestClient, until, workspaceRoot, type TestServer } from './helpers.ts';
 
 let server: TestServer;
 before(async () => {
@@ -151,4 +151,22 @@ test('uploads are streamed to disk as they arrive, and only so many are received
   } finally {
     await busy.dispose();
   }
+});
+
+test('a node\'s error reaches clients without the server\'s folders in its message or traceback', async () => {
+  const client = await TestClient.connect(server.url, 'paths');
+  // Writing into a folder that does not exist fails with ENOENT naming the absolute path of the file.
+  const prompt = { '1': { class_type: 'TestConstant', inputs: { value: 4 } }, '2': { class_type: 'TestSaveImage', inputs: { value: ['1', 0], filename_prefix: 'no-such-folder/img' } } };
+  const queued = await postJson(`${server.url}/prompt`, { client_id: 'paths', prompt });
+  await client.done(queued.json.prompt_id);
+  const sent = client.messages.find((m) => m.type === 'execution_error')!.data as { exception_message: string; traceback: string[] };
+  const stored = (await getJson(`${server.url}/history/${queued.json.prompt_id}`)).json[queued.json.prompt_id].status.messages.find(
+    (m: [string, unknown]) => m[0] === 'execution_error',
+  )[1] as { traceback: string[] };
+  await client.close();
+  assert.ok(sent.traceback.length > 0, 'a traceback is sent, as ComfyUI does');
+  for (const text of [sent.exception_message, ...sent.traceback, ...stored.traceback]) {
+    assert.ok(!text.includes(workspaceRoot) && !text.includes(server.dir), `no server folder in: ${text}`);
+  }
+  assert.match(sent.exception_message, /ENOENT: no such file or directory, open '…\/img_00001_\.png'/, 'the file name stays, its folders go');
 });
