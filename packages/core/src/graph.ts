@@ -135,6 +135,61 @@ export function upstreamFirst(prompt: ApiPrompt, nodes: readonly string[]): stri
   return order;
 }
 
+/**
+ * For each node, the outputs that depend on it (up to `max`), in one pass over the graph: the
+ * nodes of a cycle share one set (the cycle is one node of the condensed graph), and a node's set is built
+ * after its consumers' (a depth-first post-order along the consumer links).
+ */
+export function outputsDownstream(
+  nodes: readonly string[],
+  outputs: readonly string[],
+  consumers: Map<string, string[]>,
+  cycles: string[][],
+  max: number,
+): Map<string, string[]> {
+  const representative = new Map<string, string>();
+  for (const cycle of cycles) for (const id of cycle) representative.set(id, cycle[0]!);
+  const rep = (id: string) => representative.get(id) ?? id;
+  const next = new Map<string, Set<string>>();
+  for (const [source, list] of consumers) {
+    for (const consumer of list) {
+      const from = rep(source);
+      const to = rep(consumer);
+      if (from !== to) (next.get(from) ?? next.set(from, new Set()).get(from)!).add(to);
+    }
+  }
+  const own = new Map<string, string[]>();
+  for (const output of outputs) (own.get(rep(output)) ?? own.set(rep(output), []).get(rep(output))!).push(output);
+
+  const sets = new Map<string, string[]>();
+  for (const start of nodes.map(rep)) {
+    if (sets.has(start)) continue;
+    const stack: Array<{ id: string; consumers: string[]; at: number }> = [{ id: start, consumers: [...(next.get(start) ?? [])], at: 0 }];
+    sets.set(start, []); // visiting: the condensed graph has no cycles, so this is never read before it is filled
+    while (stack.length) {
+      const frame = stack[stack.length - 1]!;
+      const consumer = frame.consumers[frame.at++];
+      if (consumer !== undefined) {
+        if (!sets.has(consumer)) {
+          sets.set(consumer, []);
+          stack.push({ id: consumer, consumers: [...(next.get(consumer) ?? [])], at: 0 });
+        }
+        continue;
+      }
+      stack.pop();
+      const found = new Set<string>(own.get(frame.id) ?? []);
+      for (const c of frame.consumers) {
+        for (const output of sets.get(c)!) {
+          if (found.size >= max) break;
+          found.add(output);
+        }
+      }
+      sets.set(frame.id, [...found].slice(0, max));
+    }
+  }
+  return new Map(nodes.map((id) => [id, sets.get(rep(id)) ?? []]));
+}
+
 /** Orders ids numerically when both are numbers ("2" < "10"), else lexically. */
 export function compareIds(a: string, b: string): number {
   const na = Number(a);

@@ -38,7 +38,7 @@
 import type { AnyNodeDefinition, ComboContext, InputSpec, UpstreamNode, ValidateContext } from './node-definition.ts';
 import type { NodeRegistry } from './registry.ts';
 import { isLink, type ApiLink, type ApiNode, type ApiPrompt } from './workflow/api-format.ts';
-import { ancestorsOf, compareIds, findCycles, linkedSources, upstreamFirst } from './graph.ts';
+import { ancestorsOf, compareIds, findCycles, linkedSources, outputsDownstream, upstreamFirst } from './graph.ts';
 import { comboValues, comfyInputSpec } from './object-info.ts';
 import { NodeInputError } from './errors.ts';
 import { setOwn } from './own-keys.ts';
@@ -202,7 +202,7 @@ export async function validatePrompt(
   // The outputs each node with errors breaks (ComfyUI's dependent_outputs), found for all nodes in one pass,
   // consumers before producers, each list capped: a prompt with thousands of outputs over a long broken
   // chain is answered in linear time and with a bounded report.
-  const downstream = outputsDownstream(ordered, outputs, consumers, cycles);
+  const downstream = outputsDownstream(ordered, outputs, consumers, cycles, MAX_DEPENDENT_OUTPUTS);
   const nodeErrors: Record<string, NodeErrorEntry> = {};
   for (const id of [...errors.keys()].sort(compareIds)) {
     setOwn(nodeErrors, id, { errors: errors.get(id)!, dependent_outputs: (downstream.get(id) ?? []).sort(compareIds), class_type: copy[id]!.class_type });
@@ -226,55 +226,6 @@ export async function validatePrompt(
     };
   }
   return { ok: true, nodeErrors, outputs: good, prompt: copy };
-}
-
-/**
- * For each node, the outputs that depend on it (up to MAX_DEPENDENT_OUTPUTS), in one pass over the graph: the
- * nodes of a cycle share one set (the cycle is one node of the condensed graph), and a node's set is built
- * after its consumers' (a depth-first post-order along the consumer links).
- */
-function outputsDownstream(nodes: readonly string[], outputs: readonly string[], consumers: Map<string, string[]>, cycles: string[][]): Map<string, string[]> {
-  const representative = new Map<string, string>();
-  for (const cycle of cycles) for (const id of cycle) representative.set(id, cycle[0]!);
-  const rep = (id: string) => representative.get(id) ?? id;
-  const next = new Map<string, Set<string>>();
-  for (const [source, list] of consumers) {
-    for (const consumer of list) {
-      const from = rep(source);
-      const to = rep(consumer);
-      if (from !== to) (next.get(from) ?? next.set(from, new Set()).get(from)!).add(to);
-    }
-  }
-  const own = new Map<string, string[]>();
-  for (const output of outputs) (own.get(rep(output)) ?? own.set(rep(output), []).get(rep(output))!).push(output);
-
-  const sets = new Map<string, string[]>();
-  for (const start of nodes.map(rep)) {
-    if (sets.has(start)) continue;
-    const stack: Array<{ id: string; consumers: string[]; at: number }> = [{ id: start, consumers: [...(next.get(start) ?? [])], at: 0 }];
-    sets.set(start, []); // visiting: the condensed graph has no cycles, so this is never read before it is filled
-    while (stack.length) {
-      const frame = stack[stack.length - 1]!;
-      const consumer = frame.consumers[frame.at++];
-      if (consumer !== undefined) {
-        if (!sets.has(consumer)) {
-          sets.set(consumer, []);
-          stack.push({ id: consumer, consumers: [...(next.get(consumer) ?? [])], at: 0 });
-        }
-        continue;
-      }
-      stack.pop();
-      const found = new Set<string>(own.get(frame.id) ?? []);
-      for (const c of frame.consumers) {
-        for (const output of sets.get(c)!) {
-          if (found.size >= MAX_DEPENDENT_OUTPUTS) break;
-          found.add(output);
-        }
-      }
-      sets.set(frame.id, [...found].slice(0, MAX_DEPENDENT_OUTPUTS));
-    }
-  }
-  return new Map(nodes.map((id) => [id, sets.get(rep(id)) ?? []]));
 }
 
 /**
