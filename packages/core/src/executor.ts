@@ -37,7 +37,7 @@
 import { randomUUID } from 'node:crypto';
 import { OutputCache, type CacheEntry, type OutputCacheOptions } from './cache.ts';
 import { InterruptedError, NodeInputError } from './errors.ts';
-import { setOwn } from './own-keys.ts';
+import { ownValue, setOwn } from './own-keys.ts';
 import type { ExecutionEvent } from './events.ts';
 import { consoleLogger, type Logger } from './logger.ts';
 import {
@@ -651,7 +651,7 @@ function hasUi(ui: UiOutput | undefined): ui is UiOutput {
 }
 
 function classTypeOf(prompt: ApiPrompt, id: string): string | null {
-  const node = typeof prompt === 'object' && prompt !== null && Object.hasOwn(prompt, id) ? prompt[id] : undefined;
+  const node = typeof prompt === 'object' && prompt !== null ? ownValue(prompt, id) : undefined;
   return typeof node?.class_type === 'string' ? node.class_type : null;
 }
 

@@ -11,10 +11,10 @@ export interface Logger {
 type Level = 'debug' | 'info' | 'warn' | 'error';
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
-/** Writes to stderr (stdout stays free for a command's real output), filtered by level. */
 /** The most characters of one message written to the console; a 10 MB prompt quoted in a warning is cut. */
 export const MAX_LOG_MESSAGE_CHARACTERS = 4000;
 
+/** Writes to stderr (stdout stays free for a command's real output), filtered by level. */
 export function consoleLogger(minLevel: Level = 'info', scope = ''): Logger {
   const emit = (level: Level, message: string, details: unknown[]) => {
     if (ORDER[level] < ORDER[minLevel]) return;

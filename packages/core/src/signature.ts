@@ -18,6 +18,7 @@ import type { AnyNodeDefinition } from './node-definition.ts';
 import type { Logger } from './logger.ts';
 import type { NodeRegistry } from './registry.ts';
 import { isLink, type ApiNode, type ApiPrompt } from './workflow/api-format.ts';
+import { ownValue } from './own-keys.ts';
 
 /** Hex digits kept from the sha256 (128 bits): short in logs, no realistic collision. */
 const SIGNATURE_HEX_LENGTH = 32;
@@ -65,7 +66,7 @@ export function nodeAndDefinition(
   id: string,
   linkedFrom?: { node: string; input: string },
 ): { node: ApiNode; definition: AnyNodeDefinition } {
-  const node = Object.hasOwn(prompt, id) ? prompt[id] : undefined;
+  const node = ownValue(prompt, id);
   if (!node || typeof node !== 'object' || typeof node.class_type !== 'string') {
     const where = linkedFrom ? `Input "${linkedFrom.input}" of node ${linkedFrom.node} links to node ${id}, which` : `Node ${id}`;
     const what = node ? 'has no class_type' : 'is not in the prompt';

@@ -41,7 +41,7 @@ import { isLink, type ApiLink, type ApiNode, type ApiPrompt } from './workflow/a
 import { ancestorsOf, compareIds, findCycles, linkedSources, outputsDownstream, upstreamFirst } from './graph.ts';
 import { comboValues, comfyInputSpec } from './object-info.ts';
 import { NodeInputError } from './errors.ts';
-import { setOwn } from './own-keys.ts';
+import { ownValue, setOwn } from './own-keys.ts';
 
 /** A prompt-level error (`error` in the 400 response of `POST /prompt`). */
 export interface PromptError {
@@ -167,7 +167,7 @@ export async function validatePrompt(
     return { id, classType: node.class_type, output, constants: constantsOf.get(id)!, linked: (input) => linkedFrom(node, input) };
   };
   const linkedFrom = (node: ApiNode, input: string): UpstreamNode | undefined => {
-    const value = Object.hasOwn(node.inputs, input) ? node.inputs[input] : undefined;
+    const value = ownValue(node.inputs, input);
     return isLink(value) ? upstreamOf(String(value[0]), value[1]) : undefined;
   };
   for (const id of upstreamFirst(copy, ordered)) {
@@ -485,7 +485,7 @@ function checkLink(
   const link: ApiLink = [sourceId, slot];
   inputs[name] = link;
 
-  const source = Object.hasOwn(prompt, sourceId) ? prompt[sourceId] : undefined;
+  const source = ownValue(prompt, sourceId);
   if (!source) return bad(`Input "${name}" is linked to node ${sourceId}, which does not exist in the prompt`);
   const sourceDefinition = registry.get(source.class_type)!;
   const outputs = sourceDefinition.outputs;

@@ -46,7 +46,7 @@ export class ModelFolderError extends Error {
 
 /**
  * What telling a component's io needs: its declared tensors and config.json. A ModelComponent is one (read
- * through its session); so is a file read without a session (declaredSizing).
+ * through its session); so is a file read without a session (declaredUnetAndVae).
  */
 export interface ComponentDeclaration {
   readonly name: ComponentName;
