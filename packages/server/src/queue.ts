@@ -73,7 +73,7 @@ export class PromptQueue extends EventEmitter<{ change: [] }> {
     });
     const queue = new PromptQueue(store, state);
     for (const item of crashed) {
-      queue.#commit({ op: 'finish', id: item.promptId, entry: boundedHistoryEntry(interruptedByStopEntry(item)) });
+      queue.#commit({ op: 'finish', id: item.promptId, entry: interruptedByStopEntry(item) });
       options.logger.warn(`Prompt ${item.promptId} was running when the server stopped; recorded in history as interrupted`);
     }
     return { queue, recovered: crashed.map((item) => item.promptId) };
@@ -136,7 +136,7 @@ export class PromptQueue extends EventEmitter<{ change: [] }> {
 
   /** Records how a running prompt ended; it leaves the queue and enters the history. */
   finish(promptId: string, entry: HistoryEntry): void {
-    this.#commit({ op: 'finish', id: promptId, entry: boundedHistoryEntry(entry) });
+    this.#commit({ op: 'finish', id: promptId, entry });
   }
 
   /** Removes pending prompts (running ones are interrupted, not deleted). Returns how many were removed. */
@@ -205,8 +205,10 @@ export class PromptQueue extends EventEmitter<{ change: [] }> {
     }
   }
 
-  #commit(record: StoreRecord): void {
+  #commit(change: StoreRecord): void {
     if (this.#closed) throw new Error('The queue is closed (the server is shutting down)');
+    // A history entry is bounded before it is written, so the log and the state hold the same small entry.
+    const record = change.op === 'finish' ? { ...change, entry: boundedHistoryEntry(change.entry) } : change;
     this.#store.commit(record);
     applyRecord(this.#state, record, this.#store.maxHistory);
     if (this.#store.wantsCompaction) this.#store.compact(this.#state);

@@ -1,12 +1,42 @@
 /**
  * Reading the store's records back: each line of the snapshot and the log is parsed and its shape checked, so
  * a damaged record is named (by store.ts, with its file and line) and skipped instead of breaking the state.
+ * Also what a history entry keeps: entries are bounded once, when the queue records them and when an older
+ * file's records are read back.
  */
 import type { HistoryEntry, QueueItem, StoreRecord } from './store.ts';
 
 /** Thrown when the store's files cannot be replayed safely; the message names the file and what to do. */
 export class StoreDamagedError extends Error {
   override name = 'StoreDamagedError';
+}
+
+/**
+ * What a history entry keeps of `extra_data`: all of it up to this size. Clients read `client_id` and, to
+ * reload a prompt's graph, `extra_pnginfo.workflow`; a few prompts with huge extra data (a 20 MiB workflow)
+ * must not make the history, its log and every `GET /history` that large. The prompt itself ran with all of it
+ * (its images carry the whole workflow).
+ */
+export const HISTORY_EXTRA_DATA_LIMIT = 1024 * 1024;
+
+/** The entry with its `extra_data` cut to HISTORY_EXTRA_DATA_LIMIT: keys that do not fit are replaced by a note. */
+export function boundedHistoryEntry(entry: HistoryEntry): HistoryEntry {
+  const extra = entry.prompt[3];
+  if (!extra || typeof extra !== 'object' || JSON.stringify(extra).length <= HISTORY_EXTRA_DATA_LIMIT) return entry;
+  const kept: Record<string, unknown> = {};
+  const dropped: string[] = [];
+  let size = 2;
+  // Small keys first (client_id), then the rest while they fit.
+  const sized = Object.entries(extra).map(([key, value]) => ({ key, value, bytes: JSON.stringify(value ?? null).length + key.length + 4 }));
+  for (const { key, value, bytes } of sized.sort((a, b) => a.bytes - b.bytes)) {
+    if (size + bytes <= HISTORY_EXTRA_DATA_LIMIT) {
+      kept[key] = value;
+      size += bytes;
+    } else dropped.push(key);
+  }
+  kept.gategraph_dropped = { keys: dropped.sort(), reason: `extra_data over ${HISTORY_EXTRA_DATA_LIMIT} bytes is not kept in history` };
+  const [number, id, prompt, , outputs] = entry.prompt;
+  return { ...entry, prompt: [number, id, prompt, kept, outputs] };
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -61,7 +91,7 @@ export function parseSnapshotEntry(text: string):
   if (!isObject(value)) return 'not an object';
   if (value.kind === 'history') {
     if (typeof value.id !== 'string') return 'a history record without an id';
-    return historyEntryProblem(value.entry) ?? { kind: 'history', id: value.id, entry: value.entry as unknown as HistoryEntry };
+    return historyEntryProblem(value.entry) ?? { kind: 'history', id: value.id, entry: boundedHistoryEntry(value.entry as unknown as HistoryEntry) };
   }
   if (value.kind === 'pending' || value.kind === 'running') {
     return queueItemProblem(value.item) ?? { kind: value.kind, item: value.item as unknown as QueueItem };
@@ -81,7 +111,7 @@ export function parseRecord(text: string): StoreRecord | string {
       return typeof value.id === 'string' ? (value as unknown as StoreRecord) : 'a start record without an id';
     case 'finish':
       if (typeof value.id !== 'string') return 'a finish record without an id';
-      return historyEntryProblem(value.entry) ?? (value as unknown as StoreRecord);
+      return historyEntryProblem(value.entry) ?? { op: 'finish', id: value.id, entry: boundedHistoryEntry(value.entry as unknown as HistoryEntry) };
     case 'remove':
     case 'history_delete':
       return isStringList(value.ids) ? (value as unknown as StoreRecord) : `a ${value.op} record without a list of ids`;

@@ -26,6 +26,7 @@ import { lockDataDir, type DataDirLock } from './data-lock.ts';
 import { forEachLine } from './line-reader.ts';
 import { parseHeader, parseRecord, parseSnapshotEntry, StoreDamagedError } from './store-records.ts';
 
+export { boundedHistoryEntry, HISTORY_EXTRA_DATA_LIMIT } from './store-records.ts';
 export { StoreDamagedError };
 
 /** A queued prompt. */
@@ -98,7 +99,7 @@ export function applyRecord(state: StoreState, record: StoreRecord, maxHistory: 
       state.running.delete(record.id);
       state.pending.delete(record.id);
       state.history.delete(record.id); // re-insert at the end: completion order
-      state.history.set(record.id, boundedHistoryEntry(record.entry));
+      state.history.set(record.id, record.entry);
       while (state.history.size > maxHistory) {
         const oldest = state.history.keys().next().value as string;
         state.history.delete(oldest);
@@ -233,7 +234,7 @@ export class DurableStore {
       return state;
     }
 
-    let header: { version?: unknown; generation?: unknown; counter?: unknown; seq?: unknown } | undefined;
+    let header: ReturnType<typeof parseHeader> | undefined;
     forEachLine(
       snapshotPath,
       (text, line, info) => {
@@ -247,13 +248,13 @@ export class DurableStore {
         }
         const entry = parseSnapshotEntry(text);
         if (typeof entry === 'string') return this.#damaged(snapshotPath, line, entry);
-        if (entry.kind === 'history') state.history.set(entry.id, boundedHistoryEntry(entry.entry));
+        if (entry.kind === 'history') state.history.set(entry.id, entry.entry);
         else state[entry.kind].set(entry.item.promptId, entry.item);
       },
       MAX_RECORD_BYTES,
     );
     if (!header) throw new StoreDamagedError(`${snapshotPath} is empty; move this folder away to start with an empty queue and history`);
-    this.#generation = header.generation as number;
+    this.#generation = header.generation;
     state.counter = typeof header.counter === 'number' ? header.counter : 0;
     state.seq = typeof header.seq === 'number' ? header.seq : 0;
 
@@ -340,34 +341,6 @@ function syncDirectory(dir: string): void {
 
 /** One record (a log line or a snapshot line) is never bigger than a request body can make it, with room. */
 const MAX_RECORD_BYTES = 256 * 1024 * 1024;
-
-/**
- * What a history entry keeps of `extra_data`: all of it up to this size. Clients read `client_id` and, to
- * reload a prompt's graph, `extra_pnginfo.workflow`; a few prompts with huge extra data (a 20 MiB workflow)
- * must not make the history, its log and every `GET /history` that large. The prompt itself ran with all of it
- * (its images carry the whole workflow).
- */
-export const HISTORY_EXTRA_DATA_LIMIT = 1024 * 1024;
-
-/** The entry with its `extra_data` cut to HISTORY_EXTRA_DATA_LIMIT: keys that do not fit are replaced by a note. */
-export function boundedHistoryEntry(entry: HistoryEntry): HistoryEntry {
-  const extra = entry.prompt[3];
-  if (!extra || typeof extra !== 'object' || JSON.stringify(extra).length <= HISTORY_EXTRA_DATA_LIMIT) return entry;
-  const kept: Record<string, unknown> = {};
-  const dropped: string[] = [];
-  let size = 2;
-  // Small keys first (client_id), then the rest while they fit.
-  const sized = Object.entries(extra).map(([key, value]) => ({ key, value, bytes: JSON.stringify(value ?? null).length + key.length + 4 }));
-  for (const { key, value, bytes } of sized.sort((a, b) => a.bytes - b.bytes)) {
-    if (size + bytes <= HISTORY_EXTRA_DATA_LIMIT) {
-      kept[key] = value;
-      size += bytes;
-    } else dropped.push(key);
-  }
-  kept.gategraph_dropped = { keys: dropped.sort(), reason: `extra_data over ${HISTORY_EXTRA_DATA_LIMIT} bytes is not kept in history` };
-  const [number, id, prompt, , outputs] = entry.prompt;
-  return { ...entry, prompt: [number, id, prompt, kept, outputs] };
-}
 
 interface LogFile {
   name: string;
