@@ -525,7 +525,7 @@ function errorHandler(logger: Logger) {
     if (bodyError.type === 'entity.too.large') {
       return void send(413, 'body_too_large', `The request body is larger than the server's limit of ${bodyError.limit} bytes (--max-body-size)`);
     }
-    if (bodyError.type === 'json.too_deep' || (error as { cause?: { type?: string } })?.cause?.type === 'json.too_deep') {
+    if (bodyError.type === 'json.too_deep') {
       return void send(400, 'too_deep', bodyError.message);
     }
     if (bodyError.type === 'entity.parse.failed') {
