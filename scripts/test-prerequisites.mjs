@@ -58,8 +58,10 @@ export function ensureTestPrerequisites(files) {
   }
   console.log(`run-tests: installing ${names} (Debian package${packages.length > 1 ? 's' : ''} ${packages.join(', ')}) for the tests`);
   try {
-    run('apt-get', ['update', '-q']);
-    run('apt-get', ['install', '-y', '-q', ...packages]);
+    // Another apt run (an unattended upgrade, a second install) holds dpkg's lock: wait for it, not fail.
+    const waitForLock = ['-o', 'DPkg::Lock::Timeout=600'];
+    run('apt-get', [...waitForLock, 'update', '-q']);
+    run('apt-get', [...waitForLock, 'install', '-y', '-q', ...packages]);
   } catch (error) {
     return `Installing ${packages.join(', ')} failed (${error.message}): install it by hand, then run the tests again.`;
   }

@@ -699,3 +699,34 @@ test('classic mode keeps only what the last prompt used; none mode keeps nothing
   assert.deepEqual(result.cached, []);
   assert.equal(none.cache.stats().entries, 0);
 });
+
+test('node ids that are Object.prototype keys run, cache and report like any other id', async () => {
+  // As a prompt arrives over HTTP: JSON.parse makes "__proto__" an own key (an object literal would not).
+  const ids = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', 'isPrototypeOf'];
+  const text = JSON.stringify({
+    [ids[0]!]: node('Const', { value: 1 }),
+    [ids[1]!]: node('Const', { value: 2 }),
+    [ids[2]!]: node('Add', { a: [ids[0], 0], b: [ids[1], 0] }),
+    [ids[3]!]: node('Show', { value: [ids[2], 0] }),
+    [ids[4]!]: node('Switch', { useA: true, a: [ids[2], 0], b: [ids[1], 0] }),
+    [ids[5]!]: node('Show', { value: [ids[4], 0] }),
+  });
+  const prompt = JSON.parse(text) as ApiPrompt;
+  assert.deepEqual(Object.keys(prompt), ids, 'the prompt has all six ids as its own keys');
+  const w = makeWorld();
+  const executor = w.executor();
+  const first = await run(executor, prompt, [ids[3]!, ids[5]!]);
+  assert.equal(first.result.status, 'success', JSON.stringify(first.result.error));
+  assert.deepEqual(new Set(w.calls), new Set(ids));
+  assert.ok(Object.hasOwn(first.result.outputs, 'hasOwnProperty') && Object.hasOwn(first.result.outputs, 'isPrototypeOf'));
+  assert.deepEqual(first.result.outputs['hasOwnProperty'], { values: [3] });
+  assert.deepEqual(first.result.outputs['isPrototypeOf'], { values: [6] });
+  assert.equal(Object.getPrototypeOf(first.result.outputs), Object.prototype, 'no id replaced the outputs object\'s prototype');
+
+  w.calls.length = 0;
+  const again = await run(executor, JSON.parse(text) as ApiPrompt, [ids[3]!, ids[5]!]);
+  assert.equal(again.result.status, 'success');
+  assert.deepEqual(w.calls, [], 'the second run is served from the cache');
+  assert.deepEqual(new Set(again.result.cached), new Set(ids));
+  assert.deepEqual(again.result.outputs['isPrototypeOf'], { values: [6] });
+});

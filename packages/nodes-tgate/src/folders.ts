@@ -73,7 +73,7 @@ export function resolveModelFolder(name: string, hostModels: string | undefined)
 }
 
 /** Extensions LoadImage lists (and can decode). */
-export const IMAGE_EXTENSIONS: readonly string[] = ['.png', '.jpg', '.jpeg'];
+export const IMAGE_EXTENSIONS: readonly string[] = ['.png', '.jpg', '.jpeg', '.webp', '.gif', '.tif', '.tiff'];
 
 /** The LoadImage combo: image files in the input search folders (and their subfolders), '/'-separated, sorted. */
 export function listInputImages(context: ComboContext = {}): string[] {

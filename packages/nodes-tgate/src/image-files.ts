@@ -8,11 +8,11 @@
  * process takes a number meanwhile, the next free one is used).
  */
 import { NodeInputError } from '@gategraph/core';
-import { decodePng, hasPngSignature, type RawImage } from '@gategraph/diffusion';
+import type { RawImage } from '@gategraph/diffusion';
 import { imageSize } from 'image-size';
-import jpeg from 'jpeg-js';
 import { mkdirSync, readdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import sharp, { type Metadata } from 'sharp';
 
 export interface SavedFile {
   filename: string;
@@ -106,41 +106,65 @@ export function writeNumbered(target: SaveTarget, files: readonly Uint8Array[], 
   return saved;
 }
 
-const JPEG_SIGNATURE = [0xff, 0xd8, 0xff];
+/** Raster formats LoadImage reads. Others sharp knows (SVG, PDF, HEIF...) are refused: SVG is a document, not pixels. */
+const READABLE_FORMATS = new Set(['png', 'jpeg', 'webp', 'gif', 'tiff']);
 
 /**
- * The most pixels LoadImage decodes (8192 x 8192). A 1 MB PNG can declare 16000 x 16000 pixels, which decode to
- * gigabytes; the size is read from the file's header first, so such a file is refused before any decoding.
+ * The most pixels LoadImage decodes (8192 x 8192, all frames together). A 1 MB PNG can declare 16000 x 16000
+ * pixels, which decode to gigabytes; the size is read from the file's header first, so such a file is refused
+ * before any decoding.
  */
 export const MAX_IMAGE_PIXELS = 8192 * 8192;
 
-/** Decodes a PNG or JPEG file's bytes to 8-bit pixels; a message for people when it is neither or too large. */
-export function decodeImageFile(bytes: Uint8Array): RawImage | string {
-  const size = headerSize(bytes);
-  if (size && size.width * size.height > MAX_IMAGE_PIXELS) {
-    return (
-      `it is ${size.width}x${size.height} pixels (${((size.width * size.height) / 1e6).toFixed(1)} megapixels); images of up to ` +
-      `${(MAX_IMAGE_PIXELS / 1e6).toFixed(1)} megapixels (8192x8192) are loaded: scale it down first`
-    );
-  }
-  if (hasPngSignature(bytes)) {
-    try {
-      return decodePng(bytes);
-    } catch (error) {
-      return `it looks like a PNG but cannot be decoded (${(error as Error).message}); the file may be truncated or damaged`;
-    }
-  }
-  if (JPEG_SIGNATURE.every((b, i) => bytes[i] === b)) {
-    try {
-      const decoded = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxMemoryUsageInMB: 2048 });
-      return { width: decoded.width, height: decoded.height, channels: 3, data: decoded.data };
-    } catch (error) {
-      return `it looks like a JPEG but cannot be decoded (${(error as Error).message}); the file may be truncated or damaged`;
-    }
-  }
+/**
+ * Decodes an image file's bytes to 8-bit RGB or RGBA frames, as ComfyUI's LoadImage reads them: EXIF
+ * orientation applied, 16-bit and greyscale images converted to 8-bit RGB (alpha kept), every frame of an
+ * animated GIF/WebP. libvips decodes on its own threads, so a large image does not hold up the server's
+ * requests meanwhile. Returns a message for people when the file is not a readable image or too large.
+ */
+export async function decodeImageFile(bytes: Uint8Array): Promise<RawImage[] | string> {
   if (bytes.length === 0) return 'the file is empty';
-  const head = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');
-  return `it is not a PNG or JPEG image (it starts with bytes ${head})`;
+  const size = headerSize(bytes);
+  if (size && size.width * size.height > MAX_IMAGE_PIXELS) return tooLarge(size.width, size.height);
+  let metadata: Metadata;
+  try {
+    metadata = await sharp(bytes, { pages: -1 }).metadata();
+  } catch {
+    const head = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');
+    return `it is not an image in a format LoadImage reads (PNG, JPEG, WebP, GIF, TIFF); it starts with bytes ${head}`;
+  }
+  const format = metadata.format ?? 'unknown';
+  if (!READABLE_FORMATS.has(format)) return `it is a ${format.toUpperCase()} file; LoadImage reads PNG, JPEG, WebP, GIF and TIFF images`;
+  const width = metadata.width ?? 0;
+  const frameHeight = metadata.pageHeight ?? metadata.height ?? 0;
+  const frames = Math.max(1, metadata.pages ?? 1);
+  if (width * frameHeight * frames > MAX_IMAGE_PIXELS) return tooLarge(width, frameHeight, frames);
+  try {
+    const { data, info } = await sharp(bytes, { pages: -1, limitInputPixels: MAX_IMAGE_PIXELS, failOn: 'truncated' })
+      .rotate() // EXIF orientation, as ComfyUI's exif_transpose
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    const pageHeight = info.pageHeight ?? info.height;
+    const frameBytes = info.width * pageHeight * info.channels;
+    const count = Math.max(1, Math.floor(data.length / frameBytes));
+    return Array.from({ length: count }, (_, i) => ({
+      width: info.width,
+      height: pageHeight,
+      channels: info.channels,
+      data: new Uint8Array(data.buffer, data.byteOffset + i * frameBytes, frameBytes),
+    }));
+  } catch (error) {
+    return `it looks like a ${format.toUpperCase()} but cannot be decoded (${(error as Error).message.replace(/^Input buffer /, '')}); the file may be truncated or damaged`;
+  }
+}
+
+function tooLarge(width: number, height: number, frames = 1): string {
+  const pixels = width * height * frames;
+  return (
+    `it is ${width}x${height} pixels${frames > 1 ? ` x ${frames} frames` : ''} (${(pixels / 1e6).toFixed(1)} megapixels); images of up to ` +
+    `${(MAX_IMAGE_PIXELS / 1e6).toFixed(1)} megapixels (8192x8192) are loaded: scale it down first`
+  );
 }
 
 /** Width and height from the image's header, when its format is one image-size reads. */

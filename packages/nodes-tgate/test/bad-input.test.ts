@@ -206,7 +206,7 @@ test('an image file that is not an image is a clear LoadImage error', { skip: no
   let { result } = await validateAndRun(load('notes.png'));
   assert.equal(result.error?.node_type, 'LoadImage');
   assert.equal(result.error?.exception_type, 'NodeInputError');
-  assert.equal(result.error?.message, 'image "notes.png" cannot be loaded: it is not a PNG or JPEG image (it starts with bytes 6a 75 73 74 20 73 6f 6d)');
+  assert.equal(result.error?.message, 'image "notes.png" cannot be loaded: it is not an image in a format LoadImage reads (PNG, JPEG, WebP, GIF, TIFF); it starts with bytes 6a 75 73 74 20 73 6f 6d');
 
   ({ result } = await validateAndRun(load('cut.png')));
   assert.match(result.error?.message ?? '', /^image "cut\.png" cannot be loaded: it looks like a PNG but cannot be decoded \(.*\); the file may be truncated or damaged$/);

@@ -33,6 +33,7 @@ import { extractViewChannel, parseViewChannel } from './view-channel.ts';
 import { peakResidentBytes } from './process-memory.ts';
 import { isEditorFile, serveEditorFiles } from './editor-files.ts';
 import { withoutServerPaths } from './client-text.ts';
+import { sendJsonObject } from './json-stream.ts';
 
 export interface AppContext {
   config: ServerConfig;
@@ -208,10 +209,10 @@ function apiRouter(ctx: AppContext): express.Router {
     res.json({ removed });
   });
 
-  router.get('/history', (req, res) => {
+  router.get('/history', (req, res, next) => {
     const maxItems = optionalInt(req.query.max_items, 'max_items', 0);
     const offset = optionalInt(req.query.offset, 'offset', -1);
-    res.json(queue.history(maxItems, offset ?? -1));
+    sendJsonObject(res, queue.historyEntries(maxItems, offset ?? -1)).catch(next);
   });
 
   router.get('/history/:promptId', (req, res) => {

@@ -36,6 +36,8 @@ export interface ServerConfig {
   workers: number;
   /** History entries kept (oldest dropped first), like ComfyUI's 10000. */
   maxHistory: number;
+  /** Bytes of history kept (entries as stored, with their workflows), oldest dropped first. */
+  maxHistoryBytes: number;
   /** Built editor files served at `/`; while they are missing, a page saying how to build them. */
   editorDir: string;
 }
@@ -70,6 +72,7 @@ export function resolveConfig(root: string, input: ConfigInput = {}, env: NodeJS
     token: token === '' ? undefined : token,
     workers: Math.max(1, Math.floor(input.workers ?? 1)),
     maxHistory: Math.max(1, Math.floor(input.maxHistory ?? 10000)),
+    maxHistoryBytes: Math.max(1, Math.floor(input.maxHistoryBytes ?? 256 * 1024 * 1024)),
     editorDir: resolve(input.editorDir ?? defaultEditorDir(root)),
   };
 }
@@ -145,6 +148,7 @@ Options:
   --max-concurrent-uploads <n> uploads received at once; more get 503 (default 4)
   --workers <n>             prompts run at the same time (default 1)
   --max-history <n>         history entries kept (default 10000)
+  --max-history-size <size> history kept in bytes, workflows included (default 256MB)
   --editor-dir <dir>        built editor files (default packages/editor/dist)
   -h, --help                show this help
 `;
@@ -180,6 +184,7 @@ export function parseCliArgs(argv: string[]): CliOptions {
       'max-image-pixels': { type: 'string' },
       workers: { type: 'string' },
       'max-history': { type: 'string' },
+      'max-history-size': { type: 'string' },
       'editor-dir': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -208,6 +213,7 @@ export function parseCliArgs(argv: string[]): CliOptions {
   }
   if (values.workers) out.workers = parsePositiveInt(values.workers, '--workers');
   if (values['max-history']) out.maxHistory = parsePositiveInt(values['max-history'], '--max-history');
+  if (values['max-history-size']) out.maxHistoryBytes = parseSize(values['max-history-size'], '--max-history-size');
   if (values['editor-dir']) out.editorDir = values['editor-dir'];
   if (values.help) out.help = true;
   return out;

@@ -105,6 +105,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Gat
   const { queue, recovered } = PromptQueue.open({
     dataDir: config.dataDir,
     maxHistory: config.maxHistory,
+    maxHistoryBytes: config.maxHistoryBytes,
     logger,
     ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
   });

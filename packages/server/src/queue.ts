@@ -36,11 +36,21 @@ export class DuplicatePromptIdError extends Error {
 
 export interface QueueOptions {
   dataDir: string;
+  /** History entries kept (ComfyUI's 10,000), oldest dropped first. */
   maxHistory: number;
+  /** Bytes of history kept (the entries as stored), oldest dropped first; default DEFAULT_MAX_HISTORY_BYTES. */
+  maxHistoryBytes?: number;
   logger: Logger;
   /** See StoreOptions.fsync. */
   fsync?: boolean;
 }
+
+/**
+ * The history's default byte budget. Entries hold the client's whole workflow (ComfyUI's frontend sends it in
+ * `extra_pnginfo`), so 10,000 of them can reach gigabytes; this keeps the history's memory, the snapshot and a
+ * full `GET /history` bounded (V8 parses JSON into objects a few times the size of the text).
+ */
+export const DEFAULT_MAX_HISTORY_BYTES = 256 * 1024 * 1024;
 
 /** The message recorded for a prompt that was running when the server stopped. */
 export const SERVER_STOPPED_MESSAGE =
@@ -67,7 +77,7 @@ export class PromptQueue extends EventEmitter<{ change: [] }> {
   static open(options: QueueOptions): { queue: PromptQueue; recovered: string[] } {
     const { store, state, crashed } = DurableStore.open({
       dir: options.dataDir,
-      maxHistory: options.maxHistory,
+      history: { maxEntries: options.maxHistory, maxBytes: options.maxHistoryBytes ?? DEFAULT_MAX_HISTORY_BYTES },
       logger: options.logger,
       ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
     });
@@ -150,14 +160,24 @@ export class PromptQueue extends EventEmitter<{ change: [] }> {
     return this.deletePending([...this.#state.pending.keys()]);
   }
 
-  /** ComfyUI's `GET /history` selection: all, the last `maxItems`, or `maxItems` from index `offset`. */
+  /** ComfyUI's `GET /history` selection: all, the last `maxItems`, or `maxItems` from index `offset`, oldest first. */
+  historyEntries(maxItems?: number, offset = -1): Array<[string, HistoryEntry]> {
+    const entries = [...this.#state.history];
+    const start = offset < 0 ? (maxItems !== undefined ? Math.max(0, entries.length - maxItems) : 0) : offset;
+    const end = maxItems !== undefined ? start + maxItems : entries.length;
+    return entries.slice(start, end);
+  }
+
+  /** `historyEntries` as ComfyUI's object, keyed by prompt id. */
   history(maxItems?: number, offset = -1): Record<string, HistoryEntry> {
     const out: Record<string, HistoryEntry> = {};
-    const ids = [...this.#state.history.keys()];
-    const start = offset < 0 ? (maxItems !== undefined ? Math.max(0, ids.length - maxItems) : 0) : offset;
-    const end = maxItems !== undefined ? start + maxItems : ids.length;
-    for (const id of ids.slice(start, end)) setOwn(out, id, this.#state.history.get(id)!);
+    for (const [id, entry] of this.historyEntries(maxItems, offset)) setOwn(out, id, entry);
     return out;
+  }
+
+  /** Bytes the history takes as stored (what `maxHistoryBytes` bounds). */
+  historyBytes(): number {
+    return this.#state.historyBytes;
   }
 
   historyEntry(promptId: string): HistoryEntry | undefined {
@@ -209,8 +229,8 @@ export class PromptQueue extends EventEmitter<{ change: [] }> {
     if (this.#closed) throw new Error('The queue is closed (the server is shutting down)');
     // A history entry is bounded before it is written, so the log and the state hold the same small entry.
     const record = change.op === 'finish' ? { ...change, entry: boundedHistoryEntry(change.entry) } : change;
-    this.#store.commit(record);
-    applyRecord(this.#state, record, this.#store.maxHistory);
+    const bytes = this.#store.commit(record);
+    applyRecord(this.#state, record, this.#store.historyLimits, bytes);
     if (this.#store.wantsCompaction) this.#store.compact(this.#state);
     this.emit('change');
   }

@@ -68,6 +68,9 @@ export interface StoreState {
   running: Map<string, QueueItem>;
   /** In completion order (Map keeps insertion order), oldest first. */
   history: Map<string, HistoryEntry>;
+  /** Bytes of each history entry's record, and their sum: what the history's byte budget counts. */
+  historySizes: Map<string, number>;
+  historyBytes: number;
   /** Next ComfyUI queue number handed out to a prompt without an explicit one. */
   counter: number;
   /** Next arrival sequence number. */
@@ -75,11 +78,62 @@ export interface StoreState {
 }
 
 export function emptyState(): StoreState {
-  return { pending: new Map(), running: new Map(), history: new Map(), counter: 0, seq: 0 };
+  return { pending: new Map(), running: new Map(), history: new Map(), historySizes: new Map(), historyBytes: 0, counter: 0, seq: 0 };
 }
 
-/** Applies one record to the state. Unknown ids are ignored, so replaying a consistent log never throws. */
-export function applyRecord(state: StoreState, record: StoreRecord, maxHistory: number): void {
+/**
+ * How much history is kept: ComfyUI's count (10,000 entries), and a byte budget, since entries carry the
+ * client's workflow (`extra_pnginfo`) and 10,000 of them can add up to gigabytes in memory, in the store's
+ * files and in every `GET /history`. The oldest entries go first when either is exceeded; the newest entry
+ * is always kept.
+ */
+export interface HistoryLimits {
+  maxEntries: number;
+  maxBytes: number;
+}
+
+/** Adds (or moves to the newest place) a history entry of `bytes` serialized bytes, then trims to the limits. */
+function keepHistoryEntry(state: StoreState, id: string, entry: HistoryEntry, bytes: number, limits: HistoryLimits): void {
+  dropHistoryEntry(state, id); // re-insert at the end: completion order
+  state.history.set(id, entry);
+  state.historySizes.set(id, bytes);
+  state.historyBytes += bytes;
+  while (state.history.size > limits.maxEntries || (state.historyBytes > limits.maxBytes && state.history.size > 1)) {
+    dropHistoryEntry(state, state.history.keys().next().value as string);
+  }
+}
+
+/**
+ * A history entry's size: the bytes of its record's line less the line's framing, so an entry counts the same
+ * whether it is read from the log (a `finish` record) or from the snapshot.
+ */
+function historyEntryBytes(lineBytes: number, id: string, framing: 'finish' | 'snapshot'): number {
+  const prefix = framing === 'finish' ? '{"op":"finish","id":' : '{"kind":"history","id":';
+  return Math.max(0, lineBytes - Buffer.byteLength(`${prefix}${JSON.stringify(id)},"entry":}`));
+}
+
+/**
+ * The size of an entry from its record's line. An entry whose extra data was cut (when recorded, or when read
+ * back from a file written before entries were bounded) is measured itself: its line may be larger.
+ */
+function entryBytesOf(lineBytes: number, id: string, framing: 'finish' | 'snapshot', entry: HistoryEntry): number {
+  const extra = entry.prompt[3];
+  if (extra && typeof extra === 'object' && Object.hasOwn(extra, 'gategraph_dropped')) return Buffer.byteLength(JSON.stringify(entry));
+  return historyEntryBytes(lineBytes, id, framing);
+}
+
+function dropHistoryEntry(state: StoreState, id: string): void {
+  if (!state.history.delete(id)) return;
+  state.historyBytes -= state.historySizes.get(id) ?? 0;
+  state.historySizes.delete(id);
+}
+
+/**
+ * Applies one record to the state. Unknown ids are ignored, so replaying a consistent log never throws.
+ * `recordBytes` is the size of the record's line as written (without its newline); for a `finish`, what the
+ * entry in it adds to the history's byte budget follows from it.
+ */
+export function applyRecord(state: StoreState, record: StoreRecord, limits: HistoryLimits, recordBytes: number): void {
   switch (record.op) {
     case 'enqueue':
       state.pending.set(record.item.promptId, record.item);
@@ -98,28 +152,25 @@ export function applyRecord(state: StoreState, record: StoreRecord, maxHistory: 
     case 'finish':
       state.running.delete(record.id);
       state.pending.delete(record.id);
-      state.history.delete(record.id); // re-insert at the end: completion order
-      state.history.set(record.id, record.entry);
-      while (state.history.size > maxHistory) {
-        const oldest = state.history.keys().next().value as string;
-        state.history.delete(oldest);
-      }
+      keepHistoryEntry(state, record.id, record.entry, entryBytesOf(recordBytes, record.id, 'finish', record.entry), limits);
       return;
     case 'remove':
       for (const id of record.ids) state.pending.delete(id);
       return;
     case 'history_delete':
-      for (const id of record.ids) state.history.delete(id);
+      for (const id of record.ids) dropHistoryEntry(state, id);
       return;
     case 'history_clear':
       state.history.clear();
+      state.historySizes.clear();
+      state.historyBytes = 0;
       return;
   }
 }
 
 export interface StoreOptions {
   dir: string;
-  maxHistory: number;
+  history: HistoryLimits;
   logger: Logger;
   /** Records appended before the log is folded into a new snapshot. */
   compactEvery?: number;
@@ -139,7 +190,7 @@ export interface OpenedStore {
 
 export class DurableStore {
   readonly #dir: string;
-  readonly #maxHistory: number;
+  readonly #history: HistoryLimits;
   readonly #logger: Logger;
   readonly #compactEvery: number;
   readonly #fsync: boolean;
@@ -154,14 +205,14 @@ export class DurableStore {
   private constructor(options: StoreOptions, lock: DataDirLock) {
     this.#lock = lock;
     this.#dir = options.dir;
-    this.#maxHistory = options.maxHistory;
+    this.#history = options.history;
     this.#logger = options.logger;
     this.#compactEvery = options.compactEvery ?? 2000;
     this.#fsync = options.fsync ?? true;
   }
 
-  get maxHistory(): number {
-    return this.#maxHistory;
+  get historyLimits(): HistoryLimits {
+    return this.#history;
   }
 
   /**
@@ -185,12 +236,16 @@ export class DurableStore {
     }
   }
 
-  /** Appends a record durably. Call `applyRecord` after it: a change is visible only once it is on disk. */
-  commit(record: StoreRecord): void {
+  /**
+   * Appends a record durably and returns the bytes of its line (without the newline). Call `applyRecord` after it: a change is visible
+   * only once it is on disk.
+   */
+  commit(record: StoreRecord): number {
     if (this.#fd === undefined) throw new Error('The queue store is closed');
-    writeAll(this.#fd, JSON.stringify(record) + '\n');
+    const bytes = writeAll(this.#fd, JSON.stringify(record) + '\n') - 1;
     if (this.#fsync) fdatasyncSync(this.#fd);
     this.#appended++;
+    return bytes;
   }
 
   /** True when the log is long enough that the caller should call `compact` with the current state. */
@@ -248,7 +303,7 @@ export class DurableStore {
         }
         const entry = parseSnapshotEntry(text);
         if (typeof entry === 'string') return this.#damaged(snapshotPath, line, entry);
-        if (entry.kind === 'history') state.history.set(entry.id, entry.entry);
+        if (entry.kind === 'history') keepHistoryEntry(state, entry.id, entry.entry, entryBytesOf(info.bytes, entry.id, 'snapshot', entry.entry), this.#history);
         else state[entry.kind].set(entry.item.promptId, entry.item);
       },
       MAX_RECORD_BYTES,
@@ -272,7 +327,7 @@ export class DurableStore {
       (text, line, info) => {
         if (text !== undefined && text.trim() === '') return;
         const record = text === undefined ? `a record of ${info.bytes} bytes, over the limit` : parseRecord(text);
-        if (typeof record !== 'string') return void applyRecord(state, record, this.#maxHistory);
+        if (typeof record !== 'string') return void applyRecord(state, record, this.#history, info.bytes);
         // Only the last line can be torn by a crash; anything else is damage worth a louder message.
         if (info.lastLine && record.startsWith('not JSON')) this.#logger.warn(`${logPath}:${line}: skipping a record cut short when the server stopped`);
         else this.#damaged(logPath, line, record);
@@ -319,10 +374,11 @@ export class DurableStore {
 }
 
 /** `writeSync` may write less than asked (a full disk, a signal); a record must be written whole or fail. */
-function writeAll(fd: number, text: string): void {
+function writeAll(fd: number, text: string): number {
   const data = Buffer.from(text);
   let offset = 0;
   while (offset < data.length) offset += writeSync(fd, data, offset, data.length - offset);
+  return data.length;
 }
 
 /** Makes a rename durable: on Linux the directory entry is only on disk once the directory is fsynced. */

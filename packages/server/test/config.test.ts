@@ -23,6 +23,7 @@ test('CLI flags map onto the options', () => {
   const options = parseCliArgs([
     '--listen', '0.0.0.0', '--port', '8190', '--token', 't', '--output-directory', '/o', '--data-directory', '/d',
     '--max-upload-size', '20MB', '--max-body-size', '512k', '--max-image-dimension', '4096', '--workers', '2',
+    '--max-history', '500', '--max-history-size', '64MB',
   ]);
   assert.equal(options.host, '0.0.0.0');
   assert.equal(options.port, 8190);
@@ -33,6 +34,9 @@ test('CLI flags map onto the options', () => {
   assert.equal(options.maxBodyBytes, 512 * 1024);
   assert.equal(options.maxImageDimension, 4096);
   assert.equal(options.workers, 2);
+  assert.equal(options.maxHistory, 500);
+  assert.equal(options.maxHistoryBytes, 64 * 1024 * 1024);
+  assert.equal(resolveConfig('/r', {}, {}).maxHistoryBytes, 256 * 1024 * 1024, 'the history byte budget has a default');
   assert.throws(() => parseCliArgs(['--port', '99999']), /--port must be a port number/);
   assert.throws(() => parseCliArgs(['--max-upload-size', 'lots']), /--max-upload-size must be a size/);
   assert.throws(() => parseCliArgs(['--bogus']), /bogus/);

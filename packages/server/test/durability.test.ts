@@ -54,7 +54,7 @@ test('the store as a crash leaves it: the running prompt is reported interrupted
   const dir = tempDir();
   try {
     // What a process killed mid-prompt leaves: `start` without `finish`, and a half-written last line.
-    const { store } = DurableStore.open({ dir: join(dir, 'data'), maxHistory: 100, logger: silentLogger });
+    const { store } = DurableStore.open({ dir: join(dir, 'data'), history: { maxEntries: 100, maxBytes: 1e9 }, logger: silentLogger });
     const item = (id: string, seed: number, seq: number): QueueItem => ({
       number: seq,
       promptId: id,

@@ -170,3 +170,38 @@ test('a node\'s error reaches clients without the server\'s folders in its messa
   }
   assert.match(sent.exception_message, /ENOENT: no such file or directory, open '…\/img_00001_\.png'/, 'the file name stays, its folders go');
 });
+
+test('a large history is sent in pieces: GET /history arrives whole, and a client leaving half-way stalls nothing', async () => {
+  const workflow = { nodes: 'n'.repeat(900 * 1024) }; // ComfyUI's frontend sends the workflow with every prompt
+  const ids: string[] = [];
+  for (let i = 0; i < 24; i++) {
+    const queued = await postJson(`${server.url}/prompt`, { prompt: slowPrompt(900 + i, 1, 0), extra_data: { extra_pnginfo: { workflow } } });
+    assert.equal(queued.status, 200, JSON.stringify(queued.json));
+    ids.push(queued.json.prompt_id as string);
+  }
+  await until(async () => {
+    const history = await fetch(`${server.url}/history/${ids.at(-1)}`).then((r) => r.json() as Promise<Record<string, unknown>>);
+    return Object.hasOwn(history, ids.at(-1)!);
+  }, 30_000);
+
+  // A client that reads the start of the answer and hangs up.
+  await new Promise<void>((resolve, reject) => {
+    const req = request(`${server.url}/history`, (res) => {
+      res.once('data', () => {
+        req.destroy();
+        resolve();
+      });
+    });
+    req.on('error', (error) => ((error as NodeJS.ErrnoException).code === 'ECONNRESET' ? resolve() : reject(error)));
+    req.end();
+  });
+  assert.equal((await getJson(`${server.url}/system_stats`)).status, 200);
+
+  const response = await fetch(`${server.url}/history`);
+  assert.equal(response.status, 200);
+  assert.match(response.headers.get('content-type') ?? '', /application\/json/);
+  const history = (await response.json()) as Record<string, { prompt: unknown[] }>;
+  for (const id of ids) assert.deepEqual(history[id]?.prompt[3], { extra_pnginfo: { workflow } }, `entry ${id} arrives whole`);
+  const lastTwo = (await getJson(`${server.url}/history?max_items=2`)).json as Record<string, unknown>;
+  assert.deepEqual(Object.keys(lastTwo), ids.slice(-2));
+});
