@@ -95,7 +95,7 @@ export {
   type UnetIo,
   type VaeIo,
 } from './model-folder.ts';
-export { ClipTokenizer, truncationWarning, type TokenizedPrompt } from './tokenizer.ts';
+export { ClipTokenizer, bundledClipTokenizerDir, truncationWarning, type TokenizedPrompt } from './tokenizer.ts';
 export { encodePrompt, encodeWith, inputIdsTensor, type EncodedPrompt, type TextEncoderModel } from './text-encoder.ts';
 export { decodeLatents, encodeImage, type VaeModel, type VaeOptions } from './vae.ts';
 export { FULL_VARIANT, OnnxUnetRunner, timestepTensor, type UnetRunner } from './unet-runner.ts';

@@ -3,7 +3,8 @@
  *
  *   model_index.json
  *   scheduler/scheduler_config.json
- *   tokenizer/tokenizer.json (+ tokenizer_config.json, special_tokens_map.json)
+ *   tokenizer/tokenizer.json, or CLIP's slow vocab.json + merges.txt [+ added_tokens.json] as published SD
+ *     folders ship them (+ tokenizer_config.json, special_tokens_map.json)
  *   text_encoder/model.onnx   unet/model.onnx   vae_decoder/model.onnx   [vae_encoder/model.onnx]
  *   each optionally with external weights next to it (model.onnx_data, weights.pb) and a config.json
  *
@@ -18,6 +19,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { SessionOpenError, getDefaultSessionPool, type FeedValue, type SessionLease, type SessionPool, type SessionSettings } from './sessions.ts';
 import { ClipTokenizer } from './tokenizer.ts';
+import { missingTokenizerFiles } from './tokenizer-files.ts';
 import { readDeclaredIo } from '@gategraph/onnx-graph';
 
 export type ComponentName = 'text_encoder' | 'unet' | 'vae_decoder' | 'vae_encoder';
@@ -303,7 +305,8 @@ export async function openModelFolder(dir: string, options: OpenModelOptions = {
   const index = readJsonFile(folder, indexPath, 'model_index.json');
 
   const missing = REQUIRED.filter((c) => !existsSync(join(folder, c, 'model.onnx')));
-  if (!existsSync(join(folder, 'tokenizer', 'tokenizer.json'))) missing.push('tokenizer/tokenizer.json' as ComponentName);
+  const tokenizerGap = missingTokenizerFiles(join(folder, 'tokenizer'));
+  if (tokenizerGap !== undefined) missing.push(`tokenizer/${tokenizerGap}` as ComponentName);
   if (missing.length) {
     const names = missing.map((m) => (m.includes('/') ? m : `${m}/model.onnx`));
     throw new ModelFolderError(folder, `missing component${missing.length > 1 ? 's' : ''}: ${names.join(', ')}`);

@@ -1,15 +1,30 @@
 /**
- * CLIP-style prompt tokenization on top of @huggingface/tokenizers (which reads the model's tokenizer.json:
- * CLIP's BPE for SD models, the word-piece vocabulary for the embedded tiny-sd).
+ * CLIP-style prompt tokenization on top of @huggingface/tokenizers. A tokenizer folder holds either a
+ * tokenizer.json (the "fast" form: CLIP's BPE for SD models, the word-piece vocabulary for the embedded
+ * tiny-sd) or CLIP's "slow" vocab.json + merges.txt, which published SD folders ship; the slow pair is turned
+ * into the same tokenizer.json definition in memory (clip-slow-tokenizer.ts), so both take one code path.
  *
  * The text encoder takes a fixed number of ids (77 for SD): [bos, tokens..., eos, pad, pad, ...]. A prompt
  * with more than `maxLength - 2` tokens is cut (as diffusers does) and the cut part is reported so the caller
  * can warn; the eos always stays. The pad id comes from the tokenizer config: `<|endoftext|>` (= eos) for
  * SD-1.x, "!" (id 0) for SD-2's OpenCLIP tokenizer.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { clipTokenizerDefinition } from './clip-slow-tokenizer.ts';
+import { FAST_TOKENIZER_FILE, MERGES_FILE, VOCAB_FILE, readJsonObject, tokenizerFilesIn } from './tokenizer-files.ts';
+
+/**
+ * The positions of every CLIP / OpenCLIP text encoder SD uses. A tokenizer_config.json model_max_length above
+ * it does not describe the text encoder: transformers writes 1e30 when the length is unknown, and ComfyUI's
+ * copy of CLIP's files (bundled here) says 8192 because ComfyUI cuts prompts into 77-token chunks itself.
+ * Padding to such a length would feed the encoder more positions than it has (openModelFolder refuses a
+ * declared mismatch; an encoder with a free sequence dimension would fail inside onnxruntime), so those
+ * values fall back to 77. A shorter length is kept: it is a deliberate setting (an encoder exported for fewer
+ * positions), and openModelFolder checks it against the encoder's declared input.
+ */
+const CLIP_POSITIONS = 77;
 
 export interface TokenizedPrompt {
   /** Exactly `maxLength` ids: bos, the prompt's tokens, eos, then padding. */
@@ -31,13 +46,10 @@ function tokenText(spec: TokenSpec): string | undefined {
   return undefined;
 }
 
-function readJson(path: string): Record<string, unknown> | undefined {
-  if (!existsSync(path)) return undefined;
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-  } catch (err) {
-    throw new Error(`Tokenizer file ${path} is not valid JSON: ${(err as Error).message}`);
-  }
+/** The token strings that may fill a role, in order: tokenizer_config.json's, special_tokens_map.json's, the fallbacks. */
+function roleCandidates(role: string, config: Record<string, unknown>, special: Record<string, unknown>, fallback: string[]): string[] {
+  const names = [tokenText(config[role] as TokenSpec), tokenText(special[role] as TokenSpec), ...fallback];
+  return names.filter((n): n is string => n !== undefined);
 }
 
 export class ClipTokenizer {
@@ -48,12 +60,9 @@ export class ClipTokenizer {
 
   private constructor(private readonly tok: Tokenizer, readonly dir: string, config: Record<string, unknown>, special: Record<string, unknown>) {
     const max = config.model_max_length;
-    // transformers writes a huge sentinel (1e30) when the length is unknown: CLIP's 77 is the only sane default
-    this.maxLength = typeof max === 'number' && Number.isInteger(max) && max >= 2 && max <= 4096 ? max : 77;
+    this.maxLength = typeof max === 'number' && Number.isInteger(max) && max >= 2 && max <= CLIP_POSITIONS ? max : CLIP_POSITIONS;
     const id = (role: 'bos_token' | 'eos_token' | 'pad_token', fallback: string[]): number | undefined => {
-      const names = [tokenText(config[role] as TokenSpec), tokenText(special[role] as TokenSpec), ...fallback];
-      for (const n of names) {
-        if (n === undefined) continue;
+      for (const n of roleCandidates(role, config, special, fallback)) {
         const v = this.tok.token_to_id(n);
         if (v !== undefined) return v;
       }
@@ -69,20 +78,42 @@ export class ClipTokenizer {
     this.padId = id('pad_token', []) ?? eos;
   }
 
-  /** Loads `tokenizer.json` (+ `tokenizer_config.json`, `special_tokens_map.json` when present) from a folder. */
+  /**
+   * Loads a tokenizer folder: `tokenizer.json`, or else CLIP's `vocab.json` + `merges.txt` (+ `added_tokens.json`),
+   * with `tokenizer_config.json` and `special_tokens_map.json` when present. When both forms are there the
+   * tokenizer.json is used, as transformers' AutoTokenizer prefers the fast tokenizer.
+   */
   static load(dir: string): ClipTokenizer {
-    const file = join(dir, 'tokenizer.json');
-    const json = readJson(file);
-    if (!json) {
-      throw new Error(`Tokenizer folder ${dir} has no tokenizer.json; this engine reads the "fast" tokenizer file (transformers' tokenizer.save_pretrained writes it)`);
+    const config = readJsonObject(join(dir, 'tokenizer_config.json')) ?? {};
+    const special = readJsonObject(join(dir, 'special_tokens_map.json')) ?? {};
+    const fastFile = join(dir, FAST_TOKENIZER_FILE);
+    const has = tokenizerFilesIn(dir);
+    let definition: object;
+    let source: string;
+    if (has.fast) {
+      definition = readJsonObject(fastFile)!;
+      source = fastFile;
+    } else {
+      if (has.vocab !== has.merges) {
+        const [present, absent] = has.vocab ? [VOCAB_FILE, MERGES_FILE] : [MERGES_FILE, VOCAB_FILE];
+        throw new Error(`Tokenizer folder ${dir} has ${present} but no ${absent}; CLIP's "slow" tokenizer needs both files (or a tokenizer.json)`);
+      }
+      if (!has.vocab) {
+        throw new Error(`Tokenizer folder ${dir} has no tokenizer.json; this engine reads the "fast" tokenizer file (transformers' tokenizer.save_pretrained writes it) or CLIP's "slow" files ${VOCAB_FILE} + ${MERGES_FILE}`);
+      }
+      const role = (name: 'bos_token' | 'eos_token' | 'unk_token', clip: string) => roleCandidates(name, config, special, [clip]);
+      definition = clipTokenizerDefinition(dir, {
+        bos: role('bos_token', '<|startoftext|>'),
+        eos: role('eos_token', '<|endoftext|>'),
+        unk: role('unk_token', '<|endoftext|>'),
+      });
+      source = `${join(dir, VOCAB_FILE)} + ${MERGES_FILE}`;
     }
-    const config = readJson(join(dir, 'tokenizer_config.json')) ?? {};
-    const special = readJson(join(dir, 'special_tokens_map.json')) ?? {};
     let tok: Tokenizer;
     try {
-      tok = new Tokenizer(json, config);
+      tok = new Tokenizer(definition, config);
     } catch (err) {
-      throw new Error(`Tokenizer ${file} could not be read: ${(err as Error).message}`);
+      throw new Error(`Tokenizer ${source} could not be read: ${(err as Error).message}`);
     }
     return new ClipTokenizer(tok, dir, config, special);
   }
@@ -113,4 +144,13 @@ export class ClipTokenizer {
 /** The warning a text-encode node shows for a cut prompt. */
 export function truncationWarning(maxLength: number, dropped: string): string {
   return `prompt truncated after ${maxLength} tokens: dropped '${dropped}'`;
+}
+
+/**
+ * CLIP's tokenizer files shipped with this package (OpenAI CLIP, MIT license; see its README): for models that
+ * carry no tokenizer of their own, such as single-file checkpoints. Found next to this module, so it works
+ * from the workspace and from an installed package alike.
+ */
+export function bundledClipTokenizerDir(): string {
+  return fileURLToPath(new URL('../assets/clip-tokenizer/', import.meta.url));
 }
