@@ -163,7 +163,7 @@ test('a full-strength start is noise * sqrt(1 + sigma_max^2) (ComfyUI max_denois
 });
 
 test('the KSampler widgets map to schedulers by ComfyUI name', () => {
-  assert.deepEqual(SAMPLER_NAMES, ['euler', 'euler_ancestral', 'dpmpp_2m', 'ddim']);
+  assert.deepEqual(SAMPLER_NAMES, ['euler', 'euler_ancestral', 'dpmpp_2m', 'lcm', 'ddim']);
   assert.deepEqual(SCHEDULER_NAMES, ['normal', 'karras', 'exponential', 'sgm_uniform', 'simple', 'ddim_uniform']);
   for (const sampler_name of SAMPLER_NAMES) {
     for (const scheduler of SCHEDULER_NAMES) {
@@ -189,7 +189,7 @@ test('a diffusers scheduler_config.json is read as is (unknown keys ignored, v-p
 });
 
 test('unknown names and bad settings are refused with messages that list the valid choices', () => {
-  assert.throws(() => createScheduler('eulr', {}, 10), /Unknown sampler "eulr"; valid sampler names are: euler, euler_ancestral, dpmpp_2m, ddim/);
+  assert.throws(() => createScheduler('eulr', {}, 10), /Unknown sampler "eulr"; valid sampler names are: euler, euler_ancestral, dpmpp_2m, lcm, ddim/);
   assert.throws(() => createScheduler('uni_pc', {}, 10), /ComfyUI's "uni_pc" is not implemented here yet\); valid sampler names are: euler/);
   assert.throws(
     () => createScheduler('euler', {}, 10, { schedule: 'karas' as never }),
@@ -201,7 +201,7 @@ test('unknown names and bad settings are refused with messages that list the val
   assert.throws(() => createScheduler('euler', { beta_schedule: 'squaredcos_cap_v2' }, 10), /beta_schedule = "squaredcos_cap_v2" is not supported; use one of: scaled_linear, linear/);
   assert.throws(() => createScheduler('euler', { steps_offset: -1 }, 10), /steps_offset = -1 must be a non-negative integer/);
   assert.throws(() => createScheduler('euler', { trained_betas: [0.1] }, 10), /trained_betas must be null or 1000 numbers in \(0, 1\)/);
-  assert.throws(() => createScheduler('euler', { rescale_betas_zero_snr: true }, 10), /zero terminal SNR\) is not supported yet/);
+  assert.throws(() => createScheduler('euler', { rescale_betas_zero_snr: true }, 10), /rescale_betas_zero_snr = true needs prediction_type "v_prediction"/);
   assert.throws(() => createScheduler('ddim', {}, 2000), /2000 steps is more than the model's 1000 training timesteps/);
   const x = tensor([0, 0, 0, 0], [1, 4, 1, 1]);
   assert.throws(() => createScheduler('euler', {}, 10).step(x, 10, x), /step index 10 is outside this schedule's 10 step\(s\)/);

@@ -190,7 +190,7 @@ test('an unknown sampler is not in the list for validation, and the engine names
   assert.equal(result.error?.exception_type, 'NodeInputError');
   assert.equal(
     result.error?.message,
-    'sampler_name: Unknown sampler "heun" (ComfyUI\'s "heun" is not implemented here yet); valid sampler names are: euler, euler_ancestral, dpmpp_2m, ddim',
+    'sampler_name: Unknown sampler "heun" (ComfyUI\'s "heun" is not implemented here yet); valid sampler names are: euler, euler_ancestral, dpmpp_2m, lcm, ddim',
   );
 });
 

@@ -43,7 +43,7 @@ test("KSampler's widgets have ComfyUI's types, defaults and ranges", async () =>
   assert.deepEqual(pick(ks.steps, ['default', 'min', 'max']), [20, 1, 10000]);
   assert.deepEqual(pick(ks.cfg, ['default', 'min', 'max', 'step', 'round']), [8, 0, 100, 0.1, 0.01]);
   assert.deepEqual(pick(ks.denoise, ['default', 'min', 'max', 'step']), [1, 0, 1, 0.01]);
-  assert.deepEqual((ks.sampler_name as [string[]])[0], ['euler', 'euler_ancestral', 'dpmpp_2m', 'ddim']);
+  assert.deepEqual((ks.sampler_name as [string[]])[0], ['euler', 'euler_ancestral', 'dpmpp_2m', 'lcm', 'ddim']);
   assert.ok((ks.scheduler as [string[]])[0].includes('karras'));
   const latent = objectInfo(await packRegistry()).EmptyLatentImage!.input.required!;
   assert.deepEqual(pick(latent.width, ['default', 'min', 'max', 'step']), [512, 16, 16384, 8]);

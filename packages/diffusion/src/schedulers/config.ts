@@ -3,6 +3,7 @@
  * noise levels derived from it: betas -> alphas_cumprod (abar_t) -> sigma_t = sqrt((1 - abar_t) / abar_t), the
  * "variance exploding" noise level k-diffusion and ComfyUI sample in. Everything is computed in float64.
  */
+import { betasFromAlphasCumprod, rescaleZeroTerminalSnr, terminalAlphaCumprod } from './zero-snr.ts';
 
 export type BetaSchedule = 'scaled_linear' | 'linear';
 export type PredictionType = 'epsilon' | 'v_prediction';
@@ -24,6 +25,11 @@ export interface SchedulerConfig {
   set_alpha_to_one: boolean;
   /** Explicit betas overriding beta_start/beta_end/beta_schedule (diffusers' trained_betas). */
   trained_betas?: number[] | null;
+  /**
+   * Zero terminal SNR (diffusers' key): the betas are rescaled so abar at the last training timestep is 0
+   * (see zero-snr.ts). Needs prediction_type 'v_prediction'.
+   */
+  rescale_betas_zero_snr: boolean;
 }
 
 /** Stable Diffusion 1.x (and the embedded tiny-sd model), as in its scheduler_config.json. */
@@ -36,6 +42,7 @@ export const SD_SCHEDULER_CONFIG: Readonly<SchedulerConfig> = Object.freeze({
   timestep_spacing: 'leading',
   steps_offset: 1,
   set_alpha_to_one: false,
+  rescale_betas_zero_snr: false,
 });
 
 const BETA_SCHEDULES: readonly BetaSchedule[] = ['scaled_linear', 'linear'];
@@ -66,9 +73,6 @@ export type SchedulerConfigInput = Partial<Record<keyof SchedulerConfig, unknown
 /** Fills in SD defaults and checks a config; errors name the key, the value and what is allowed. */
 export function resolveSchedulerConfig(config: SchedulerConfigInput = {}): SchedulerConfig {
   const merged: Record<string, unknown> = { ...SD_SCHEDULER_CONFIG, ...stripUndefined(config) };
-  if (merged['rescale_betas_zero_snr'] === true) {
-    throw new RangeError('Scheduler config: rescale_betas_zero_snr = true (zero terminal SNR) is not supported yet');
-  }
   const stepsOffset = merged['steps_offset'];
   if (typeof stepsOffset !== 'number' || !Number.isInteger(stepsOffset) || stepsOffset < 0) {
     throw new RangeError(`Scheduler config: steps_offset = ${JSON.stringify(stepsOffset)} must be a non-negative integer`);
@@ -76,6 +80,10 @@ export function resolveSchedulerConfig(config: SchedulerConfigInput = {}): Sched
   const setAlphaToOne = merged['set_alpha_to_one'];
   if (typeof setAlphaToOne !== 'boolean') {
     throw new RangeError(`Scheduler config: set_alpha_to_one = ${JSON.stringify(setAlphaToOne)} must be true or false`);
+  }
+  const zeroSnr = merged['rescale_betas_zero_snr'];
+  if (typeof zeroSnr !== 'boolean') {
+    throw new RangeError(`Scheduler config: rescale_betas_zero_snr = ${JSON.stringify(zeroSnr)} must be true or false`);
   }
   const resolved: SchedulerConfig = {
     num_train_timesteps: positiveNumber(merged['num_train_timesteps'], 'num_train_timesteps', true),
@@ -87,6 +95,7 @@ export function resolveSchedulerConfig(config: SchedulerConfigInput = {}): Sched
     steps_offset: stepsOffset,
     set_alpha_to_one: setAlphaToOne,
     trained_betas: null,
+    rescale_betas_zero_snr: zeroSnr,
   };
   const betas = merged['trained_betas'];
   if (betas !== null && betas !== undefined) {
@@ -95,7 +104,29 @@ export function resolveSchedulerConfig(config: SchedulerConfigInput = {}): Sched
     }
     resolved.trained_betas = betas as number[];
   }
+  checkZeroSnr(resolved);
   return resolved;
+}
+
+/**
+ * diffusers accepts zero SNR with any prediction type; we refuse epsilon. At the last timestep the UNet input is
+ * pure noise, so an epsilon model's x0 = (x - sqrt(1 - abar) eps) / sqrt(abar) divides by 0 (diffusers' DDIM
+ * gives NaN there) or, with the finite stand-in the sigma samplers use, by 2e-4: the image is the model's error
+ * magnified ~4500 times. Lin et al. train zero-SNR models with v-prediction for this reason (section 3.2); a
+ * config that says otherwise is a mistake in it, and a clear error beats a black or noisy image.
+ */
+function checkZeroSnr(config: SchedulerConfig): void {
+  if (!config.rescale_betas_zero_snr) return;
+  if (config.prediction_type !== 'v_prediction') {
+    throw new RangeError(
+      `Scheduler config: rescale_betas_zero_snr = true needs prediction_type "v_prediction" (got "${config.prediction_type}"): ` +
+        'at zero terminal SNR an epsilon prediction cannot recover the image. If the model predicts v, set prediction_type; ' +
+        'if it was not trained with zero terminal SNR, remove rescale_betas_zero_snr',
+    );
+  }
+  if (config.num_train_timesteps < 3) {
+    throw new RangeError(`Scheduler config: rescale_betas_zero_snr = true needs at least 3 training timesteps (got ${config.num_train_timesteps})`);
+  }
 }
 
 function stripUndefined(o: Readonly<Record<string, unknown>>): Record<string, unknown> {
@@ -105,15 +136,28 @@ function stripUndefined(o: Readonly<Record<string, unknown>>): Record<string, un
 /** The discrete noise levels of the training schedule, index = training timestep t (0 = least noise). */
 export interface NoiseLevels {
   readonly numTrainTimesteps: number;
+  /** The training schedule as diffusers has it: with zero terminal SNR the last value is exactly 0. */
   readonly alphasCumprod: Float64Array;
-  /** sigma_t = sqrt((1 - abar_t) / abar_t), increasing with t. */
+  /**
+   * sigma_t = sqrt((1 - abar_t) / abar_t), increasing with t: the levels ComfyUI's schedules and samplers use.
+   * With zero terminal SNR the last one is ComfyUI's finite sigma_max (~4518.76 for SD), not infinity.
+   */
   readonly sigmas: Float64Array;
   readonly logSigmas: Float64Array;
   readonly sigmaMin: number;
   readonly sigmaMax: number;
 }
 
+/**
+ * The training betas: from the config, and with rescale_betas_zero_snr the rescaled ones diffusers stores
+ * (ending with beta = 1).
+ */
 export function betasOf(config: SchedulerConfig): Float64Array {
+  return config.rescale_betas_zero_snr ? betasFromAlphasCumprod(alphasCumprodOf(config)) : configBetas(config);
+}
+
+/** The betas the config names, before any rescaling. */
+function configBetas(config: SchedulerConfig): Float64Array {
   const n = config.num_train_timesteps;
   if (config.trained_betas) return Float64Array.from(config.trained_betas);
   const betas = new Float64Array(n);
@@ -129,17 +173,27 @@ export function betasOf(config: SchedulerConfig): Float64Array {
   return betas;
 }
 
-export function noiseLevels(config: SchedulerConfig): NoiseLevels {
-  const betas = betasOf(config);
-  const n = betas.length;
-  const alphasCumprod = new Float64Array(n);
-  const sigmas = new Float64Array(n);
-  const logSigmas = new Float64Array(n);
+/** alphas_cumprod of the training schedule (abar_t = prod (1 - beta)), rescaled for zero terminal SNR if asked. */
+function alphasCumprodOf(config: SchedulerConfig): Float64Array {
+  const betas = configBetas(config);
+  const alphasCumprod = new Float64Array(betas.length);
   let prod = 1;
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < betas.length; i++) {
     prod *= 1 - betas[i]!;
     alphasCumprod[i] = prod;
-    sigmas[i] = Math.sqrt((1 - prod) / prod);
+  }
+  return config.rescale_betas_zero_snr ? rescaleZeroTerminalSnr(alphasCumprod) : alphasCumprod;
+}
+
+export function noiseLevels(config: SchedulerConfig): NoiseLevels {
+  const alphasCumprod = alphasCumprodOf(config);
+  const n = alphasCumprod.length;
+  const sigmas = new Float64Array(n);
+  const logSigmas = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    // A zero-SNR schedule's last abar is 0 (infinite sigma): the sigma samplers get ComfyUI's finite stand-in.
+    const a = config.rescale_betas_zero_snr && i === n - 1 ? terminalAlphaCumprod(alphasCumprod) : alphasCumprod[i]!;
+    sigmas[i] = Math.sqrt((1 - a) / a);
     logSigmas[i] = Math.log(sigmas[i]!);
   }
   return { numTrainTimesteps: n, alphasCumprod, sigmas, logSigmas, sigmaMin: sigmas[0]!, sigmaMax: sigmas[n - 1]! };

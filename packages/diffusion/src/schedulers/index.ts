@@ -8,15 +8,16 @@ import { DdimScheduler, type DdimPlan } from './ddim.ts';
 import { EulerScheduler } from './euler.ts';
 import { EulerAncestralScheduler } from './euler-ancestral.ts';
 import { DpmPp2mScheduler } from './dpmpp-2m.ts';
+import { LcmScheduler } from './lcm.ts';
 import type { SamplerName, Scheduler, SchedulerOptions } from './types.ts';
 
-/** In ComfyUI's order, for the KSampler `sampler_name` combo. */
-export const SAMPLER_NAMES: readonly SamplerName[] = ['euler', 'euler_ancestral', 'dpmpp_2m', 'ddim'];
+/** In ComfyUI's order (comfy/samplers.py KSAMPLER_NAMES, then ddim), for the KSampler `sampler_name` combo. */
+export const SAMPLER_NAMES: readonly SamplerName[] = ['euler', 'euler_ancestral', 'dpmpp_2m', 'lcm', 'ddim'];
 
 /** ComfyUI samplers we know of but do not implement (for a helpful error instead of "unknown"). */
 const COMFY_ONLY_SAMPLERS = [
   'heun', 'heunpp2', 'dpm_2', 'dpm_2_ancestral', 'lms', 'dpm_fast', 'dpm_adaptive', 'dpmpp_2s_ancestral', 'dpmpp_sde',
-  'dpmpp_sde_gpu', 'dpmpp_2m_sde', 'dpmpp_2m_sde_gpu', 'dpmpp_3m_sde', 'dpmpp_3m_sde_gpu', 'ddpm', 'lcm', 'ipndm',
+  'dpmpp_sde_gpu', 'dpmpp_2m_sde', 'dpmpp_2m_sde_gpu', 'dpmpp_3m_sde', 'dpmpp_3m_sde_gpu', 'ddpm', 'ipndm',
   'ipndm_v', 'deis', 'uni_pc', 'uni_pc_bh2', 'euler_cfg_pp', 'euler_ancestral_cfg_pp', 'res_multistep',
 ];
 const COMFY_ONLY_SCHEDULERS = ['beta', 'linear_quadratic', 'kl_optimal', 'AYS', 'GITS'];
@@ -108,7 +109,7 @@ export function windowSigmas(sigmas: readonly number[], window: Pick<SchedulerOp
 
 /**
  * Creates the scheduler for one sampling run.
- * @param name     sampler: 'euler' | 'euler_ancestral' | 'dpmpp_2m' | 'ddim' (ComfyUI names)
+ * @param name     sampler: 'euler' | 'euler_ancestral' | 'dpmpp_2m' | 'lcm' | 'ddim' (ComfyUI names)
  * @param config   the model's scheduler_config.json (missing keys default to SD 1.x)
  * @param steps    number of steps (ddim_uniform may produce a different count, as in ComfyUI)
  */
@@ -152,6 +153,8 @@ export function createScheduler(
       return new EulerAncestralScheduler(sched, cfg.prediction_type, sigmas, levels, options.eta ?? 1);
     case 'dpmpp_2m':
       return new DpmPp2mScheduler(sched, cfg.prediction_type, sigmas, levels);
+    case 'lcm':
+      return new LcmScheduler(sched, cfg.prediction_type, sigmas, levels);
   }
 }
 

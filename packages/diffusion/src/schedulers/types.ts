@@ -3,7 +3,7 @@ import type { NoiseGenerator } from '../noise.ts';
 import type { PredictionType } from './config.ts';
 import type { ScheduleName } from './sigma-schedules.ts';
 
-export type SamplerName = 'euler' | 'euler_ancestral' | 'dpmpp_2m' | 'ddim';
+export type SamplerName = 'euler' | 'euler_ancestral' | 'dpmpp_2m' | 'lcm' | 'ddim';
 
 /** Fresh Gaussian noise for a stochastic step: a tensor shaped like the sample, or a generator to draw from. */
 export type StepNoise = Tensor | NoiseGenerator;
@@ -21,7 +21,7 @@ export interface SchedulerOptions {
    * last `steps` are run. 1 (default) = from pure noise; 0 = no step.
    */
   denoise?: number;
-  /** Noise amount of stochastic samplers: euler_ancestral (default 1), ddim (default 0 = deterministic DDIM). */
+  /** Noise amount of stochastic samplers: euler_ancestral (default 1), ddim (default 0 = deterministic DDIM); lcm has none. */
   eta?: number;
   /**
    * A window of the schedule, ComfyUI's KSamplerAdvanced: the noise levels are built for `steps`, then cut to
@@ -56,12 +56,14 @@ export interface Scheduler {
   readonly timesteps: number[];
   /**
    * Noise level (sigma = sqrt((1 - abar) / abar)) at the start of each step, plus the level after the last one
-   * (0 for ComfyUI schedules): length steps + 1 (empty when there is no step).
+   * (0 for ComfyUI schedules): length steps + 1 (empty when there is no step). Infinity where abar is 0: the
+   * first step of diffusers' own DDIM timesteps on a zero-terminal-SNR schedule ('trailing' / 'linspace'
+   * spacing start at the last training timestep); ComfyUI schedules stay finite (see zero-snr.ts).
    */
   readonly sigmas: number[];
   /** Factor by which a pure-noise start multiplies unit Gaussian noise (in the scheduler's sample space). */
   readonly initNoiseSigma: number;
-  /** True when step() needs fresh noise (euler_ancestral, ddim with eta > 0). */
+  /** True when step() needs fresh noise (euler_ancestral, lcm when a step ends above sigma 0, ddim with eta > 0). */
   readonly stochastic: boolean;
   /**
    * The UNet input for step i: the sample in the variance-preserving convention (x / sqrt(sigma^2 + 1)).

@@ -199,7 +199,10 @@ export const KSampler = defineNode({
       round: 0.01,
       tooltip: 'Classifier-free guidance: how strongly the image follows the prompt. 1 turns guidance off (one UNet pass per step).',
     }),
-    sampler_name: combo(SAMPLER_NAMES, { tooltip: 'The update rule applied at each step.' }),
+    sampler_name: combo(SAMPLER_NAMES, {
+      tooltip:
+        'The update rule applied at each step. euler_ancestral and lcm add fresh noise from the seed at each step; lcm is meant for LCM-distilled models (few steps, low cfg, the sgm_uniform scheduler).',
+    }),
     scheduler: combo(SCHEDULER_NAMES, { tooltip: 'How the noise levels are spaced over the steps.' }),
     positive: socket('CONDITIONING', { tooltip: 'What the image should show.' }),
     negative: socket('CONDITIONING', { tooltip: 'What the image should avoid (an empty prompt is the usual default).' }),
