@@ -113,7 +113,7 @@ export interface SampleOptions {
   latent: Tensor;
   /** Initial Gaussian noise shaped like the latent (e.g. randn(shape, seed) from noise.ts). */
   noise: Tensor;
-X
+  /** Noise for stochastic samplers' steps (euler_ancestral, lcm, ddim with eta > 0): createAncestralNoiseGenerator(seed). */
   stepNoise?: StepNoise;
   planner?: StepPlanner;
   /**
