@@ -95,6 +95,7 @@ export {
   type UnetIo,
   type VaeIo,
 } from './model-folder.ts';
+export { checkSupportedModel, UnsupportedModelError, CHECKPOINT_FILE_EXTENSIONS, type UnsupportedKind } from './model-family.ts';
 export { ClipTokenizer, bundledClipTokenizerDir, truncationWarning, type TokenizedPrompt } from './tokenizer.ts';
 export { encodePrompt, encodeWith, inputIdsTensor, type EncodedPrompt, type TextEncoderModel } from './text-encoder.ts';
 export { decodeLatents, encodeImage, type VaeModel, type VaeOptions } from './vae.ts';

@@ -15,12 +15,13 @@
  * that the sessions may be closed (pool.freeAll) and reopen on their next use; the metadata stays.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import { SessionOpenError, getDefaultSessionPool, type FeedValue, type SessionLease, type SessionPool, type SessionSettings } from './sessions.ts';
 import { ClipTokenizer } from './tokenizer.ts';
 import { missingTokenizerFiles } from './tokenizer-files.ts';
-import { readDeclaredIo } from '@gategraph/onnx-graph';
+import { cpuFloat32ModelPath, readDeclaredIo, type DeclaredIo } from '@gategraph/onnx-graph';
+import { CHECKPOINT_FILE_EXTENSIONS, checkSupportedModel, UnsupportedModelError } from './model-family.ts';
 
 export type ComponentName = 'text_encoder' | 'unet' | 'vae_decoder' | 'vae_encoder';
 const REQUIRED: readonly ComponentName[] = ['text_encoder', 'unet', 'vae_decoder'];
@@ -186,12 +187,19 @@ function toInfo(meta: readonly ort.InferenceSession.ValueMetadata[]): TensorInfo
 const num = (d: Dim | undefined): number | undefined => (typeof d === 'number' && d > 0 ? d : undefined);
 const int = (v: unknown): number | undefined => (typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined);
 
-/** True when `dir` looks like an ONNX diffusion model folder (has model_index.json and a unet/model.onnx). */
+/**
+ * True when `dir` is a diffusers / optimum model folder (it has model_index.json). Folders of pipelines this
+ * engine does not run (SDXL, SD3...) count too, so a workflow naming one gets a sentence saying what it is.
+ */
 export function isModelFolder(dir: string): boolean {
-  return existsSync(join(dir, 'model_index.json')) && existsSync(join(dir, 'unet', 'model.onnx'));
+  return existsSync(join(dir, 'model_index.json'));
 }
 
-/** Names of the subfolders of `modelsDir` that look like model folders, sorted; [] when the folder is missing. */
+/**
+ * Names of what `modelsDir` holds that a loader may name, sorted ([] when the folder is missing): model
+ * folders, and single-file checkpoints (`.safetensors`, `.ckpt`...), which are listed so that a ComfyUI
+ * workflow naming one is told why it cannot run rather than that the name is unknown.
+ */
 export function listModelFolders(modelsDir: string): string[] {
   let entries: string[];
   try {
@@ -203,7 +211,8 @@ export function listModelFolders(modelsDir: string): string[] {
     .filter((name) => {
       const full = join(modelsDir, name);
       try {
-        return statSync(full).isDirectory() && isModelFolder(full); // statSync follows symlinks
+        const stat = statSync(full); // follows symlinks
+        return stat.isDirectory() ? isModelFolder(full) : stat.isFile() && CHECKPOINT_FILE_EXTENSIONS.includes(extname(name).toLowerCase());
       } catch {
         return false;
       }
@@ -222,9 +231,11 @@ async function openComponentIn(
   pool: SessionPool,
   settings: SessionSettings | undefined,
   leases: SessionLease[],
+  warnings: string[] = [],
 ): Promise<ModelComponent> {
   const dir = join(folder, subdir);
-  const path = join(dir, 'model.onnx');
+  const published = join(dir, 'model.onnx');
+  const { path, externalData } = await cpuReadyFile(folder, subdir, name, published, warnings);
   const lease = pool.acquire(path, settings);
   leases.push(lease);
   let session: ort.InferenceSession;
@@ -235,8 +246,52 @@ async function openComponentIn(
     throw new ModelFolderError(folder, `${subdir}/model.onnx could not be loaded by onnxruntime (${msg.trim()}); the file may be truncated, corrupt or not an ONNX model: re-export or re-download it`, name);
   }
   const config = optionalJson(folder, join(dir, 'config.json'), `${subdir}/config.json`) ?? {};
-  const externalData = EXTERNAL_WEIGHT_FILES.find((f) => existsSync(join(dir, f)));
   return new ModelComponent(name, path, lease, toInfo(session.inputMetadata), toInfo(session.outputMetadata), config, externalData);
+}
+
+/**
+ * What a component's file needs before the CPU provider runs it as this engine expects: float16 / bfloat16
+ * weights or inputs upcast to float32, and random sampling inside the graph (the VAE encoders of diffusers'
+ * old converter and of optimum <= 1.22) replaced by its mean. Read from the file's declarations, without its
+ * weights.
+ */
+function cpuConversionNeeds(io: DeclaredIo): { upcast: boolean; sampling: boolean } {
+  const half = (type: string) => type === 'float16' || type === 'bfloat16';
+  return {
+    upcast: [...io.inputs, ...io.outputs].some((t) => half(t.type)) || Object.keys(io.initializerTypes).some(half),
+    sampling: io.operators.some((op) => /^ai\.onnx::Random(Normal|Uniform)(Like)?$/.test(op)),
+  };
+}
+
+/**
+ * The file to open for a component: the published model.onnx, or its float32 / sampling-free conversion,
+ * made once and cached next to it (`<component>/.gategraph-derived/`), keyed by the file's content.
+ */
+async function cpuReadyFile(
+  folder: string,
+  subdir: string,
+  name: ComponentName,
+  published: string,
+  warnings: string[],
+): Promise<{ path: string; externalData: string | undefined }> {
+  const dir = dirname(published);
+  const asPublished = { path: published, externalData: EXTERNAL_WEIGHT_FILES.find((f) => existsSync(join(dir, f))) };
+  let io: DeclaredIo;
+  try {
+    io = readDeclaredIo(published);
+  } catch {
+    return asPublished; // unreadable: opening it reports the problem with the component's name
+  }
+  const needs = cpuConversionNeeds(io);
+  if (!needs.upcast && !needs.sampling) return asPublished;
+  try {
+    const entry = await cpuFloat32ModelPath(published);
+    const what = [needs.upcast ? 'converted from float16 to float32' : '', needs.sampling ? 'its random sampling replaced by the mean (deterministic)' : ''].filter(Boolean).join(', ');
+    warnings.push(`${subdir}/model.onnx: ${what}, once, into ${subdir}/.gategraph-derived/`);
+    return { path: entry.path, externalData: `${basename(entry.path)}_data` };
+  } catch (err) {
+    throw new ModelFolderError(folder, `${subdir}/model.onnx could not be converted to float32 for the CPU (${(err as Error).message})`, name);
+  }
 }
 
 /**
@@ -297,12 +352,16 @@ export async function openModelFolder(dir: string, options: OpenModelOptions = {
   const folder = resolve(dir);
   const pool = options.pool ?? getDefaultSessionPool();
   if (!existsSync(folder)) throw new ModelFolderError(folder, 'the folder does not exist');
-  if (!statSync(folder).isDirectory()) throw new ModelFolderError(folder, 'this is a file, not a model folder');
+  if (!statSync(folder).isDirectory()) {
+    assertSupportedFolder(folder); // a checkpoint file: says what it is
+    throw new ModelFolderError(folder, 'this is a file, not a model folder');
+  }
   const indexPath = join(folder, 'model_index.json');
   if (!existsSync(indexPath)) {
     throw new ModelFolderError(folder, 'model_index.json is missing; this is not a diffusers/optimum ONNX model folder (export one with optimum-cli export onnx, or diffusers\' convert script)');
   }
   const index = readJsonFile(folder, indexPath, 'model_index.json');
+  assertSupportedFolder(folder);
 
   const missing = REQUIRED.filter((c) => !existsSync(join(folder, c, 'model.onnx')));
   const tokenizerGap = missingTokenizerFiles(join(folder, 'tokenizer'));
@@ -325,7 +384,7 @@ export async function openModelFolder(dir: string, options: OpenModelOptions = {
   }
 
   const leases: SessionLease[] = [];
-  const openComponent = (name: ComponentName) => openComponentIn(folder, name, name, pool, options.sessionSettings?.[name], leases);
+  const openComponent = (name: ComponentName) => openComponentIn(folder, name, name, pool, options.sessionSettings?.[name], leases, warnings);
 
   try {
     const textEncoder = await openComponent('text_encoder');
@@ -386,7 +445,19 @@ function declaredComponent(folder: string, name: ComponentName): ComponentDeclar
     throw new ModelFolderError(folder, `${name}/model.onnx cannot be read (${(err as Error).message})`, name);
   }
   const config = optionalJson(folder, join(dir, 'config.json'), `${name}/config.json`) ?? {};
-  return { name, inputs: io.inputs, outputs: io.outputs, config };
+  // A float16 export is run as its float32 conversion (cpuReadyFile): declare what that one takes.
+  const asFloat32 = (t: TensorInfo): TensorInfo => (cpuConversionNeeds(io).upcast && (t.type === 'float16' || t.type === 'bfloat16') ? { ...t, type: 'float32' } : t);
+  return { name, inputs: io.inputs.map(asFloat32), outputs: io.outputs.map(asFloat32), config };
+}
+
+/** A folder of a kind this engine does not run (SDXL, SD3, GPU-optimized...) is refused with what it is. */
+function assertSupportedFolder(folder: string): void {
+  try {
+    checkSupportedModel(folder);
+  } catch (err) {
+    if (err instanceof UnsupportedModelError) throw new ModelFolderError(folder, err.reason);
+    throw err;
+  }
 }
 
 /** What decides the sizes a model folder takes, as its files declare it (see declaredUnetAndVae). */
@@ -405,6 +476,7 @@ export interface DeclaredUnetAndVae {
  */
 export function declaredUnetAndVae(dir: string): DeclaredUnetAndVae {
   const folder = resolve(dir);
+  assertSupportedFolder(folder);
   const unet = declaredComponent(folder, 'unet');
   const decoder = declaredComponent(folder, 'vae_decoder');
   const encoder = existsSync(join(folder, 'vae_encoder', 'model.onnx')) ? declaredComponent(folder, 'vae_encoder') : undefined;
@@ -433,9 +505,7 @@ function pickOutput(folder: string, c: ComponentDeclaration, preferred: readonly
 }
 
 function requireFloat(folder: string, c: ComponentDeclaration, t: TensorInfo): void {
-  if (t.type === 'float16') {
-    throw new ModelFolderError(folder, `${c.name}/model.onnx is a float16 export (${t.name} is float16); the CPU engine needs float32 ONNX files: export with fp32`, c.name);
-  }
+  // float16 files are run as their float32 conversion (cpuReadyFile), so anything else here is unexpected.
   if (t.type !== 'float32') {
     throw new ModelFolderError(folder, `${c.name}/model.onnx input/output "${t.name}" is ${t.type}, expected float32`, c.name);
   }

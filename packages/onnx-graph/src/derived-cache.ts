@@ -9,8 +9,9 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { writeCpuFloat32, type CpuFloat32Report } from './cpu-float32.ts';
 import { deriveModel, type DerivationReport, type DerivationSpec, type DeriveOptions } from './derive.ts';
-import { atomicWrite, externalDataFiles, loadModel, saveModel, type ExternalDataMode } from './model-io.ts';
+import { atomicWrite, externalDataFiles, loadModel, saveModel, type ExternalDataMode, type ModelFile } from './model-io.ts';
 
 /** Bump when a derivation's output for the same input and spec changes. */
 const DERIVATION_VERSION = 2;
@@ -22,23 +23,24 @@ export interface DerivedCacheOptions {
   externalData?: ExternalDataMode;
 }
 
-export interface DerivedEntry {
+export interface DerivedEntry<R = DerivationReport> {
   path: string;
   key: string;
-  report: DerivationReport;
+  report: R;
   fromCache: boolean;
 }
 
-interface EntryRecord {
+interface EntryRecord<R = unknown> {
   version: number;
   model: string;
   /** sha256 of the model file the entry was derived from. */
   modelSha256: string;
-  spec: DerivationSpec;
+  /** What was derived: a DerivationSpec, or `{ conversion: 'cpu-float32' }`. */
+  spec: unknown;
   onnxSha256: string;
   onnxBytes: number;
   dataFiles: Array<{ path: string; size: number; mtimeMs: number }>;
-  report: DerivationReport;
+  report: R;
 }
 
 async function sha256File(path: string): Promise<string> {
@@ -66,8 +68,11 @@ export async function modelContentKey(modelPath: string, spec: DerivationSpec, d
 }
 
 function contentKey(modelHash: string, spec: DerivationSpec, derive: DeriveOptions): string {
-  const payload = JSON.stringify({ v: DERIVATION_VERSION, modelHash, spec: canonicalSpec(spec), symbolSizes: derive.symbolSizes ?? null });
-  return createHash('sha256').update(payload).digest('hex').slice(0, 32);
+  return hashKey({ v: DERIVATION_VERSION, modelHash, spec: canonicalSpec(spec), symbolSizes: derive.symbolSizes ?? null });
+}
+
+function hashKey(payload: unknown): string {
+  return createHash('sha256').update(JSON.stringify(payload)).digest('hex').slice(0, 32);
 }
 
 function fileIdentity(path: string) {
@@ -75,11 +80,11 @@ function fileIdentity(path: string) {
   return { path, size: st.size, mtimeMs: Math.round(st.mtimeMs) };
 }
 
-async function validEntry(onnxPath: string, jsonPath: string): Promise<EntryRecord | undefined> {
+async function validEntry<R>(onnxPath: string, jsonPath: string): Promise<EntryRecord<R> | undefined> {
   if (!existsSync(onnxPath) || !existsSync(jsonPath)) return undefined;
-  let record: EntryRecord;
+  let record: EntryRecord<R>;
   try {
-    record = JSON.parse(readFileSync(jsonPath, 'utf8')) as EntryRecord;
+    record = JSON.parse(readFileSync(jsonPath, 'utf8')) as EntryRecord<R>;
   } catch {
     return undefined;
   }
@@ -106,33 +111,60 @@ export function ensureCacheDir(cacheDir: string): void {
  * is missing, stale or corrupted). Load it with onnxruntime by path so its external data resolves.
  */
 export async function derivedModelPath(modelPath: string, spec: DerivationSpec, options: DerivedCacheOptions = {}): Promise<DerivedEntry> {
+  return cachedModel(modelPath, options.cacheDir, (sha) => contentKey(sha, spec, options.derive ?? {}), canonicalSpec(spec), (file, onnxPath) => {
+    const { model, report } = deriveModel(file.proto, spec, { ...options.derive, baseDir: file.baseDir });
+    const saved = saveModel(model, onnxPath, { baseDir: file.baseDir, externalData: options.externalData ?? 'auto' });
+    // Record the source's data files (a hard link shares their inode, so either identity works).
+    return { report, bytes: saved.bytes, dataFiles: externalDataFiles(file.proto, file.baseDir) };
+  });
+}
+
+/**
+ * The path of `modelPath` as a float32 model without random sampling (see cpu-float32.ts), converted and
+ * written on the first call into the cache folder next to it, with its weights in a data file of its own.
+ */
+export async function cpuFloat32ModelPath(modelPath: string, options: Pick<DerivedCacheOptions, 'cacheDir'> = {}): Promise<DerivedEntry<CpuFloat32Report>> {
+  const spec = { conversion: 'cpu-float32' };
+  return cachedModel(modelPath, options.cacheDir, (sha) => hashKey({ v: DERIVATION_VERSION, modelHash: sha, spec }), spec, (file, onnxPath) => {
+    const report = writeCpuFloat32(file, onnxPath);
+    // The source's data files are recorded too: a re-exported weights file must invalidate the conversion.
+    return { report, bytes: statSync(onnxPath).size, dataFiles: externalDataFiles(file.proto, file.baseDir) };
+  });
+}
+
+/** A cache entry keyed by the model file's content: returned when valid, else built by `build` and recorded. */
+async function cachedModel<R>(
+  modelPath: string,
+  cacheDirOption: string | undefined,
+  keyOf: (modelSha256: string) => string,
+  spec: unknown,
+  build: (file: ModelFile, onnxPath: string) => { report: R; bytes: number; dataFiles: string[] },
+): Promise<DerivedEntry<R>> {
   const source = resolve(modelPath);
-  const cacheDir = options.cacheDir ?? join(dirname(source), '.gategraph-derived');
+  const cacheDir = cacheDirOption ?? join(dirname(source), '.gategraph-derived');
   const modelSha256 = await modelFileSha256(source);
-  const key = contentKey(modelSha256, spec, options.derive ?? {});
+  const key = keyOf(modelSha256);
   const onnxPath = join(cacheDir, `${key}.onnx`);
   const jsonPath = join(cacheDir, `${key}.json`);
-  const hit = await validEntry(onnxPath, jsonPath);
+  const hit = await validEntry<R>(onnxPath, jsonPath);
   if (hit) return { path: onnxPath, key, report: hit.report, fromCache: true };
 
   ensureCacheDir(cacheDir);
   pruneStaleEntries(cacheDir, source, modelSha256);
   const file = loadModel(source);
-  const { model, report } = deriveModel(file.proto, spec, { ...options.derive, baseDir: file.baseDir });
-  const saved = saveModel(model, onnxPath, { baseDir: file.baseDir, externalData: options.externalData ?? 'auto' });
-  const record: EntryRecord = {
+  const built = build(file, onnxPath);
+  const record: EntryRecord<R> = {
     version: DERIVATION_VERSION,
     model: source,
     modelSha256,
-    spec: canonicalSpec(spec),
+    spec,
     onnxSha256: await sha256File(onnxPath),
-    onnxBytes: saved.bytes,
-    // Record the source's data files (a hard link shares their inode, so either identity works).
-    dataFiles: externalDataFiles(file.proto, file.baseDir).map(fileIdentity),
-    report,
+    onnxBytes: built.bytes,
+    dataFiles: built.dataFiles.map(fileIdentity),
+    report: built.report,
   };
   atomicWrite(jsonPath, new TextEncoder().encode(`${JSON.stringify(record, null, 1)}\n`));
-  return { path: onnxPath, key, report, fromCache: false };
+  return { path: onnxPath, key, report: built.report, fromCache: false };
 }
 
 /**

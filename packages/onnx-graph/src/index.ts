@@ -6,6 +6,10 @@ export {
   cloneModel,
   makeValueInfo,
   valueInfoType,
+  newModel,
+  newGraph,
+  newNode,
+  newTensor,
   tensorByteSize,
   DTYPE_NAMES,
   PROTOBUF_LIMIT,
@@ -54,5 +58,6 @@ export {
   type UNetSizes,
 } from './macs.ts';
 export { buildIfGated, type IfGatedModel } from './if-gating.ts';
-export { derivedModelPath, modelContentKey, modelFileSha256, pruneStaleEntries, ensureCacheDir, type DerivedEntry, type DerivedCacheOptions } from './derived-cache.ts';
+export { cpuFloat32Needs, writeCpuFloat32, type CpuFloat32Report } from './cpu-float32.ts';
+export { derivedModelPath, cpuFloat32ModelPath, modelContentKey, modelFileSha256, pruneStaleEntries, ensureCacheDir, type DerivedEntry, type DerivedCacheOptions } from './derived-cache.ts';
 export { readDeclaredIo, type DeclaredIo, type DeclaredTensor } from './declared-io.ts';

@@ -166,3 +166,13 @@ export function newGraph(init: MessageInitShape<typeof GraphProtoSchema>): Graph
 export function newNode(init: MessageInitShape<typeof NodeProtoSchema>): NodeProto {
   return create(NodeProtoSchema, init);
 }
+
+/** A model around `graph`, importing the default domain at `opset` and any other domains given. */
+export function newModel(graph: GraphProto, opset = 14, otherDomains: Array<{ domain: string; version: number }> = []): ModelProto {
+  return create(ModelProtoSchema, {
+    irVersion: 8n,
+    producerName: 'gategraph',
+    graph,
+    opsetImport: [{ domain: '', version: opset }, ...otherDomains].map((o) => create(OperatorSetIdProtoSchema, { domain: o.domain, version: BigInt(o.version) })),
+  });
+}

@@ -1,5 +1,5 @@
 import { combo, defineNode, NodeInputError } from '@gategraph/core';
-import { ModelFolderError } from '@gategraph/diffusion';
+import { checkSupportedModel, ModelFolderError, UnsupportedModelError } from '@gategraph/diffusion';
 import { listCheckpoints, resolveModelFolder } from '../folders.ts';
 import { loadModel, modelFolderStamp } from '../model-cache.ts';
 import { ClipRef, ModelRef, VaeRef } from '../types.ts';
@@ -13,8 +13,8 @@ export const CheckpointLoaderSimple = defineNode({
   displayName: 'Load Checkpoint',
   category: 'loaders',
   description:
-    'Loads a diffusion model folder (ONNX: text_encoder, unet, vae_decoder, optional vae_encoder, tokenizer) from the models folder. ' +
-    'Its sessions are shared: loading the same folder twice opens it once.',
+    'Loads a Stable Diffusion 1.x / 2.x ONNX model folder (as optimum-cli or diffusers export it: text_encoder, unet, vae_decoder, optional vae_encoder, tokenizer; fp16 folders are converted to float32 once) from the models folder. ' +
+    'Its sessions are shared: loading the same folder twice opens it once. See docs/models.md for what works.',
   inputs: {
     ckpt_name: combo(listCheckpoints, {
       tooltip:
@@ -26,6 +26,20 @@ export const CheckpointLoaderSimple = defineNode({
     { type: 'CLIP', name: 'CLIP', tooltip: 'The tokenizer and text encoder, for encoding prompts.' },
     { type: 'VAE', name: 'VAE', tooltip: 'The VAE, to turn latents into images and back.' },
   ],
+  // A model of a kind this engine does not run (SDXL, SD3, a GPU-optimized export, a .ckpt...) is refused when
+  // the prompt is queued, with what it is, instead of failing when the sampler first runs it.
+  validate({ ckpt_name }, context) {
+    if (ckpt_name === undefined) return true;
+    const { dir } = resolveModelFolder(ckpt_name, context.paths?.models);
+    if (!dir) return true; // the combo check already named the missing value
+    try {
+      checkSupportedModel(dir);
+    } catch (error) {
+      if (error instanceof UnsupportedModelError) return `ckpt_name "${ckpt_name}": ${error.reason}`;
+      throw error;
+    }
+    return true;
+  },
   // The folder's files can change under the same name (re-exported, retrained): load again when they do.
   fingerprint({ ckpt_name }) {
     if (ckpt_name === undefined) return '';
