@@ -160,3 +160,5 @@ export {
   type AttentionGate,
 } from './cached-unet.ts';
 export { planStepper, cacheNeedsOf, isPlainPlan, captureAttentionStepper } from './plan-stepper.ts';
+export { blendMasked, concatChannels, resizeBilinear } from './inpaint.ts';
+export { guidanceScaleEmbedding } from './lcm-embedding.ts';

@@ -96,7 +96,15 @@ export interface UnetIo {
   timestepType: 'int64' | 'int32' | 'float32' | 'float64';
   /** 'scalar': shape []; 'single': shape [1] (one value for the whole batch); 'batch': one value per item. */
   timestepShape: 'scalar' | 'single' | 'batch';
+  /** Channels of the latent the UNet denoises (out_sample's): 4 for SD. */
   latentChannels: number;
+  /**
+   * Channels of its `sample` input: latentChannels, or more for a UNet that takes extra channels beside the
+   * latent (9 for an inpainting UNet: latent + mask + masked-image latent).
+   */
+  sampleChannels: number;
+  /** An LCM UNet's guidance-scale embedding input (`timestep_cond`) and its width. */
+  timestepCond?: { name: string; dim: number };
   /** [h, w] when the graph was exported for one latent size only (e.g. tiny-sd: [16, 16]). */
   fixedLatentSize?: [number, number];
   /** The batch size when the graph fixes it (e.g. 2 for some CFG-only exports). */
@@ -551,7 +559,21 @@ function unetIoOf(folder: string, c: ComponentDeclaration): UnetIo {
     throw new ModelFolderError(folder, `unet/model.onnx input "sample" is declared [${sample.shape.join(', ')}]; expected 4 dimensions [batch, channels, height, width]`, c.name);
   }
   const timestepShape = timestep.shape.length === 0 ? 'scalar' : timestep.shape.length === 1 && timestep.shape[0] === 1 ? 'single' : 'batch';
-  const latentChannels = num(sample.shape[1]) ?? int(c.config.in_channels) ?? 4;
+  const sampleChannels = num(sample.shape[1]) ?? int(c.config.in_channels) ?? 4;
+  const latentChannels = num(out.shape[1]) ?? int(c.config.out_channels) ?? Math.min(sampleChannels, 4);
+  if (sampleChannels < latentChannels) {
+    throw new ModelFolderError(folder, `unet/model.onnx takes ${sampleChannels} channels but returns ${latentChannels}: not a UNet this engine knows`, c.name);
+  }
+  const cond = c.inputs.find((i) => i.name === 'timestep_cond');
+  let timestepCond: UnetIo['timestepCond'];
+  if (cond) {
+    const dim = num(cond.shape[1]) ?? int(c.config.time_cond_proj_dim);
+    if (dim === undefined) {
+      throw new ModelFolderError(folder, `cannot tell the width of unet/model.onnx's timestep_cond (an LCM UNet's guidance embedding): it is [${cond.shape.join(', ')}] and unet/config.json has no time_cond_proj_dim`, c.name);
+    }
+    requireFloat(folder, c, cond);
+    timestepCond = { name: cond.name, dim };
+  }
   const crossAttentionDim = num(ehs.shape[2]) ?? int(c.config.cross_attention_dim);
   if (crossAttentionDim === undefined) {
     throw new ModelFolderError(folder, `cannot tell the UNet's cross-attention dim: encoder_hidden_states is [${ehs.shape.join(', ')}] and unet/config.json has no cross_attention_dim`, c.name);
@@ -568,6 +590,8 @@ function unetIoOf(folder: string, c: ComponentDeclaration): UnetIo {
     timestepType: timestep.type as UnetIo['timestepType'],
     timestepShape,
     latentChannels,
+    sampleChannels,
+    ...(timestepCond ? { timestepCond } : {}),
     crossAttentionDim,
     ...(h !== undefined && w !== undefined ? { fixedLatentSize: [h, w] as [number, number] } : {}),
     ...(batch !== undefined ? { fixedBatch: batch } : {}),

@@ -22,6 +22,7 @@
  * and applies CFG only when the batch is 'cfg'.
  */
 import { concatBatch, guidance, splitBatch, type Tensor } from './tensor.ts';
+import { blendMasked, concatChannels } from './inpaint.ts';
 import type { Scheduler, StepNoise } from './schedulers/types.ts';
 import type { FeedValue } from './sessions.ts';
 import { FULL_VARIANT, timestepTensor, type UnetRunner } from './unet-runner.ts';
@@ -117,6 +118,19 @@ export interface SampleOptions {
   stepNoise?: StepNoise;
   planner?: StepPlanner;
   /**
+   * Inpainting with ComfyUI's noise mask (its KSamplerX0Inpaint): [1 or B, 1 or C, h, w] in 0..1 at the
+   * latent's size, 1 = denoise here, 0 = keep `latent`. Before each UNet call the kept region is `latent`
+   * noised to the step's level (with `noise`); after it, the kept region's clean-latent estimate is `latent`.
+   */
+  denoiseMask?: Tensor;
+  /**
+   * Channels appended to the sample at every UNet call (ComfyUI's c_concat): an inpainting UNet's mask and
+   * masked-image latent, [1 or B, C', h, w]. The UNet's `sample` input then has C + C' channels.
+   */
+  concatLatent?: Tensor;
+  /** An LCM UNet's `timestep_cond` (guidanceScaleEmbedding), [1, D]: fed to every call, one row per batch row. */
+  timestepCond?: Tensor;
+  /**
    * Called after every step. `preview` is the model's current estimate of the clean latent (scaled latent
    * space, [B, C, h, w]), only when `previews` is true; turn it into RGB with latentPreviewRgb().
    */
@@ -162,6 +176,17 @@ export async function sample(options: SampleOptions): Promise<SampleResult> {
   if (C !== io.latentChannels) {
     throw new RangeError(`sample: the latent has ${C} channels but the UNet works on ${io.latentChannels}`);
   }
+  const extraChannels = options.concatLatent?.shape[1] ?? 0;
+  if (C + extraChannels !== io.sampleChannels) {
+    throw new RangeError(
+      io.sampleChannels > io.latentChannels
+        ? `sample: this UNet takes ${io.sampleChannels - io.latentChannels} channels beside the latent's ${io.latentChannels} (an inpainting UNet: mask and masked-image latent); give them as concatLatent`
+        : `sample: the UNet's sample input has ${io.sampleChannels} channels, not ${C} + ${extraChannels}`,
+    );
+  }
+  if (io.timestepCond && !options.timestepCond) {
+    throw new RangeError(`sample: this UNet takes ${io.timestepCond.name} (an LCM UNet's guidance embedding): give timestepCond (guidanceScaleEmbedding)`);
+  }
   if (io.fixedLatentSize && (io.fixedLatentSize[0] !== h || io.fixedLatentSize[1] !== w)) {
     const [fh, fw] = io.fixedLatentSize;
     throw new RangeError(`sample: this UNet was exported for ${fw}x${fh} latents only; got a ${w}x${h} latent. Use the model's native size`);
@@ -190,6 +215,7 @@ export async function sample(options: SampleOptions): Promise<SampleResult> {
     return t;
   };
 
+  const mask = options.denoiseMask;
   const total = scheduler.timesteps.length;
   const plans: StepPlan[] = [];
   const unetMs: number[] = [];
@@ -214,7 +240,10 @@ export async function sample(options: SampleOptions): Promise<SampleResult> {
       throw new Error(`Sampling step ${i + 1} of ${total}: the planner chose batch "${String(plan.batch)}"; valid: ${BATCHES.join(', ')}`);
     }
     plans.push(plan);
-    const input = scheduler.scaleModelInput(x, i);
+    // Inpainting: outside the mask the model sees the original latent at this step's noise level.
+    const modelSample = mask ? blendMasked(x, scheduler.noised(options.latent, options.noise, i), mask) : x;
+    const scaled = scheduler.scaleModelInput(modelSample, i);
+    const input = options.concatLatent ? concatChannels(scaled, options.concatLatent) : scaled;
     const rows = plan.batch === 'cfg' ? 2 * B : B;
     if (io.fixedBatch !== undefined && io.fixedBatch !== rows) {
       throw new Error(`Sampling step ${i + 1} of ${total}: this UNet was exported for batch ${io.fixedBatch} only, and a "${plan.batch}" step of a latent batch of ${B} runs ${rows} rows; re-export the UNet with a dynamic batch dimension`);
@@ -224,6 +253,7 @@ export async function sample(options: SampleOptions): Promise<SampleResult> {
       [io.timestep]: timestepTensor(io, timestep, rows),
       [io.encoderHiddenStates]: contextFor(plan.batch),
     };
+    if (io.timestepCond && options.timestepCond) feeds[io.timestepCond.name] = expandBatch(options.timestepCond, rows, 'timestepCond');
     for (const [name, value] of Object.entries(plan.extraInputs ?? {})) {
       if (name in feeds) throw new Error(`Sampling step ${i + 1} of ${total}: the planner's extra input "${name}" would replace a standard UNet input`);
       feeds[name] = value;
@@ -254,6 +284,11 @@ export async function sample(options: SampleOptions): Promise<SampleResult> {
       const captured: Record<string, Tensor> = {};
       for (const n of capture) captured[n] = out[n]!;
       await planner.afterStep(i, { plan, outputs: captured, modelOutput, context: ctx });
+    }
+    if (mask) {
+      // Outside the mask the clean-latent estimate is the original latent: the step then moves x toward it.
+      const kept = blendMasked(scheduler.denoised(modelOutput, i, modelSample), options.latent, mask);
+      modelOutput = scheduler.modelOutputFor(kept, i, x);
     }
     const preview = options.previews ? scheduler.denoised(modelOutput, i, x) : undefined;
     x = scheduler.step(modelOutput, i, x, options.stepNoise);

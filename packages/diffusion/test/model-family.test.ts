@@ -1,13 +1,24 @@
 // Every kind of model gategraph does not run is named in one sentence, from the folder's own files, before
 // anything is opened (the table in docs/models.md).
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeModel, makeValueInfo, newGraph, newModel, newNode, TensorProto_DataType } from '@gategraph/onnx-graph';
 import { checkSupportedModel, UnsupportedModelError } from '../src/model-family.ts';
 import { fileURLToPath } from 'node:url';
+
+const made: string[] = [];
+after(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+/** A temporary folder removed when the tests end. */
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
 
 const tinySd = fileURLToPath(new URL('../../../models/tiny-sd', import.meta.url));
 const F = TensorProto_DataType.FLOAT;
@@ -25,7 +36,7 @@ function onnxFile(path: string, inputs: string[], op = { opType: 'Identity', dom
 }
 
 function folder(index: Record<string, unknown> | undefined, parts: string[] = []): string {
-  const dir = mkdtempSync(join(tmpdir(), 'gg-family-'));
+  const dir = tempDir('gg-family-');
   if (index) writeFileSync(join(dir, 'model_index.json'), JSON.stringify(index));
   for (const part of parts) mkdirSync(join(dir, part), { recursive: true });
   return dir;
@@ -74,7 +85,7 @@ test('an SDXL UNet is told by its inputs even in a folder that says StableDiffus
 });
 
 test('a folder optimized for GPUs (com.microsoft fused operators) names the operators and the export to use instead', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'gg-olive-'));
+  const dir = tempDir('gg-olive-');
   cpSync(tinySd, dir, { recursive: true });
   onnxFile(join(dir, 'vae_decoder', 'model.onnx'), ['latent_sample'], { opType: 'GroupNorm', domain: 'com.microsoft' });
   const error = refusal(dir);
@@ -83,7 +94,7 @@ test('a folder optimized for GPUs (com.microsoft fused operators) names the oper
 });
 
 test('single files: pickles are never opened, .safetensors is named as not supported yet', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'gg-files-'));
+  const dir = tempDir('gg-files-');
   for (const name of ['v1-5-pruned.ckpt', 'model.pt', 'model.pth', 'pytorch_model.bin']) {
     writeFileSync(join(dir, name), Buffer.from([0x80, 0x02, 0x7d, 0x71, 0x00]));
     const error = refusal(join(dir, name));

@@ -11,6 +11,7 @@ import { KSampler } from './nodes/ksampler.ts';
 import { KSamplerAdvanced } from './nodes/ksampler-advanced.ts';
 import { VAEDecode, VAEEncode } from './nodes/vae.ts';
 import { LoadImage } from './nodes/load-image.ts';
+import { InpaintModelConditioning, SetLatentNoiseMask, VAEEncodeForInpaint } from './nodes/inpaint.ts';
 import { PreviewImage, SaveImage } from './nodes/save-image.ts';
 import { CacheCrossAttn, CacheSelfAttn, DeepCache, GateSchedule, TGatePreset } from './nodes/tgate-nodes.ts';
 import { GateAdvisor } from './nodes/gate-advisor.ts';
@@ -34,6 +35,9 @@ export const baseNodes = [
   KSamplerAdvanced,
   VAEDecode,
   VAEEncode,
+  VAEEncodeForInpaint,
+  SetLatentNoiseMask,
+  InpaintModelConditioning,
   LoadImage,
   SaveImage,
   PreviewImage,

@@ -78,6 +78,13 @@ export interface ConditioningEntry {
   readonly text: string;
   /** The folder of the checkpoint whose text encoder made it: the sampler checks it fits the UNet. */
   readonly modelDir: string;
+  /**
+   * InpaintModelConditioning (ComfyUI's `concat_latent_image`): the latent of the image with the masked part
+   * greyed out, [B, C, h, w], fed to an inpainting UNet's extra channels.
+   */
+  readonly concatLatentImage?: Tensor;
+  /** InpaintModelConditioning (ComfyUI's `concat_mask`): the mask at pixel size, [B, 1, H, W], 1 = repaint. */
+  readonly concatMask?: Tensor;
 }
 
 /** CONDITIONING: a list of encodings, like ComfyUI's. The sampler here takes lists of exactly one entry. */
@@ -95,6 +102,11 @@ export interface Latent {
    * ComfyUI's, and the sampler (which knows the model) re-makes the zeros at the model's size and channels.
    */
   readonly emptyImageSize?: { readonly width: number; readonly height: number };
+  /**
+   * ComfyUI's `noise_mask`, [B or 1, 1, H, W] at any resolution (resized to the latent when sampling): the
+   * sampler changes the latent only where it is 1 (SetLatentNoiseMask, VAEEncodeForInpaint).
+   */
+  readonly noise_mask?: Tensor;
 }
 
 /** IMAGE: float [B, H, W, C] in 0..1, channels last (C = 3), like ComfyUI's. */

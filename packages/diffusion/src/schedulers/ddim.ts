@@ -99,6 +99,16 @@ export class DdimScheduler implements Scheduler {
     return axpby(cx, sample, cm, modelOutput);
   }
 
+  modelOutputFor(denoised: Tensor, i: number, sample: Tensor): Tensor {
+    const { cx, cm } = this.decompose(this.alpha(i));
+    return axpby(-cx / cm, sample, 1 / cm, denoised);
+  }
+
+  noised(latent: Tensor, noise: Tensor, i: number): Tensor {
+    const a = this.alpha(i);
+    return axpby(Math.sqrt(a), latent, Math.sqrt(1 - a), noise);
+  }
+
   step(modelOutput: Tensor, i: number, sample: Tensor, noise?: StepNoise): Tensor {
     const a = this.alpha(i);
     const aPrev = this.alphasPrev[i]!;

@@ -47,6 +47,18 @@ export abstract class SigmaScheduler implements Scheduler {
     return axpby(1 / (s * s + 1), sample, -s / Math.sqrt(s * s + 1), modelOutput);
   }
 
+  modelOutputFor(denoised: Tensor, i: number, sample: Tensor): Tensor {
+    const s = this.sigma(i);
+    // epsilon: d = x - s eps, so eps = (x - d) / s; v: d = x / (s^2 + 1) - v s / sqrt(s^2 + 1)
+    if (this.predictionType === 'epsilon') return axpby(1 / s, sample, -1 / s, denoised);
+    const root = Math.sqrt(s * s + 1);
+    return axpby(1 / (s * root), sample, -root / s, denoised);
+  }
+
+  noised(latent: Tensor, noise: Tensor, i: number): Tensor {
+    return addScaled(latent, noise, this.sigma(i));
+  }
+
   addNoise(latent: Tensor, noise: Tensor, startStep = 0): Tensor {
     if (this.sigmas.length === 0) return clone(latent);
     checkStep(startStep, this.timesteps.length, this.sampler);

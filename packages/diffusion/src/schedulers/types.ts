@@ -72,6 +72,18 @@ export interface Scheduler {
   scaleModelInput(sample: Tensor, i: number): Tensor;
   /** The model's estimate of the clean latent at step i (previews, TGATE diagnostics). */
   denoised(modelOutput: Tensor, i: number, sample: Tensor): Tensor;
+  /**
+   * The inverse of `denoised`: the model output (eps or v) whose clean-latent estimate at step i is `denoised`.
+   * Lets the loop change the estimate (inpainting keeps the original latent outside the mask) and still hand
+   * step() a model output.
+   */
+  modelOutputFor(denoised: Tensor, i: number, sample: Tensor): Tensor;
+  /**
+   * `latent` noised to step i's level with `noise`, in this scheduler's sample units: ComfyUI's noise_scaling
+   * (latent + sigma_i * noise) without its pure-noise start. What an inpainting run puts outside the mask
+   * before each model call.
+   */
+  noised(latent: Tensor, noise: Tensor, i: number): Tensor;
   /** Advances from step i to i + 1 given the model output (eps or v, as configured). */
   step(modelOutput: Tensor, i: number, sample: Tensor, noise?: StepNoise): Tensor;
   /**

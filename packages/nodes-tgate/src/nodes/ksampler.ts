@@ -15,7 +15,12 @@ import {
   schedulerForKSampler,
   type LatentRgbMap,
   type Scheduler,
+  type DiffusionModel,
   type Tensor,
+  concatBatch,
+  concatChannels,
+  guidanceScaleEmbedding,
+  resizeBilinear,
   zeros,
 } from '@gategraph/diffusion';
 import { checkSamplingSize, conditioningFor, latentSamplesFor } from '../latent.ts';
@@ -103,12 +108,56 @@ function schedulerFor(settings: SamplerSettings, config: Readonly<Record<string,
   }
 }
 
+/**
+ * The noise mask (the latent's, resized to it) and, for an inpainting UNet, its extra input channels, as
+ * ComfyUI's concat_cond builds them: the mask (the conditioning's concat_mask, else the latent's noise mask,
+ * rounded) and the masked image's latent (the conditioning's, else the latent itself); with no mask at all,
+ * a mask of ones and ComfyUI's latent of a blank image.
+ */
+function inpaintingInputs(settings: SamplerSettings, model: DiffusionModel, samples: Tensor): { denoiseMask?: Tensor; concatLatent?: Tensor } {
+  const [B, C, h, w] = samples.shape as [number, number, number, number];
+  const noiseMask = settings.latent_image.noise_mask;
+  const denoiseMask = noiseMask ? resizeBilinear(noiseMask, h, w) : undefined;
+  const extra = model.io.unet.sampleChannels - model.io.unet.latentChannels;
+  if (extra === 0) return denoiseMask ? { denoiseMask } : {};
+  if (extra !== 1 + C) {
+    throw new NodeInputError(`model: its UNet takes ${extra} channels beside the latent; this engine knows inpainting UNets (mask + masked-image latent: ${1 + C})`, 'model');
+  }
+  const entry = settings.positive[0] ?? settings.negative[0];
+  const concatMask = entry?.concatMask ? resizeBilinear(entry.concatMask, h, w) : denoiseMask;
+  let mask: Tensor;
+  let image: Tensor;
+  if (concatMask) {
+    mask = { data: concatMask.data.map((v) => Math.round(v)), shape: concatMask.shape };
+    image = entry?.concatLatentImage ?? samples;
+    if (image.shape[2] !== h || image.shape[3] !== w) {
+      throw new NodeInputError(`positive: its inpainting image is ${image.shape[3]}x${image.shape[2]} latent cells but the latent is ${w}x${h}: use the same image size`, 'positive');
+    }
+  } else {
+    mask = { data: new Float32Array(h * w).fill(1), shape: [1, 1, h, w] };
+    image = { data: new Float32Array(C * h * w), shape: [1, C, h, w] };
+    BLANK_INPAINT_LATENT.forEach((v, c) => image.data.fill(v, c * h * w, (c + 1) * h * w));
+  }
+  // One mask channel then the image's channels, per item (ComfyUI's concat_keys order: mask, masked_image).
+  const rows = B;
+  const pick = (t: Tensor, b: number) => ({ data: t.data.subarray((b % t.shape[0]!) * (t.data.length / t.shape[0]!), ((b % t.shape[0]!) + 1) * (t.data.length / t.shape[0]!)), shape: [1, ...t.shape.slice(1)] });
+  const parts = Array.from({ length: rows }, (_, b) => concatChannels({ ...pick(mask, b), shape: [1, 1, h, w] }, pick(image, b)));
+  return { ...(denoiseMask ? { denoiseMask } : {}), concatLatent: concatBatch(parts) };
+}
+
+/** ComfyUI's blank_inpaint_image_like: an all-black image's SD latent, per channel. */
+const BLANK_INPAINT_LATENT = [0.8223, -0.6876, 0.6364, 0.138];
+
 /** What KSampler does (exported for sampler nodes to come): checks, noise, patches, the engine's loop with progress and previews. */
 export async function runSampler(settings: SamplerSettings, ctx: ExecutionContext): Promise<Latent> {
   const model = settings.model.model;
   const latent = settings.latent_image;
   const samples = latentSamplesFor(latent, model, 'latent_image');
-  const cfgRows = settings.cfg === 1 ? 1 : 2;
+  // An LCM UNet has guidance distilled in: cfg goes in as its timestep_cond embedding and each step is one
+  // pass with the prompt (diffusers' LatentConsistencyModelPipeline), never a [uncond, cond] batch.
+  const lcmUnet = model.io.unet.timestepCond;
+  const cfg = lcmUnet ? 1 : settings.cfg;
+  const cfgRows = cfg === 1 ? 1 : 2;
   checkSamplingSize(model, samples, cfgRows, 'latent_image');
   const positive = conditioningFor(settings.positive, model, 'positive');
   const negative = conditioningFor(settings.negative, model, 'negative');
@@ -123,7 +172,7 @@ export async function runSampler(settings: SamplerSettings, ctx: ExecutionContex
     patched = await applyPatches(settings.model.patches, {
       model,
       steps: total,
-      cfg: settings.cfg,
+      cfg,
       scheduler,
       latentShape: samples.shape,
       hasNegative: true,
@@ -150,8 +199,10 @@ export async function runSampler(settings: SamplerSettings, ctx: ExecutionContex
       scheduler,
       positive,
       negative,
-      cfg: settings.cfg,
+      cfg,
       latent: samples,
+      ...inpaintingInputs(settings, model, samples),
+      ...(lcmUnet ? { timestepCond: guidanceScaleEmbedding(settings.cfg, lcmUnet.dim) } : {}),
       // add_noise off: ComfyUI samples from zero noise, i.e. from the latent as it is.
       noise: settings.addNoise === false ? zeros(samples.shape) : initialNoise(settings.seed, samples.shape, latent.batch_index),
       ...(scheduler.stochastic ? { stepNoise: createAncestralNoiseGenerator(settings.seed) } : {}),
@@ -197,7 +248,8 @@ export const KSampler = defineNode({
       max: 100.0,
       step: 0.1,
       round: 0.01,
-      tooltip: 'Classifier-free guidance: how strongly the image follows the prompt. 1 turns guidance off (one UNet pass per step).',
+      tooltip:
+        'Classifier-free guidance: how strongly the image follows the prompt. 1 turns guidance off (one UNet pass per step). For an LCM UNet (one with timestep_cond) it is the distilled guidance scale the UNet takes (LCM models: about 8), and every step is one pass.',
     }),
     sampler_name: combo(SAMPLER_NAMES, {
       tooltip:

@@ -1,7 +1,7 @@
 import { defineNode, NodeInputError, socket } from '@gategraph/core';
 import { decodeLatents, encodeImage, type Tensor } from '@gategraph/diffusion';
 import { checkVaeMemory, checkVaeSize, latentSamplesFor } from '../latent.ts';
-import type { Image, Latent } from '../types.ts';
+import type { Image, Latent, VaeRef } from '../types.ts';
 
 export const VAEDecode = defineNode({
   id: 'VAEDecode',
@@ -49,6 +49,32 @@ function cropToMultiple(image: Tensor, f: number): Tensor {
   return { data, shape: [batch, h, w, channels] };
 }
 
+/**
+ * VAEEncode's work, for the nodes that encode images (VAEEncode, the inpainting nodes): checks that the VAE has
+ * an encoder and takes the size, centre-crops to its block size as ComfyUI does, encodes.
+ */
+export async function encodePixels(vae: VaeRef, pixels: Tensor, input = 'pixels'): Promise<Tensor> {
+  const model = vae.model;
+  if (!model.vaeEncoder) {
+    throw new NodeInputError(`vae: ${model.name} has no vae_encoder/model.onnx, so it cannot encode images; add the encoder to ${model.dir} or use another checkpoint`, 'vae');
+  }
+  const f = model.io.vae.scaleFactor;
+  const [, H, W] = pixels.shape as [number, number, number, number];
+  if (pixels.shape.length !== 4 || H < f || W < f) {
+    throw new NodeInputError(`${input} is [${pixels.shape.join(', ')}]; an IMAGE of at least ${f}x${f} pixels is needed`, input);
+  }
+  const image = cropToMultiple(pixels, f);
+  const fixed = model.io.vae.fixedImageSize;
+  if (fixed && (image.shape[1] !== fixed[0] || image.shape[2] !== fixed[1])) {
+    throw new NodeInputError(
+      `${input} is ${W}x${H} pixels, but ${model.name}'s VAE was exported for ${fixed[1]}x${fixed[0]} images only: resize the image first`,
+      input,
+    );
+  }
+  checkVaeMemory(model, image.shape[1]! / f, image.shape[2]! / f, input, 'encoding');
+  return await encodeImage(model, image);
+}
+
 export const VAEEncode = defineNode({
   id: 'VAEEncode',
   displayName: 'VAE Encode',
@@ -60,26 +86,7 @@ export const VAEEncode = defineNode({
   },
   outputs: [{ type: 'LATENT', name: 'LATENT', tooltip: 'The encoded latents.' }],
   async execute({ pixels, vae }) {
-    const model = vae.model;
-    if (!model.vaeEncoder) {
-      throw new NodeInputError(`vae: ${model.name} has no vae_encoder/model.onnx, so it cannot encode images; add the encoder to ${model.dir} or use another checkpoint`, 'vae');
-    }
-    const f = model.io.vae.scaleFactor;
-    const [, H, W] = pixels.shape as [number, number, number, number];
-    if (pixels.shape.length !== 4 || H < f || W < f) {
-      throw new NodeInputError(`pixels is [${pixels.shape.join(', ')}]; an IMAGE of at least ${f}x${f} pixels is needed`, 'pixels');
-    }
-    const image = cropToMultiple(pixels, f);
-    const fixed = model.io.vae.fixedImageSize;
-    if (fixed && (image.shape[1] !== fixed[0] || image.shape[2] !== fixed[1])) {
-      throw new NodeInputError(
-        `pixels is ${W}x${H} pixels, but ${model.name}'s VAE was exported for ${fixed[1]}x${fixed[0]} images only: resize the image first`,
-        'pixels',
-      );
-    }
-    checkVaeMemory(model, image.shape[1]! / f, image.shape[2]! / f, 'pixels', 'encoding');
-    const samples = await encodeImage(model, image);
-    const latent: Latent = { samples };
+    const latent: Latent = { samples: await encodePixels(vae, pixels) };
     return [latent];
   },
 });
