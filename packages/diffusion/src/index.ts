@@ -97,7 +97,13 @@ export {
 } from './model-folder.ts';
 export { checkSupportedModel, UnsupportedModelError, CHECKPOINT_FILE_EXTENSIONS, type UnsupportedKind } from './model-family.ts';
 export { ClipTokenizer, bundledClipTokenizerDir, truncationWarning, type TokenizedPrompt } from './tokenizer.ts';
-export { encodePrompt, encodeWith, inputIdsTensor, type EncodedPrompt, type TextEncoderModel } from './text-encoder.ts';
+export { encodePrompt, inputIdsTensor, promptChunkLimit, MAX_PROMPT_CHUNKS, type EncodeOptions, type EncodedPrompt, type TextEncoderModel } from './text-encoder.ts';
+export { parsePromptWeights, parseFiniteWeights, pythonFloat, PromptWeightError, type WeightedSegment } from './prompt-weights.ts';
+export { chunkPrompt, MAX_WORD_LENGTH, type ChunkEntry, type ChunkingOptions, type EmbeddingVectors, type PromptChunks } from './prompt-chunks.ts';
+export { chooseClipLayer, clipLayerCount, ClipLayerError, type ClipLayerChoice, type ClipLayerCount } from './clip-skip.ts';
+export { findEmbeddingFile, readEmbeddingFile, EmbeddingFileError, EMBEDDING_EXTENSIONS } from './embeddings.ts';
+export { SafetensorsFile, SafetensorsError, MAX_HEADER_BYTES, halfToFloat, type SafetensorsTensorInfo } from './safetensors.ts';
+export { textEncoderVariant, exportedLayerCount, type TextEncoderVariant } from './text-encoder-variants.ts';
 export { decodeLatents, encodeImage, type VaeModel, type VaeOptions } from './vae.ts';
 export { FULL_VARIANT, OnnxUnetRunner, timestepTensor, type UnetRunner } from './unet-runner.ts';
 export {

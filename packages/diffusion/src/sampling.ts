@@ -22,6 +22,7 @@
  * and applies CFG only when the batch is 'cfg'.
  */
 import { concatBatch, guidance, splitBatch, type Tensor } from './tensor.ts';
+import { canShareCall, concatCrossAttn, runHalvesSeparately } from './cross-attn-batch.ts';
 import { blendMasked, concatChannels } from './inpaint.ts';
 import type { Scheduler, StepNoise } from './schedulers/types.ts';
 import type { FeedValue } from './sessions.ts';
@@ -106,7 +107,10 @@ export interface SampleOptions {
   scheduler: Scheduler;
   /** Positive text embedding [1 or B, L, D]. */
   positive: Tensor;
-  /** Negative text embedding [1 or B, L, D]; required when cfg != 1 (or a plan asks for 'uncond'). */
+  /**
+   * Negative text embedding [1 or B, L', D]; required when cfg != 1 (or a plan asks for 'uncond'). L' may differ
+   * from the positive's L (prompts of several 77-token chunks): see cross-attn-batch.ts.
+   */
   negative?: Tensor;
   /** Classifier-free guidance scale; 1 = no guidance (cond branch only). */
   cfg: number;
@@ -201,16 +205,19 @@ export async function sample(options: SampleOptions): Promise<SampleResult> {
   }
   const pos = expandBatch(options.positive, B, 'positive');
   const neg = options.negative ? expandBatch(options.negative, B, 'negative') : undefined;
-  if (neg && (neg.shape[1] !== pos.shape[1] || neg.shape[2] !== pos.shape[2])) {
-    throw new RangeError(`sample: positive [${pos.shape.join(', ')}] and negative [${neg.shape.join(', ')}] embeddings differ in shape`);
+  if (neg && neg.shape[2] !== pos.shape[2]) {
+    throw new RangeError(`sample: positive [${pos.shape.join(', ')}] and negative [${neg.shape.join(', ')}] embeddings differ in width`);
   }
+  // Prompts of different lengths (77 vs 154 tokens) share a 'cfg' call as ComfyUI's CONDCrossAttn decides, else
+  // that step runs as two calls (cross-attn-batch.ts).
+  const cfgShared = !neg || canShareCall(neg.shape, pos.shape);
   // The encoder_hidden_states of each batch kind, built once and reused every step.
   const context: Partial<Record<CfgBatch, Tensor>> = {};
   const contextFor = (batch: CfgBatch): Tensor => {
     const cached = context[batch];
     if (cached) return cached;
     if (batch !== 'cond' && !neg) throw new Error(`sample: a "${batch}" step needs a negative conditioning, and none was given`);
-    const t = batch === 'cond' ? pos : batch === 'uncond' ? neg! : concatBatch([neg!, pos]);
+    const t = batch === 'cond' ? pos : batch === 'uncond' ? neg! : concatCrossAttn([neg!, pos]);
     context[batch] = t;
     return t;
   };
@@ -245,14 +252,17 @@ export async function sample(options: SampleOptions): Promise<SampleResult> {
     const scaled = scheduler.scaleModelInput(modelSample, i);
     const input = options.concatLatent ? concatChannels(scaled, options.concatLatent) : scaled;
     const rows = plan.batch === 'cfg' ? 2 * B : B;
-    if (io.fixedBatch !== undefined && io.fixedBatch !== rows) {
-      throw new Error(`Sampling step ${i + 1} of ${total}: this UNet was exported for batch ${io.fixedBatch} only, and a "${plan.batch}" step of a latent batch of ${B} runs ${rows} rows; re-export the UNet with a dynamic batch dimension`);
+    // A CFG step whose prompts cannot share one call runs as two calls of B rows each.
+    const separate = plan.batch === 'cfg' && !cfgShared;
+    const rowsPerCall = separate ? B : rows;
+    if (io.fixedBatch !== undefined && io.fixedBatch !== rowsPerCall) {
+      throw new Error(`Sampling step ${i + 1} of ${total}: this UNet was exported for batch ${io.fixedBatch} only, and a "${plan.batch}" step of a latent batch of ${B} runs ${rowsPerCall} rows; re-export the UNet with a dynamic batch dimension`);
     }
     const feeds: Record<string, FeedValue> = {
       [io.sample]: plan.batch === 'cfg' ? concatBatch([input, input]) : input,
       [io.timestep]: timestepTensor(io, timestep, rows),
-      [io.encoderHiddenStates]: contextFor(plan.batch),
     };
+    if (!separate) feeds[io.encoderHiddenStates] = contextFor(plan.batch);
     if (io.timestepCond && options.timestepCond) feeds[io.timestepCond.name] = expandBatch(options.timestepCond, rows, 'timestepCond');
     for (const [name, value] of Object.entries(plan.extraInputs ?? {})) {
       if (name in feeds) throw new Error(`Sampling step ${i + 1} of ${total}: the planner's extra input "${name}" would replace a standard UNet input`);
@@ -262,7 +272,10 @@ export async function sample(options: SampleOptions): Promise<SampleResult> {
     const started = performance.now();
     let out: Record<string, Tensor>;
     try {
-      out = await unet.run(plan.variant, feeds, [io.outSample, ...capture]);
+      const fetches = [io.outSample, ...capture];
+      out = separate
+        ? await runHalvesSeparately(unet, plan.variant, feeds, { rows, contextName: io.encoderHiddenStates, contexts: [neg!, pos] }, fetches)
+        : await unet.run(plan.variant, feeds, fetches);
     } catch (err) {
       // say which step and plan failed (ORT's own messages name only a node deep in the graph)
       const msg = err instanceof Error ? err.message : String(err);

@@ -120,7 +120,7 @@ export class ClipTokenizer {
 
   /** Prompt -> exactly maxLength ids, CLIP layout; reports what a too-long prompt lost. */
   encode(text: string): TokenizedPrompt {
-    const tokens = this.tok.encode(text, { add_special_tokens: false }).ids;
+    const tokens = this.tokenIds(text);
     const room = this.maxLength - 2;
     const kept = tokens.slice(0, room);
     const ids = [this.bosId, ...kept, this.eosId];
@@ -129,6 +129,11 @@ export class ClipTokenizer {
     const result: TokenizedPrompt = { ids, length, tokenCount: tokens.length };
     if (tokens.length > room) result.truncated = this.tok.decode(tokens.slice(room)).trim();
     return result;
+  }
+
+  /** The token ids of a text without start/end tokens or padding: one piece of a prompt (prompt-chunks.ts). */
+  tokenIds(text: string): number[] {
+    return this.tok.encode(text, { add_special_tokens: false }).ids;
   }
 
   /** The token strings of a prompt (no bos/eos): for showing users how their prompt was split. */

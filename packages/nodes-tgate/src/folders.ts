@@ -46,6 +46,14 @@ export function modelSearchFolders(): string[] {
   return unique([...envFolders('GATEGRAPH_MODELS'), ...workspaceRoots().map((r) => join(r, 'models'))]);
 }
 
+/**
+ * Folders `embedding:NAME` is looked up in, in order: `embeddings/` of the host's models folder, then of the
+ * model search folders (ComfyUI's `models/embeddings`).
+ */
+export function embeddingFolders(hostModels: string | undefined): string[] {
+  return unique([...(hostModels ? [resolve(hostModels)] : []), ...modelSearchFolders()]).map((folder) => join(folder, 'embeddings'));
+}
+
 /** Folders whose images the LoadImage combo lists, in priority order. */
 export function inputSearchFolders(): string[] {
   return unique([...envFolders('GATEGRAPH_INPUT'), ...workspaceRoots().map((r) => join(r, 'input'))]);

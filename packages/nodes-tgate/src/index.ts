@@ -6,6 +6,7 @@
 import { definePack } from '@gategraph/core';
 import { CheckpointLoaderSimple } from './nodes/checkpoint-loader.ts';
 import { CLIPTextEncode } from './nodes/clip-text-encode.ts';
+import { CLIPSetLastLayer } from './nodes/clip-set-last-layer.ts';
 import { EmptyLatentImage } from './nodes/empty-latent-image.ts';
 import { KSampler } from './nodes/ksampler.ts';
 import { KSamplerAdvanced } from './nodes/ksampler-advanced.ts';
@@ -30,6 +31,7 @@ export { drawLineChart, type LineChart } from './tgate/plot.ts';
 export const baseNodes = [
   CheckpointLoaderSimple,
   CLIPTextEncode,
+  CLIPSetLastLayer,
   EmptyLatentImage,
   KSampler,
   KSamplerAdvanced,

@@ -41,10 +41,22 @@ export class ModelRef {
   }
 }
 
-/** CLIP: the text side of a checkpoint (tokenizer + text encoder). */
+/**
+ * CLIP: the text side of a checkpoint (tokenizer + text encoder), and the layer it encodes with. Immutable like
+ * MODEL: CLIPSetLastLayer returns a new value (ComfyUI's `clip.clone()` + `clip_layer(n)`).
+ */
 export class ClipRef {
-  constructor(readonly model: DiffusionModel) {
+  constructor(
+    readonly model: DiffusionModel,
+    /** ComfyUI's `stop_at_clip_layer` (-1 = the last layer); undefined = the model's default (-1 for SD-1.x, -2 for SD-2.x). */
+    readonly stopAtClipLayer?: number,
+  ) {
     Object.freeze(this);
+  }
+
+  /** A new CLIP of the same model that encodes with layer `stop`; this one is unchanged. */
+  withLastLayer(stop: number): ClipRef {
+    return new ClipRef(this.model, stop);
   }
 
   [BYTE_SIZE](): number {

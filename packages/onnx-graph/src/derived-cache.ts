@@ -132,8 +132,12 @@ export async function cpuFloat32ModelPath(modelPath: string, options: Pick<Deriv
   });
 }
 
-/** A cache entry keyed by the model file's content: returned when valid, else built by `build` and recorded. */
-async function cachedModel<R>(
+/**
+ * A cache entry keyed by the model file's content: returned when valid, else built by `build` and recorded. For
+ * derivations of other kinds than a DerivationSpec (clip-text-derive.ts): `keyOf` turns the model's sha256 into the
+ * entry's key (include the derivation and its version), `spec` is recorded in the entry, `build` writes the .onnx.
+ */
+export async function cachedModel<R>(
   modelPath: string,
   cacheDirOption: string | undefined,
   keyOf: (modelSha256: string) => string,

@@ -135,7 +135,8 @@ export function discoverUNet(model: ModelProto): UNetStructure {
   };
 }
 
-function computeBoundary(path: string, nodes: NodeProto[], index: GraphIndex, inside: (n: NodeProto) => boolean): ModuleBoundary {
+/** The inputs and outputs of a module whose member nodes are `nodes` (`inside` tells members apart): see the file comment. */
+export function computeBoundary(path: string, nodes: NodeProto[], index: GraphIndex, inside: (n: NodeProto) => boolean): ModuleBoundary {
   const inputs = new Set<string>();
   const outputs = new Set<string>();
   for (const node of nodes) {

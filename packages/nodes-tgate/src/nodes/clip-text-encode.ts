@@ -1,9 +1,10 @@
 import { defineNode, NodeInputError, socket, string } from '@gategraph/core';
-import { encodePrompt, truncationWarning } from '@gategraph/diffusion';
+import { ClipLayerError, EmbeddingFileError, encodePrompt, PromptWeightError, truncationWarning } from '@gategraph/diffusion';
+import { embeddingFolders } from '../folders.ts';
 import type { Conditioning, ConditioningEntry } from '../types.ts';
 
 /**
- * The longest prompt text taken, in characters: far more than any encoder reads (SD reads 75 tokens a chunk),
+ * The longest prompt text taken, in characters: far more than any encoder reads (16 chunks of 75 tokens at most),
  * and checked before tokenizing, so a pasted book cannot hold the server's event loop for seconds.
  */
 export const MAX_PROMPT_CHARACTERS = 20_000;
@@ -18,10 +19,16 @@ export const CLIPTextEncode = defineNode({
   id: 'CLIPTextEncode',
   displayName: 'CLIP Text Encode (Prompt)',
   category: 'conditioning',
-  description: 'Encodes a prompt with a checkpoint\'s text encoder into the conditioning a sampler follows.',
+  description: 'Encodes a prompt with a checkpoint\'s text encoder into the conditioning a sampler follows, reading it as ComfyUI does.',
   inputs: {
-    text: string({ multiline: true, tooltip: 'The prompt. Text beyond the encoder\'s token limit (75 tokens for SD) is dropped, with a warning.' }),
-    clip: socket('CLIP', { tooltip: 'The text encoder, from the same checkpoint as the MODEL it will guide.' }),
+    text: string({
+      multiline: true,
+      tooltip:
+        'The prompt, in ComfyUI\'s syntax: (words) weighs 1.1, (words:1.3) 1.3, \\( and \\) are plain parentheses, embedding:NAME is a textual inversion ' +
+        'from models/embeddings (.safetensors). Past 75 tokens the prompt is encoded in chunks of 75; a model whose UNet takes 77 tokens only (like the ' +
+        'embedded tiny-sd) keeps the first chunk and warns about the rest.',
+    }),
+    clip: socket('CLIP', { tooltip: 'The text encoder, from the same checkpoint as the MODEL it will guide (through CLIPSetLastLayer for clip skip).' }),
   },
   outputs: [{ type: 'CONDITIONING', name: 'CONDITIONING', tooltip: 'The encoded prompt.' }],
   validate({ text }) {
@@ -32,8 +39,19 @@ export const CLIPTextEncode = defineNode({
     const problem = tooLong(text);
     if (problem) throw new NodeInputError(problem, 'text');
     const model = clip.model;
-    const encoded = await encodePrompt(model, text);
-    if (encoded.truncated !== undefined) ctx.log.warn(truncationWarning(model.tokenizer.maxLength, encoded.truncated));
+    let encoded;
+    try {
+      encoded = await encodePrompt(model, text, {
+        ...(clip.stopAtClipLayer !== undefined ? { stopAtClipLayer: clip.stopAtClipLayer } : {}),
+        embeddingFolders: embeddingFolders(ctx.paths.models),
+      });
+    } catch (err) {
+      if (err instanceof PromptWeightError || err instanceof EmbeddingFileError) throw new NodeInputError(err.message, 'text');
+      if (err instanceof ClipLayerError) throw new NodeInputError(err.message, 'clip');
+      throw err;
+    }
+    for (const warning of encoded.warnings) ctx.log.warn(warning);
+    if (encoded.truncated !== undefined) ctx.log.warn(truncationWarning(encoded.hiddenStates.shape[1]!, encoded.truncated));
     const entry: ConditioningEntry = {
       hiddenStates: encoded.hiddenStates,
       ...(encoded.pooled ? { pooled: encoded.pooled } : {}),
