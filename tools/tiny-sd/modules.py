@@ -98,11 +98,16 @@ class ResnetBlock2D(nn.Module):
 
 
 class Downsample2D(nn.Module):
-    def __init__(self, channels):
+    def __init__(self, channels, padding=1):
         super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+        # padding=0 is diffusers' AutoencoderKL encoder (downsample_padding=0): an explicit asymmetric (0, 1, 0, 1)
+        # zero pad, then a stride-2 conv without padding. tiny-sd's own VAE was trained with padding=1.
+        self.pad_asymmetric = padding == 0
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=padding)
 
     def forward(self, x):
+        if self.pad_asymmetric:
+            x = F.pad(x, (0, 1, 0, 1), mode="constant", value=0)
         return self.conv(x)
 
 
@@ -190,15 +195,18 @@ class BasicTransformerBlock(nn.Module):
 
 
 class Transformer2DModel(nn.Module):
-    def __init__(self, heads, dim_head, in_channels, cross_attention_dim, groups=32):
+    def __init__(self, heads, dim_head, in_channels, cross_attention_dim, groups=32, linear=False):
         super().__init__()
         inner = heads * dim_head
+        self.linear = linear  # diffusers' use_linear_projection (SD-2.x): proj_in/proj_out are Linear, not 1x1 Conv
         self.norm = nn.GroupNorm(groups, in_channels, eps=1e-6)
-        self.proj_in = nn.Conv2d(in_channels, inner, 1)
+        self.proj_in = nn.Linear(in_channels, inner) if linear else nn.Conv2d(in_channels, inner, 1)
         self.transformer_blocks = nn.ModuleList([BasicTransformerBlock(inner, heads, dim_head, cross_attention_dim)])
-        self.proj_out = nn.Conv2d(inner, in_channels, 1)
+        self.proj_out = nn.Linear(inner, in_channels) if linear else nn.Conv2d(inner, in_channels, 1)
 
     def forward(self, x, ctx):
+        if self.linear:
+            return self._forward_linear(x, ctx)
         b, c, h, w = x.shape
         res = x
         x = self.proj_in(self.norm(x))
@@ -208,6 +216,19 @@ class Transformer2DModel(nn.Module):
             x = blk(x, ctx)
         x = x.reshape(b, h, w, inner).permute(0, 3, 1, 2)
         return self.proj_out(x) + res
+
+    def _forward_linear(self, x, ctx):
+        # diffusers' order for linear projections: flatten first, project, ..., project back, then unflatten
+        b, c, h, w = x.shape
+        res = x
+        x = self.norm(x)
+        x = x.permute(0, 2, 3, 1).reshape(b, h * w, c)
+        x = self.proj_in(x)
+        for blk in self.transformer_blocks:
+            x = blk(x, ctx)
+        x = self.proj_out(x)
+        x = x.reshape(b, h, w, c).permute(0, 3, 1, 2)
+        return x + res
 
 
 class Timesteps(nn.Module):
@@ -228,24 +249,31 @@ class Timesteps(nn.Module):
 
 
 class TimestepEmbedding(nn.Module):
-    def __init__(self, in_channels, time_embed_dim):
+    def __init__(self, in_channels, time_embed_dim, cond_proj_dim=None):
         super().__init__()
         self.linear_1 = nn.Linear(in_channels, time_embed_dim)
+        # diffusers' time_cond_proj_dim (LCM): the condition (guidance-scale embedding) is projected to the
+        # sinusoid's width and added to it before linear_1
+        self.cond_proj = nn.Linear(cond_proj_dim, in_channels, bias=False) if cond_proj_dim is not None else None
         self.act = nn.SiLU()
         self.linear_2 = nn.Linear(time_embed_dim, time_embed_dim)
 
-    def forward(self, x):
+    def forward(self, x, condition=None):
+        if condition is not None:
+            x = x + self.cond_proj(condition)
         return self.linear_2(self.act(self.linear_1(x)))
 
 
 class DownBlock(nn.Module):
     """CrossAttnDownBlock2D (with attentions) or DownBlock2D (without)."""
 
-    def __init__(self, cin, cout, temb, layers, cross, heads, xdim, add_down):
+    def __init__(self, cin, cout, temb, layers, cross, heads, xdim, add_down, groups=32, linear=False):
         super().__init__()
-        self.resnets = nn.ModuleList([ResnetBlock2D(cin if i == 0 else cout, cout, temb) for i in range(layers)])
+        self.resnets = nn.ModuleList([ResnetBlock2D(cin if i == 0 else cout, cout, temb, groups=groups)
+                                      for i in range(layers)])
         if cross:
-            self.attentions = nn.ModuleList([Transformer2DModel(heads, cout // heads, cout, xdim) for _ in range(layers)])
+            self.attentions = nn.ModuleList([Transformer2DModel(heads, cout // heads, cout, xdim, groups, linear)
+                                             for _ in range(layers)])
         else:
             self.attentions = None
         self.downsamplers = nn.ModuleList([Downsample2D(cout)]) if add_down else None
@@ -266,16 +294,17 @@ class DownBlock(nn.Module):
 class UpBlock(nn.Module):
     """CrossAttnUpBlock2D or UpBlock2D, diffusers wiring."""
 
-    def __init__(self, cin, cout, prev, temb, layers, cross, heads, xdim, add_up):
+    def __init__(self, cin, cout, prev, temb, layers, cross, heads, xdim, add_up, groups=32, linear=False):
         super().__init__()
         rs = []
         for i in range(layers + 1):
             skip = cin if i == layers else cout
             rin = prev if i == 0 else cout
-            rs.append(ResnetBlock2D(rin + skip, cout, temb))
+            rs.append(ResnetBlock2D(rin + skip, cout, temb, groups=groups))
         self.resnets = nn.ModuleList(rs)
         if cross:
-            self.attentions = nn.ModuleList([Transformer2DModel(heads, cout // heads, cout, xdim) for _ in range(layers + 1)])
+            self.attentions = nn.ModuleList([Transformer2DModel(heads, cout // heads, cout, xdim, groups, linear)
+                                             for _ in range(layers + 1)])
         else:
             self.attentions = None
         self.upsamplers = nn.ModuleList([Upsample2D(cout)]) if add_up else None
@@ -293,10 +322,10 @@ class UpBlock(nn.Module):
 
 
 class UNetMidBlock2DCrossAttn(nn.Module):
-    def __init__(self, c, temb, heads, xdim):
+    def __init__(self, c, temb, heads, xdim, groups=32, linear=False):
         super().__init__()
-        self.resnets = nn.ModuleList([ResnetBlock2D(c, c, temb), ResnetBlock2D(c, c, temb)])
-        self.attentions = nn.ModuleList([Transformer2DModel(heads, c // heads, c, xdim)])
+        self.resnets = nn.ModuleList([ResnetBlock2D(c, c, temb, groups=groups), ResnetBlock2D(c, c, temb, groups=groups)])
+        self.attentions = nn.ModuleList([Transformer2DModel(heads, c // heads, c, xdim, groups, linear)])
 
     def forward(self, x, temb, ctx):
         x = self.resnets[0](x, temb)
@@ -309,36 +338,44 @@ class UNet2DConditionModel(nn.Module):
         super().__init__()
         boc = cfg["block_out_channels"]
         L = cfg["layers_per_block"]
-        heads = cfg["attention_head_dim"]
+        n = len(boc)
+        # diffusers' attention_head_dim is the NUMBER of heads (SD-1.x: one int; SD-2.x: one per down block, the
+        # up blocks take the list reversed, the mid block its last entry)
+        ahd = cfg["attention_head_dim"]
+        heads = list(ahd) if isinstance(ahd, (list, tuple)) else [ahd] * n
+        rheads = list(reversed(heads))
         xdim = cfg["cross_attention_dim"]
+        groups = cfg.get("norm_num_groups", 32)
+        linear = bool(cfg.get("use_linear_projection", False))
         temb = boc[0] * 4
         self.conv_in = nn.Conv2d(cfg["in_channels"], boc[0], 3, padding=1)
         self.time_proj = Timesteps(boc[0], cfg["flip_sin_to_cos"], cfg["freq_shift"])
-        self.time_embedding = TimestepEmbedding(boc[0], temb)
+        self.time_embedding = TimestepEmbedding(boc[0], temb, cfg.get("time_cond_proj_dim"))
         self.down_blocks = nn.ModuleList()
         out = boc[0]
-        n = len(boc)
         for i, t in enumerate(cfg["down_block_types"]):
             cin, out = out, boc[i]
-            self.down_blocks.append(DownBlock(cin, out, temb, L, t.startswith("CrossAttn"), heads, xdim, i < n - 1))
-        self.mid_block = UNetMidBlock2DCrossAttn(boc[-1], temb, heads, xdim)
+            self.down_blocks.append(DownBlock(cin, out, temb, L, t.startswith("CrossAttn"), heads[i], xdim, i < n - 1,
+                                              groups, linear))
+        self.mid_block = UNetMidBlock2DCrossAttn(boc[-1], temb, heads[-1], xdim, groups, linear)
         self.up_blocks = nn.ModuleList()
         rev = list(reversed(boc))
         prev = rev[0]
         for i, t in enumerate(cfg["up_block_types"]):
             cout = rev[i]
             cin = rev[min(i + 1, n - 1)]
-            self.up_blocks.append(UpBlock(cin, cout, prev, temb, L, t.startswith("CrossAttn"), heads, xdim, i < n - 1))
+            self.up_blocks.append(UpBlock(cin, cout, prev, temb, L, t.startswith("CrossAttn"), rheads[i], xdim,
+                                          i < n - 1, groups, linear))
             prev = cout
         self.conv_norm_out = nn.GroupNorm(cfg["norm_num_groups"], boc[0], eps=cfg["norm_eps"])
         self.conv_act = nn.SiLU()
         self.conv_out = nn.Conv2d(boc[0], cfg["out_channels"], 3, padding=1)
         self.layers = L
 
-    def forward(self, sample, timestep, encoder_hidden_states):
+    def forward(self, sample, timestep, encoder_hidden_states, timestep_cond=None):
         if timestep.dim() == 0:
             timestep = timestep[None].expand(sample.shape[0])
-        emb = self.time_embedding(self.time_proj(timestep))
+        emb = self.time_embedding(self.time_proj(timestep), timestep_cond)
         x = self.conv_in(sample)
         skips = (x,)
         for b in self.down_blocks:
@@ -384,9 +421,10 @@ class QuickGELU(nn.Module):
 
 
 class CLIPMLP(nn.Module):
-    def __init__(self, d, inner):
+    def __init__(self, d, inner, act="quick_gelu"):
         super().__init__()
-        self.activation_fn = QuickGELU()
+        # transformers' hidden_act: CLIP ViT-L/14 (SD-1.x) uses quick_gelu, OpenCLIP-H (SD-2.x) exact (erf) gelu
+        self.activation_fn = nn.GELU() if act == "gelu" else QuickGELU()
         self.fc1 = nn.Linear(d, inner)
         self.fc2 = nn.Linear(inner, d)
 
@@ -395,11 +433,11 @@ class CLIPMLP(nn.Module):
 
 
 class CLIPEncoderLayer(nn.Module):
-    def __init__(self, d, inner, heads, eps):
+    def __init__(self, d, inner, heads, eps, act="quick_gelu"):
         super().__init__()
         self.self_attn = CLIPAttention(d, heads)
         self.layer_norm1 = nn.LayerNorm(d, eps=eps)
-        self.mlp = CLIPMLP(d, inner)
+        self.mlp = CLIPMLP(d, inner, act)
         self.layer_norm2 = nn.LayerNorm(d, eps=eps)
 
     def forward(self, x, mask):
@@ -411,7 +449,8 @@ class CLIPEncoder(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.layers = nn.ModuleList([CLIPEncoderLayer(cfg["hidden_size"], cfg["intermediate_size"],
-                                                      cfg["num_attention_heads"], cfg["layer_norm_eps"])
+                                                      cfg["num_attention_heads"], cfg["layer_norm_eps"],
+                                                      cfg.get("hidden_act", "quick_gelu"))
                                      for _ in range(cfg["num_hidden_layers"])])
 
     def forward(self, x, mask):
@@ -462,10 +501,11 @@ class CLIPTextModel(nn.Module):
 
 # ------------------------------------------------------------------------------------------ VAE
 class EncDownBlock(nn.Module):  # DownEncoderBlock2D
-    def __init__(self, cin, cout, layers, add_down):
+    def __init__(self, cin, cout, layers, add_down, groups=32, downsample_padding=1):
         super().__init__()
-        self.resnets = nn.ModuleList([ResnetBlock2D(cin if i == 0 else cout, cout, None, eps=1e-6) for i in range(layers)])
-        self.downsamplers = nn.ModuleList([Downsample2D(cout)]) if add_down else None
+        self.resnets = nn.ModuleList([ResnetBlock2D(cin if i == 0 else cout, cout, None, groups=groups, eps=1e-6)
+                                      for i in range(layers)])
+        self.downsamplers = nn.ModuleList([Downsample2D(cout, downsample_padding)]) if add_down else None
 
     def forward(self, x):
         for r in self.resnets:
@@ -476,9 +516,10 @@ class EncDownBlock(nn.Module):  # DownEncoderBlock2D
 
 
 class DecUpBlock(nn.Module):  # UpDecoderBlock2D
-    def __init__(self, cin, cout, layers, add_up):
+    def __init__(self, cin, cout, layers, add_up, groups=32):
         super().__init__()
-        self.resnets = nn.ModuleList([ResnetBlock2D(cin if i == 0 else cout, cout, None, eps=1e-6) for i in range(layers + 1)])
+        self.resnets = nn.ModuleList([ResnetBlock2D(cin if i == 0 else cout, cout, None, groups=groups, eps=1e-6)
+                                      for i in range(layers + 1)])
         self.upsamplers = nn.ModuleList([Upsample2D(cout)]) if add_up else None
 
     def forward(self, x):
@@ -489,26 +530,67 @@ class DecUpBlock(nn.Module):  # UpDecoderBlock2D
         return x
 
 
-class VAEMidBlock(nn.Module):  # UNetMidBlock2D without attention (mid_block_add_attention=False)
-    def __init__(self, c):
+class VAEAttention(nn.Module):
+    """diffusers' Attention as the VAE mid block builds it (single head over all channels, GroupNorm first, q/k/v
+    with bias, residual added): AttnProcessor math on [B, H*W, C]."""
+
+    def __init__(self, c, groups=32, eps=1e-6):
         super().__init__()
-        self.resnets = nn.ModuleList([ResnetBlock2D(c, c, None, eps=1e-6), ResnetBlock2D(c, c, None, eps=1e-6)])
+        self.heads = 1
+        self.scale = c ** -0.5
+        self.group_norm = nn.GroupNorm(groups, c, eps=eps)
+        self.to_q = nn.Linear(c, c)
+        self.to_k = nn.Linear(c, c)
+        self.to_v = nn.Linear(c, c)
+        self.to_out = nn.ModuleList([nn.Linear(c, c), nn.Dropout(0.0)])
 
     def forward(self, x):
-        return self.resnets[1](self.resnets[0](x))
+        b, c, h, w = x.shape
+        res = x
+        t = x.reshape(b, c, h * w).transpose(1, 2)
+        t = self.group_norm(t.transpose(1, 2)).transpose(1, 2)
+        q, k, v = self.to_q(t), self.to_k(t), self.to_v(t)
+        probs = torch.bmm(q * self.scale, k.transpose(1, 2)).softmax(dim=-1)
+        t = self.to_out[1](self.to_out[0](torch.bmm(probs, v)))
+        return t.transpose(1, 2).reshape(b, c, h, w) + res
+
+
+class VAEMidBlock(nn.Module):  # UNetMidBlock2D (mid_block_add_attention False: tiny-sd; True: Stable Diffusion)
+    def __init__(self, c, groups=32, attention=False):
+        super().__init__()
+        if not attention:
+            self.resnets = nn.ModuleList([ResnetBlock2D(c, c, None, groups=groups, eps=1e-6),
+                                          ResnetBlock2D(c, c, None, groups=groups, eps=1e-6)])
+            self.attentions = None
+            return
+        # diffusers' construction order (resnet 0, attention, resnet 1), so a seed gives the same draws per module
+        r0 = ResnetBlock2D(c, c, None, groups=groups, eps=1e-6)
+        attn = VAEAttention(c, groups)
+        r1 = ResnetBlock2D(c, c, None, groups=groups, eps=1e-6)
+        self.attentions = nn.ModuleList([attn])
+        self.resnets = nn.ModuleList([r0, r1])
+
+    def forward(self, x):
+        x = self.resnets[0](x)
+        if self.attentions is not None:
+            x = self.attentions[0](x)
+        return self.resnets[1](x)
 
 
 class Encoder(nn.Module):
-    def __init__(self, cfg):
+    def __init__(self, cfg, downsample_padding=1):
         super().__init__()
         boc = cfg["block_out_channels"]
+        groups = cfg.get("norm_num_groups", 32)
         self.conv_in = nn.Conv2d(cfg["in_channels"], boc[0], 3, padding=1)
         self.down_blocks = nn.ModuleList()
         out = boc[0]
         for i in range(len(boc)):
             cin, out = out, boc[i]
-            self.down_blocks.append(EncDownBlock(cin, out, cfg["layers_per_block"], i < len(boc) - 1))
-        self.mid_block = VAEMidBlock(boc[-1])
+            self.down_blocks.append(EncDownBlock(cin, out, cfg["layers_per_block"], i < len(boc) - 1, groups,
+                                                 downsample_padding))
+        # absent key = no attention, as tiny-sd has always built it (diffusers' default would be True)
+        self.mid_block = VAEMidBlock(boc[-1], groups, cfg.get("mid_block_add_attention", False))
         self.conv_norm_out = nn.GroupNorm(cfg["norm_num_groups"], boc[-1], eps=1e-6)
         self.conv_act = nn.SiLU()
         self.conv_out = nn.Conv2d(boc[-1], 2 * cfg["latent_channels"], 3, padding=1)
@@ -526,12 +608,13 @@ class Decoder(nn.Module):
         super().__init__()
         boc = cfg["block_out_channels"]
         rev = list(reversed(boc))
+        groups = cfg.get("norm_num_groups", 32)
         self.conv_in = nn.Conv2d(cfg["latent_channels"], boc[-1], 3, padding=1)
-        self.mid_block = VAEMidBlock(boc[-1])
+        self.mid_block = VAEMidBlock(boc[-1], groups, cfg.get("mid_block_add_attention", False))
         self.up_blocks = nn.ModuleList()
         prev = rev[0]
         for i in range(len(boc)):
-            self.up_blocks.append(DecUpBlock(prev, rev[i], cfg["layers_per_block"], i < len(boc) - 1))
+            self.up_blocks.append(DecUpBlock(prev, rev[i], cfg["layers_per_block"], i < len(boc) - 1, groups))
             prev = rev[i]
         self.conv_norm_out = nn.GroupNorm(cfg["norm_num_groups"], boc[0], eps=1e-6)
         self.conv_act = nn.SiLU()
@@ -546,10 +629,11 @@ class Decoder(nn.Module):
 
 
 class AutoencoderKL(nn.Module):
-    def __init__(self, cfg=VAE_CONFIG):
+    def __init__(self, cfg=VAE_CONFIG, encoder_downsample_padding=1):
         super().__init__()
         L = cfg["latent_channels"]
-        self.encoder = Encoder(cfg)
+        # encoder_downsample_padding=0 is Stable Diffusion's VAE; 1 is what tiny-sd's VAE was trained with
+        self.encoder = Encoder(cfg, encoder_downsample_padding)
         self.decoder = Decoder(cfg)
         self.quant_conv = nn.Conv2d(2 * L, 2 * L, 1)
         self.post_quant_conv = nn.Conv2d(L, L, 1)
