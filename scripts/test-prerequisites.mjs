@@ -13,8 +13,18 @@ const PREREQUISITES = [
     program: 'Chromium',
     neededBy: (file) => file.startsWith('packages/editor/'),
     path: () => process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    present: () => isExecutable(process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'),
     override: 'CHROMIUM_PATH',
-    debianPackage: 'chromium',
+    debianPackages: ['chromium'],
+  },
+  {
+    // The published-layout tests generate their models (random weights, SD's block structure) with PyTorch:
+    // tools/test-models, through packages/diffusion/test/fixtures/published-models.ts.
+    program: 'PyTorch and ONNX for Python (to generate the test models)',
+    neededBy: (file) => /published-models/.test(file),
+    path: () => '/usr/bin/python3 (import torch, onnx)',
+    present: () => spawnSync('/usr/bin/python3', ['-c', 'import torch, onnx'], { stdio: 'ignore' }).status === 0,
+    debianPackages: ['python3-torch', 'python3-onnx', 'libopenblas0-pthread'],
   },
 ];
 
@@ -41,10 +51,10 @@ function run(command, args) {
  * when one is missing and cannot be installed here, else undefined.
  */
 export function ensureTestPrerequisites(files) {
-  const missing = PREREQUISITES.filter((p) => files.some(p.neededBy) && !isExecutable(p.path()));
+  const missing = PREREQUISITES.filter((p) => files.some(p.neededBy) && !p.present());
   if (missing.length === 0) return undefined;
   const names = missing.map((p) => p.program).join(' and ');
-  const packages = missing.map((p) => p.debianPackage);
+  const packages = missing.flatMap((p) => p.debianPackages);
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const hasApt = spawnSync('apt-get', ['--version'], { stdio: 'ignore' }).status === 0;
   if (process.env.CHROMIUM_PATH && missing.some((p) => p.override === 'CHROMIUM_PATH')) {
@@ -65,7 +75,7 @@ export function ensureTestPrerequisites(files) {
   } catch (error) {
     return `Installing ${packages.join(', ')} failed (${error.message}): install it by hand, then run the tests again.`;
   }
-  const still = missing.filter((p) => !isExecutable(p.path()));
+  const still = missing.filter((p) => !p.present());
   if (still.length) return `${still.map((p) => p.program).join(' and ')} is still not at ${still.map((p) => p.path()).join(', ')} after installing it.`;
   return undefined;
 }

@@ -15,7 +15,8 @@ import exporters as E
 import onnx_tools as T
 from onnx import TensorProto
 
-CLIP_DIR = "/work/shared/data/clip-tokenizer"
+# The real CLIP BPE files, shipped with the engine (packages/diffusion/assets/clip-tokenizer, MIT, OpenAI).
+CLIP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "packages", "diffusion", "assets", "clip-tokenizer")
 PROMPT = "a photo of an astronaut riding a horse on mars"
 TOKENIZER_CASES = [
     "",

@@ -34,6 +34,7 @@ import {
   attentionOutputs,
   buildIfGated,
   deepFeature,
+  derivedCacheDir,
   derivedModelPath,
   deriveModel,
   discoverUNet,
@@ -251,7 +252,7 @@ function preparedRecordPath(source: string, modelSha256: string, needs: CachedUn
     .update(JSON.stringify({ PREPARED_VERSION, GATED_VERSION, modelSha256, attn2: needs.attn2, attn1: needs.attn1, deep: needs.deepBranch ?? null, separateCompute }))
     .digest('hex')
     .slice(0, 32);
-  return join(dirname(source), '.gategraph-derived', `prepared-${key}.json`);
+  return join(derivedCacheDir(source), `prepared-${key}.json`);
 }
 
 function readPreparedRecord(path: string, source: string, modelSha256: string): Resolved | undefined {
@@ -304,7 +305,7 @@ async function buildFiles(
     cachedInput: `cached::${output}`,
     dims: sigs.get(output)?.dims ?? [],
   }));
-  const cacheDir = join(dirname(source), '.gategraph-derived');
+  const cacheDir = derivedCacheDir(source);
 
   let fullPath: string;
   if (kinds.length > 0) {
@@ -410,7 +411,8 @@ function pruneStaleGated(cacheDir: string, source: string, modelSha256: string):
       // a record of an older content of `source` (or an older layout) can never be read again
       try {
         const record = JSON.parse(readFileSync(join(cacheDir, name), 'utf8')) as Partial<PreparedRecord>;
-        if (record.version !== PREPARED_VERSION || (record.unet === source && record.modelSha256 !== modelSha256)) rmSync(join(cacheDir, name), { force: true });
+        const orphaned = typeof record.unet === 'string' && record.unet !== source && !existsSync(record.unet);
+        if (record.version !== PREPARED_VERSION || (record.unet === source && record.modelSha256 !== modelSha256) || orphaned) rmSync(join(cacheDir, name), { force: true });
       } catch {
         // being written by another process: leave it
       }
@@ -423,7 +425,10 @@ function pruneStaleGated(cacheDir: string, source: string, modelSha256: string):
     } catch {
       continue; // being written by another process: leave it
     }
-    if (marker.version === GATED_VERSION && (marker.model !== source || marker.modelSha256 === modelSha256)) continue;
+    // Kept: this layout, and another model's graph (unless that model's file is gone: a float32 conversion of an
+    // older content) or this content's.
+    const orphaned = typeof marker.model === 'string' && marker.model !== source && !existsSync(marker.model);
+    if (marker.version === GATED_VERSION && !orphaned && (marker.model !== source || marker.modelSha256 === modelSha256)) continue;
     const onnx = join(cacheDir, name.replace(/\.done$/, '.onnx'));
     rmSync(onnx, { force: true });
     rmSync(join(cacheDir, name), { force: true });

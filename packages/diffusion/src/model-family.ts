@@ -45,9 +45,7 @@ export function checkSupportedModel(path: string): void {
   const pipeline = typeof index?._class_name === 'string' ? index._class_name : '';
   const has = (sub: string) => existsSync(join(path, sub));
 
-  if (/XL/i.test(pipeline) || has('text_encoder_2') || has('tokenizer_2')) {
-    throw new UnsupportedModelError(path, 'sdxl', `this is an SDXL model${pipelineNote(pipeline)} (a second text encoder, UNet inputs text_embeds and time_ids): ${RUNS}; SDXL is not supported yet`);
-  }
+  // SD3 also has a second (and third) text encoder: it is told apart before SDXL.
   if (/StableDiffusion3/i.test(pipeline) || has('text_encoder_3')) {
     throw new UnsupportedModelError(path, 'sd3', `this is a Stable Diffusion 3 model${pipelineNote(pipeline)} (an MMDiT transformer, three text encoders): ${RUNS}; SD3 is not supported`);
   }
@@ -59,6 +57,9 @@ export function checkSupportedModel(path: string): void {
   }
   if (has('transformer') && !has('unet')) {
     throw new UnsupportedModelError(path, 'transformer', `this model${pipelineNote(pipeline)} denoises with a transformer (transformer/), not a UNet: ${RUNS}`);
+  }
+  if (/XL/i.test(pipeline) || has('text_encoder_2') || has('tokenizer_2')) {
+    throw new UnsupportedModelError(path, 'sdxl', `this is an SDXL model${pipelineNote(pipeline)} (a second text encoder, UNet inputs text_embeds and time_ids): ${RUNS}; SDXL is not supported yet`);
   }
   if (pipeline && !isStableDiffusionPipeline(pipeline)) {
     throw new UnsupportedModelError(path, 'pipeline', `model_index.json names the pipeline ${pipeline}: ${RUNS} (StableDiffusionPipeline and its ONNX / optimum / LCM forms)`);

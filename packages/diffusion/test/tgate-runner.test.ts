@@ -30,6 +30,7 @@ import {
   type StepPlanner,
   type StepPlan,
   meanOfHalves,
+  guidanceScaleEmbedding,
   type Tensor,
 } from '../src/index.ts';
 import { TEST_MODEL, tempDir } from './fixtures/test-model.ts';
@@ -77,17 +78,32 @@ const step = (i: number, over: Partial<PlannedStep>): PlannedStep => ({
 });
 const handPlan = (steps: PlannedStep[]): ExecutionPlan => ({ kind: 'tgate+deepcache', stepCount: steps.length, guidance: 'cfg', steps, notes: [] });
 
+/**
+ * What a UNet of another family takes beside the standard inputs (GATEGRAPH_TEST_MODEL may be an LCM or an
+ * inpainting export): an LCM UNet's guidance embedding, an inpainting UNet's extra channels.
+ */
+function samplingExtras(h: number, w: number): { timestepCond?: Tensor; concatLatent?: Tensor } {
+  const io = model.io.unet;
+  const extra = io.sampleChannels - io.latentChannels;
+  return {
+    ...(io.timestepCond ? { timestepCond: guidanceScaleEmbedding(8, io.timestepCond.dim) } : {}),
+    ...(extra > 0 ? { concatLatent: randn([1, extra, h, w], 12) } : {}),
+  };
+}
+
 /** The standard feeds of a step on fixed inputs: the latent (twice for 'cfg'), timestep 500, the texts. */
 function sameFeeds(rows: number, batch: StepPlan['batch'] = rows === 2 ? 'cfg' : 'cond') {
   const io = model.io.unet;
   const [h, w] = io.fixedLatentSize ?? [16, 16];
-  const latent = randn([1, io.latentChannels, h, w], 7);
+  const latent = randn([1, io.sampleChannels, h, w], 7);
   const text = randn([1, 77, io.crossAttentionDim], 8);
   const neg = randn([1, 77, io.crossAttentionDim], 9);
+  const cond = io.timestepCond ? guidanceScaleEmbedding(8, io.timestepCond.dim) : undefined;
   return {
     [io.sample]: rows === 2 ? concatBatch([latent, latent]) : latent,
     [io.timestep]: timestepTensor(io, 500, rows),
     [io.encoderHiddenStates]: batch === 'cfg' ? concatBatch([neg, text]) : batch === 'cond' ? text : neg,
+    ...(io.timestepCond && cond ? { [io.timestepCond.name]: rows === 2 ? concatBatch([cond, cond]) : cond } : {}),
   };
 }
 
@@ -228,6 +244,7 @@ test('a sampling run with a gate past the last step is the plain run, byte for b
       unet: OnnxUnetRunner.forModel(model),
       scheduler: createScheduler('ddim', model.schedulerConfig, 6),
       positive: text, negative: neg, cfg: 7, latent: zeros(shape), noise: randn(shape, 11),
+      ...samplingExtras(h, w),
       ...(planner ? { planner } : {}),
     });
   const plain = await run();
@@ -246,6 +263,7 @@ test('a TGATE run samples with the gated graph and one pass after the gate; a co
       positive: randn([1, 77, model.io.unet.crossAttentionDim], 3),
       negative: zeros([1, 77, model.io.unet.crossAttentionDim]),
       cfg: 7, latent: zeros(shape), noise: randn(shape, 11),
+      ...samplingExtras(h, w),
       planner: planStepper(plan, prepared.layout),
     });
   const gated = await run(cached);
@@ -360,7 +378,12 @@ test('re-exporting the UNet: the next preparation deletes the gated and shallow 
   assert.ok(!existsSync(before.full) && !existsSync(before.full.replace(/\.onnx$/, '.done')), 'the old gated graph and its marker are gone');
   assert.ok(!existsSync(before.shallow), 'the shallow graph cut from it is gone');
   assert.ok(!existsSync(before.computeAll), 'the compute-all graph of the old content is gone');
-  const onnxFiles = readdirSync(cacheDir).filter((n) => n.endsWith('.onnx')).sort();
+  // A float16 UNet's float32 conversion lives in the same folder; it is not one of the preparation's graphs.
+  const conversions = readdirSync(cacheDir)
+    .filter((n) => n.endsWith('.json') && !n.startsWith('prepared-'))
+    .filter((n) => JSON.parse(readFileSync(join(cacheDir, n), 'utf8')).spec?.conversion !== undefined)
+    .map((n) => n.replace(/\.json$/, '.onnx'));
+  const onnxFiles = readdirSync(cacheDir).filter((n) => n.endsWith('.onnx') && !conversions.includes(n)).sort();
   // The gated graph, the compute-all graph, the shallow graph and the probe cut that found which gates survive
   // in the shallow branch.
   assert.equal(onnxFiles.length, 4, `only the current content's graphs stay: ${onnxFiles.join(', ')}`);
@@ -368,10 +391,12 @@ test('re-exporting the UNet: the next preparation deletes the gated and shallow 
   const prepared = readdirSync(cacheDir).filter((n) => n.startsWith('prepared-'));
   assert.equal(prepared.length, 1, `one preparation record, the current content's: ${prepared.join(', ')}`);
   assert.deepEqual(JSON.parse(readFileSync(join(cacheDir, prepared[0]!), 'utf8')).files, after);
-  for (const name of readdirSync(cacheDir).filter((n) => n.endsWith('.json') && !n.startsWith('prepared-'))) {
+  const unetSource = join(cacheDir, conversions[0] ?? '');
+  for (const name of readdirSync(cacheDir).filter((n) => n.endsWith('.json') && !n.startsWith('prepared-') && !conversions.includes(n.replace(/\.json$/, '.onnx')))) {
     const record = JSON.parse(readFileSync(join(cacheDir, name), 'utf8')) as { model: string; modelSha256: string };
-    const from = name === basename(after.computeAll!).replace(/\.onnx$/, '.json') ? unetPath : after.full;
-    assert.equal(record.model, from, `${name} was cut from the current ${from === unetPath ? 'UNet' : 'gated graph'}`);
+    const cutFromUnet = name === basename(after.computeAll!).replace(/\.onnx$/, '.json');
+    const from = cutFromUnet ? (conversions.length ? unetSource : unetPath) : after.full;
+    assert.equal(record.model, from, `${name} was cut from the current ${cutFromUnet ? 'UNet' : 'gated graph'}`);
   }
 });
 
@@ -382,10 +407,11 @@ test('a later preparation of the same content reads the preparation record inste
   const unetPath = join(folder, 'unet', 'model.onnx');
   let touches = 0;
   const prepare = async () => {
-    // A new mtime on the same bytes: this process's memo misses (as in a new process), the content hash does not.
-    const at = new Date(Date.now() + 1000 * ++touches);
-    utimesSync(unetPath, at, at);
     const m = await openModelFolder(folder);
+    // A new mtime on the same bytes of the file the preparation reads (the UNet, or its float32 conversion):
+    // this process's memo misses (as in a new process), the content hash does not.
+    const at = new Date(Date.now() + 1000 * ++touches);
+    utimesSync(m.unet.path, at, at);
     const c = await prepareCachedUnet(m, { attn2: true, attn1: false });
     await c.release();
     await m.release();

@@ -88,7 +88,8 @@ export async function validateAndRun(
   options: { paths?: HostPaths; extraPngInfo?: Record<string, unknown>; signal?: AbortSignal; onEvent?: (e: ExecutionEvent) => void } = {},
 ): Promise<RunOutcome> {
   const registry = await packRegistry();
-  const validation = await validatePrompt(prompt, registry);
+  // The host's folders decide what the combos list (a models folder given here is listed first).
+  const validation = await validatePrompt(prompt, registry, options.paths ? { context: { paths: options.paths } } : {});
   assert.deepEqual(validation.nodeErrors, {}, 'the prompt should be valid');
   return runUnvalidated(validation.prompt, validation.outputs, options);
 }

@@ -11,7 +11,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { discoverClipText } from './clip-text.ts';
 import { deriveModel } from './derive.ts';
-import { cachedModel, type DerivedEntry } from './derived-cache.ts';
+import { cachedModel, derivedCacheDir, type DerivedEntry } from './derived-cache.ts';
 import { OnnxGraphError } from './errors.ts';
 import { externalDataFiles, externalRef, isExternal, saveModel, type ModelFile } from './model-io.ts';
 import { TensorProto_DataType, type ModelProto } from './proto.ts';
@@ -72,7 +72,7 @@ export function deriveClipText(file: ModelFile, spec: ClipTextVariantSpec): { mo
 export async function clipTextModelPath(modelPath: string, spec: ClipTextVariantSpec, options: { cacheDir?: string } = {}): Promise<DerivedEntry<ClipTextVariantReport>> {
   const source = resolve(modelPath);
   const folder = dirname(source);
-  const cacheDir = options.cacheDir ?? (basename(folder) === '.gategraph-derived' ? folder : join(folder, '.gategraph-derived'));
+  const cacheDir = options.cacheDir ?? derivedCacheDir(modelPath);
   const canonical = { clipText: CLIP_TEXT_VERSION, hiddenLayer: spec.hiddenLayer ?? null, tokenEmbeddingsInput: spec.tokenEmbeddingsInput === true };
   const keyOf = (sha: string) => createHash('sha256').update(JSON.stringify({ modelHash: sha, spec: canonical })).digest('hex').slice(0, 32);
   return cachedModel(source, cacheDir, keyOf, canonical, (file, onnxPath) => {

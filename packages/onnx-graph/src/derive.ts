@@ -126,6 +126,47 @@ function signatureOfValueInfo(v: ValueInfoProto): TensorSignature {
 }
 
 /**
+ * The input dims that can change size independently, each with the shapes inferred when it doubles. Dims that
+ * the graph ties together cannot: optimum <= 1.23 names the UNet's timestep dim "steps", which the graph
+ * expands to the sample's "batch_size", so doubling either alone fails to broadcast. Such dims are doubled
+ * together and named after the one declared first (the sample's).
+ */
+function symbolGroups(symbols: string[], shapesWith: (bump: ReadonlySet<string>) => Map<string, TensorInfo>): Array<{ name: string; shapes: Map<string, TensorInfo> }> {
+  const attempt = (group: string[]) => {
+    try {
+      return shapesWith(new Set(group));
+    } catch {
+      return undefined;
+    }
+  };
+  const groups: Array<{ name: string; shapes: Map<string, TensorInfo> }> = [];
+  const grouped = new Set<string>();
+  for (const s of symbols) {
+    if (grouped.has(s)) continue;
+    const alone = attempt([s]);
+    if (alone) {
+      groups.push({ name: s, shapes: alone });
+      continue;
+    }
+    // Tied to another dim: the first later one with which it doubles cleanly.
+    let group: string[] = [s];
+    let shapes: Map<string, TensorInfo> | undefined;
+    for (const other of symbols.slice(symbols.indexOf(s) + 1)) {
+      if (grouped.has(other)) continue;
+      shapes = attempt([s, other]);
+      if (shapes) {
+        group = [s, other];
+        break;
+      }
+    }
+    if (!shapes) throw new OnnxGraphError(`input dim ${s} cannot change size alone or with any one other input dim`, 'shape_inference');
+    for (const member of group) grouped.add(member);
+    groups.push({ name: s, shapes });
+  }
+  return groups;
+}
+
+/**
  * Element type and shape of inner tensors with symbolic dims: shapes are inferred once with every symbolic input
  * dim at a base size, then once per symbolic dim at another size; a dim that moves with input dim "batch" is
  * named "batch", one that moves with both "height" and "width" is "height*width".
@@ -138,10 +179,10 @@ export function signaturesOf(model: ModelProto, names: string[], options: Derive
   const inputs = graph.input.filter((v) => !inits.has(v.name)).map((v) => ({ name: v.name, ...valueInfoType(v) }));
   const symbols = [...new Set(inputs.flatMap((i) => (i.dims ?? []).filter((d): d is string => typeof d === 'string')))];
   const base = (s: string) => options.symbolSizes?.[s] ?? 16;
-  const shapesWith = (bump?: string): Map<string, TensorInfo> => {
+  const shapesWith = (bump: ReadonlySet<string> = new Set()): Map<string, TensorInfo> => {
     const shapes: Record<string, number[]> = {};
     for (const input of inputs) {
-      shapes[input.name] = (input.dims ?? []).map((d) => (typeof d === 'number' ? d : d === undefined ? 1 : d === bump ? base(d) * 2 : base(d)));
+      shapes[input.name] = (input.dims ?? []).map((d) => (typeof d === 'number' ? d : d === undefined ? 1 : bump.has(d) ? base(d) * 2 : base(d)));
     }
     return inferShapes(model, shapes, { ...(options.baseDir ? { baseDir: options.baseDir } : {}) });
   };
@@ -156,7 +197,7 @@ export function signaturesOf(model: ModelProto, names: string[], options: Derive
     for (const name of names) result.set(name, { name, elemType });
     return result;
   }
-  const bumped = symbols.map((s) => ({ s, shapes: shapesWith(s) }));
+  const bumped = symbolGroups(symbols, shapesWith).map(({ name, shapes }) => ({ s: name, shapes }));
   for (const name of names) {
     const info = baseShapes.get(name);
     if (!info) throw new OnnxGraphError(`shape inference found no tensor "${name}"`, 'unknown_tensor');

@@ -8,7 +8,7 @@
 // re-exporting a model does not leave its old derived graphs on disk.
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { writeCpuFloat32, type CpuFloat32Report } from './cpu-float32.ts';
 import { deriveModel, type DerivationReport, type DerivationSpec, type DeriveOptions } from './derive.ts';
 import { atomicWrite, externalDataFiles, loadModel, saveModel, type ExternalDataMode, type ModelFile } from './model-io.ts';
@@ -99,6 +99,16 @@ async function validEntry<R>(onnxPath: string, jsonPath: string): Promise<EntryR
   return record;
 }
 
+/**
+ * Where graphs derived from `modelPath` are cached: `<its folder>/.gategraph-derived/`, or that folder itself
+ * when the model is already a cache entry (a float32 conversion of an fp16 component), so everything derived from
+ * one published file lives in one folder and is pruned together.
+ */
+export function derivedCacheDir(modelPath: string): string {
+  const folder = dirname(resolve(modelPath));
+  return basename(folder) === '.gategraph-derived' ? folder : join(folder, '.gategraph-derived');
+}
+
 /** Creates the cache folder with a `.gitignore` of `*`, so caches next to committed models stay out of git. */
 export function ensureCacheDir(cacheDir: string): void {
   mkdirSync(cacheDir, { recursive: true });
@@ -145,7 +155,7 @@ export async function cachedModel<R>(
   build: (file: ModelFile, onnxPath: string) => { report: R; bytes: number; dataFiles: string[] },
 ): Promise<DerivedEntry<R>> {
   const source = resolve(modelPath);
-  const cacheDir = cacheDirOption ?? join(dirname(source), '.gategraph-derived');
+  const cacheDir = cacheDirOption ?? derivedCacheDir(source);
   const modelSha256 = await modelFileSha256(source);
   const key = keyOf(modelSha256);
   const onnxPath = join(cacheDir, `${key}.onnx`);
@@ -197,7 +207,9 @@ export function pruneStaleEntries(cacheDir: string, model: string, modelSha256: 
     changed = false;
     for (const [key, record] of records) {
       if (stale.has(key)) continue;
-      const outdated = record.version !== DERIVATION_VERSION || (record.model === source && record.modelSha256 !== modelSha256);
+      // Derived from a file that no longer exists (a float32 conversion of an older content, removed): unusable.
+      const orphaned = record.model !== source && !existsSync(record.model!);
+      const outdated = record.version !== DERIVATION_VERSION || (record.model === source && record.modelSha256 !== modelSha256) || orphaned;
       if (outdated || gone.has(record.model!)) {
         stale.add(key);
         gone.add(join(resolve(cacheDir), `${key}.onnx`));

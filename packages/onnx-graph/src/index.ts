@@ -59,7 +59,7 @@ export {
 } from './macs.ts';
 export { buildIfGated, type IfGatedModel } from './if-gating.ts';
 export { cpuFloat32Needs, writeCpuFloat32, type CpuFloat32Report } from './cpu-float32.ts';
-export { derivedModelPath, cpuFloat32ModelPath, cachedModel, modelContentKey, modelFileSha256, pruneStaleEntries, ensureCacheDir, type DerivedEntry, type DerivedCacheOptions } from './derived-cache.ts';
+export { derivedModelPath, cpuFloat32ModelPath, cachedModel, derivedCacheDir, modelContentKey, modelFileSha256, pruneStaleEntries, ensureCacheDir, type DerivedEntry, type DerivedCacheOptions } from './derived-cache.ts';
 export { readDeclaredIo, type DeclaredIo, type DeclaredTensor } from './declared-io.ts';
 export { discoverClipText, type ClipTextStructure } from './clip-text.ts';
 export { recomputeOutput, type RecomputeSpec, type RecomputeReport } from './recompute-output.ts';
