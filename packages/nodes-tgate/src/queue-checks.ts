@@ -8,7 +8,10 @@
  * Only what the prompt states is checked: a size or model computed by another node (a VAEEncode of a loaded
  * image, a model merged by some pack's node) is left to the run-time checks.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { NodeInputError, type UpstreamNode, type ValidateContext } from '@gategraph/core';
+import { chooseClipLayer, ClipLayerError, clipLayerCount } from '@gategraph/diffusion';
 import { resolveModelFolder } from './folders.ts';
 import { samplingSizeProblem } from './latent.ts';
 import { sizingOfFolder } from './sizing.ts';
@@ -61,5 +64,43 @@ export function checkSamplerInputs(cfg: number | undefined, context: ValidateCon
   if (!sizing) return true; // the loader reports a missing or unreadable folder, when it runs
   const problem = samplingSizeProblem(sizing, image, cfg === 1 ? 1 : 2, 'latent_image');
   if (problem) throw new NodeInputError(problem, 'latent_image');
+  return true;
+}
+
+/** The checkpoint name a CLIP comes from (through clip-skip nodes, which keep the encoder), when the prompt says it. */
+export function clipCheckpointFeeding(node: UpstreamNode | undefined): string | undefined {
+  for (let hops = 0; node && hops < MAX_HOPS; hops++) {
+    if (node.classType === 'CheckpointLoaderSimple') {
+      return node.output === 1 && typeof node.constants.ckpt_name === 'string' ? node.constants.ckpt_name : undefined;
+    }
+    if (node.classType !== 'CLIPSetLastLayer') return undefined;
+    node = node.linked('clip');
+  }
+  return undefined;
+}
+
+/**
+ * CLIPSetLastLayer's queue-time check: a layer the exported text encoder does not have (-1 on an SD-2.x export,
+ * which ends at the penultimate layer) is refused with the run-time message. Read from text_encoder/config.json
+ * (hidden_size, num_hidden_layers); without one, the check is left to the run.
+ */
+export function checkClipLayer(stop: number | undefined, context: ValidateContext): true {
+  const ckpt = clipCheckpointFeeding(context.linked('clip'));
+  if (stop === undefined || ckpt === undefined) return true;
+  const { dir } = resolveModelFolder(ckpt, context.paths?.models);
+  if (!dir) return true;
+  let config: { hidden_size?: unknown; num_hidden_layers?: unknown };
+  try {
+    config = JSON.parse(readFileSync(join(dir, 'text_encoder', 'config.json'), 'utf8')) as typeof config;
+  } catch {
+    return true;
+  }
+  if (typeof config.hidden_size !== 'number' || typeof config.num_hidden_layers !== 'number') return true;
+  try {
+    chooseClipLayer(stop, clipLayerCount(config.hidden_size, config.num_hidden_layers));
+  } catch (error) {
+    if (error instanceof ClipLayerError) throw new NodeInputError(error.message, 'stop_at_clip_layer');
+    throw error;
+  }
   return true;
 }

@@ -2,12 +2,12 @@
 // embedded model, with an embedding file written here into the host's models/embeddings.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Executor, objectInfo, validatePrompt, type ApiPrompt, type Logger } from '@gategraph/core';
 import { ClipTokenizer, decodePng } from '@gategraph/diffusion';
 import { discoverClipText, loadModel } from '@gategraph/onnx-graph';
-import { host, noModel, packRegistry, savedImages, testModelDir } from './helpers.ts';
+import { defaultPrompt, host, noModel, packRegistry, savedImages, testModelDir } from './helpers.ts';
 
 /** A safetensors file with one float32 tensor, written from the format's description. */
 function writeEmbedding(path: string, name: string, rows: number[], width: number): void {
@@ -103,4 +103,31 @@ test('a stop_at_clip_layer past the encoder\'s layers uses the last one, with a 
   const last = await image(prompt('a blue square', -1, 'last1'));
   assert.equal(maxLevelDiff(beyond, last), 0);
   assert.ok(lines.some((l) => /^warn \[CLIPSetLastLayer#10\] stop_at_clip_layer -24 is beyond the 3 layers of tiny-sd's text encoder/.test(l)), lines.join('\n'));
+});
+
+test('stop_at_clip_layer -1 on an SD-2.x export (which ends at the penultimate layer) is refused when queued', { skip: noModel }, async () => {
+  // An SD-2.x text encoder as diffusers exports it: OpenCLIP-H's width and 23 of its 24 layers (only the
+  // config is read when the prompt is queued).
+  const models = join(host.dir, 'sd2-models');
+  const folder = join(models, 'sd2-like');
+  cpSync(testModelDir, folder, { recursive: true, filter: (src) => !src.includes('.gategraph-derived') });
+  const config = JSON.parse(readFileSync(join(folder, 'text_encoder', 'config.json'), 'utf8')) as Record<string, unknown>;
+  writeFileSync(join(folder, 'text_encoder', 'config.json'), JSON.stringify({ ...config, hidden_size: 1024, num_hidden_layers: 23 }));
+  // The default workflow with the clip skip between the loader and both prompts.
+  const prompt = (stop: number): ApiPrompt => {
+    const p = defaultPrompt();
+    p['4']!.inputs.ckpt_name = 'sd2-like';
+    p['20'] = { class_type: 'CLIPSetLastLayer', inputs: { clip: ['4', 1], stop_at_clip_layer: stop } };
+    p['6']!.inputs.clip = ['20', 0];
+    p['7']!.inputs.clip = ['20', 0];
+    return p;
+  };
+  const registry = await packRegistry();
+  const context = { context: { paths: { ...host.paths, models } } };
+  const refused = await validatePrompt(prompt(-1), registry, context);
+  const error = refused.nodeErrors['20'];
+  assert.ok(error, `CLIPSetLastLayer has an error: ${JSON.stringify(refused.nodeErrors)}`);
+  assert.match(error.errors[0]!.message, /stop_at_clip_layer -1 selects layer 24 of the 24-layer text encoder ComfyUI loads, which this export leaves out/);
+  const accepted = await validatePrompt(prompt(-2), registry, context);
+  assert.equal(accepted.nodeErrors['20'], undefined, '-2 is the export itself');
 });

@@ -1,5 +1,6 @@
 import { defineNode, int, NodeInputError, socket } from '@gategraph/core';
 import { chooseClipLayer, ClipLayerError, clipLayerCount, exportedLayerCount } from '@gategraph/diffusion';
+import { checkClipLayer } from '../queue-checks.ts';
 
 /** ComfyUI's CLIPSetLastLayer (nodes.py): same input, range and output; the layer is applied by CLIPTextEncode. */
 export const CLIPSetLastLayer = defineNode({
@@ -15,6 +16,10 @@ export const CLIPSetLastLayer = defineNode({
     stop_at_clip_layer: int({ default: -1, min: -24, max: -1, step: 1 }),
   },
   outputs: [{ type: 'CLIP', name: 'CLIP' }],
+  // A layer the export does not have is refused when the prompt is queued (see queue-checks.ts).
+  validate({ stop_at_clip_layer }, context) {
+    return checkClipLayer(stop_at_clip_layer, context);
+  },
   execute({ clip, stop_at_clip_layer }, ctx) {
     const model = clip.model;
     const layers = clipLayerCount(model.io.text.hiddenSize, exportedLayerCount(model.textEncoder));
