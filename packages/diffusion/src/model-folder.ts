@@ -20,7 +20,7 @@ import type * as ort from 'onnxruntime-node';
 import { SessionOpenError, getDefaultSessionPool, type FeedValue, type SessionLease, type SessionPool, type SessionSettings } from './sessions.ts';
 import { ClipTokenizer } from './tokenizer.ts';
 import { missingTokenizerFiles } from './tokenizer-files.ts';
-import { cpuFloat32ModelPath, readDeclaredIo, type DeclaredIo } from '@gategraph/onnx-graph';
+import { cpuFloat32ModelPath, cpuFloat32Needs, readDeclaredIo, type DeclaredIo } from '@gategraph/onnx-graph';
 import { CHECKPOINT_FILE_EXTENSIONS, checkSupportedModel, UnsupportedModelError } from './model-family.ts';
 
 export type ComponentName = 'text_encoder' | 'unet' | 'vae_decoder' | 'vae_encoder';
@@ -258,22 +258,11 @@ async function openComponentIn(
 }
 
 /**
- * What a component's file needs before the CPU provider runs it as this engine expects: float16 / bfloat16
- * weights or inputs upcast to float32, and random sampling inside the graph (the VAE encoders of diffusers'
- * old converter and of optimum <= 1.22) replaced by its mean. Read from the file's declarations, without its
- * weights.
- */
-function cpuConversionNeeds(io: DeclaredIo): { upcast: boolean; sampling: boolean } {
-  const half = (type: string) => type === 'float16' || type === 'bfloat16';
-  return {
-    upcast: [...io.inputs, ...io.outputs].some((t) => half(t.type)) || Object.keys(io.initializerTypes).some(half),
-    sampling: io.operators.some((op) => /^ai\.onnx::Random(Normal|Uniform)(Like)?$/.test(op)),
-  };
-}
-
-/**
  * The file to open for a component: the published model.onnx, or its float32 / sampling-free conversion,
- * made once and cached next to it (`<component>/.gategraph-derived/`), keyed by the file's content.
+ * made once and cached next to it (`<component>/.gategraph-derived/`), keyed by the file's content. A
+ * conversion is needed for float16 / bfloat16 weights or inputs (the engine feeds float32, and the CPU provider
+ * has few float16 kernels) and for random sampling inside the graph (the VAE encoders of diffusers' old
+ * converter and of optimum <= 1.22), read from the file's declarations without its weights.
  */
 async function cpuReadyFile(
   folder: string,
@@ -290,7 +279,7 @@ async function cpuReadyFile(
   } catch {
     return asPublished; // unreadable: opening it reports the problem with the component's name
   }
-  const needs = cpuConversionNeeds(io);
+  const needs = cpuFloat32Needs(io);
   if (!needs.upcast && !needs.sampling) return asPublished;
   try {
     const entry = await cpuFloat32ModelPath(published);
@@ -454,7 +443,8 @@ function declaredComponent(folder: string, name: ComponentName): ComponentDeclar
   }
   const config = optionalJson(folder, join(dir, 'config.json'), `${name}/config.json`) ?? {};
   // A float16 export is run as its float32 conversion (cpuReadyFile): declare what that one takes.
-  const asFloat32 = (t: TensorInfo): TensorInfo => (cpuConversionNeeds(io).upcast && (t.type === 'float16' || t.type === 'bfloat16') ? { ...t, type: 'float32' } : t);
+  const upcast = cpuFloat32Needs(io).upcast;
+  const asFloat32 = (t: TensorInfo): TensorInfo => (upcast && (t.type === 'float16' || t.type === 'bfloat16') ? { ...t, type: 'float32' } : t);
   return { name, inputs: io.inputs.map(asFloat32), outputs: io.outputs.map(asFloat32), config };
 }
 

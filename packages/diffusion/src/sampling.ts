@@ -222,6 +222,13 @@ export async function sample(options: SampleOptions): Promise<SampleResult> {
     return t;
   };
 
+  // An LCM UNet's guidance embedding, one row per batch row: built once per row count (the same every step).
+  const timestepConds = new Map<number, Tensor>();
+  const timestepCondFor = (embedding: Tensor, rows: number): Tensor => {
+    let t = timestepConds.get(rows);
+    if (!t) timestepConds.set(rows, (t = expandBatch(embedding, rows, 'timestepCond')));
+    return t;
+  };
   const mask = options.denoiseMask;
   const total = scheduler.timesteps.length;
   const plans: StepPlan[] = [];
@@ -263,7 +270,7 @@ export async function sample(options: SampleOptions): Promise<SampleResult> {
       [io.timestep]: timestepTensor(io, timestep, rows),
     };
     if (!separate) feeds[io.encoderHiddenStates] = contextFor(plan.batch);
-    if (io.timestepCond && options.timestepCond) feeds[io.timestepCond.name] = expandBatch(options.timestepCond, rows, 'timestepCond');
+    if (io.timestepCond && options.timestepCond) feeds[io.timestepCond.name] = timestepCondFor(options.timestepCond, rows);
     for (const [name, value] of Object.entries(plan.extraInputs ?? {})) {
       if (name in feeds) throw new Error(`Sampling step ${i + 1} of ${total}: the planner's extra input "${name}" would replace a standard UNet input`);
       feeds[name] = value;

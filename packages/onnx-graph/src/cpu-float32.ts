@@ -8,6 +8,7 @@
 //   ComfyUI's VAE encode does, and img2img stays deterministic.
 import { closeSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
+import type { DeclaredIo } from './declared-io.ts';
 import { OnnxGraphError } from './errors.ts';
 import { atomicWrite, isExternal, readTensorBytes, type ModelFile } from './model-io.ts';
 import {
@@ -23,7 +24,6 @@ import {
   newTensor,
   tensorElementCount,
   type GraphProto,
-  type ModelProto,
   type NodeProto,
   type TensorProto,
   type ValueInfoProto,
@@ -48,16 +48,17 @@ export interface CpuFloat32Report {
   samplingReplaced: string[];
 }
 
-/** What `toCpuFloat32` would change in a model, without changing it. */
-export function cpuFloat32Needs(model: ModelProto): { upcast: boolean; sampling: boolean } {
-  let upcast = false;
-  let sampling = false;
-  for (const graph of graphsOf(model.graph)) {
-    if (graph.initializer.some((t) => isHalf(t.dataType))) upcast = true;
-    if ([...graph.input, ...graph.output].some((v) => isHalf(elemTypeOf(v)))) upcast = true;
-    if (graph.node.some((n) => n.domain === '' && SAMPLING_OPS.has(n.opType))) sampling = true;
-  }
-  return { upcast, sampling };
+/**
+ * What writeCpuFloat32 would change in a model, told from what the file declares (readDeclaredIo: inputs,
+ * outputs, the main graph's operators and weight types), without reading its weights: float16 / bfloat16
+ * to upcast, random sampling to replace.
+ */
+export function cpuFloat32Needs(io: DeclaredIo): { upcast: boolean; sampling: boolean } {
+  const half = (type: string) => type === 'float16' || type === 'bfloat16';
+  return {
+    upcast: [...io.inputs, ...io.outputs].some((t) => half(t.type)) || Object.keys(io.initializerTypes).some(half),
+    sampling: io.operators.some((op) => op.startsWith('ai.onnx::') && SAMPLING_OPS.has(op.slice('ai.onnx::'.length))),
+  };
 }
 
 /**

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { HostPaths } from '@gategraph/core';
+import { DEFAULT_MAX_HISTORY_BYTES } from './queue.ts';
 
 export interface ServerConfig {
   /** Address to bind. Loopback by default: anything else exposes the queue and files to the network. */
@@ -72,7 +73,7 @@ export function resolveConfig(root: string, input: ConfigInput = {}, env: NodeJS
     token: token === '' ? undefined : token,
     workers: Math.max(1, Math.floor(input.workers ?? 1)),
     maxHistory: Math.max(1, Math.floor(input.maxHistory ?? 10000)),
-    maxHistoryBytes: Math.max(1, Math.floor(input.maxHistoryBytes ?? 256 * 1024 * 1024)),
+    maxHistoryBytes: Math.max(1, Math.floor(input.maxHistoryBytes ?? DEFAULT_MAX_HISTORY_BYTES)),
     editorDir: resolve(input.editorDir ?? defaultEditorDir(root)),
   };
 }

@@ -6,7 +6,7 @@
 import { boolean, defineNode, int, NodeInputError, socket } from '@gategraph/core';
 import { resizeBilinear, type Tensor } from '@gategraph/diffusion';
 import type { Conditioning, Image, Latent, Mask } from '../types.ts';
-import { encodePixels } from './vae.ts';
+import { cropToMultiple, cropToMultipleOf, encodePixels } from './vae.ts';
 
 /** A MASK [B, H, W] (or [H, W]) as [B, 1, H, W], bilinearly resized to H x W pixels as ComfyUI does. */
 export function maskAtSize(mask: Mask, height: number, width: number): Tensor {
@@ -15,14 +15,8 @@ export function maskAtSize(mask: Mask, height: number, width: number): Tensor {
   return resizeBilinear({ data: mask.data, shape: [batch, 1, mh, mw] }, height, width);
 }
 
-/** The part of `t` ([B, C, H, W] or [B, H, W, C] with `channelsLast`) kept by VAEEncode's crop to a multiple of f. */
-function cropOffsets(height: number, width: number, f: number) {
-  const h = Math.floor(height / f) * f;
-  const w = Math.floor(width / f) * f;
-  return { h, w, y0: Math.floor((height % f) / 2), x0: Math.floor((width % f) / 2) };
-}
-
-function cropMask(mask: Tensor, crop: ReturnType<typeof cropOffsets>): Tensor {
+/** A [N, 1, H, W] mask cut as VAEEncode crops the image (cropToMultipleOf). */
+function cropMask(mask: Tensor, crop: ReturnType<typeof cropToMultipleOf>): Tensor {
   const [n, , H, W] = mask.shape as [number, number, number, number];
   if (crop.h === H && crop.w === W) return mask;
   const data = new Float32Array(n * crop.h * crop.w);
@@ -105,27 +99,13 @@ export const VAEEncodeForInpaint = defineNode({
   async execute({ pixels, vae, mask, grow_mask_by }) {
     checkMask(mask);
     const [, H, W] = pixels.shape as [number, number, number];
-    const crop = cropOffsets(H, W, vae.scaleFactor);
+    const crop = cropToMultipleOf(H, W, vae.scaleFactor);
     const pixelMask = cropMask(maskAtSize(mask, H, W), crop);
-    const samples = await encodePixels(vae, greyOutMasked(cropPixels(pixels, crop), pixelMask));
+    const samples = await encodePixels(vae, greyOutMasked(cropToMultiple(pixels, vae.scaleFactor), pixelMask));
     const latent: Latent = { samples, noise_mask: roundMask(growMask(pixelMask, grow_mask_by)) };
     return [latent];
   },
 });
-
-/** IMAGE [B, H, W, C] cropped like cropMask (VAEEncode crops the same way again, a no-op then). */
-function cropPixels(pixels: Image, crop: ReturnType<typeof cropOffsets>): Image {
-  const [B, H, W, C] = pixels.shape as [number, number, number, number];
-  if (crop.h === H && crop.w === W) return pixels;
-  const data = new Float32Array(B * crop.h * crop.w * C);
-  for (let b = 0; b < B; b++) {
-    for (let y = 0; y < crop.h; y++) {
-      const from = ((b * H + y + crop.y0) * W + crop.x0) * C;
-      data.set(pixels.data.subarray(from, from + crop.w * C), ((b * crop.h + y) * crop.w) * C);
-    }
-  }
-  return { data, shape: [B, crop.h, crop.w, C] };
-}
 
 export const SetLatentNoiseMask = defineNode({
   id: 'SetLatentNoiseMask',
@@ -167,9 +147,9 @@ export const InpaintModelConditioning = defineNode({
   async execute({ positive, negative, vae, pixels, mask, noise_mask }) {
     checkMask(mask);
     const [, H, W] = pixels.shape as [number, number, number];
-    const crop = cropOffsets(H, W, vae.scaleFactor);
+    const crop = cropToMultipleOf(H, W, vae.scaleFactor);
     const pixelMask = cropMask(maskAtSize(mask, H, W), crop);
-    const concatLatentImage = await encodePixels(vae, greyOutMasked(cropPixels(pixels, crop), pixelMask));
+    const concatLatentImage = await encodePixels(vae, greyOutMasked(cropToMultiple(pixels, vae.scaleFactor), pixelMask));
     const original = await encodePixels(vae, pixels);
     const withConcat = (conditioning: Conditioning): Conditioning => conditioning.map((entry) => ({ ...entry, concatLatentImage, concatMask: pixelMask }));
     const latent: Latent = { samples: original, ...(noise_mask ? { noise_mask: pixelMask } : {}) };

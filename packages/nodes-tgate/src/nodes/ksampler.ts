@@ -139,10 +139,15 @@ function inpaintingInputs(settings: SamplerSettings, model: DiffusionModel, samp
     BLANK_INPAINT_LATENT.forEach((v, c) => image.data.fill(v, c * h * w, (c + 1) * h * w));
   }
   // One mask channel then the image's channels, per item (ComfyUI's concat_keys order: mask, masked_image).
-  const rows = B;
-  const pick = (t: Tensor, b: number) => ({ data: t.data.subarray((b % t.shape[0]!) * (t.data.length / t.shape[0]!), ((b % t.shape[0]!) + 1) * (t.data.length / t.shape[0]!)), shape: [1, ...t.shape.slice(1)] });
-  const parts = Array.from({ length: rows }, (_, b) => concatChannels({ ...pick(mask, b), shape: [1, 1, h, w] }, pick(image, b)));
+  const parts = Array.from({ length: B }, (_, b) => concatChannels(itemOf(mask, b), itemOf(image, b)));
   return { ...(denoiseMask ? { denoiseMask } : {}), concatLatent: concatBatch(parts) };
+}
+
+/** Item `b` of a batch as a batch of one, items repeating when the batch is shorter (a mask for every image). */
+function itemOf(t: Tensor, b: number): Tensor {
+  const n = t.shape[0]!;
+  const per = t.data.length / n;
+  return { data: t.data.subarray((b % n) * per, ((b % n) + 1) * per), shape: [1, ...t.shape.slice(1)] };
 }
 
 /** ComfyUI's blank_inpaint_image_like: an all-black image's SD latent, per channel. */

@@ -28,14 +28,16 @@ export const VAEDecode = defineNode({
 });
 
 /** ComfyUI's crop for sizes the VAE cannot take: the largest multiple of `f`, centred (offset (size % f) / 2). */
-function cropToMultiple(image: Tensor, f: number): Tensor {
+export function cropToMultipleOf(height: number, width: number, f: number): { h: number; w: number; y0: number; x0: number } {
+  return { h: Math.floor(height / f) * f, w: Math.floor(width / f) * f, y0: Math.floor((height % f) / 2), x0: Math.floor((width % f) / 2) };
+}
+
+/** An IMAGE cropped by cropToMultipleOf, RGB only (an alpha channel is dropped, as the VAE takes 3). */
+export function cropToMultiple(image: Tensor, f: number): Tensor {
   const [batch, H, W, C] = image.shape as [number, number, number, number];
-  const h = Math.floor(H / f) * f;
-  const w = Math.floor(W / f) * f;
+  const { h, w, y0, x0 } = cropToMultipleOf(H, W, f);
   const channels = Math.min(C, 3);
   if (h === H && w === W && channels === C) return image;
-  const y0 = Math.floor((H % f) / 2);
-  const x0 = Math.floor((W % f) / 2);
   const data = new Float32Array(batch * h * w * channels);
   let o = 0;
   for (let b = 0; b < batch; b++) {
