@@ -1,57 +1,81 @@
 /**
- * Where the loader's and LoadImage's combos look for files.
+ * Where the loaders' and LoadImage's combos look for files: the public face of model-paths.ts (ComfyUI's model
+ * folder kinds and extra_model_paths.yaml, extra-model-paths.ts) and of the input folders.
  *
  * Combo values are computed when object_info is built and when a prompt is validated, before any node runs.
  * They list the host's folder (`ComboContext.paths`, when the host passes it) first, then:
  *
- * - models: the folders in `GATEGRAPH_MODELS` (one or more, separated by the platform's path delimiter,
- *   `:` on Linux), then `<workspace root>/models`;
+ * - models: the models roots are the host's folder, the folders in `GATEGRAPH_MODELS` (one or more, separated
+ *   by the platform's path delimiter, `:` on Linux), then `<workspace root>/models`. In each root, ONNX model
+ *   folders (and checkpoint files) directly inside it, as always, and ComfyUI's kind folders: `checkpoints/`,
+ *   `vae/`, `loras/`, `embeddings/`, `diffusers/`, `text_encoders/` (and `clip/`). extra_model_paths.yaml files
+ *   add more kind folders (model-paths.ts says in which order);
  * - input images: the folders in `GATEGRAPH_INPUT`, then `<workspace root>/input`;
  *
  * where the workspace root is the folder with `pnpm-workspace.yaml` above the current directory (what hosts use
  * by default), and also the one above this pack. At run time the node looks in the host's folder
  * (`ctx.paths.models` / `ctx.paths.input`) first, then in those. Hosts pass their folders to the combos
  * (`ComboContext.paths`), which are listed first, so `gategraph run --models-dir X` and the server's folder
- * options list X's entries.
+ * options list X's entries; their `--extra-model-paths-config` options reach this pack through
+ * `GATEGRAPH_EXTRA_MODEL_PATHS`.
  */
-import { findWorkspaceRoot, type ComboContext } from '@gategraph/core';
-import { isModelFolder, listModelFolders } from '@gategraph/diffusion';
+import type { ComboContext } from '@gategraph/core';
+import { CHECKPOINT_FILE_EXTENSIONS, isModelFolder, listModelFolders } from '@gategraph/diffusion';
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { delimiter, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { extname, join, resolve } from 'node:path';
+import {
+  compareCodePoints,
+  comboModelOptions,
+  envFolders,
+  insideOrUndefined,
+  listModelNames,
+  modelFolderPaths,
+  modelNameProblem,
+  modelRoots,
+  unique,
+  workspaceRoots,
+  SUPPORTED_PT_EXTENSIONS,
+} from './model-paths.ts';
 
-const packDir = dirname(fileURLToPath(import.meta.url));
-
-function envFolders(name: string): string[] {
-  const value = process.env[name];
-  if (!value) return [];
-  return value
-    .split(delimiter)
-    .map((p) => p.trim())
-    .filter(Boolean)
-    .map((p) => resolve(p));
-}
-
-function unique(paths: string[]): string[] {
-  return [...new Set(paths)];
-}
-
-/** The workspace roots to search: the current directory's (as hosts use) and this pack's. */
-function workspaceRoots(): string[] {
-  return unique([findWorkspaceRoot(), findWorkspaceRoot(packDir)]);
-}
-
-/** Folders whose model subfolders the ckpt_name combo lists, in priority order. */
-export function modelSearchFolders(): string[] {
-  return unique([...envFolders('GATEGRAPH_MODELS'), ...workspaceRoots().map((r) => join(r, 'models'))]);
-}
+export {
+  MODEL_KINDS,
+  SUPPORTED_PT_EXTENSIONS,
+  KIND_SUBFOLDERS,
+  modelKindOf,
+  modelFolderPaths,
+  existingModelFolders,
+  listModelNames,
+  resolveModelFile,
+  modelNameProblem,
+  modelRoots,
+  modelSearchFolders,
+  insideOrUndefined,
+  compareCodePoints,
+  scanModelFolder,
+  type ModelKind,
+  type ModelPathsOptions,
+  type ResolvedModelFile,
+  type ListedModel,
+} from './model-paths.ts';
+export {
+  EXTRA_MODEL_PATHS_ENV,
+  EXTRA_MODEL_PATHS_FILE,
+  ExtraModelPathsError,
+  parseExtraModelPaths,
+  readExtraModelPathsFile,
+  extraModelPathsProblem,
+  extraModelPathsFiles,
+  setModelPathsLogger,
+  type ExtraModelPath,
+  type ParsedExtraModelPaths,
+} from './extra-model-paths.ts';
 
 /**
- * Folders `embedding:NAME` is looked up in, in order: `embeddings/` of the host's models folder, then of the
- * model search folders (ComfyUI's `models/embeddings`).
+ * Folders `embedding:NAME` is looked up in, in order: the embeddings folders of the host's models folder, of the
+ * other models roots, and those extra_model_paths.yaml adds (ComfyUI's `embeddings` folders).
  */
 export function embeddingFolders(hostModels: string | undefined): string[] {
-  return unique([...(hostModels ? [resolve(hostModels)] : []), ...modelSearchFolders()]).map((folder) => join(folder, 'embeddings'));
+  return modelFolderPaths('embeddings', { hostModels });
 }
 
 /** Folders whose images the LoadImage combo lists, in priority order. */
@@ -59,20 +83,57 @@ export function inputSearchFolders(): string[] {
   return unique([...envFolders('GATEGRAPH_INPUT'), ...workspaceRoots().map((r) => join(r, 'input'))]);
 }
 
-/** The ckpt_name combo: names of model folders (diffusers/optimum ONNX layouts) found in the search folders. */
+/**
+ * The ckpt_name combo: ONNX model folders (diffusers/optimum layouts) and checkpoint files directly in the models
+ * roots (as always), and ComfyUI's `checkpoints` (files, `sub/name.safetensors`, and ONNX folders) and
+ * `diffusers` (ONNX folders) kinds. Sorted by code point, as ComfyUI sorts.
+ */
 export function listCheckpoints(context: ComboContext = {}): string[] {
+  const options = comboModelOptions(context);
   const names = new Set<string>();
-  const folders = unique([...(context.paths ? [resolve(context.paths.models)] : []), ...modelSearchFolders()]);
-  for (const folder of folders) for (const name of listModelFolders(folder)) names.add(name);
-  return [...names].sort((a, b) => a.localeCompare(b));
+  for (const root of modelRoots(options.hostModels)) for (const name of listModelFolders(root)) names.add(name);
+  for (const name of listModelNames('checkpoints', options)) names.add(name);
+  for (const name of listModelNames('diffusers', options)) names.add(name);
+  return [...names].sort(compareCodePoints);
+}
+
+/** The vae_name combo (VAELoader): files in the `vae` folders. */
+export function listVaes(context: ComboContext = {}): string[] {
+  return listModelNames('vae', comboModelOptions(context));
+}
+
+/** The lora_name combo (LoraLoader): files in the `loras` folders. */
+export function listLoras(context: ComboContext = {}): string[] {
+  return listModelNames('loras', comboModelOptions(context));
+}
+
+/** Files in the `text_encoders` (and legacy `clip`) folders (CLIPLoader). */
+export function listTextEncoders(context: ComboContext = {}): string[] {
+  return listModelNames('text_encoders', comboModelOptions(context));
+}
+
+/** Files in the `embeddings` folders. */
+export function listEmbeddings(context: ComboContext = {}): string[] {
+  return listModelNames('embeddings', comboModelOptions(context));
+}
+
+/** Whether `name` looks like a single-file checkpoint (ComfyUI's extensions) rather than an ONNX folder. */
+export function isCheckpointFileName(name: string): boolean {
+  const ext = extname(name).toLowerCase();
+  return SUPPORTED_PT_EXTENSIONS.includes(ext) || CHECKPOINT_FILE_EXTENSIONS.includes(ext);
 }
 
 /**
- * The folder of model `name`: the first candidate (host folder first) that is a complete model folder, else the
- * first that exists (so opening it reports what is missing), else undefined.
+ * What ckpt_name `name` stands for: in each models root `<root>/<name>` (an ONNX folder or a file, as always),
+ * then in the `checkpoints` folders (a file or an ONNX folder), then in the `diffusers` folders. The first
+ * complete model folder wins, else the first that exists (a checkpoint file, or a folder whose opening reports
+ * what is missing), else undefined. `dir` is then a file's path for a single-file checkpoint. Names that leave
+ * the folders (`..`, absolute) resolve to nothing.
  */
 export function resolveModelFolder(name: string, hostModels: string | undefined): { dir?: string; searched: string[] } {
-  const searched = unique([...(hostModels ? [resolve(hostModels)] : []), ...modelSearchFolders()]);
+  const roots = modelRoots(hostModels);
+  const searched = unique([...roots, ...modelFolderPaths('checkpoints', { hostModels }), ...modelFolderPaths('diffusers', { hostModels })]);
+  if (modelNameProblem(name)) return { searched };
   const candidates = searched.map((folder) => insideOrUndefined(folder, name)).filter((d): d is string => d !== undefined);
   const complete = candidates.find((dir) => isModelFolder(dir));
   if (complete) return { dir: complete, searched };
@@ -127,13 +188,4 @@ export function resolveInputImage(name: string, hostInput: string | undefined): 
     if (file && existsSync(file) && statSync(file).isFile()) return { file, searched };
   }
   return { searched };
-}
-
-/** `folder/name` when it stays inside `folder` (no `..`, no absolute name), else undefined. */
-export function insideOrUndefined(folder: string, name: string): string | undefined {
-  if (name === '' || isAbsolute(name) || name.includes('\0')) return undefined;
-  const full = resolve(folder, name);
-  const rel = relative(folder, full);
-  if (rel === '' || rel.split(sep)[0] === '..' || isAbsolute(rel)) return undefined;
-  return full;
 }

@@ -4,7 +4,7 @@
  */
 import { consoleLogger } from '@gategraph/core';
 import { CLI_USAGE, parseCliArgs } from './config.ts';
-import { DataDirLockedError, StoreDamagedError, startServer } from './index.ts';
+import { DataDirLockedError, ExtraModelPathsConfigError, StoreDamagedError, startServer } from './index.ts';
 
 /** A bad flag: the same code as the gategraph CLI's usage errors (sysexits' EX_USAGE). */
 const EXIT_USAGE = 64;
@@ -37,6 +37,10 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (error) {
     const e = error as NodeJS.ErrnoException;
+    if (error instanceof ExtraModelPathsConfigError) {
+      console.error(error.message);
+      return EXIT_USAGE;
+    }
     if (e.code === 'EADDRINUSE') console.error(`Port already in use: ${e.message}. Stop the other server or pass --port / PORT.`);
     else if (error instanceof DataDirLockedError || error instanceof StoreDamagedError) console.error(error.message);
     else console.error(`Could not start the server: ${e.stack ?? e.message}`);

@@ -41,6 +41,11 @@ export interface ServerConfig {
   maxHistoryBytes: number;
   /** Built editor files served at `/`; while they are missing, a page saying how to build them. */
   editorDir: string;
+  /**
+   * ComfyUI extra_model_paths.yaml files (`--extra-model-paths-config`), absolute, read after the workspace
+   * root's `extra_model_paths.yaml`. The server hands them to the model pack through GATEGRAPH_EXTRA_MODEL_PATHS.
+   */
+  extraModelPathsConfig: string[];
 }
 
 export const DEFAULT_PORT = 8188;
@@ -75,6 +80,7 @@ export function resolveConfig(root: string, input: ConfigInput = {}, env: NodeJS
     maxHistory: Math.max(1, Math.floor(input.maxHistory ?? 10000)),
     maxHistoryBytes: Math.max(1, Math.floor(input.maxHistoryBytes ?? DEFAULT_MAX_HISTORY_BYTES)),
     editorDir: resolve(input.editorDir ?? defaultEditorDir(root)),
+    extraModelPathsConfig: (input.extraModelPathsConfig ?? []).map((file) => resolve(file)),
   };
 }
 
@@ -138,6 +144,9 @@ Options:
   --input-directory <dir>   uploads (default <root>/input)
   --temp-directory <dir>    previews (default <root>/temp)
   --models-directory <dir>  models (default <root>/models)
+  --extra-model-paths-config <file>
+                            also find models where this ComfyUI extra_model_paths.yaml says;
+                            repeatable (<root>/extra_model_paths.yaml is read when present)
   --data-directory <dir>    queue and history store (default <root>/.gategraph/server)
   --custom-nodes <dir>      user node packs (default <root>/custom_nodes)
   --pack <path>             also load this pack (folder or file); repeatable
@@ -174,6 +183,7 @@ export function parseCliArgs(argv: string[]): CliOptions {
       'input-directory': { type: 'string' },
       'temp-directory': { type: 'string' },
       'models-directory': { type: 'string' },
+      'extra-model-paths-config': { type: 'string', multiple: true },
       'data-directory': { type: 'string' },
       'custom-nodes': { type: 'string' },
       pack: { type: 'string', multiple: true },
@@ -201,6 +211,7 @@ export function parseCliArgs(argv: string[]): CliOptions {
   if (values['temp-directory']) paths.temp = values['temp-directory'];
   if (values['models-directory']) paths.models = values['models-directory'];
   if (Object.keys(paths).length) out.paths = paths;
+  if (values['extra-model-paths-config']?.length) out.extraModelPathsConfig = values['extra-model-paths-config'].map((p) => resolve(p));
   if (values['data-directory']) out.dataDir = values['data-directory'];
   if (values['custom-nodes']) out.customNodesDir = values['custom-nodes'];
   if (values.pack?.length) out.extraPacks = values.pack.map((p) => resolve(p));

@@ -3,7 +3,8 @@
  * (ws-hub.ts), the durable queue (queue.ts, store.ts) and the workers that run prompts (worker.ts).
  */
 import { createServer, type IncomingMessage } from 'node:http';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
+import { delimiter } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
@@ -71,6 +72,42 @@ export interface GategraphServer {
   close(): Promise<void>;
 }
 
+/** A `--extra-model-paths-config` file that is not there: the server does not start (the message is for people). */
+export class ExtraModelPathsConfigError extends Error {
+  override name = 'ExtraModelPathsConfigError';
+}
+
+/**
+ * The variable through which hosts hand extra_model_paths.yaml files to the model pack (nodes-tgate's
+ * extra-model-paths.ts reads it, as it reads GATEGRAPH_MODELS).
+ */
+export const EXTRA_MODEL_PATHS_ENV = 'GATEGRAPH_EXTRA_MODEL_PATHS';
+
+/**
+ * Adds `files` to GATEGRAPH_EXTRA_MODEL_PATHS (after what it holds) for as long as the server runs, since the
+ * model folders are process-wide as in ComfyUI; returns what puts the variable back. Throws
+ * ExtraModelPathsConfigError for a file that does not exist (a broken one is reported by the pack, with its line).
+ */
+function useExtraModelPaths(files: readonly string[]): () => void {
+  if (!files.length) return () => {};
+  for (const file of files) {
+    let isFile = false;
+    try {
+      isFile = statSync(file).isFile();
+    } catch {
+      // reported below
+    }
+    if (!isFile) throw new ExtraModelPathsConfigError(`--extra-model-paths-config: ${file} does not exist (expected an extra_model_paths.yaml file)`);
+  }
+  const previous = process.env[EXTRA_MODEL_PATHS_ENV];
+  const before = (previous ?? '').split(delimiter).filter(Boolean);
+  process.env[EXTRA_MODEL_PATHS_ENV] = [...new Set([...before, ...files])].join(delimiter);
+  return () => {
+    if (previous === undefined) delete process.env[EXTRA_MODEL_PATHS_ENV];
+    else process.env[EXTRA_MODEL_PATHS_ENV] = previous;
+  };
+}
+
 /** How long `close` waits for a running prompt to honour the interrupt before closing anyway. */
 const INTERRUPT_GRACE_MS = 10_000;
 /** Signals within this time of the first one are the same Ctrl+C, passed on by npm / pnpm (see handleSignals). */
@@ -82,6 +119,22 @@ export async function startServer(options: StartServerOptions = {}): Promise<Gat
   const root = options.root ?? findWorkspaceRoot();
   const logger = options.logger ?? consoleLogger('info', 'server');
   const config = resolveConfig(root, options, options.env ?? process.env);
+  const restoreExtraModelPaths = useExtraModelPaths(config.extraModelPathsConfig);
+  try {
+    return await startWith(root, config, logger, options, restoreExtraModelPaths);
+  } catch (error) {
+    restoreExtraModelPaths();
+    throw error;
+  }
+}
+
+async function startWith(
+  root: string,
+  config: ServerConfig,
+  logger: Logger,
+  options: StartServerOptions,
+  restoreExtraModelPaths: () => void,
+): Promise<GategraphServer> {
   for (const dir of [config.paths.output, config.paths.input, config.paths.temp]) mkdirSync(dir, { recursive: true });
 
   let registry: NodeRegistry;
@@ -218,6 +271,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Gat
         server.closeAllConnections();
       }, 500).unref();
       await httpClosed;
+      restoreExtraModelPaths();
       if (signalHandler) {
         process.off('SIGINT', signalHandler);
         process.off('SIGTERM', signalHandler);

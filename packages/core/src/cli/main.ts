@@ -7,8 +7,8 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { randomUUID } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { statSync, writeFileSync } from 'node:fs';
+import { delimiter, join, relative, resolve } from 'node:path';
 import { createHost, type Host } from '../host.ts';
 import { consoleLogger } from '../logger.ts';
 import { loadWorkflowFile, WorkflowFormatError } from '../workflow/load.ts';
@@ -35,10 +35,36 @@ interface HostFlags {
   outputDir?: string;
   inputDir?: string;
   modelsDir?: string;
+  extraModelPathsConfig?: string[];
   verbose?: boolean;
 }
 
+/**
+ * Where the model node pack finds the extra_model_paths.yaml files of `--extra-model-paths-config` (after those
+ * already in it): the CLI and the server carry them to the pack's combos and loaders through this variable,
+ * as `GATEGRAPH_MODELS` carries model folders.
+ */
+export const EXTRA_MODEL_PATHS_ENV = 'GATEGRAPH_EXTRA_MODEL_PATHS';
+
+/** Adds `--extra-model-paths-config` files to GATEGRAPH_EXTRA_MODEL_PATHS; a missing one is a usage error. */
+function useExtraModelPaths(files: string[] | undefined): void {
+  if (!files?.length) return;
+  const resolved = files.map((file) => resolve(file));
+  for (const file of resolved) {
+    let isFile = false;
+    try {
+      isFile = statSync(file).isFile();
+    } catch {
+      // reported below
+    }
+    if (!isFile) throw new CliExit(EXIT.usage, `--extra-model-paths-config: ${file} does not exist (expected an extra_model_paths.yaml file)`);
+  }
+  const before = (process.env[EXTRA_MODEL_PATHS_ENV] ?? '').split(delimiter).filter(Boolean);
+  process.env[EXTRA_MODEL_PATHS_ENV] = [...new Set([...before, ...resolved])].join(delimiter);
+}
+
 async function openHost(flags: HostFlags): Promise<Host> {
+  useExtraModelPaths(flags.extraModelPathsConfig);
   const logger = consoleLogger(flags.verbose ? 'debug' : 'warn');
   const host = await createHost({
     ...(flags.customNodes !== undefined ? { customNodesDir: flags.customNodes } : {}),
@@ -184,6 +210,11 @@ function hostOptions(command: Command): Command {
     .option('--output-dir <dir>', 'where output images go (default: ./output)')
     .option('--input-dir <dir>', 'where input images are read from (default: ./input)')
     .option('--models-dir <dir>', 'where model folders are found (default: ./models)')
+    .option(
+      '--extra-model-paths-config <file>',
+      "also find models where this ComfyUI extra_model_paths.yaml says (repeatable; the workspace root's extra_model_paths.yaml is read first when present)",
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
     .option('-v, --verbose', 'log debug messages');
 }
 

@@ -1,5 +1,7 @@
 import { combo, defineNode, NodeInputError } from '@gategraph/core';
 import { checkSupportedModel, ModelFolderError, UnsupportedModelError } from '@gategraph/diffusion';
+import { statSync } from 'node:fs';
+import { extname } from 'node:path';
 import { listCheckpoints, resolveModelFolder } from '../folders.ts';
 import { loadModel, modelFolderStamp } from '../model-cache.ts';
 import { ClipRef, ModelRef, VaeRef } from '../types.ts';
@@ -18,7 +20,7 @@ export const CheckpointLoaderSimple = defineNode({
   inputs: {
     ckpt_name: combo(listCheckpoints, {
       tooltip:
-        'A model folder under models/ (or a folder listed in GATEGRAPH_MODELS) holding model_index.json and the ONNX components.',
+        'An ONNX model folder (model_index.json and the ONNX components) under models/, models/checkpoints/ or models/diffusers/ (or the folders GATEGRAPH_MODELS and extra_model_paths.yaml add). Single-file checkpoints (.safetensors ...) in models/checkpoints/ are listed but not loaded yet.',
     }),
   },
   outputs: [
@@ -38,6 +40,8 @@ export const CheckpointLoaderSimple = defineNode({
       if (error instanceof UnsupportedModelError) return `ckpt_name "${ckpt_name}": ${error.reason}`;
       throw error;
     }
+    // A single file that checkSupportedModel has no word for (.sft, .pt2, .pkl ...): refused here, never opened.
+    if (isFile(dir)) return `ckpt_name "${ckpt_name}": ${singleFileRefusal(dir)}`;
     return true;
   },
   // The folder's files can change under the same name (re-exported, retrained): load again when they do.
@@ -67,3 +71,23 @@ export const CheckpointLoaderSimple = defineNode({
     return [new ModelRef(model), new ClipRef(model), new VaeRef(model)];
   },
 });
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** Why a checkpoint file is refused (the engine does not build graphs from single files yet). */
+function singleFileRefusal(path: string): string {
+  const ext = extname(path).toLowerCase();
+  if (ext === '.safetensors' || ext === '.sft') {
+    return 'single-file checkpoints are not supported yet: gategraph runs Stable Diffusion 1.x and 2.x ONNX folders (docs/models.md says how to export one)';
+  }
+  return (
+    'this is a PyTorch checkpoint file (pickled or archived), which can run code when it is loaded, so gategraph never opens one: ' +
+    'convert it to .safetensors (e.g. with a trusted Python: torch.load, then safetensors.torch.save_file) or use an ONNX folder of the model'
+  );
+}
