@@ -1,0 +1,771 @@
+"""Random-weight single-file Stable Diffusion checkpoints in the original LDM key layout (what ComfyUI's
+`models/checkpoints`, `models/vae` and `models/loras` hold), with PyTorch references computed by the
+diffusers-named modules (tools/tiny-sd/modules.py) built from the same weights. See README.md.
+
+    /usr/bin/python3 tools/test-checkpoints/make_checkpoints.py --out DIR --scale ci|full [--only NAME,...] [--list]
+"""
+import argparse
+import copy
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from collections import Counter
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "tools", "test-models"))
+import arch as A  # noqa: E402  (also puts tools/tiny-sd on the path)
+import modules as M  # noqa: E402
+import kohya_lora as K  # noqa: E402
+import ldm_layout as LD  # noqa: E402
+import safetensors_io as S  # noqa: E402
+
+FORMAT = "gategraph-test-checkpoints/reference/1"
+PROMPT = "a photo of an astronaut riding a horse on mars"
+# The prompt's ids from CLIP's BPE (tools/test-models/clip_bpe.py on packages/diffusion/assets/clip-tokenizer;
+# CI: the vocabulary cut to its first 1,000 merges, <|startoftext|> 1512, <|endoftext|> 1513), checked once.
+PROMPT_IDS = {
+    "ci": [1512, 320, 1125, 539, 550, 64, 807, 521, 627, 339, 553, 796, 320, 1407, 611, 525, 675, 338, 1513],
+    "full": [49406, 320, 1125, 539, 550, 18376, 6765, 320, 4558, 525, 7496, 49407],
+}
+LATENT_HW = {"ci": (8, 16), "full": (32, 32)}  # CI deliberately not square
+TIMESTEP = 621.5
+LORA_STRENGTH_MODEL = 0.8
+LORA_STRENGTH_CLIP = -0.5
+LORA_STACKED_MODEL = 0.3
+V_PRED_KEY = "output_blocks.11.1.transformer_blocks.0.norm1.bias"
+V_PRED_THRESHOLD = 0.09  # ComfyUI supported_models.SD20.model_type: std(unbiased=False) > 0.09 -> v-prediction
+MISSING_KEY = "model.diffusion_model.middle_block.1.transformer_blocks.0.attn2.to_k.weight"
+EXTRA_KEY = "model.diffusion_model.unknown_module.weight"
+
+ITEMS = {  # name -> (file, what)
+    "sd15": ("sd15.safetensors", "SD-1.5 checkpoint, float32: UNet + CLIP ViT-L/14 + VAE + LDM buffers"),
+    "sd15-fp16": ("sd15-fp16.safetensors", "sd15's tensors in float16 (integer buffers unchanged)"),
+    "sd15-bf16": ("sd15-bf16.safetensors", "sd15's tensors in bfloat16 (integer buffers unchanged)"),
+    "sd21v": ("sd21v.safetensors", "SD-2.1-768-v checkpoint, float32: UNet (context 1024-like, linear proj) + "
+                                   "OpenCLIP-H (24 resblocks) + VAE + LDM buffers"),
+    "sd15-inpaint": ("sd15-inpaint.safetensors", "SD-1.5 inpainting checkpoint: 9 UNet input channels"),
+    "vae-ft": ("vae-ft.safetensors", "standalone VAE (ft-MSE style: LDM VAE keys without prefix), own weights"),
+    "lora-kohya": ("lora-kohya.safetensors", "kohya LoRA for sd15, rank 4, alpha 2, float16"),
+    "sd15-missing-key": ("sd15-missing-key.safetensors", f"sd15 without {MISSING_KEY}"),
+    "sd15-extra-key": ("sd15-extra-key.safetensors", f"sd15 plus an unknown key {EXTRA_KEY}"),
+    "sd15-ckpt": ("sd15.ckpt", "torch.save pickle (zip) of sd15's LDM state dict: to be refused, never unpickled"),
+}
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def gen(*parts):
+    return torch.Generator().manual_seed(A.seed_of("test-checkpoints", *parts))
+
+
+# ------------------------------------------------------------------------------------------ models
+class Models:
+    """The diffusers-named torch modules, built on first use. Seeds are tools/test-models' (arch.seed_of), so
+    sd15 holds the weights of test-models' sd15-* folders, sd21v those of sd21-v (+ a 24th text layer and the
+    v-prediction statistic), sd15-inpaint those of sd15-inpaint."""
+
+    def __init__(self, scale):
+        self.scale = scale
+        self.cache = {}
+
+    def get(self, key, build):
+        if key not in self.cache:
+            self.cache[key] = build()
+        return self.cache[key]
+
+    def unet_cfg(self, family, in_channels=4):
+        return A.unet_config(family, self.scale, in_channels=in_channels)
+
+    def unet(self, family):
+        def build():
+            return A.build_unet(self.unet_cfg(family), A.seed_of(family, "unet", self.scale))
+        m = self.get(("unet", family), build)
+        if family == "sd21" and not getattr(m, "_v_checked", False):
+            self.v_pred_fix = ensure_v_statistic(m, self.unet_cfg("sd21"))
+            m._v_checked = True
+        return m
+
+    def unet_inpaint(self):
+        def build():
+            cfg = self.unet_cfg("sd15", 9)
+            m = A.build_unet(cfg, A.seed_of("sd15-inpaint", "unet", self.scale))
+            own = m.state_dict()
+            for k, v in self.unet("sd15").state_dict().items():
+                if own[k].shape == v.shape:  # all but conv_in.weight [C, 9, 3, 3]
+                    own[k] = v.clone()
+            m.load_state_dict(own)
+            return m
+        return self.get(("unet", "sd15-inpaint"), build)
+
+    def text_cfg(self, family):
+        cfg = A.text_config(family, self.scale)
+        if family == "sd21":
+            cfg = dict(cfg, num_hidden_layers=24)  # the file holds all of OpenCLIP-H's 24 resblocks
+        return cfg
+
+    def text(self, family):
+        def build():
+            base = A.text_config(family, self.scale)
+            m = A.build_text(base, A.seed_of(family, "text_encoder", self.scale))
+            if family == "sd21":
+                # diffusers' SD-2 text encoder is OpenCLIP's first 23 layers (test-models' sd21 weights); the
+                # checkpoint has a 24th, seeded on its own so the first 23 stay test-models' ones
+                torch.manual_seed(A.seed_of("sd21", "text_encoder-resblock-23", self.scale))
+                layer = M.CLIPEncoderLayer(base["hidden_size"], base["intermediate_size"],
+                                           base["num_attention_heads"], base["layer_norm_eps"], base["hidden_act"])
+                A.perturb_norms(layer, A.seed_of("sd21", "text_encoder-resblock-23-norms", self.scale))
+                m.text_model.encoder.layers.append(layer.eval())
+            return m
+        return self.get(("text", family), build)
+
+    def text_projection(self):
+        """OpenCLIP's text_projection as transformers' CLIPTextModelWithProjection names it (Linear weight [P, D])."""
+        def build():
+            cfg = self.text_cfg("sd21")
+            d, p = cfg["hidden_size"], cfg["projection_dim"]
+            return torch.randn(p, d, generator=gen("sd21", "text_projection", self.scale)) / d ** 0.5
+        return self.get(("text_projection",), build)
+
+    def vae_cfg(self):
+        return A.vae_config(self.scale)
+
+    def vae(self, which):
+        seed = A.seed_of("sd", "vae", self.scale) if which == "sd" else A.seed_of("vae-ft", "vae", self.scale)
+        return self.get(("vae", which), lambda: A.build_vae(self.vae_cfg(), seed))
+
+
+def ensure_v_statistic(unet, cfg):
+    """ComfyUI tells SD-2 768-v from SD-2 base (epsilon) by std(output_blocks.11.1.transformer_blocks.0.norm1.bias,
+    unbiased=False) > 0.09. Random near-(1, 0) norms give ~0.1 with a wide spread at CI widths (8 values), so the
+    tensor is rescaled to std 0.15 when it is not clearly above (std <= 0.095); otherwise it is left as built, and
+    the UNet keeps tools/test-models' sd21 weights exactly (the case at CI scale with the default seed)."""
+    name = next(k for k in unet.state_dict() if LD.unet_to_ldm(k, cfg)[0] == V_PRED_KEY)
+    t = dict(unet.named_parameters())[name]
+    std = float(t.detach().std(unbiased=False))
+    if std > 0.095:
+        return {"diffusers_name": name, "std": std, "rescaled": False}
+    with torch.no_grad():
+        t.mul_(0.15 / std)
+    return {"diffusers_name": name, "std_before": std, "std": float(t.detach().std(unbiased=False)), "rescaled": True}
+
+
+# ------------------------------------------------------------------------------------------ LDM buffers
+def ldm_schedule_buffers():
+    """LatentDiffusion.register_schedule (ldm/models/diffusion/ddpm.py) for SD's linear schedule: betas =
+    linspace(sqrt(0.00085), sqrt(0.012), 1000, float64) ** 2, every buffer computed in float64, stored float32."""
+    n = 1000
+    betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, n, dtype=torch.float64) ** 2
+    alphas = 1.0 - betas
+    ac = torch.cumprod(alphas, 0)
+    ac_prev = torch.cat([torch.ones(1, dtype=torch.float64), ac[:-1]])
+    post_var = betas * (1.0 - ac_prev) / (1.0 - ac)  # v_posterior = 0
+    bufs = {
+        "betas": betas,
+        "alphas_cumprod": ac,
+        "alphas_cumprod_prev": ac_prev,
+        "sqrt_alphas_cumprod": ac.sqrt(),
+        "sqrt_one_minus_alphas_cumprod": (1.0 - ac).sqrt(),
+        "log_one_minus_alphas_cumprod": (1.0 - ac).log(),
+        "sqrt_recip_alphas_cumprod": (1.0 / ac).sqrt(),
+        "sqrt_recipm1_alphas_cumprod": (1.0 / ac - 1).sqrt(),
+        "posterior_variance": post_var,
+        "posterior_log_variance_clipped": post_var.clamp(min=1e-20).log(),
+        "posterior_mean_coef1": betas * ac_prev.sqrt() / (1.0 - ac),
+        "posterior_mean_coef2": (1.0 - ac_prev) * alphas.sqrt() / (1.0 - ac),
+    }
+    return {k: v.float() for k, v in bufs.items()}
+
+
+def ldm_extras(family):
+    """The non-weight tensors real LDM checkpoints carry: {name: (tensor, float?)}."""
+    out = {k: v for k, v in ldm_schedule_buffers().items()}
+    out["model_ema.decay"] = torch.tensor(0.9999, dtype=torch.float32)  # LitEma buffers: float32 / int32 0-d
+    out["model_ema.num_updates"] = torch.tensor(0, dtype=torch.int32)
+    if family == "sd15":
+        # transformers' CLIPTextEmbeddings buffer, persistent in the transformers versions SD-1 was saved with
+        out[LD.CLIP_L_PREFIX + "text_model.embeddings.position_ids"] = torch.arange(77, dtype=torch.int64)[None]
+    else:
+        out[LD.OPEN_CLIP_PREFIX + "logit_scale"] = torch.tensor(math.log(100.0), dtype=torch.float32)
+    return out
+
+
+def is_extra(key):
+    """Keys a builder must recognise as non-weights (independent of ldm_extras, for the read-back)."""
+    return (key in ldm_schedule_buffers() or key.startswith("model_ema.")
+            or key.endswith("text_model.embeddings.position_ids") or key == LD.OPEN_CLIP_PREFIX + "logit_scale")
+
+
+# ------------------------------------------------------------------------------------------ mapping
+def map_component(sd, to_ldm, prefix):
+    """diffusers state dict -> {LDM key: tensor}; every diffusers tensor is used exactly once and no LDM key is
+    produced twice (fused q/k/v: exactly once per part)."""
+    out, fused, used = {}, {}, Counter()
+    for name, t in sd.items():
+        ldm, how = to_ldm(name)
+        key = prefix + ldm
+        used[name] += 1
+        if isinstance(how, tuple) and how[0] == "qkv":
+            parts = fused.setdefault(key, [None, None, None])
+            assert parts[how[1]] is None, f"{key} part {how[1]} twice"
+            parts[how[1]] = t
+            continue
+        assert key not in out, f"two diffusers tensors map to {key}"
+        if how == "same":
+            out[key] = t
+        elif how == "conv1x1":
+            out[key] = t.reshape(*t.shape, 1, 1)
+        elif how == "T":
+            out[key] = t.t().contiguous()
+        else:
+            raise ValueError(how)
+    for key, parts in fused.items():
+        assert all(p is not None for p in parts) and key not in out, key
+        out[key] = torch.cat(parts, 0)
+    assert len(used) == len(sd) and set(used.values()) == {1}
+    return out
+
+
+def unmap_component(reader, prefix, from_ldm):
+    """LDM keys under `prefix` (extras excluded) -> {diffusers name: tensor}, through the independent parser."""
+    out = {}
+    for key in reader.names():
+        if not key.startswith(prefix) or is_extra(key):
+            continue
+        t = reader.tensor(key)
+        res = from_ldm(key[len(prefix):])
+        pairs = [(res, "same")] if isinstance(res, str) else [res] if isinstance(res, tuple) else res
+        for name, how in pairs:
+            assert name not in out, f"{name} twice"
+            if how == "same":
+                out[name] = t
+            elif how == "conv1x1":
+                assert t.dim() == 4 and tuple(t.shape[2:]) == (1, 1), key
+                out[name] = t.reshape(t.shape[:2])
+            elif how == "T":
+                out[name] = t.t()
+            elif how[0] == "qkv":
+                assert t.shape[0] % 3 == 0, key
+                out[name] = t.chunk(3, 0)[how[1]]
+            else:
+                raise ValueError(how)
+    return out
+
+
+def params(module):
+    return {k: v.detach() for k, v in module.state_dict().items()}
+
+
+def checkpoint_tensors(models, family, unet):
+    """{LDM key: tensor} of a full checkpoint, and the per-component diffusers dicts it came from."""
+    ucfg = unet_cfg_of(models, family, unet)
+    comps = {"unet": (params(unet), lambda n: LD.unet_to_ldm(n, ucfg), LD.UNET_PREFIX),
+             "vae": (params(models.vae("sd")), lambda n: LD.vae_to_ldm(n, models.vae_cfg()), LD.VAE_PREFIX)}
+    if family == "sd15":
+        comps["text"] = (params(models.text("sd15")), LD.clip_l_to_ldm, LD.CLIP_L_PREFIX)
+    else:
+        te = params(models.text("sd21"))
+        te["text_projection.weight"] = models.text_projection()
+        comps["text"] = (te, LD.open_clip_to_ldm, LD.OPEN_CLIP_PREFIX)
+    out = {}
+    for _, (sd, fn, prefix) in comps.items():
+        part = map_component(sd, fn, prefix)
+        assert not set(part) & set(out)
+        out.update(part)
+    extras = ldm_extras(family)
+    assert not set(extras) & set(out)
+    return out, extras, {k: v[0] for k, v in comps.items()}
+
+
+def unet_cfg_of(models, family, unet):
+    return models.unet_cfg(family, unet.conv_in.weight.shape[1])
+
+
+def verify_checkpoint(path, dtype, models, family, unet, diff, extras, expect_missing=(), expect_extra=()):
+    """Reads the file back: every key is a weight of a known component or a known extra; mapping the LDM keys
+    back gives exactly the diffusers names, each byte-identical to what was written (in the file's dtype)."""
+    r = S.Reader(path)
+    try:
+        ucfg = unet_cfg_of(models, family, unet)
+        back = {
+            "unet": unmap_component(r, LD.UNET_PREFIX, lambda k: LD.ldm_to_unet(k, ucfg)),
+            "vae": unmap_component(r, LD.VAE_PREFIX, lambda k: LD.ldm_to_vae(k, models.vae_cfg())),
+            "text": unmap_component(r, LD.CLIP_L_PREFIX if family == "sd15" else LD.OPEN_CLIP_PREFIX,
+                                    LD.ldm_to_clip_l if family == "sd15" else LD.ldm_to_open_clip),
+        }
+        for comp, sd in diff.items():
+            exp = set(sd) - set(expect_missing)
+            assert set(back[comp]) == exp, (comp, sorted(set(back[comp]) ^ exp)[:5])
+            for name in exp:
+                a, b = S.to_bytes(sd[name], dtype), S.to_bytes(back[comp][name], dtype)
+                assert a == b, f"{path}: {comp} {name} differs after the round trip"
+        prefixes = (LD.UNET_PREFIX, LD.VAE_PREFIX, LD.CLIP_L_PREFIX if family == "sd15" else LD.OPEN_CLIP_PREFIX)
+        for key in r.names():
+            if is_extra(key):
+                t = extras[key]
+                want = file_dtype_of(t, dtype)
+                assert r.entries[key]["dtype"] == want and S.to_bytes(t, want) == bytes(r.raw(key)), key
+            elif key not in expect_extra:
+                assert key.startswith(prefixes), f"{path}: {key} belongs to no component"
+        assert set(extras) <= set(r.entries), "an LDM buffer is missing"
+    finally:
+        r.close()
+
+
+def file_dtype_of(t, dtype):
+    return dtype if t.is_floating_point() else {torch.int64: "I64", torch.int32: "I32"}[t.dtype]
+
+
+def write_checkpoint(path, tensors, extras, dtype, metadata=None, drop=(), add=None):
+    entries = [(k, v, dtype) for k, v in tensors.items() if k not in drop]
+    entries += [(k, v, file_dtype_of(v, dtype)) for k, v in extras.items()]
+    if add:
+        entries += [(k, v, dtype) for k, v in add.items()]
+    return S.write(path, entries, metadata)
+
+
+# ------------------------------------------------------------------------------------------ references
+class Refs:
+    def __init__(self, folder, scale, seed):
+        self.dir = os.path.join(folder, "reference")
+        os.makedirs(self.dir, exist_ok=True)
+        self.scale, self.seed = scale, seed
+        self.tensors, self.calls = {}, []
+
+    def tensor(self, name, t, what, **meta):
+        t = t.detach() if torch.is_tensor(t) else torch.tensor(t)
+        e = {"shape": list(t.shape)}
+        if t.is_floating_point():
+            data = t.float().contiguous().numpy().astype("<f4")
+            fname = name + ".bin"
+            with open(os.path.join(self.dir, fname), "wb") as f:
+                f.write(data.tobytes())
+            e.update(dtype="float32", file=fname)
+            if data.size <= 16:
+                e["values"] = [float(x) for x in data.reshape(-1)]
+        else:
+            e.update(dtype=str(t.dtype).replace("torch.", ""), values=[int(x) for x in t.reshape(-1)])
+        e["what"] = what
+        e.update(meta)
+        self.tensors[name] = e
+        return name
+
+    def call(self, **c):
+        self.calls.append(c)
+
+    def save(self, extra):
+        doc = {"format": FORMAT, "scale": self.scale, "seed": self.seed, "byte_order": "little",
+               "file_dtype": "float32",
+               "computed_in": "float32 PyTorch, tools/tiny-sd/modules.py (diffusers/transformers names), weights as "
+                              "stored in each file (float16/bfloat16 files: the rounded values, upcast)",
+               "tolerance": {"abs": 1e-4, "rel": 1e-4}}
+        doc.update(extra)
+        doc.update(tensors=self.tensors, calls=self.calls)
+        with open(os.path.join(self.dir, "index.json"), "w", encoding="utf-8") as f:
+            f.write(json.dumps(doc, indent=2) + "\n")
+
+
+class Inputs:
+    """Seeded reference inputs, each written once to reference/ (the seeds are in index.json too)."""
+
+    def __init__(self, refs, scale, models):
+        self.refs, self.scale, self.models = refs, scale, models
+        self.h, self.w = LATENT_HW[scale]
+
+    def randn(self, name, shape, what, uniform=False):
+        if name not in self.refs.tensors:
+            g = gen("input", name, self.scale)
+            t = torch.rand(*shape, generator=g) * 2 - 1 if uniform else torch.randn(*shape, generator=g)
+            self.refs.tensor(name, t, what, seed=A.seed_of("test-checkpoints", "input", name, self.scale),
+                             generator="torch.Generator().manual_seed(seed); "
+                                       + ("torch.rand(shape) * 2 - 1" if uniform else "torch.randn(shape)"))
+        return self.load(name)
+
+    def load(self, name):
+        e = self.refs.tensors[name]
+        if "file" in e:
+            import numpy as np
+            data = np.fromfile(os.path.join(self.refs.dir, e["file"]), dtype="<f4")
+            return torch.from_numpy(data.copy()).reshape(e["shape"])
+        return torch.tensor(e["values"], dtype=torch.int64).reshape(e["shape"])
+
+    def ids(self, family):
+        name = f"text.input_ids.{family}"
+        if name not in self.refs.tensors:
+            ids = PROMPT_IDS[self.scale]
+            bos, eos = ids[0], ids[-1]
+            # SD-1.x (CLIP tokenizer, ComfyUI's SD1Tokenizer) pads with <|endoftext|>, SD-2.x (OpenCLIP) with id 0
+            pad = eos if family == "sd15" else 0
+            rows = [[bos, eos] + [pad] * 75, ids + [pad] * (77 - len(ids))]
+            self.refs.tensor(name, torch.tensor(rows, dtype=torch.int64),
+                             f'[2, 77] ids of ("", "{PROMPT}"), BOS/EOS {bos}/{eos}, padded with {pad}',
+                             texts=["", PROMPT])
+        return self.load(name)
+
+    def unet(self, family, in_channels):
+        cfg = self.models.unet_cfg(family, in_channels)
+        sample = self.randn(f"unet.sample.c{in_channels}", (2, in_channels, self.h, self.w),
+                            f"UNet sample [2, {in_channels}, h, w] (latent space, unscaled noise-like)")
+        if "unet.timestep" not in self.refs.tensors:
+            self.refs.tensor("unet.timestep", torch.tensor(TIMESTEP), "timestep, a 0-d float: both batch items")
+        ehs = self.randn(f"unet.encoder_hidden_states.{family}", (2, 77, cfg["cross_attention_dim"]),
+                         "UNet encoder_hidden_states [2, 77, context] (seeded normal, not a text encoder output)")
+        return sample, torch.tensor(TIMESTEP), ehs
+
+    def vae(self):
+        latent = self.randn("vae.latent", (1, 4, self.h, self.w), "latent for the VAE decoder, unscaled (what "
+                            "decode() takes after the 1/0.18215 scaling)")
+        image = self.randn("vae.image", (1, 3, 8 * self.h, 8 * self.w), "image in [-1, 1] for the VAE encoder",
+                           uniform=True)
+        return latent, image
+
+
+def unet_names(sample, ehs):
+    return {"sample": sample, "timestep": "unet.timestep", "encoder_hidden_states": ehs}
+
+
+def ref_text_sd15(R, I, text, tag, checkpoint, what, loras=None, hidden=True):
+    ids = I.ids("sd15")
+    with torch.no_grad():
+        last, pooled = text(ids)
+        states, _ = A.text_hidden_states(text, ids[1:2])
+        skip2 = text.text_model.final_layer_norm(states[-2])
+    outs = {"last_hidden_state": R.tensor(f"{tag}.text.last_hidden_state", last,
+                                          f"{what}: last_hidden_state (final layer norm) of the pair [2, 77, D]"),
+            "pooler_output": R.tensor(f"{tag}.text.pooler_output", pooled,
+                                      f"{what}: final-normed state at the EOS (argmax id) [2, D]")}
+    R.call(name=f"{tag}.text", checkpoint=checkpoint, component="text_encoder", loras=loras or [],
+           inputs={"input_ids": "text.input_ids.sd15"}, outputs=outs)
+    inter = {"clip_skip_2": R.tensor(f"{tag}.text.clip_skip_2", skip2,
+                                     f"{what}: final_layer_norm(hidden_states[11]) of the prompt (ComfyUI clip skip -2)")}
+    if hidden:
+        for k, s in enumerate(states):
+            inter[f"hidden_states.{k}"] = R.tensor(
+                f"{tag}.text.hidden_states.{k}", s,
+                f"{what}: prompt alone [1, 77, D], " + ("token + position embeddings" if k == 0 else
+                                                         f"output of encoder layer {k - 1} (before the final norm)"))
+    R.call(name=f"{tag}.text.prompt", checkpoint=checkpoint, component="text_encoder", loras=loras or [],
+           inputs={"input_ids": "text.input_ids.sd15[1:2]"}, outputs=inter,
+           note="row 1 of text.input_ids.sd15 alone")
+
+
+def ref_text_sd21(R, I, text, proj, checkpoint):
+    ids = I.ids("sd21")
+    tm = text.text_model
+    with torch.no_grad():
+        pair_states, _ = A.text_hidden_states(text, ids)
+        pen = tm.final_layer_norm(pair_states[-2])
+        last = tm.final_layer_norm(pair_states[-1])
+        eos = ids.argmax(dim=-1)
+        embeds = last[torch.arange(2), eos] @ proj.t()
+        states, _ = A.text_hidden_states(text, ids[1:2])
+    outs = {
+        "penultimate": R.tensor("sd21v.text.penultimate", pen,
+                                "final_norm(hidden_states[23]) of the pair [2, 77, D]: SD-2's conditioning (ComfyUI "
+                                "layer 'penultimate'; diffusers' 23-layer CLIPTextModel last_hidden_state)"),
+        "last_hidden_state": R.tensor("sd21v.text.last_hidden_state", last,
+                                      "final_norm(hidden_states[24]) of the pair: all 24 resblocks (not SD-2's input)"),
+        "text_embeds": R.tensor("sd21v.text.text_embeds", embeds,
+                                "OpenCLIP encode_text: last_hidden_state at the EOS @ text_projection [2, P]"),
+    }
+    R.call(name="sd21v.text", checkpoint=checkpoint, component="text_encoder", loras=[],
+           inputs={"input_ids": "text.input_ids.sd21"}, outputs=outs)
+    inter = {}
+    for k, s in enumerate(states):
+        inter[f"hidden_states.{k}"] = R.tensor(
+            f"sd21v.text.hidden_states.{k}", s,
+            "prompt alone [1, 77, D], " + ("token + position embeddings" if k == 0 else
+                                           f"output of resblock {k - 1} (before ln_final)"))
+    R.call(name="sd21v.text.prompt", checkpoint=checkpoint, component="text_encoder", loras=[],
+           inputs={"input_ids": "text.input_ids.sd21[1:2]"}, outputs=inter, note="row 1 of text.input_ids.sd21 alone")
+
+
+def ref_unet(R, I, unet, family, tag, checkpoint, what, loras=None):
+    cin = unet.conv_in.weight.shape[1]
+    sample, t, ehs = I.unet(family, cin)
+    with torch.no_grad():
+        out = unet(sample, t, ehs)
+    name = R.tensor(f"{tag}.unet.out", out, f"{what}: UNet output [2, 4, h, w]")
+    R.call(name=f"{tag}.unet", checkpoint=checkpoint, component="unet", loras=loras or [],
+           inputs=unet_names(f"unet.sample.c{cin}", f"unet.encoder_hidden_states.{family}"), outputs={"out": name})
+
+
+def ref_vae(R, I, vae, tag, checkpoint, what):
+    latent, image = I.vae()
+    with torch.no_grad():
+        dec = vae.decode(latent)
+        par = vae.encode_params(image)
+    R.call(name=f"{tag}.vae_decode", checkpoint=checkpoint, component="vae_decoder", loras=[],
+           inputs={"latent": "vae.latent"},
+           outputs={"image": R.tensor(f"{tag}.vae.decoded", dec, f"{what}: decoder(post_quant_conv(latent))")})
+    R.call(name=f"{tag}.vae_encode", checkpoint=checkpoint, component="vae_encoder", loras=[],
+           inputs={"image": "vae.image"},
+           outputs={"mean": R.tensor(f"{tag}.vae.encoded_mean", par[:, :4], f"{what}: encoder mean [1, 4, h, w]"),
+                    "parameters": R.tensor(f"{tag}.vae.encoded_parameters", par,
+                                           f"{what}: quant_conv(encoder(image)) = mean, logvar [1, 8, h, w]")})
+
+
+def rounded(module, dtype):
+    m = copy.deepcopy(module)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(p.to(dtype).float())
+    return m
+
+
+# ------------------------------------------------------------------------------------------ main
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(1 << 24)
+            if not b:
+                return h.hexdigest()
+            h.update(b)
+
+
+def describe(path):
+    if path.endswith(".ckpt"):
+        return {"bytes": os.path.getsize(path), "sha256": sha256(path)}
+    r = S.Reader(path)
+    try:
+        dt = Counter(e["dtype"] for e in r.entries.values())
+        groups = Counter()
+        for k in r.entries:
+            g = ("extra" if is_extra(k) else "unet" if k.startswith(LD.UNET_PREFIX) else
+                 "vae" if k.startswith((LD.VAE_PREFIX, "encoder.", "decoder.", "quant_conv.", "post_quant_conv."))
+                 else "text" if k.startswith("cond_stage_model.") else
+                 "lora_unet" if k.startswith("lora_unet_") else "lora_te" if k.startswith("lora_te_") else "other")
+            groups[g] += 1
+        return {"keys": len(r.entries), "dtypes": dict(sorted(dt.items())), "groups": dict(sorted(groups.items())),
+                "metadata": r.metadata, "bytes": os.path.getsize(path), "sha256": sha256(path)}
+    finally:
+        r.close()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=False)
+    ap.add_argument("--scale", choices=["ci", "full"], default="ci")
+    ap.add_argument("--only", default="", help="comma-separated item names (see --list)")
+    ap.add_argument("--seed", type=int, default=0, help="mixed into every seed (arch.seed_of's TEST_MODELS_SEED)")
+    ap.add_argument("--list", action="store_true")
+    args = ap.parse_args()
+    if args.list:
+        for k, (f, what) in ITEMS.items():
+            print(f"{k:18s} {f:30s} {what}")
+        return
+    if not args.out:
+        ap.error("--out is required")
+    os.environ["TEST_MODELS_SEED"] = str(args.seed)
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    want = [w for w in args.only.split(",") if w] or list(ITEMS)
+    by_file = {f: k for k, (f, _) in ITEMS.items()}
+    want = [by_file.get(w, w) for w in want]
+    for w in want:
+        if w not in ITEMS:
+            ap.error(f"unknown item {w} (see --list)")
+    t_all = time.time()
+    out = args.out
+    os.makedirs(out, exist_ok=True)
+    scale = args.scale
+    models = Models(scale)
+    R = Refs(out, scale, args.seed)
+    old_index = os.path.join(R.dir, "index.json")
+    if os.path.exists(old_index):
+        os.remove(old_index)
+    I = Inputs(R, scale, models)
+    manifest = {"format": "gategraph-test-checkpoints/manifest/1", "scale": scale, "seed": args.seed, "files": {}}
+    extra_doc = {"prompt": PROMPT, "lora": {}, "v_prediction": None}
+
+    def done(item, t0, **info):
+        f = ITEMS[item][0]
+        d = describe(os.path.join(out, f))
+        d.update(info, what=ITEMS[item][1])
+        manifest["files"][f] = d
+        keys = f"{d['keys']:5d} keys " if "keys" in d else " " * 11
+        dts = " ".join(f"{k}:{v}" for k, v in d.get("dtypes", {}).items())
+        log(f"{f:30s} {keys}{d['bytes'] / 1e6:9.2f} MB {time.time() - t0:6.1f} s  {dts}")
+
+    sd15_cache = {}
+
+    def sd15_tensors():
+        if not sd15_cache:
+            sd15_cache["v"] = checkpoint_tensors(models, "sd15", models.unet("sd15"))
+        return sd15_cache["v"]
+
+    ck_meta = {"format": "pt"}
+    for dtype_item, dtype in (("sd15", "F32"), ("sd15-fp16", "F16"), ("sd15-bf16", "BF16")):
+        if dtype_item not in want:
+            continue
+        t0 = time.time()
+        tensors, extras, diff = sd15_tensors()
+        path = os.path.join(out, ITEMS[dtype_item][0])
+        write_checkpoint(path, tensors, extras, dtype, ck_meta)
+        verify_checkpoint(path, dtype, models, "sd15", models.unet("sd15"), diff, extras)
+        unet, text, vae = models.unet("sd15"), models.text("sd15"), models.vae("sd")
+        if dtype != "F32":
+            td = torch.float16 if dtype == "F16" else torch.bfloat16
+            unet, text, vae = rounded(unet, td), rounded(text, td), rounded(vae, td)
+        what = f"{dtype_item} ({dtype} weights)"
+        ref_text_sd15(R, I, text, dtype_item, ITEMS[dtype_item][0], what, hidden=(dtype == "F32"))
+        ref_unet(R, I, unet, "sd15", dtype_item, ITEMS[dtype_item][0], what)
+        ref_vae(R, I, vae, dtype_item, ITEMS[dtype_item][0], what)
+        done(dtype_item, t0)
+
+    if "sd21v" in want:
+        t0 = time.time()
+        unet = models.unet("sd21")
+        tensors, extras, diff = checkpoint_tensors(models, "sd21", unet)
+        path = os.path.join(out, ITEMS["sd21v"][0])
+        write_checkpoint(path, tensors, extras, "F32", ck_meta)
+        verify_checkpoint(path, "F32", models, "sd21", unet, diff, extras)
+        stat = float(tensors[LD.UNET_PREFIX + V_PRED_KEY].std(unbiased=False))
+        assert stat > V_PRED_THRESHOLD
+        extra_doc["v_prediction"] = dict(models.v_pred_fix, key=LD.UNET_PREFIX + V_PRED_KEY, threshold=V_PRED_THRESHOLD,
+                                         rule="ComfyUI supported_models.SD20.model_type: in_channels 4 and "
+                                              "torch.std(key, unbiased=False) > 0.09 -> V_PREDICTION")
+        ref_text_sd21(R, I, models.text("sd21"), models.text_projection(), ITEMS["sd21v"][0])
+        ref_unet(R, I, unet, "sd21", "sd21v", ITEMS["sd21v"][0], "sd21v")
+        ref_vae(R, I, models.vae("sd"), "sd21v", ITEMS["sd21v"][0], "sd21v (the same VAE weights as sd15)")
+        done("sd21v", t0, v_prediction_statistic=stat)
+
+    if "sd15-inpaint" in want:
+        t0 = time.time()
+        unet = models.unet_inpaint()
+        tensors, extras, diff = checkpoint_tensors(models, "sd15", unet)
+        path = os.path.join(out, ITEMS["sd15-inpaint"][0])
+        write_checkpoint(path, tensors, extras, "F32", ck_meta)
+        verify_checkpoint(path, "F32", models, "sd15", unet, diff, extras)
+        ref_unet(R, I, unet, "sd15", "sd15-inpaint", ITEMS["sd15-inpaint"][0],
+                 "sd15-inpaint (text encoder and VAE: sd15's weights, see sd15.*)")
+        done("sd15-inpaint", t0)
+
+    if "vae-ft" in want:
+        t0 = time.time()
+        vae = models.vae("ft")
+        sd = params(vae)
+        tensors = map_component(sd, lambda n: LD.vae_to_ldm(n, models.vae_cfg()), "")
+        # recalled from ComfyUI's "Leftover VAE keys" log line for vae-ft-mse-840000-ema-pruned: the LitEma buffers
+        extras = {"model_ema.decay": torch.tensor(0.9999, dtype=torch.float32),
+                  "model_ema.num_updates": torch.tensor(0, dtype=torch.int32)}
+        path = os.path.join(out, ITEMS["vae-ft"][0])
+        write_checkpoint(path, tensors, extras, "F32", None)
+        r = S.Reader(path)
+        try:
+            back = unmap_component(r, "", lambda k: LD.ldm_to_vae(k, models.vae_cfg()))
+            assert set(back) == set(sd)
+            assert all(S.to_bytes(sd[k], "F32") == S.to_bytes(back[k], "F32") for k in sd)
+            assert len(r.entries) == len(sd) + len(extras)
+        finally:
+            r.close()
+        ref_vae(R, I, vae, "vae-ft", ITEMS["vae-ft"][0], "vae-ft")
+        done("vae-ft", t0)
+
+    if "lora-kohya" in want:
+        t0 = time.time()
+        unet, text = models.unet("sd15"), models.text("sd15")
+        lt, mods = K.make(unet, text, gen("lora-kohya", scale))
+        # kohya saves every tensor in the save precision (fp16 here), alpha included
+        lt = {k: v.half() for k, v in lt.items()}
+        path = os.path.join(out, ITEMS["lora-kohya"][0])
+        meta = {"ss_network_module": "networks.lora", "ss_network_dim": str(K.RANK), "ss_network_alpha": str(K.ALPHA),
+                "ss_network_args": json.dumps({"conv_dim": str(K.RANK), "conv_alpha": str(K.ALPHA)}),
+                "ss_base_model_version": "sd_v1", "ss_v2": "False"}
+        S.write(path, [(k, v, "F16") for k, v in lt.items()], meta)
+        r = S.Reader(path)
+        try:
+            assert set(r.names()) == set(lt) and all(bytes(r.raw(k)) == S.to_bytes(v, "F16") for k, v in lt.items())
+        finally:
+            r.close()
+        n_unet = sum(1 for m in mods if m[1] == "unet")
+        extra_doc["lora"] = {
+            "file": ITEMS["lora-kohya"][0], "rank": K.RANK, "alpha": K.ALPHA, "dtype": "F16",
+            "modules": len(mods), "unet_modules": n_unet, "text_modules": len(mods) - n_unet,
+            "conv3x3_modules": ["lora_unet_" + p.replace(".", "_") for p in K.UNET_CONV3X3],
+            "module_without_alpha": K.NO_ALPHA,
+            "merge": "W + strength * (alpha / rank) * (up.flatten(1) @ down.flatten(1)).reshape(W.shape); alpha/rank "
+                     "= 1 when .alpha is absent; LoRA values are the file's float16 ones, upcast",
+            "strength_model": LORA_STRENGTH_MODEL, "strength_clip": LORA_STRENGTH_CLIP,
+            "stacked_strength_model": LORA_STACKED_MODEL,
+            "targets": [{"key": m[0], "module": m[2], "component": m[1],
+                         "kind": "conv" if isinstance(m[3], torch.nn.Conv2d) else "linear",
+                         "weight_shape": list(m[3].weight.shape)} for m in mods],
+        }
+        lf = [{"file": ITEMS["lora-kohya"][0], "strength_model": LORA_STRENGTH_MODEL,
+               "strength_clip": LORA_STRENGTH_CLIP}]
+        saved = K.snapshot(mods, "unet")
+        K.apply(lt, mods, "unet", LORA_STRENGTH_MODEL)
+        ref_unet(R, I, unet, "sd15", "lora", "sd15.safetensors", f"sd15 + LoRA at model strength {LORA_STRENGTH_MODEL}",
+                 loras=lf)
+        K.apply(lt, mods, "unet", LORA_STACKED_MODEL)
+        ref_unet(R, I, unet, "sd15", "lora-stacked", "sd15.safetensors",
+                 f"sd15 + LoRA at {LORA_STRENGTH_MODEL}, then the same LoRA again at {LORA_STACKED_MODEL}",
+                 loras=lf + [{"file": ITEMS["lora-kohya"][0], "strength_model": LORA_STACKED_MODEL,
+                              "strength_clip": 0.0}])
+        K.restore(mods, "unet", saved)
+        saved = K.snapshot(mods, "text")
+        K.apply(lt, mods, "text", LORA_STRENGTH_CLIP)
+        ref_text_sd15(R, I, text, "lora", "sd15.safetensors", f"sd15 + LoRA at clip strength {LORA_STRENGTH_CLIP}",
+                      loras=lf, hidden=False)
+        K.restore(mods, "text", saved)
+        done("lora-kohya", t0, modules=len(mods))
+
+    if "sd15-missing-key" in want:
+        t0 = time.time()
+        tensors, extras, diff = sd15_tensors()
+        assert MISSING_KEY in tensors
+        path = os.path.join(out, ITEMS["sd15-missing-key"][0])
+        write_checkpoint(path, tensors, extras, "F32", ck_meta, drop=(MISSING_KEY,))
+        name = LD.ldm_to_unet(MISSING_KEY[len(LD.UNET_PREFIX):], models.unet_cfg("sd15"))
+        verify_checkpoint(path, "F32", models, "sd15", models.unet("sd15"), diff, extras, expect_missing=(name,))
+        done("sd15-missing-key", t0, missing=MISSING_KEY)
+
+    if "sd15-extra-key" in want:
+        t0 = time.time()
+        tensors, extras, diff = sd15_tensors()
+        add = {EXTRA_KEY: torch.randn(4, 4, generator=gen("extra-key", scale))}
+        path = os.path.join(out, ITEMS["sd15-extra-key"][0])
+        write_checkpoint(path, tensors, extras, "F32", ck_meta, add=add)
+        r = S.Reader(path)
+        try:  # the unknown key is not a UNet name: the parser refuses it
+            try:
+                LD.ldm_to_unet(EXTRA_KEY[len(LD.UNET_PREFIX):], models.unet_cfg("sd15"))
+                raise AssertionError("the extra key parsed as a UNet weight")
+            except KeyError:
+                pass
+            assert len(r.entries) == len(tensors) + len(extras) + 1
+        finally:
+            r.close()
+        done("sd15-extra-key", t0, extra=EXTRA_KEY)
+
+    if "sd15-ckpt" in want:
+        t0 = time.time()
+        tensors, extras, _ = sd15_tensors()
+        sd = dict(tensors)
+        sd.update(extras)
+        path = os.path.join(out, ITEMS["sd15-ckpt"][0])
+        # what CompVis' / A1111's .ckpt files are: a torch.save zip of {"state_dict": ..., "global_step": ...}
+        torch.save({"state_dict": {k: v.clone() for k, v in sorted(sd.items())}, "global_step": 840000}, path)
+        with open(path, "rb") as f:
+            assert f.read(4) == b"PK\x03\x04"
+        done("sd15-ckpt", t0)
+
+    R.save(extra_doc)
+    with open(os.path.join(out, "manifest.json"), "w", encoding="utf-8") as f:
+        f.write(json.dumps(manifest, indent=2) + "\n")
+    ref_bytes = sum(os.path.getsize(os.path.join(R.dir, x)) for x in os.listdir(R.dir))
+    log(f"{'reference/':30s} {len(R.tensors):5d} tensors {ref_bytes / 1e6:6.2f} MB, {len(R.calls)} calls; "
+        f"total {time.time() - t_all:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
