@@ -6,11 +6,13 @@
  *
  *   node --import tsx bench/sd15.ts [--size 512] [--runs 3] [--threads T] [--unet dir] [--seed 0] [--export]
  *                                   [--batches 2,1] [--gemm 2048,4096] [--check-tolerance 1e-3]
- *                                   [--level all] [--spinning] [--no-torch]
+ *                                   [--level all] [--spinning] [--no-torch] [--unfused]
  *
  * ORT side: openUnet + OnnxUnetRunner (packages/diffusion) with the engine's default session settings, except the
  * intra-op thread count when --threads is given (default: the engine's, all cores); --level (graph optimization
  * level) and --spinning change the engine's other two CPU settings, for finding out what limits the figures.
+ * The UNet runs as the engine opens it: its attention fused into onnxruntime's MultiHeadAttention kernel
+ * (onnx-graph's attention-fusion.ts, cached next to the export); --unfused opens the graph as exported instead.
  * Each call is what the sampling loop does per step: feeds converted, `out_sample` fetched. --no-torch leaves out
  * the PyTorch side (no ratio; the peak is then onnxruntime's MatMul alone).
  *
@@ -98,6 +100,7 @@ const TOLERANCE = Number(option('check-tolerance', '1e-3'));
 const LEVEL = option('level', DEFAULT_SESSION_SETTINGS.graphOptimizationLevel) as GraphOptimizationLevel;
 const SPINNING = args.includes('--spinning');
 const NO_TORCH = args.includes('--no-torch');
+const UNFUSED = args.includes('--unfused');
 if (SIZE % 64 !== 0) usage(`--size must be a multiple of 64 (latents are size/8 and the UNet halves them three times); got ${SIZE}`);
 if (!Number.isInteger(SEED)) usage(`--seed must be a whole number; got ${option('seed', '0')}`);
 if (!(TOLERANCE > 0)) usage(`--check-tolerance must be a positive number; got ${option('check-tolerance', '1e-3')}`);
@@ -234,10 +237,10 @@ const pool = ((): SessionPool => {
 // Started before the session opens, so that it builds its module and checks the weights meanwhile.
 const torchChild = !NO_TORCH && existsSync(python) ? new TorchSide() : undefined;
 const t0 = performance.now();
-const unet = await openUnet(unetDir, { pool });
+const unet = await openUnet(unetDir, { pool, fuseAttention: !UNFUSED });
 const runner = OnnxUnetRunner.forModel(unet);
 const io = unet.io.unet;
-console.log(`onnxruntime session open in ${((performance.now() - t0) / 1000).toFixed(1)} s (session settings: ${JSON.stringify({ ...pool.settings, executionProviders: undefined })})`);
+console.log(`onnxruntime session open in ${((performance.now() - t0) / 1000).toFixed(1)} s (session settings: ${JSON.stringify({ ...pool.settings, executionProviders: undefined })}; attention ${unet.unet.path.includes('.gategraph-derived') ? `fused: ${basename(unet.unet.path)}` : 'as exported'})`);
 let torchInfo: Record<string, unknown> | undefined;
 try {
   torchInfo = await torchChild?.ready();

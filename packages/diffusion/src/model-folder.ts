@@ -20,7 +20,7 @@ import type * as ort from 'onnxruntime-node';
 import { SessionOpenError, getDefaultSessionPool, type FeedValue, type SessionLease, type SessionPool, type SessionSettings } from './sessions.ts';
 import { ClipTokenizer } from './tokenizer.ts';
 import { missingTokenizerFiles } from './tokenizer-files.ts';
-import { cpuFloat32ModelPath, cpuFloat32Needs, readDeclaredIo, type DeclaredIo } from '@gategraph/onnx-graph';
+import { cpuFloat32ModelPath, cpuFloat32Needs, fusedAttentionModelPath, readDeclaredIo, type DeclaredIo } from '@gategraph/onnx-graph';
 import { CHECKPOINT_FILE_EXTENSIONS, checkSupportedModel, UnsupportedModelError } from './model-family.ts';
 
 export type ComponentName = 'text_encoder' | 'unet' | 'vae_decoder' | 'vae_encoder';
@@ -162,7 +162,16 @@ export interface OpenModelOptions {
   pool?: SessionPool;
   /** Per-component session settings (e.g. fewer threads for the VAE). */
   sessionSettings?: Partial<Record<ComponentName, SessionSettings>>;
+  /**
+   * Run the UNet's and the VAE decoder's attention as onnxruntime's fused MultiHeadAttention kernel (a graph
+   * derived once and cached next to the component; the same function, faster, and without the score matrices in
+   * memory). Default true; false opens the components as exported (benchmarks compare the two).
+   */
+  fuseAttention?: boolean;
 }
+
+/** Components whose attention is fused (the text encoder's causal-masked attention is short and left as is). */
+const FUSED_COMPONENTS: ReadonlySet<ComponentName> = new Set(['unet', 'vae_decoder']);
 
 function readJsonFile(folder: string, path: string, what: string): Record<string, unknown> {
   let text: string;
@@ -240,10 +249,12 @@ async function openComponentIn(
   settings: SessionSettings | undefined,
   leases: SessionLease[],
   warnings: string[] = [],
+  fuse = true,
 ): Promise<ModelComponent> {
   const dir = join(folder, subdir);
   const published = join(dir, 'model.onnx');
-  const { path, externalData } = await cpuReadyFile(folder, subdir, name, published, warnings);
+  const ready = await cpuReadyFile(folder, subdir, name, published, warnings);
+  const { path, externalData } = fuse && FUSED_COMPONENTS.has(name) ? await withFusedAttention(ready, subdir, warnings) : ready;
   const lease = pool.acquire(path, settings);
   leases.push(lease);
   let session: ort.InferenceSession;
@@ -292,6 +303,25 @@ async function cpuReadyFile(
 }
 
 /**
+ * `ready` with its attention fused (see OpenModelOptions.fuseAttention), or as it is when the graph has none the
+ * fusion can prove equal or its shapes cannot be followed (a warning says so; the model still runs, unfused).
+ */
+async function withFusedAttention(
+  ready: { path: string; externalData: string | undefined },
+  subdir: string,
+  warnings: string[],
+): Promise<{ path: string; externalData: string | undefined }> {
+  try {
+    const entry = await fusedAttentionModelPath(ready.path);
+    // The fused graph keeps the weights where they were (referenced or hard-linked under the same name).
+    return entry ? { path: entry.path, externalData: ready.externalData } : ready;
+  } catch (err) {
+    warnings.push(`${subdir}/model.onnx: attention left unfused (${(err as Error).message})`);
+    return ready;
+  }
+}
+
+/**
  * What runs a UNet alone: the sampling loop (OnnxUnetRunner.forModel) and TGATE/DeepCache's prepareCachedUnet
  * need no text encoder or VAE. A DiffusionModel is one; so is what openUnet returns.
  */
@@ -310,7 +340,7 @@ export interface OpenedUnet extends UnetModel {
  * unet/ is then used. For graph tooling and benchmarks that feed their own text embeddings; the UNet's inputs
  * are checked as openModelFolder checks them. Its name is the folder's, or the parent's for a folder named "unet".
  */
-export async function openUnet(dir: string, options: Pick<OpenModelOptions, 'pool'> & { sessionSettings?: SessionSettings } = {}): Promise<OpenedUnet> {
+export async function openUnet(dir: string, options: Pick<OpenModelOptions, 'pool' | 'fuseAttention'> & { sessionSettings?: SessionSettings } = {}): Promise<OpenedUnet> {
   let folder = resolve(dir);
   if (!existsSync(folder)) throw new ModelFolderError(folder, 'the folder does not exist');
   if (!statSync(folder).isDirectory()) throw new ModelFolderError(folder, 'this is a file, not a folder: give the folder that holds the UNet\'s model.onnx');
@@ -323,7 +353,7 @@ export async function openUnet(dir: string, options: Pick<OpenModelOptions, 'poo
   try {
     // Messages name the parent folder and "<this folder>/model.onnx", as they do for a model folder's unet/.
     const parent = dirname(folder);
-    const unet = await openComponentIn(parent, basename(folder), 'unet', pool, options.sessionSettings, leases);
+    const unet = await openComponentIn(parent, basename(folder), 'unet', pool, options.sessionSettings, leases, [], options.fuseAttention ?? true);
     const io = { unet: unetIoOf(parent, unet) };
     const name = basename(folder) === 'unet' ? basename(parent) : basename(folder);
     let released = false;
@@ -381,7 +411,7 @@ export async function openModelFolder(dir: string, options: OpenModelOptions = {
   }
 
   const leases: SessionLease[] = [];
-  const openComponent = (name: ComponentName) => openComponentIn(folder, name, name, pool, options.sessionSettings?.[name], leases, warnings);
+  const openComponent = (name: ComponentName) => openComponentIn(folder, name, name, pool, options.sessionSettings?.[name], leases, warnings, options.fuseAttention ?? true);
 
   try {
     const textEncoder = await openComponent('text_encoder');

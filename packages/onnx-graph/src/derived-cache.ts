@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { fuseAttention, type AttentionFusionReport } from './attention-fusion.ts';
 import { writeCpuFloat32, type CpuFloat32Report } from './cpu-float32.ts';
 import { deriveModel, type DerivationReport, type DerivationSpec, type DeriveOptions } from './derive.ts';
 import { atomicWrite, externalDataFiles, loadModel, saveModel, type ExternalDataMode, type ModelFile } from './model-io.ts';
@@ -140,6 +141,43 @@ export async function cpuFloat32ModelPath(modelPath: string, options: Pick<Deriv
     // The source's data files are recorded too: a re-exported weights file must invalidate the conversion.
     return { report, bytes: statSync(onnxPath).size, dataFiles: externalDataFiles(file.proto, file.baseDir) };
   });
+}
+
+/** Bump when the attention fusion's output for the same input changes. */
+const FUSION_VERSION = 1;
+
+/**
+ * The path of `modelPath` with its attention rewritten into onnxruntime's fused MultiHeadAttention kernel (see
+ * attention-fusion.ts), written on the first call into the cache folder next to it; its weights stay in the
+ * source's data file (referenced or hard-linked, not copied). Undefined when nothing in the graph is fused (no
+ * attention, or none of a layout the fusion proves equal): open the model as it is then.
+ */
+export async function fusedAttentionModelPath(modelPath: string, options: Pick<DerivedCacheOptions, 'cacheDir'> = {}): Promise<DerivedEntry<AttentionFusionReport> | undefined> {
+  const spec = { conversion: 'fused-attention', version: FUSION_VERSION };
+  const source = resolve(modelPath);
+  const cacheDir = options.cacheDir ?? derivedCacheDir(source);
+  const key = hashKey({ v: DERIVATION_VERSION, modelHash: await modelFileSha256(source), spec });
+  // A model with nothing to fuse is remembered as such (a small marker), so later opens do not try again.
+  const nothing = join(cacheDir, `${key}.unfused`);
+  if (existsSync(nothing)) return undefined;
+  try {
+    return await cachedModel<AttentionFusionReport>(source, cacheDir, () => key, spec, (file, onnxPath) => {
+      const { model, report } = fuseAttention(file.proto, { baseDir: file.baseDir });
+      if (report.fused.length === 0) throw new NothingToFuse(report);
+      const saved = saveModel(model, onnxPath, { baseDir: file.baseDir, externalData: 'auto' });
+      return { report, bytes: saved.bytes, dataFiles: externalDataFiles(file.proto, file.baseDir) };
+    });
+  } catch (err) {
+    if (!(err instanceof NothingToFuse)) throw err;
+    writeFileSync(nothing, `${JSON.stringify({ model: source, skipped: err.report.skipped }, null, 1)}\n`);
+    return undefined;
+  }
+}
+
+class NothingToFuse extends Error {
+  constructor(readonly report: AttentionFusionReport) {
+    super('no attention to fuse');
+  }
 }
 
 /**

@@ -59,8 +59,27 @@ export {
 } from './macs.ts';
 export { buildIfGated, type IfGatedModel } from './if-gating.ts';
 export { cpuFloat32Needs, writeCpuFloat32, type CpuFloat32Report } from './cpu-float32.ts';
-export { derivedModelPath, cpuFloat32ModelPath, cachedModel, derivedCacheDir, modelContentKey, modelFileSha256, pruneStaleEntries, ensureCacheDir, type DerivedEntry, type DerivedCacheOptions } from './derived-cache.ts';
+export { derivedModelPath, cpuFloat32ModelPath, fusedAttentionModelPath, cachedModel, derivedCacheDir, modelContentKey, modelFileSha256, pruneStaleEntries, ensureCacheDir, type DerivedEntry, type DerivedCacheOptions } from './derived-cache.ts';
 export { readDeclaredIo, type DeclaredIo, type DeclaredTensor } from './declared-io.ts';
 export { discoverClipText, type ClipTextStructure } from './clip-text.ts';
 export { recomputeOutput, type RecomputeSpec, type RecomputeReport } from './recompute-output.ts';
 export { deriveClipText, clipTextModelPath, type ClipTextVariantSpec, type ClipTextVariantReport, type TensorLocation } from './clip-text-derive.ts';
+export { fuseAttention, MS_DOMAIN, type AttentionFusionReport, type AttentionFusionOptions, type FusedAttention } from './attention-fusion.ts';
+// Single-file checkpoints (ComfyUI/A1111 LDM layout) built into ONNX graphs; the graph-building toolkit itself
+// (GraphBuilder, layers, weights) is the './build' entry point.
+export {
+  unetFromCheckpoint,
+  detectUnetConfig,
+  classifyKeys,
+  checkpointSha256,
+  openSafetensors,
+  CheckpointError,
+  BUILD_VERSION,
+  type CheckpointUnet,
+  type CheckpointUnetOptions,
+  type UnetOverrides,
+  type LdmUnetConfig,
+  type CheckpointReader,
+  type CheckpointErrorCode,
+  type KeyReport,
+} from './build/index.ts';

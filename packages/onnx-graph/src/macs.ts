@@ -117,7 +117,7 @@ export function countMacs(model: ModelProto, sizes: UNetSizes, options: MacOptio
     if (macs === 0) continue;
     const module = modulePathOf(node.name, prefix);
     report.total += macs;
-    if (node.opType === 'MatMul' && !node.input.some((i) => weights.has(i))) report.activationMatMul += macs;
+    if ((node.opType === 'MatMul' && !node.input.some((i) => weights.has(i))) || node.opType === 'MultiHeadAttention') report.activationMatMul += macs;
     else report.weightMacs += macs;
     report.byOp[node.opType] = (report.byOp[node.opType] ?? 0) + macs;
     report.byCategory[categoryOf(module)] += macs;
@@ -200,6 +200,13 @@ export function nodeMacs(node: NodeProto, shapes: Map<string, TensorInfo>): numb
       const w = shapeOf(shapes, node.input[1], node);
       // Each input element scatters into (M / group) * kernel outputs; w = [C_in, M/group, k...].
       return prod(x) * prod(w.slice(1));
+    }
+    case 'MultiHeadAttention': {
+      // Q·Kᵀ (B·S·L·C) and P·V (B·S·L·Cv), as the unfused products count them.
+      const q = shapeOf(shapes, node.input[0], node);
+      const k = shapeOf(shapes, node.input[1], node);
+      const v = shapeOf(shapes, node.input[2], node);
+      return q[0]! * q[1]! * k[1]! * (q[2]! + v[2]!);
     }
     default:
       return 0;

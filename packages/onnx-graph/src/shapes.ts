@@ -233,6 +233,12 @@ function axesOf(node: NodeProto, ins: Array<TensorInfo | undefined>, inputIndex:
 function inferNode(node: NodeProto, ins: Array<TensorInfo | undefined>, options: ShapeOptions, env: Map<string, TensorInfo>): TensorInfo[] {
   const op = node.opType;
   const x = ins[0];
+  if (node.domain === 'com.microsoft' && op === 'MultiHeadAttention') {
+    // Written by attention-fusion.ts: query [B, S, C], key [B, L, C], value [B, L, Cv] -> [B, S, Cv].
+    const q = need(x, 'query');
+    const v = need(ins[2], 'value');
+    return [{ dtype: q.dtype, shape: [q.shape[0]!, q.shape[1]!, v.shape[2]!] }];
+  }
   if (node.domain && node.domain !== 'ai.onnx') {
     throw new OnnxGraphError(
       `inferShapes: node ${describe(node)} is a custom-domain op this static shape propagation does not know; it blocks shapes. MAC counting and reuse input shapes need an un-optimized export (standard ONNX ops only).`,
