@@ -77,6 +77,7 @@ export {
 export {
   openModelFolder,
   openUnet,
+  openVaeFolder,
   declaredUnetAndVae,
   listModelFolders,
   isModelFolder,
@@ -94,6 +95,7 @@ export {
   type TextEncoderIo,
   type UnetIo,
   type VaeIo,
+  type OpenedVae,
 } from './model-folder.ts';
 export { checkSupportedModel, UnsupportedModelError, CHECKPOINT_FILE_EXTENSIONS, type UnsupportedKind } from './model-family.ts';
 export { ClipTokenizer, bundledClipTokenizerDir, truncationWarning, type TokenizedPrompt } from './tokenizer.ts';

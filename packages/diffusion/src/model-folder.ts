@@ -460,6 +460,49 @@ export async function openModelFolder(dir: string, options: OpenModelOptions = {
   }
 }
 
+/**
+ * What decodes and encodes latents: a DiffusionModel's VAE, or a VAE opened on its own (openVaeFolder, for
+ * ComfyUI's VAELoader).
+ */
+export type OpenedVae = Pick<DiffusionModel, 'dir' | 'name' | 'vaeDecoder' | 'vaeEncoder' | 'warnings' | 'release'> & {
+  readonly io: { readonly vae: VaeIo };
+};
+
+/**
+ * A VAE alone: a folder holding vae_decoder/model.onnx and optionally vae_encoder/model.onnx (an ONNX model
+ * folder works too; its other components are not opened). Checked as openModelFolder checks a model's VAE.
+ */
+export async function openVaeFolder(dir: string, options: OpenModelOptions & { name?: string } = {}): Promise<OpenedVae> {
+  const folder = resolve(dir);
+  if (!existsSync(join(folder, 'vae_decoder', 'model.onnx'))) throw new ModelFolderError(folder, 'missing component: vae_decoder/model.onnx', 'vae_decoder');
+  const pool = options.pool ?? getDefaultSessionPool();
+  const leases: SessionLease[] = [];
+  const warnings: string[] = [];
+  const open = (name: ComponentName) => openComponentIn(folder, name, name, pool, options.sessionSettings?.[name], leases, warnings, options.fuseAttention ?? true);
+  try {
+    const vaeDecoder = await open('vae_decoder');
+    const vaeEncoder = existsSync(join(folder, 'vae_encoder', 'model.onnx')) ? await open('vae_encoder') : undefined;
+    const vae = vaeIo(folder, vaeDecoder, vaeEncoder, warnings);
+    let released = false;
+    return {
+      dir: folder,
+      name: options.name ?? basename(folder),
+      vaeDecoder,
+      ...(vaeEncoder ? { vaeEncoder } : {}),
+      io: { vae },
+      warnings,
+      async release() {
+        if (released) return;
+        released = true;
+        await Promise.all(leases.map((l) => l.release()));
+      },
+    };
+  } catch (err) {
+    await Promise.all(leases.map((l) => l.release()));
+    throw err;
+  }
+}
+
 /** A component as its file declares it, read without a session or its weights. */
 function declaredComponent(folder: string, name: ComponentName): ComponentDeclaration {
   const dir = join(folder, name);

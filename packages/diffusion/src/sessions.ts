@@ -24,6 +24,7 @@
  * Models are always loaded by file path, never read into JS memory: ORT then finds external weights
  * (`model.onnx_data`, `weights.pb`) next to the file and maps them itself, and files over 2 GiB work.
  */
+import { realpathSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -264,7 +265,9 @@ export class SessionPool {
    */
   acquire(path: string, overrides: SessionSettings = {}, leaseOptions: LeaseOptions = {}): SessionLease {
     const settings = Object.keys(overrides).length ? resolveSessionSettings({ ...this.settings, ...dropUndefined(overrides) }) : this.settings;
-    const full = resolve(path);
+    // By real path: a model folder assembled from symlinked components (single-file checkpoints) shares the
+    // sessions of every other folder that links the same component.
+    const full = realPathOf(path);
     const options = toOrtOptions(settings);
     const key = `${full}\0${JSON.stringify(options)}`;
     let e = this.#entries.get(key);
@@ -378,4 +381,13 @@ let defaultPool: SessionPool | undefined;
 export function getDefaultSessionPool(): SessionPool {
   defaultPool ??= new SessionPool();
   return defaultPool;
+}
+
+/** `path` resolved through symlinks; as given (absolute) when it does not exist yet (the open then says so). */
+function realPathOf(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return resolve(path);
+  }
 }

@@ -7,7 +7,7 @@ import { NodeInputError } from '@gategraph/core';
 import { zeros, type DiffusionModel, type Tensor } from '@gategraph/diffusion';
 import type { Conditioning, Latent } from './types.ts';
 import { activationLimit, estimateUnetBytes, estimateVaeDecodeBytes, formatBytes, largestSquareSide } from './memory.ts';
-import { sizingOf, trainedSize, type ModelSizing } from './sizing.ts';
+import { sizingOf, trainedSize, type ModelSizing, type SizedModel } from './sizing.ts';
 
 /** ComfyUI's MAX_RESOLUTION: the widgets' maximum width/height. */
 export const MAX_RESOLUTION = 16384;
@@ -95,9 +95,9 @@ export function samplingSizeProblem(
  * model's latent channels at its pixels-per-cell factor, after checking the image size divides by it; any other
  * latent must already have the model's channel count.
  */
-export function latentSamplesFor(latent: Latent, model: DiffusionModel, input: string): Tensor {
+export function latentSamplesFor(latent: Latent, model: SizedModel, input: string): Tensor {
   const f = model.io.vae.scaleFactor;
-  const channels = model.io.unet.latentChannels;
+  const channels = model.io.unet?.latentChannels ?? model.io.vae.latentChannels;
   if (!latent || typeof latent !== 'object' || !latent.samples?.shape) {
     throw new NodeInputError(`${input} is not a LATENT (expected { samples: [batch, channels, height, width] })`, input);
   }
@@ -132,7 +132,7 @@ export function checkSamplingSize(model: DiffusionModel, samples: Tensor, cfgRow
 }
 
 /** Same for the VAE (one image at a time), decoding a latent of h x w cells or encoding the image it stands for. */
-export function checkVaeMemory(model: DiffusionModel, h: number, w: number, input: string, action: 'decoding' | 'encoding' = 'decoding'): void {
+export function checkVaeMemory(model: SizedModel, h: number, w: number, input: string, action: 'decoding' | 'encoding' = 'decoding'): void {
   const sizing = sizingOf(model);
   const limit = activationLimit();
   const need = estimateVaeDecodeBytes(sizing, h, w);
@@ -147,7 +147,7 @@ export function checkVaeMemory(model: DiffusionModel, h: number, w: number, inpu
 }
 
 /** Refuses a VAE whose decoder graph takes one size only, for another size. */
-export function checkVaeSize(model: DiffusionModel, samples: Tensor, input: string): void {
+export function checkVaeSize(model: SizedModel, samples: Tensor, input: string): void {
   const fixed = model.io.vae.fixedImageSize;
   if (!fixed) return;
   const f = model.io.vae.scaleFactor;

@@ -10,7 +10,7 @@
  * fingerprint, so the executor's cache re-runs the loader when the files change.
  */
 import type { DiffusionModel } from '@gategraph/diffusion';
-import { openModelFolder } from '@gategraph/diffusion';
+import { openModelFolder, openVaeFolder, type OpenedVae } from '@gategraph/diffusion';
 import { readdirSync, realpathSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
@@ -95,9 +95,29 @@ function realFolder(dir: string): string {
   }
 }
 
+const openVaes = new Map<string, { stamp: string; vae: Promise<OpenedVae> }>();
+
+/** A VAE opened alone (VAELoader's folder of vae_decoder/ + vae_encoder/), shared like loadModel's models. */
+export async function loadVae(dir: string, name: string): Promise<OpenedVae> {
+  const folder = realFolder(dir);
+  const stamp = modelFolderStamp(folder);
+  const current = openVaes.get(folder);
+  if (current && current.stamp === stamp) return current.vae;
+  if (current) void current.vae.then((v) => v.release()).catch(() => {});
+  const vae = openVaeFolder(dir, { name });
+  const entry = { stamp, vae };
+  openVaes.set(folder, entry);
+  vae.catch(() => {
+    if (openVaes.get(folder) === entry) openVaes.delete(folder);
+  });
+  return vae;
+}
+
 /** Releases every model this pack opened (tests, shutdown). */
 export async function releaseAllModels(): Promise<void> {
   const entries = [...open.values()];
+  const vaes = [...openVaes.values()];
   open.clear();
-  await Promise.all(entries.map((e) => e.model.then((m) => m.release()).catch(() => {})));
+  openVaes.clear();
+  await Promise.all([...entries.map((e) => e.model.then((m) => m.release()).catch(() => {})), ...vaes.map((e) => e.vae.then((v) => v.release()).catch(() => {}))]);
 }

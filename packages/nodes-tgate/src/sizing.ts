@@ -5,7 +5,7 @@
  * weights). Validation uses the second when the model is not open yet, so that queueing a prompt never opens
  * ONNX sessions; both come from the same interpretation (diffusion's model-folder.ts), so they agree.
  */
-import { declaredUnetAndVae, ModelFolderError, type DiffusionModel } from '@gategraph/diffusion';
+import { declaredUnetAndVae, ModelFolderError, type DiffusionModel, type OpenedVae } from '@gategraph/diffusion';
 import { loadedModel, modelFolderStamp } from './model-cache.ts';
 
 export interface ModelSizing {
@@ -25,15 +25,18 @@ export interface ModelSizing {
   readonly fixedImageSize?: readonly [number, number];
 }
 
-export function sizingOf(model: DiffusionModel): ModelSizing {
+/** A whole model, or a VAE opened alone (VAELoader): what sizes a VAE takes needs only its VAE part. */
+export type SizedModel = OpenedVae & { readonly unet?: DiffusionModel['unet']; readonly io: { readonly vae: DiffusionModel['io']['vae']; readonly unet?: DiffusionModel['io']['unet'] } };
+
+export function sizingOf(model: SizedModel): ModelSizing {
   const decoderConfig = model.vaeDecoder.config;
   return {
     name: model.name,
-    unetConfig: model.unet.config,
+    unetConfig: model.unet?.config ?? {},
     vaeConfig: Object.keys(decoderConfig).length ? decoderConfig : (model.vaeEncoder?.config ?? {}),
     scaleFactor: model.io.vae.scaleFactor,
-    ...(model.io.unet.sequenceLength !== undefined ? { sequenceLength: model.io.unet.sequenceLength } : {}),
-    ...(model.io.unet.fixedLatentSize ? { fixedLatentSize: model.io.unet.fixedLatentSize } : {}),
+    ...(model.io.unet?.sequenceLength !== undefined ? { sequenceLength: model.io.unet.sequenceLength } : {}),
+    ...(model.io.unet?.fixedLatentSize ? { fixedLatentSize: model.io.unet.fixedLatentSize } : {}),
     ...(model.io.vae.fixedImageSize ? { fixedImageSize: model.io.vae.fixedImageSize } : {}),
   };
 }

@@ -7,7 +7,7 @@
  * imports this file: `socket('MODEL')` inputs are then typed `ModelRef`, and so on.
  */
 import { BYTE_SIZE } from '@gategraph/core';
-import type { DiffusionModel, ModelComponent, Tensor } from '@gategraph/diffusion';
+import type { DiffusionModel, ModelComponent, OpenedVae, Tensor } from '@gategraph/diffusion';
 import { statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ModelPatch } from './patches.ts';
@@ -66,7 +66,8 @@ export class ClipRef {
 
 /** VAE: the latent <-> pixel side of a checkpoint (decoder, and the encoder when the folder has one). */
 export class VaeRef {
-  constructor(readonly model: DiffusionModel) {
+  /** A checkpoint's VAE (the whole model: its VAE part is used) or a VAE file opened alone (VAELoader). */
+  constructor(readonly model: OpenedVae) {
     Object.freeze(this);
   }
 

@@ -69,6 +69,7 @@ export { fuseAttention, MS_DOMAIN, type AttentionFusionReport, type AttentionFus
 // (GraphBuilder, layers, weights) is the './build' entry point.
 export {
   unetFromCheckpoint,
+  componentFromCheckpoint,
   detectUnetConfig,
   classifyKeys,
   checkpointSha256,
@@ -77,6 +78,10 @@ export {
   BUILD_VERSION,
   type CheckpointUnet,
   type CheckpointUnetOptions,
+  type CheckpointComponent,
+  type CheckpointComponentName,
+  type CheckpointComponentOptions,
+  type ComponentBuild,
   type UnetOverrides,
   type LdmUnetConfig,
   type CheckpointReader,

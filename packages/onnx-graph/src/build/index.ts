@@ -6,4 +6,16 @@ export { linear, linearGemm, conv2d, groupNorm, layerNorm, silu, gelu, quickGelu
 export { writeBuiltModel, type WriteReport } from './write.ts';
 export { classifyKeys, componentOf, ignoredReason, LDM_PREFIXES, type KeyReport, type LdmComponent } from './ldm-keys.ts';
 export { buildLdmUnet, detectUnetConfig, diffusersConfigOf, LDM_UNET_PREFIX, type UnetOverrides, type LdmUnetConfig, type BuiltUnet } from './unet.ts';
-export { unetFromCheckpoint, checkpointSha256, pruneCheckpointEntries, BUILD_VERSION, type CheckpointUnet, type CheckpointUnetOptions } from './single-file.ts';
+export {
+  unetFromCheckpoint,
+  componentFromCheckpoint,
+  checkpointSha256,
+  pruneCheckpointEntries,
+  BUILD_VERSION,
+  type CheckpointUnet,
+  type CheckpointUnetOptions,
+  type CheckpointComponent,
+  type CheckpointComponentName,
+  type CheckpointComponentOptions,
+  type ComponentBuild,
+} from './single-file.ts';

@@ -3,48 +3,68 @@
 // content and cost what opening an ONNX folder costs.
 //
 // Layout, in the checkpoint's folder (derived-cache.ts's conventions: `.gategraph-derived/`, ignored by git):
-//   .gategraph-derived/<key>/unet/{model.onnx, model.onnx_data, config.json}   what openUnet opens
+//   .gategraph-derived/<key>/<component>/{model.onnx, model.onnx_data, config.json}   opened like an export's
 //   .gategraph-derived/<key>/entry.json                                        written last: the entry is valid
 //   .gategraph-derived/checkpoint-ids/<hash of the path>.json                   content hash memo (see below)
-// `key` hashes the checkpoint's sha256, the component, the builder version and the overrides. The sha256 of a
+// `key` hashes the checkpoint's sha256, the component, the builder version and the variant (overrides, LoRAs). The sha256 of a
 // multi-GB checkpoint costs seconds, so it is remembered per file identity (path, size, mtime, inode), as git's
 // index remembers file hashes: a checkpoint rewritten in place gets a new mtime and is hashed again. Building an
 // entry first deletes the entries that can never be hit again (another builder version, an older content of the
 // same checkpoint path, a checkpoint that no longer exists). The entry records are kept inside the entry folders,
 // apart from derived-cache.ts's `<key>.json` records, so neither cache prunes the other's entries.
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ensureCacheDir, derivedCacheDir } from '../derived-cache.ts';
 import { atomicWrite } from '../model-io.ts';
 import { openSafetensors, type CheckpointReader } from './checkpoint.ts';
 import type { KeyReport } from './ldm-keys.ts';
+import type { BuiltGraph } from './builder.ts';
 import { buildLdmUnet, type LdmUnetConfig, type UnetOverrides } from './unet.ts';
 import { WeightSource } from './weights.ts';
 import { writeBuiltModel } from './write.ts';
 
 /** Bump when a builder's output for the same checkpoint changes (graph or weights). */
-export const BUILD_VERSION = 1;
+export const BUILD_VERSION = 2;
 
-export interface CheckpointUnetOptions {
-  /** Defaults to `<checkpoint folder>/.gategraph-derived`. */
-  cacheDir?: string;
-  overrides?: UnetOverrides;
-  /** How the checkpoint is read (default openSafetensors; packages/diffusion's SafetensorsFile works too). */
-  openReader?: (path: string) => CheckpointReader;
+/** The components built from single files, each in its own cache entry (a LoRA rebuilds the UNet, not the VAE). */
+export type CheckpointComponentName = 'unet' | 'text_encoder' | 'vae_decoder' | 'vae_encoder';
+
+/** What a component builder returns (buildLdmUnet's shape). */
+export interface ComponentBuild<C = unknown> {
+  built: BuiltGraph;
+  config: C;
+  /** The diffusers / transformers config.json written beside model.onnx (what the engine reads). */
+  diffusersConfig: Record<string, unknown>;
+  keys: KeyReport;
 }
 
-export interface CheckpointUnet {
-  /** Folder holding model.onnx, model.onnx_data and config.json: open it as an exported UNet. */
+export interface CheckpointComponentOptions {
+  /** Defaults to `<checkpoint folder>/.gategraph-derived`. */
+  cacheDir?: string;
+  /** How the checkpoint is read (default openSafetensors). */
+  openReader?: (path: string) => CheckpointReader;
+  /**
+   * Everything besides the checkpoint's content that changes the built files (builder overrides, the LoRAs and
+   * strengths patched in): part of the cache key, recorded in the entry. JSON-serialisable.
+   */
+  variant?: Record<string, unknown>;
+  /** Called on the weight source before building (e.g. to attach LoRA patches). */
+  prepare?: (source: WeightSource) => void;
+}
+
+export interface CheckpointComponent<C = unknown> {
+  /** Folder holding model.onnx, model.onnx_data and config.json: open it as an exported component. */
   dir: string;
   modelPath: string;
   key: string;
+  component: CheckpointComponentName;
   fromCache: boolean;
   checkpointSha256: string;
-  config: LdmUnetConfig;
+  config: C;
   /** config.json's content. */
   diffusersConfig: Record<string, unknown>;
-  /** Tensors of the checkpoint the UNet did not use, classified (see ldm-keys.ts). */
+  /** Tensors of the checkpoint the component did not use, classified (see ldm-keys.ts). */
   keys: KeyReport;
   /** Set when this call built the entry. */
   build?: { seconds: number; dataBytes: number; convertedElements: number };
@@ -52,11 +72,12 @@ export interface CheckpointUnet {
 
 interface EntryRecord {
   version: number;
-  kind: 'ldm-unet';
+  kind: 'ldm-component';
+  component: CheckpointComponentName;
   checkpoint: string;
   checkpointSha256: string;
-  overrides: UnetOverrides;
-  config: LdmUnetConfig;
+  variant: Record<string, unknown>;
+  config: unknown;
   diffusersConfig: Record<string, unknown>;
   keys: KeyReport;
   files: Array<{ name: string; size: number; mtimeMs: number }>;
@@ -94,74 +115,93 @@ export async function checkpointSha256(checkpoint: string, cacheDir = derivedCac
   return sha256;
 }
 
-function canonicalOverrides(o: UnetOverrides): UnetOverrides {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : 1))) as UnetOverrides;
+/** Object keys sorted, undefined dropped, recursively: equal variants give equal keys whatever their key order. */
+function canonical(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(canonical);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([, v]) => v !== undefined)
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([k, v]) => [k, canonical(v)]),
+    );
+  }
+  return value;
 }
 
-function entryKey(sha: string, overrides: UnetOverrides): string {
+function entryKey(sha: string, component: CheckpointComponentName, variant: Record<string, unknown>): string {
   return createHash('sha256')
-    .update(JSON.stringify({ v: BUILD_VERSION, kind: 'ldm-unet', sha, overrides: canonicalOverrides(overrides) }))
+    .update(JSON.stringify({ v: BUILD_VERSION, kind: 'ldm-component', component, sha, variant: canonical(variant) }))
     .digest('hex')
     .slice(0, 32);
 }
 
-async function validEntry(entryDir: string): Promise<EntryRecord | undefined> {
+async function validEntry(entryDir: string, component: CheckpointComponentName): Promise<EntryRecord | undefined> {
   let record: EntryRecord;
   try {
     record = JSON.parse(readFileSync(join(entryDir, 'entry.json'), 'utf8')) as EntryRecord;
   } catch {
     return undefined;
   }
-  if (record.version !== BUILD_VERSION) return undefined;
+  if (record.version !== BUILD_VERSION || record.component !== component) return undefined;
   for (const f of record.files) {
-    const p = join(entryDir, 'unet', f.name);
+    const p = join(entryDir, component, f.name);
     if (!existsSync(p)) return undefined;
     const st = statSync(p);
     if (st.size !== f.size || Math.round(st.mtimeMs) !== f.mtimeMs) return undefined;
   }
-  if ((await sha256File(join(entryDir, 'unet', 'model.onnx'))) !== record.onnxSha256) return undefined;
+  if ((await sha256File(join(entryDir, component, 'model.onnx'))) !== record.onnxSha256) return undefined;
   return record;
 }
 
 /**
- * The UNet of a single-file SD-1.x/2.x checkpoint as an ONNX folder, built and cached on the first call.
- * Throws CheckpointError for a checkpoint it cannot build (naming the missing tensor, or the architecture).
+ * One component of a single-file checkpoint as an ONNX folder (`<entry>/<component>/`), built by `build` and
+ * cached on the first call; later calls with the same checkpoint content and variant find it. Throws
+ * CheckpointError for a checkpoint `build` cannot build (naming the missing tensor, or the architecture).
  */
-export async function unetFromCheckpoint(checkpoint: string, options: CheckpointUnetOptions = {}): Promise<CheckpointUnet> {
+export async function componentFromCheckpoint<C>(
+  checkpoint: string,
+  component: CheckpointComponentName,
+  build: (source: WeightSource) => ComponentBuild<C>,
+  options: CheckpointComponentOptions = {},
+): Promise<CheckpointComponent<C>> {
   const path = resolve(checkpoint);
   const cacheDir = resolve(options.cacheDir ?? derivedCacheDir(path));
-  const overrides = canonicalOverrides(options.overrides ?? {});
+  const variant = (canonical(options.variant ?? {}) ?? {}) as Record<string, unknown>;
   const sha = await checkpointSha256(path, cacheDir);
-  const key = entryKey(sha, overrides);
+  const key = entryKey(sha, component, variant);
   const entryDir = join(cacheDir, key);
-  const dir = join(entryDir, 'unet');
+  const dir = join(entryDir, component);
   const modelPath = join(dir, 'model.onnx');
-  const hit = await validEntry(entryDir);
+  const hit = await validEntry(entryDir, component);
   if (hit) {
-    return { dir, modelPath, key, fromCache: true, checkpointSha256: sha, config: hit.config, diffusersConfig: hit.diffusersConfig, keys: hit.keys };
+    touch(join(entryDir, 'entry.json'));
+    return { dir, modelPath, key, component, fromCache: true, checkpointSha256: sha, config: hit.config as C, diffusersConfig: hit.diffusersConfig, keys: hit.keys };
   }
 
   ensureCacheDir(cacheDir);
   pruneCheckpointEntries(cacheDir, path, sha);
   const started = performance.now();
   const source = new WeightSource((options.openReader ?? openSafetensors)(path));
-  const unet = buildLdmUnet(source, overrides);
+  options.prepare?.(source);
+  const result = build(source);
   rmSync(entryDir, { recursive: true, force: true });
-  const written = writeBuiltModel(unet.built, source, modelPath, { dataName: 'model.onnx_data' });
-  writeFileSync(join(dir, 'config.json'), `${JSON.stringify({ ...unet.diffusersConfig, _gategraph: { checkpoint: path, sha256: sha, builder: BUILD_VERSION } }, null, 2)}\n`);
+  const written = writeBuiltModel(result.built, source, modelPath, { dataName: 'model.onnx_data' });
+  writeFileSync(join(dir, 'config.json'), `${JSON.stringify({ ...result.diffusersConfig, _gategraph: { checkpoint: path, sha256: sha, builder: BUILD_VERSION, variant } }, null, 2)}\n`);
   const files = ['model.onnx', 'model.onnx_data', 'config.json'].map((name) => {
     const st = statSync(join(dir, name));
     return { name, size: st.size, mtimeMs: Math.round(st.mtimeMs) };
   });
   const record: EntryRecord = {
     version: BUILD_VERSION,
-    kind: 'ldm-unet',
+    kind: 'ldm-component',
+    component,
     checkpoint: path,
     checkpointSha256: sha,
-    overrides,
-    config: unet.config,
-    diffusersConfig: unet.diffusersConfig,
-    keys: unet.keys,
+    variant,
+    config: result.config,
+    diffusersConfig: result.diffusersConfig,
+    keys: result.keys,
     files,
     onnxSha256: await sha256File(modelPath),
   };
@@ -170,13 +210,39 @@ export async function unetFromCheckpoint(checkpoint: string, options: Checkpoint
     dir,
     modelPath,
     key,
+    component,
     fromCache: false,
     checkpointSha256: sha,
-    config: unet.config,
-    diffusersConfig: unet.diffusersConfig,
-    keys: unet.keys,
+    config: result.config,
+    diffusersConfig: result.diffusersConfig,
+    keys: result.keys,
     build: { seconds: (performance.now() - started) / 1000, dataBytes: written.dataBytes, convertedElements: written.convertedElements },
   };
+}
+
+/** The entry's record file gets the time of its last use, which pruneVariantEntries orders by. */
+function touch(path: string): void {
+  try {
+    const now = new Date();
+    utimesSync(path, now, now);
+  } catch {
+    // read-only cache: the order of use is only a pruning hint
+  }
+}
+
+export interface CheckpointUnetOptions extends Omit<CheckpointComponentOptions, 'variant'> {
+  overrides?: UnetOverrides;
+}
+
+export type CheckpointUnet = CheckpointComponent<LdmUnetConfig>;
+
+/**
+ * The UNet of a single-file SD-1.x/2.x checkpoint as an ONNX folder, built and cached on the first call.
+ * Throws CheckpointError for a checkpoint it cannot build (naming the missing tensor, or the architecture).
+ */
+export function unetFromCheckpoint(checkpoint: string, options: CheckpointUnetOptions = {}): Promise<CheckpointUnet> {
+  const { overrides = {}, ...rest } = options;
+  return componentFromCheckpoint(checkpoint, 'unet', (source) => buildLdmUnet(source, overrides), { ...rest, variant: { overrides } });
 }
 
 /**
@@ -195,7 +261,8 @@ export function pruneCheckpointEntries(cacheDir: string, checkpoint: string, sha
     } catch {
       continue; // being written, or not ours
     }
-    if (typeof record.checkpoint !== 'string' || record.kind !== 'ldm-unet') continue;
+    // 'ldm-unet': builder version 1's records (UNet only), stale by their version.
+    if (typeof record.checkpoint !== 'string' || !['ldm-component', 'ldm-unet'].includes(String(record.kind))) continue;
     const stale =
       record.version !== BUILD_VERSION || (record.checkpoint === resolve(checkpoint) && record.checkpointSha256 !== sha256) || !existsSync(record.checkpoint);
     if (stale) {
