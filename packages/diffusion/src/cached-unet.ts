@@ -34,6 +34,7 @@ import {
   attentionOutputs,
   buildIfGated,
   deepFeature,
+  canonicalPath,
   derivedCacheDir,
   derivedModelPath,
   deriveModel,
@@ -198,7 +199,8 @@ const unchanged = (entries: readonly string[]) =>
   });
 
 async function cachedFiles(model: Pick<DiffusionModel, 'unet' | 'name'>, needs: CachedUnetNeeds, separateCompute: boolean): Promise<Resolved> {
-  const source = resolve(model.unet.path);
+  // Canonical: the gated graphs' markers and records name their source, and pruning compares those names.
+  const source = canonicalPath(model.unet.path);
   const key = JSON.stringify({ source, at: identityOf(source), needs: { attn2: needs.attn2, attn1: needs.attn1, deep: needs.deepBranch ?? null }, separateCompute });
   const hit = resolved.get(key);
   if (hit) {

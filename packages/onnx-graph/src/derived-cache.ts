@@ -7,7 +7,7 @@
 // be hit again (another derivation version, or built from an older content of the same model file), so
 // re-exporting a model does not leave its old derived graphs on disk.
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fuseAttention, type AttentionFusionReport } from './attention-fusion.ts';
 import { writeCpuFloat32, type CpuFloat32Report } from './cpu-float32.ts';
@@ -207,7 +207,7 @@ export async function cachedModel<R>(
   const built = build(file, onnxPath);
   const record: EntryRecord<R> = {
     version: DERIVATION_VERSION,
-    model: source,
+    model: canonicalPath(source),
     modelSha256,
     spec,
     onnxSha256: await sha256File(onnxPath),
@@ -220,6 +220,24 @@ export async function cachedModel<R>(
 }
 
 /**
+ * `path` absolute with its symlinks resolved (its folder's, when the file itself is gone): the name entries record
+ * their source under. A model reached through a symlinked folder (a ComfyUI models/ entry, a test's temporary
+ * host) must not look like another model whose file is gone, or pruning would delete entries still in use.
+ */
+export function canonicalPath(path: string): string {
+  const abs = resolve(path);
+  try {
+    return realpathSync(abs);
+  } catch {
+    try {
+      return join(realpathSync(dirname(abs)), basename(abs));
+    } catch {
+      return abs;
+    }
+  }
+}
+
+/**
  * Deletes the entries in `cacheDir` that can never be hit again: written by another derivation version, derived
  * from `model` when its content was not `modelSha256`, or derived from a model file listed in `deletedSources`
  * (derived files another cache just removed) or from an entry deleted here (a graph cut from a stale derived
@@ -228,7 +246,7 @@ export async function cachedModel<R>(
  */
 export function pruneStaleEntries(cacheDir: string, model: string, modelSha256: string, deletedSources: readonly string[] = []): string[] {
   if (!existsSync(cacheDir)) return [];
-  const source = resolve(model);
+  const source = canonicalPath(model);
   const records = new Map<string, Partial<EntryRecord>>();
   for (const name of readdirSync(cacheDir)) {
     if (!name.endsWith('.json')) continue;
@@ -239,7 +257,7 @@ export function pruneStaleEntries(cacheDir: string, model: string, modelSha256: 
       // not ours, or being written: leave it
     }
   }
-  const gone = new Set(deletedSources.map((p) => resolve(p)));
+  const gone = new Set(deletedSources.map(canonicalPath));
   const stale = new Set<string>();
   for (let changed = true; changed; ) {
     changed = false;
@@ -250,7 +268,7 @@ export function pruneStaleEntries(cacheDir: string, model: string, modelSha256: 
       const outdated = record.version !== DERIVATION_VERSION || (record.model === source && record.modelSha256 !== modelSha256) || orphaned;
       if (outdated || gone.has(record.model!)) {
         stale.add(key);
-        gone.add(join(resolve(cacheDir), `${key}.onnx`));
+        gone.add(canonicalPath(join(cacheDir, `${key}.onnx`)));
         changed = true;
       }
     }

@@ -91,14 +91,9 @@ export function tgatePlanFor(patches: readonly ModelPatch[], steps: number, cfg:
 
 /** Down blocks of the UNet from its config.json, when the folder has one (bounds cache_branch_id). */
 function downBlocks(model: DiffusionModel): number | undefined {
-  const path = join(dirname(model.unet.path), 'config.json');
-  if (!existsSync(path)) return undefined;
-  try {
-    const config = JSON.parse(readFileSync(path, 'utf8')) as { down_block_types?: unknown[] };
-    return Array.isArray(config.down_block_types) ? config.down_block_types.length : undefined;
-  } catch {
-    return undefined;
-  }
+  // The component's config is its folder's config.json: model.unet.path may be a derived graph elsewhere.
+  const types = model.unet.config.down_block_types;
+  return Array.isArray(types) ? types.length : undefined;
 }
 
 export function deepCachePlanFor(patches: readonly ModelPatch[], model: DiffusionModel, steps: number, lcm: boolean): ExecutionPlan {
