@@ -21,6 +21,7 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tools", "test-models"))
 import arch as A  # noqa: E402  (also puts tools/tiny-sd on the path)
+import clip_bpe  # noqa: E402
 import modules as M  # noqa: E402
 import kohya_lora as K  # noqa: E402
 import ldm_layout as LD  # noqa: E402
@@ -43,6 +44,8 @@ V_PRED_KEY = "output_blocks.11.1.transformer_blocks.0.norm1.bias"
 V_PRED_THRESHOLD = 0.09  # ComfyUI supported_models.SD20.model_type: std(unbiased=False) > 0.09 -> v-prediction
 MISSING_KEY = "model.diffusion_model.middle_block.1.transformer_blocks.0.attn2.to_k.weight"
 EXTRA_KEY = "model.diffusion_model.unknown_module.weight"
+SMALL = "sd15-small"  # item and model family name of the small checkpoint at the builders' defaults
+CLIP_TOKENIZER = os.path.join(ROOT, "packages", "diffusion", "assets", "clip-tokenizer")
 
 ITEMS = {  # name -> (file, what)
     "sd15": ("sd15.safetensors", "SD-1.5 checkpoint, float32: UNet + CLIP ViT-L/14 + VAE + LDM buffers"),
@@ -56,7 +59,32 @@ ITEMS = {  # name -> (file, what)
     "sd15-missing-key": ("sd15-missing-key.safetensors", f"sd15 without {MISSING_KEY}"),
     "sd15-extra-key": ("sd15-extra-key.safetensors", f"sd15 plus an unknown key {EXTRA_KEY}"),
     "sd15-ckpt": ("sd15.ckpt", "torch.save pickle (zip) of sd15's LDM state dict: to be refused, never unpickled"),
+    SMALL: ("sd15-small.safetensors", "SD-1.5 key layout at the published defaults' divisibility (32 groups, "
+                                      "64-dim heads, real CLIP vocabulary), for end-to-end tests through the loaders"),
 }
+
+
+def small_configs():
+    """sd15-small's configs (the same at both scales): every value a builder cannot read from shapes is the
+    published default, so the file builds with no overrides. GroupNorm 32 groups in UNet and VAE (all widths
+    multiples of 32); SD-1.5's block structure (4 levels, 2 res blocks, transformers at levels 0-2, UNetMidBlock2D-
+    CrossAttn, 1x1-conv projections); cross-attention width = the text width 64. Heads: 64 channels each, the
+    default for a context other than 768 (ComfyUI's BASE num_head_channels 64; SD-1.5's 8 heads go with context
+    768, which needs a 768-wide text encoder: 152 MB of token embedding alone), i.e. 1 head per block, of 32
+    channels at level 0 (builders take max(1, width // 64)). Text: CLIP with 64-dim heads (width 64, 1 head),
+    12 layers, the full vocabulary (49,408) and 77 positions. VAE: 4 latent channels, 4 levels (8x)."""
+    unet = A.unet_config("sd15", "full")
+    unet.update(block_out_channels=[32, 64, 64, 64], cross_attention_dim=64, attention_head_dim=1)
+    text = A.text_config("sd15", "full")
+    text.update(hidden_size=64, intermediate_size=256, num_attention_heads=1, projection_dim=64)
+    vae = A.vae_config("full")
+    vae.update(block_out_channels=[32, 64, 64, 64])
+    assert unet["norm_num_groups"] == vae["norm_num_groups"] == 32 and text["vocab_size"] == A.FULL_VOCAB
+    return {"unet": unet, "text": text, "vae": vae}
+
+
+def is_sd1(family):
+    return family in ("sd15", SMALL)
 
 
 def log(msg):
@@ -83,6 +111,8 @@ class Models:
         return self.cache[key]
 
     def unet_cfg(self, family, in_channels=4):
+        if family == SMALL:
+            return dict(small_configs()["unet"], in_channels=in_channels)
         return A.unet_config(family, self.scale, in_channels=in_channels)
 
     def unet(self, family):
@@ -107,6 +137,8 @@ class Models:
         return self.get(("unet", "sd15-inpaint"), build)
 
     def text_cfg(self, family):
+        if family == SMALL:
+            return small_configs()["text"]
         cfg = A.text_config(family, self.scale)
         if family == "sd21":
             cfg = dict(cfg, num_hidden_layers=24)  # the file holds all of OpenCLIP-H's 24 resblocks
@@ -114,7 +146,7 @@ class Models:
 
     def text(self, family):
         def build():
-            base = A.text_config(family, self.scale)
+            base = small_configs()["text"] if family == SMALL else A.text_config(family, self.scale)
             m = A.build_text(base, A.seed_of(family, "text_encoder", self.scale))
             if family == "sd21":
                 # diffusers' SD-2 text encoder is OpenCLIP's first 23 layers (test-models' sd21 weights); the
@@ -135,12 +167,12 @@ class Models:
             return torch.randn(p, d, generator=gen("sd21", "text_projection", self.scale)) / d ** 0.5
         return self.get(("text_projection",), build)
 
-    def vae_cfg(self):
-        return A.vae_config(self.scale)
+    def vae_cfg(self, which="sd"):
+        return small_configs()["vae"] if which == SMALL else A.vae_config(self.scale)
 
     def vae(self, which):
-        seed = A.seed_of("sd", "vae", self.scale) if which == "sd" else A.seed_of("vae-ft", "vae", self.scale)
-        return self.get(("vae", which), lambda: A.build_vae(self.vae_cfg(), seed))
+        seed = A.seed_of({"sd": "sd", "ft": "vae-ft"}.get(which, which), "vae", self.scale)
+        return self.get(("vae", which), lambda: A.build_vae(self.vae_cfg(which), seed))
 
 
 def ensure_v_statistic(unet, cfg):
@@ -190,7 +222,7 @@ def ldm_extras(family):
     out = {k: v for k, v in ldm_schedule_buffers().items()}
     out["model_ema.decay"] = torch.tensor(0.9999, dtype=torch.float32)  # LitEma buffers: float32 / int32 0-d
     out["model_ema.num_updates"] = torch.tensor(0, dtype=torch.int32)
-    if family == "sd15":
+    if is_sd1(family):
         # transformers' CLIPTextEmbeddings buffer, persistent in the transformers versions SD-1 was saved with
         out[LD.CLIP_L_PREFIX + "text_model.embeddings.position_ids"] = torch.arange(77, dtype=torch.int64)[None]
     else:
@@ -267,10 +299,11 @@ def params(module):
 def checkpoint_tensors(models, family, unet):
     """{LDM key: tensor} of a full checkpoint, and the per-component diffusers dicts it came from."""
     ucfg = unet_cfg_of(models, family, unet)
+    which = SMALL if family == SMALL else "sd"
     comps = {"unet": (params(unet), lambda n: LD.unet_to_ldm(n, ucfg), LD.UNET_PREFIX),
-             "vae": (params(models.vae("sd")), lambda n: LD.vae_to_ldm(n, models.vae_cfg()), LD.VAE_PREFIX)}
-    if family == "sd15":
-        comps["text"] = (params(models.text("sd15")), LD.clip_l_to_ldm, LD.CLIP_L_PREFIX)
+             "vae": (params(models.vae(which)), lambda n: LD.vae_to_ldm(n, models.vae_cfg(which)), LD.VAE_PREFIX)}
+    if is_sd1(family):
+        comps["text"] = (params(models.text(family)), LD.clip_l_to_ldm, LD.CLIP_L_PREFIX)
     else:
         te = params(models.text("sd21"))
         te["text_projection.weight"] = models.text_projection()
@@ -295,11 +328,12 @@ def verify_checkpoint(path, dtype, models, family, unet, diff, extras, expect_mi
     r = S.Reader(path)
     try:
         ucfg = unet_cfg_of(models, family, unet)
+        vcfg = models.vae_cfg(SMALL if family == SMALL else "sd")
         back = {
             "unet": unmap_component(r, LD.UNET_PREFIX, lambda k: LD.ldm_to_unet(k, ucfg)),
-            "vae": unmap_component(r, LD.VAE_PREFIX, lambda k: LD.ldm_to_vae(k, models.vae_cfg())),
-            "text": unmap_component(r, LD.CLIP_L_PREFIX if family == "sd15" else LD.OPEN_CLIP_PREFIX,
-                                    LD.ldm_to_clip_l if family == "sd15" else LD.ldm_to_open_clip),
+            "vae": unmap_component(r, LD.VAE_PREFIX, lambda k: LD.ldm_to_vae(k, vcfg)),
+            "text": unmap_component(r, LD.CLIP_L_PREFIX if is_sd1(family) else LD.OPEN_CLIP_PREFIX,
+                                    LD.ldm_to_clip_l if is_sd1(family) else LD.ldm_to_open_clip),
         }
         for comp, sd in diff.items():
             exp = set(sd) - set(expect_missing)
@@ -307,7 +341,7 @@ def verify_checkpoint(path, dtype, models, family, unet, diff, extras, expect_mi
             for name in exp:
                 a, b = S.to_bytes(sd[name], dtype), S.to_bytes(back[comp][name], dtype)
                 assert a == b, f"{path}: {comp} {name} differs after the round trip"
-        prefixes = (LD.UNET_PREFIX, LD.VAE_PREFIX, LD.CLIP_L_PREFIX if family == "sd15" else LD.OPEN_CLIP_PREFIX)
+        prefixes = (LD.UNET_PREFIX, LD.VAE_PREFIX, LD.CLIP_L_PREFIX if is_sd1(family) else LD.OPEN_CLIP_PREFIX)
         for key in r.names():
             if is_extra(key):
                 t = extras[key]
@@ -400,11 +434,14 @@ class Inputs:
     def ids(self, family):
         name = f"text.input_ids.{family}"
         if name not in self.refs.tensors:
-            ids = PROMPT_IDS[self.scale]
+            ids = PROMPT_IDS["full" if family == SMALL else self.scale]
             bos, eos = ids[0], ids[-1]
             # SD-1.x (CLIP tokenizer, ComfyUI's SD1Tokenizer) pads with <|endoftext|>, SD-2.x (OpenCLIP) with id 0
-            pad = eos if family == "sd15" else 0
+            pad = eos if is_sd1(family) else 0
             rows = [[bos, eos] + [pad] * 75, ids + [pad] * (77 - len(ids))]
+            if family == SMALL:  # the full vocabulary: the ids the real tokenizer gives, at every scale
+                bpe = clip_bpe.ClipBpe(*clip_bpe.load_clip(CLIP_TOKENIZER))
+                assert [bpe.encode(""), bpe.encode(PROMPT)] == rows, "clip_bpe disagrees with PROMPT_IDS['full']"
             self.refs.tensor(name, torch.tensor(rows, dtype=torch.int64),
                              f'[2, 77] ids of ("", "{PROMPT}"), BOS/EOS {bos}/{eos}, padded with {pad}',
                              texts=["", PROMPT])
@@ -432,8 +469,8 @@ def unet_names(sample, ehs):
     return {"sample": sample, "timestep": "unet.timestep", "encoder_hidden_states": ehs}
 
 
-def ref_text_sd15(R, I, text, tag, checkpoint, what, loras=None, hidden=True):
-    ids = I.ids("sd15")
+def ref_text_sd15(R, I, text, tag, checkpoint, what, loras=None, hidden=True, family="sd15"):
+    ids = I.ids(family)
     with torch.no_grad():
         last, pooled = text(ids)
         states, _ = A.text_hidden_states(text, ids[1:2])
@@ -443,7 +480,7 @@ def ref_text_sd15(R, I, text, tag, checkpoint, what, loras=None, hidden=True):
             "pooler_output": R.tensor(f"{tag}.text.pooler_output", pooled,
                                       f"{what}: final-normed state at the EOS (argmax id) [2, D]")}
     R.call(name=f"{tag}.text", checkpoint=checkpoint, component="text_encoder", loras=loras or [],
-           inputs={"input_ids": "text.input_ids.sd15"}, outputs=outs)
+           inputs={"input_ids": f"text.input_ids.{family}"}, outputs=outs)
     inter = {"clip_skip_2": R.tensor(f"{tag}.text.clip_skip_2", skip2,
                                      f"{what}: final_layer_norm(hidden_states[11]) of the prompt (ComfyUI clip skip -2)")}
     if hidden:
@@ -453,8 +490,8 @@ def ref_text_sd15(R, I, text, tag, checkpoint, what, loras=None, hidden=True):
                 f"{what}: prompt alone [1, 77, D], " + ("token + position embeddings" if k == 0 else
                                                          f"output of encoder layer {k - 1} (before the final norm)"))
     R.call(name=f"{tag}.text.prompt", checkpoint=checkpoint, component="text_encoder", loras=loras or [],
-           inputs={"input_ids": "text.input_ids.sd15[1:2]"}, outputs=inter,
-           note="row 1 of text.input_ids.sd15 alone")
+           inputs={"input_ids": f"text.input_ids.{family}[1:2]"}, outputs=inter,
+           note=f"row 1 of text.input_ids.{family} alone")
 
 
 def ref_text_sd21(R, I, text, proj, checkpoint):
@@ -758,6 +795,26 @@ def main():
         with open(path, "rb") as f:
             assert f.read(4) == b"PK\x03\x04"
         done("sd15-ckpt", t0)
+
+    if SMALL in want:
+        t0 = time.time()
+        unet, text, vae = models.unet(SMALL), models.text(SMALL), models.vae(SMALL)
+        tensors, extras, diff = checkpoint_tensors(models, SMALL, unet)
+        path = os.path.join(out, ITEMS[SMALL][0])
+        write_checkpoint(path, tensors, extras, "F32", ck_meta)
+        verify_checkpoint(path, "F32", models, SMALL, unet, diff, extras)
+        what = f"{SMALL} (published defaults' divisibility)"
+        ref_text_sd15(R, I, text, SMALL, ITEMS[SMALL][0], what, family=SMALL)
+        ref_unet(R, I, unet, SMALL, SMALL, ITEMS[SMALL][0], what)
+        ref_vae(R, I, vae, SMALL, ITEMS[SMALL][0], what)
+        cfg = small_configs()
+        done(SMALL, t0, architecture={
+            "unet": {k: cfg["unet"][k] for k in ("block_out_channels", "norm_num_groups", "attention_head_dim",
+                                                  "cross_attention_dim", "layers_per_block", "sample_size")},
+            "text_encoder": {k: cfg["text"][k] for k in ("hidden_size", "num_attention_heads", "num_hidden_layers",
+                                                         "intermediate_size", "vocab_size", "max_position_embeddings")},
+            "vae": {k: cfg["vae"][k] for k in ("block_out_channels", "norm_num_groups", "latent_channels")},
+        })
 
     R.save(extra_doc)
     with open(os.path.join(out, "manifest.json"), "w", encoding="utf-8") as f:

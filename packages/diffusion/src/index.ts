@@ -104,7 +104,55 @@ export { parsePromptWeights, parseFiniteWeights, pythonFloat, PromptWeightError,
 export { chunkPrompt, MAX_WORD_LENGTH, type ChunkEntry, type ChunkingOptions, type EmbeddingVectors, type PromptChunks } from './prompt-chunks.ts';
 export { chooseClipLayer, clipLayerCount, ClipLayerError, type ClipLayerChoice, type ClipLayerCount } from './clip-skip.ts';
 export { findEmbeddingFile, readEmbeddingFile, EmbeddingFileError, EMBEDDING_EXTENSIONS } from './embeddings.ts';
-export { SafetensorsFile, SafetensorsError, MAX_HEADER_BYTES, halfToFloat, type SafetensorsTensorInfo } from './safetensors.ts';
+export {
+  SafetensorsFile,
+  SafetensorsError,
+  readSafetensorsHeader,
+  MAX_HEADER_BYTES,
+  DEFAULT_CHUNK_BYTES,
+  FLOAT32_READABLE_DTYPES,
+  halfToFloat,
+  type SafetensorsHeader,
+  type SafetensorsTensorInfo,
+  type TensorChunk,
+  type ChunkOptions,
+} from './safetensors.ts';
+// What a single .safetensors file is (SD-1.x / 2.x checkpoint, UNet, VAE, LoRA, embedding, text encoder) or why it
+// is refused (other families, pickles, damaged files).
+export {
+  describeSingleFile,
+  describeHeader,
+  detectCheckpoint,
+  detectVaeFile,
+  detectLora,
+  UnsupportedCheckpointError,
+  V_PREDICTION_STD_THRESHOLD,
+  V_PREDICTION_KEY,
+  type SingleFileInfo,
+  type SingleFileKind,
+  type SdModelFileInfo,
+  type VaeFileInfo,
+  type LoraFileInfo,
+  type EmbeddingFileInfo,
+  type TextEncoderFileInfo,
+  type SdUnetInfo,
+  type SdFamily,
+  type SdPrediction,
+  type DetectedCheckpoint,
+  type DescribeOptions,
+  type CheckpointRefusalCode,
+  type SingleFileRefusal,
+} from './checkpoint-family.ts';
+export {
+  type TensorHeaderEntry,
+  type TextEncoderInfo,
+  type VaeInfo,
+  type LoraInfo,
+  type LoraAdapterKind,
+  type EmbeddingInfo,
+  type Float32Reader,
+} from './checkpoint-parts.ts';
+export { assertNotPickle, pickleEvidence, pickleConversionCommand, PickleFileError, PICKLE_EXTENSIONS, type PickleEvidence } from './pickle-files.ts';
 export { textEncoderVariant, exportedLayerCount, type TextEncoderVariant } from './text-encoder-variants.ts';
 export { decodeLatents, encodeImage, type VaeModel, type VaeOptions } from './vae.ts';
 export { FULL_VARIANT, OnnxUnetRunner, timestepTensor, type UnetRunner } from './unet-runner.ts';

@@ -83,3 +83,55 @@ test('an empty header is a file without tensors', () => {
   assert.deepEqual(st.tensors(), []);
   assert.deepEqual(st.metadata, {});
 });
+
+test('the data section must be covered exactly, as safetensors\' own reader checks: gaps, overlaps, trailing bytes, truncation', () => {
+  const x = (begin: number, end: number) => ({ dtype: 'F32', shape: [(end - begin) / 4], data_offsets: [begin, end] });
+  const cases: Array<[string, Uint8Array, RegExp]> = [
+    ['overlap', withHeader(JSON.stringify({ a: x(0, 8), b: x(4, 12) }), [new Uint8Array(12)]), /the data of tensors "a" \(bytes 0\.\.8\) and "b" \(bytes 4\.\.12\) overlap/],
+    ['gap', withHeader(JSON.stringify({ a: x(0, 4), b: x(8, 12) }), [new Uint8Array(12)]), /bytes 4\.\.8 of the data section belong to no tensor/],
+    ['trailing', withHeader(JSON.stringify({ a: x(0, 4) }), [new Uint8Array(12)]), /8 bytes follow the last tensor's data/],
+    ['truncated', withHeader(JSON.stringify({ a: x(0, 4), b: x(4, 16) }), [new Uint8Array(10)]), /tensor "b": its data ends at byte \d+, past the end of the file \(\d+ bytes\): the file is truncated/],
+    ['inherited name as dtype', withHeader(JSON.stringify({ a: { dtype: 'toString', shape: [1], data_offsets: [0, 4] } }), [new Uint8Array(4)]), /tensor "a": unknown dtype "toString"/],
+  ];
+  for (const [what, bytes, message] of cases) {
+    assert.throws(() => SafetensorsFile.open(file(bytes)), (err: unknown) => err instanceof SafetensorsError && message.test(err.message) && err.message.includes('.safetensors is not a readable safetensors file: '), what);
+  }
+  // Zero-sized tensors take no bytes and may share an offset.
+  const st = SafetensorsFile.open(file(withHeader(JSON.stringify({ e: { dtype: 'F32', shape: [0], data_offsets: [4, 4] }, a: x(0, 4), f: { dtype: 'I64', shape: [2, 0], data_offsets: [4, 4] } }), [new Uint8Array(4)])));
+  assert.deepEqual([st.count, st.has('e'), st.readFloat32('e').data.length], [3, true, 0]);
+});
+
+test('tensors stream in chunks of whole elements (bytes or float32), sync and async, one chunk in memory at a time', async () => {
+  const halves = Array.from({ length: 11 }, (_, i) => 0x3c00 + i); // 1, 1 + 2^-10, ...
+  const path = file(withHeader(JSON.stringify({ h: { dtype: 'F16', shape: [11], data_offsets: [0, 22] }, w: { dtype: 'F32', shape: [3], data_offsets: [22, 34] } }), [u16(halves), f32([0.5, -1, 2])]));
+  const st = SafetensorsFile.open(path);
+  const whole = st.readFloat32('h').data;
+  const pieces: Array<[number, number, number]> = [];
+  const values: number[] = [];
+  st.forEachChunk('h', (c) => {
+    pieces.push([c.elementOffset, c.elements, c.fileOffset - st.tensor('h')!.offset]);
+    values.push(...c.data);
+  }, { as: 'float32', chunkBytes: 7 }); // rounded down to 3 halves (6 bytes)
+  assert.deepEqual(pieces, [[0, 3, 0], [3, 3, 6], [6, 3, 12], [9, 2, 18]]);
+  assert.deepEqual(values, [...whole]);
+  const bytes: number[] = [];
+  for await (const c of st.chunks('h', { chunkBytes: 4 })) bytes.push(...c.data);
+  assert.deepEqual(bytes, [...st.readBytes('h')]);
+  const asyncValues: number[] = [];
+  for await (const c of st.chunks('w', { as: 'float32', chunkBytes: 1 })) asyncValues.push(...c.data);
+  assert.deepEqual(asyncValues, [0.5, -1, 2], 'at least one element per chunk');
+  assert.deepEqual(st.readFloat32Many(['w', 'h']).map((t) => t.shape), [[3], [11]]);
+  assert.throws(() => st.forEachChunk('h', () => {}, { chunkBytes: 0 }), RangeError);
+});
+
+test('the graph builders\' openSafetensors is this reader, with CheckpointError codes', async () => {
+  const { openSafetensors, CheckpointError } = await import('@gategraph/onnx-graph/build');
+  const path = join(dir, 'builder.safetensors');
+  writeSafetensors(path, { w: { dtype: 'F32', shape: [2], bytes: f32([1, 2]) } });
+  const reader = openSafetensors(path);
+  assert.ok(reader instanceof SafetensorsFile);
+  assert.deepEqual([...reader.readFloat32('w').data], [1, 2]);
+  assert.throws(() => reader.readBytes('nope'), (err: unknown) => err instanceof CheckpointError && err.code === 'missing_key' && err.key === 'nope');
+  const bad = file(withHeader(JSON.stringify({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }), [new Uint8Array(12)]));
+  assert.throws(() => openSafetensors(bad), (err: unknown) => err instanceof CheckpointError && err.code === 'bad_checkpoint' && /is not a readable safetensors file: the data of tensors "a"/.test(err.message));
+});

@@ -38,6 +38,7 @@ const EXPECTED: Record<string, { keys: number; dtypes: Record<string, number> }>
   'lora-kohya.safetensors': { keys: 797, dtypes: { F16: 797 } },
   'sd15-missing-key.safetensors': { keys: 1138, dtypes: { F32: 1136, I64: 1, I32: 1 } },
   'sd15-extra-key.safetensors': { keys: 1140, dtypes: { F32: 1138, I64: 1, I32: 1 } },
+  'sd15-small.safetensors': { keys: 1139, dtypes: { F32: 1137, I64: 1, I32: 1 } },
 };
 
 const U = 'model.diffusion_model.';
@@ -96,6 +97,25 @@ test('sd15: LDM prefixes, CLIP-L in transformers naming, the VAE attention as 1x
   assert.deepEqual(f.tensor('first_stage_model.decoder.up.0.block.0.nin_shortcut.weight')!.shape, [8, 16, 1, 1]);
   assert.ok(!f.tensor('first_stage_model.decoder.up.0.upsample.conv.weight'), 'up.0 (the last decoder level) has no upsample');
   assert.deepEqual(f.metadata, { format: 'pt' });
+});
+
+test('sd15-small: sd15\'s keys at widths the builders\' defaults fit (32 GroupNorm groups, 64-dim heads), CLIP\'s full vocabulary', () => {
+  const f = open('sd15-small.safetensors');
+  assert.deepEqual(f.names(), open('sd15.safetensors').names());
+  const T = 'cond_stage_model.transformer.text_model.';
+  assert.deepEqual(f.tensor(`${T}embeddings.token_embedding.weight`)!.shape, [49408, 64]); // the bundled tokenizer's ids
+  assert.deepEqual(f.tensor(`${T}embeddings.position_embedding.weight`)!.shape, [77, 64]);
+  assert.deepEqual(f.tensor(`${T}encoder.layers.11.mlp.fc1.weight`)!.shape, [256, 64]); // 12 layers, one 64-dim head
+  assert.deepEqual(f.tensor(`${U}input_blocks.0.0.weight`)!.shape, [32, 4, 3, 3]);
+  assert.deepEqual(f.tensor(`${U}input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight`)!.shape, [32, 64]); // context = text width
+  assert.deepEqual(f.tensor(`${U}middle_block.1.proj_in.weight`)!.shape, [64, 64, 1, 1]);
+  assert.deepEqual(f.tensor('first_stage_model.post_quant_conv.weight')!.shape, [4, 4, 1, 1]);
+  assert.deepEqual(f.tensor('first_stage_model.decoder.conv_in.weight')!.shape, [64, 4, 3, 3]);
+  // every GroupNorm of the UNet and the VAE splits into 32 groups
+  const norms = f.tensors().filter((t) => /^(model\.diffusion_model|first_stage_model)\..*(in_layers\.0|out_layers\.0|\.\d+\.1\.norm|out\.0|norm[12]|norm_out|attn_1\.norm)\.weight$/.test(t.name) && !t.name.includes('transformer_blocks'));
+  assert.ok(norms.length > 100, `${norms.length} norms`);
+  for (const t of norms) assert.equal(t.shape[0]! % 32, 0, t.name);
+  assert.deepEqual(readCheckpointManifest(dir).files['sd15-small.safetensors']!.architecture!.unet!.norm_num_groups, 32);
 });
 
 test('fp16 and bf16: the same keys, every float tensor sd15\'s value rounded', () => {
@@ -207,7 +227,7 @@ test('reference/index.json: every tensor file exists with the size its shape say
     for (const t of [...Object.values(call.inputs), ...Object.values(call.outputs)]) assert.ok(ref.tensors[t.replace(/\[.*\]$/, '')], `${call.name}: ${t}`);
   }
   const names = ref.calls.map((c) => c.name);
-  for (const want of ['sd15.text', 'sd15.unet', 'sd15.vae_decode', 'sd15.vae_encode', 'sd21v.text', 'sd21v.unet', 'sd15-inpaint.unet', 'vae-ft.vae_decode', 'lora.unet', 'lora-stacked.unet', 'lora.text']) {
+  for (const want of ['sd15.text', 'sd15.unet', 'sd15.vae_decode', 'sd15.vae_encode', 'sd21v.text', 'sd21v.unet', 'sd15-inpaint.unet', 'vae-ft.vae_decode', 'lora.unet', 'lora-stacked.unet', 'lora.text', 'sd15-small.text', 'sd15-small.unet', 'sd15-small.vae_decode']) {
     assert.ok(names.includes(want), want);
   }
 });

@@ -11,6 +11,7 @@ import { basename, dirname, resolve } from 'node:path';
 import type { DeclaredIo } from './declared-io.ts';
 import { OnnxGraphError } from './errors.ts';
 import { atomicWrite, isExternal, readTensorBytes, type ModelFile } from './model-io.ts';
+import { halfToFloatTable } from './safetensors.ts';
 import {
   AttributeProto_AttributeType,
   AttributeProtoSchema,
@@ -200,22 +201,6 @@ function pointAt(tensor: TensorProto, location: string, offset: number, length: 
   tensor.dataLocation = TensorProto_DataLocation.EXTERNAL;
 }
 
-/** float16 -> float32 for every 16-bit pattern, built once (256 KiB). */
-let halfTable: Float32Array | undefined;
-function float16Table(): Float32Array {
-  if (halfTable) return halfTable;
-  halfTable = new Float32Array(65536);
-  for (let h = 0; h < 65536; h++) {
-    const sign = h & 0x8000 ? -1 : 1;
-    const exponent = (h >> 10) & 0x1f;
-    const fraction = h & 0x3ff;
-    if (exponent === 0) halfTable[h] = sign * fraction * 2 ** -24; // subnormal
-    else if (exponent === 31) halfTable[h] = fraction ? NaN : sign * Infinity;
-    else halfTable[h] = sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
-  }
-  return halfTable;
-}
-
 /** 16-bit float data (float16, or bfloat16: the top half of a float32) as float32 bytes. */
 function halfToFloat32Bytes(bytes: Uint8Array, type: number, tensor: TensorProto): Uint8Array<ArrayBuffer> {
   const count = tensorElementCount(tensor);
@@ -228,7 +213,7 @@ function halfToFloat32Bytes(bytes: Uint8Array, type: number, tensor: TensorProto
     const bits = new Uint32Array(out.buffer);
     for (let i = 0; i < count; i++) bits[i] = halves[i]! << 16;
   } else {
-    const table = float16Table();
+    const table = halfToFloatTable();
     for (let i = 0; i < count; i++) out[i] = table[halves[i]!]!;
   }
   return new Uint8Array(out.buffer);

@@ -59,12 +59,32 @@ export {
 } from './macs.ts';
 export { buildIfGated, type IfGatedModel } from './if-gating.ts';
 export { cpuFloat32Needs, writeCpuFloat32, type CpuFloat32Report } from './cpu-float32.ts';
-export { derivedModelPath, cpuFloat32ModelPath, fusedAttentionModelPath, cachedModel, derivedCacheDir, modelContentKey, modelFileSha256, pruneStaleEntries, ensureCacheDir, type DerivedEntry, type DerivedCacheOptions } from './derived-cache.ts';
+export { derivedModelPath, cpuFloat32ModelPath, fusedAttentionModelPath, cachedModel, canonicalPath, derivedCacheDir, modelContentKey, modelFileSha256, pruneStaleEntries, ensureCacheDir, type DerivedEntry, type DerivedCacheOptions } from './derived-cache.ts';
 export { readDeclaredIo, type DeclaredIo, type DeclaredTensor } from './declared-io.ts';
 export { discoverClipText, type ClipTextStructure } from './clip-text.ts';
 export { recomputeOutput, type RecomputeSpec, type RecomputeReport } from './recompute-output.ts';
 export { deriveClipText, clipTextModelPath, type ClipTextVariantSpec, type ClipTextVariantReport, type TensorLocation } from './clip-text-derive.ts';
 export { fuseAttention, MS_DOMAIN, type AttentionFusionReport, type AttentionFusionOptions, type FusedAttention } from './attention-fusion.ts';
+// The safetensors reader (header checked as safetensors' own reader does; tensors read by offset, streamed in
+// chunks, converted to float32), shared by the graph builders and @gategraph/diffusion.
+export {
+  SafetensorsFile,
+  SafetensorsError,
+  readSafetensorsHeader,
+  safetensorsDtypeBits,
+  floatBytesToFloat32,
+  halfToFloat,
+  halfToFloatTable,
+  MAX_HEADER_BYTES,
+  DEFAULT_CHUNK_BYTES,
+  FLOAT32_READABLE_DTYPES,
+  FLOAT_BYTES_DTYPES,
+  type SafetensorsHeader,
+  type SafetensorsTensorInfo,
+  type Float32Tensor,
+  type TensorChunk,
+  type ChunkOptions,
+} from './safetensors.ts';
 // Single-file checkpoints (ComfyUI/A1111 LDM layout) built into ONNX graphs; the graph-building toolkit itself
 // (GraphBuilder, layers, weights) is the './build' entry point.
 export {

@@ -4,6 +4,8 @@
 // not take as `unknown`, the leftovers as `ignored` with the reason, and the other components by count.
 
 export type LdmComponent = 'unet' | 'text_encoder' | 'vae';
+/** Who else a file's keys belong to: a component, or the other half of the VAE (its encoder and decoder are built apart). */
+export type KeyOwner = LdmComponent | 'vae_encoder' | 'vae_decoder';
 
 /** Key prefixes of each component in the LDM layout (SD-1.x/2.x; SDXL's `conditioner.` for its text encoders). */
 export const LDM_PREFIXES: Readonly<Record<LdmComponent, readonly string[]>> = {
@@ -30,7 +32,7 @@ export interface KeyReport {
   /** Keys left out on purpose, with why. */
   ignored: Array<{ key: string; reason: string }>;
   /** Keys of the file's other components (built by their own builders), counted per component. */
-  otherComponents: Partial<Record<LdmComponent, number>>;
+  otherComponents: Partial<Record<KeyOwner, number>>;
 }
 
 /** Why a key is ignored on purpose, or undefined when it is a weight someone should use. */

@@ -51,7 +51,16 @@ export interface CheckpointComponentOptions {
   variant?: Record<string, unknown>;
   /** Called on the weight source before building (e.g. to attach LoRA patches). */
   prepare?: (source: WeightSource) => void;
+  /**
+   * One of many variants a user tries and moves on from (LoRAs at some strengths): such entries of the same
+   * checkpoint and component are kept up to MAX_EVICTABLE_ENTRIES, the least recently used deleted first, since
+   * each costs the component's size on disk.
+   */
+  evictable?: boolean;
 }
+
+/** Evictable entries kept per checkpoint and component (see CheckpointComponentOptions.evictable). */
+export const MAX_EVICTABLE_ENTRIES = 3;
 
 export interface CheckpointComponent<C = unknown> {
   /** Folder holding model.onnx, model.onnx_data and config.json: open it as an exported component. */
@@ -77,6 +86,7 @@ interface EntryRecord {
   checkpoint: string;
   checkpointSha256: string;
   variant: Record<string, unknown>;
+  evictable?: boolean;
   config: unknown;
   diffusersConfig: Record<string, unknown>;
   keys: KeyReport;
@@ -199,6 +209,7 @@ export async function componentFromCheckpoint<C>(
     checkpoint: path,
     checkpointSha256: sha,
     variant,
+    ...(options.evictable ? { evictable: true } : {}),
     config: result.config,
     diffusersConfig: result.diffusersConfig,
     keys: result.keys,
@@ -206,6 +217,7 @@ export async function componentFromCheckpoint<C>(
     onnxSha256: await sha256File(modelPath),
   };
   atomicWrite(join(entryDir, 'entry.json'), new TextEncoder().encode(`${JSON.stringify(record, null, 1)}\n`));
+  if (options.evictable) evictVariants(cacheDir, path, component, key);
   return {
     dir,
     modelPath,
@@ -243,6 +255,23 @@ export type CheckpointUnet = CheckpointComponent<LdmUnetConfig>;
 export function unetFromCheckpoint(checkpoint: string, options: CheckpointUnetOptions = {}): Promise<CheckpointUnet> {
   const { overrides = {}, ...rest } = options;
   return componentFromCheckpoint(checkpoint, 'unet', (source) => buildLdmUnet(source, overrides), { ...rest, variant: { overrides } });
+}
+
+/** Deletes the least recently used evictable entries of `checkpoint`'s `component` beyond MAX_EVICTABLE_ENTRIES. */
+function evictVariants(cacheDir: string, checkpoint: string, component: CheckpointComponentName, keep: string): void {
+  const entries: Array<{ name: string; used: number }> = [];
+  for (const name of readdirSync(cacheDir)) {
+    const recordPath = join(cacheDir, name, 'entry.json');
+    try {
+      const record = JSON.parse(readFileSync(recordPath, 'utf8')) as Partial<EntryRecord>;
+      if (record.evictable && record.checkpoint === checkpoint && record.component === component && name !== keep) entries.push({ name, used: statSync(recordPath).mtimeMs });
+    } catch {
+      // not an entry, or being written
+    }
+  }
+  entries.sort((a, b) => b.used - a.used);
+  // Opened sessions keep their files (deleted files stay readable on Linux until closed); a later use rebuilds.
+  for (const { name } of entries.slice(MAX_EVICTABLE_ENTRIES - 1)) rmSync(join(cacheDir, name), { recursive: true, force: true });
 }
 
 /**

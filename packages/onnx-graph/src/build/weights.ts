@@ -2,13 +2,14 @@
 // in_proj_weight holds q, k, v stacked), transposed (nn.Linear's [out, in] for MatMul's [in, out]) or given new
 // dims of the same size (GroupNorm's [C] as [C, 1, 1]). A WeightSource records every key a builder takes, so the
 // keys nobody took can be reported: no checkpoint tensor is dropped silently. A missing key is a CheckpointError
-// naming it.
+// naming it. Patches (LoRAs, lora.ts) change a tensor's float32 values when they are read for writing, before any
+// transform.
 import { CheckpointError, FLOAT_DTYPES, toFloat32, type CheckpointReader, type CheckpointTensorInfo } from './checkpoint.ts';
 
 export interface WeightTransform {
   /** Rows [start, end) of dim 0, taken before any other transform. */
   rows?: readonly [number, number];
-  /** Swap the two dims of a 2-D tensor. */
+  /** Swap the two dims of a 2-D tensor, or of a 1x1 convolution's [out, in, 1, 1] (giving [in, out]). */
   transpose?: boolean;
   /** Final dims (same element count). */
   reshape?: readonly number[];
@@ -22,15 +23,36 @@ export interface WeightRef {
   dims: number[];
 }
 
+/**
+ * A change to one tensor's values (a LoRA's update, lora.ts), applied in place to a float32 copy of the whole tensor
+ * as stored (before rows / transpose / reshape).
+ */
+export interface WeightPatch {
+  /** Rows [start, end) of dim 0 the patch changes (all rows when absent): skipped when a builder takes other rows. */
+  readonly rows?: readonly [number, number];
+  apply(values: Float32Array, shape: readonly number[], key: string): void;
+}
+
 /** Read access to a checkpoint's tensors with every taken key recorded. */
 export class WeightSource {
   readonly reader: CheckpointReader;
   readonly #byName: Map<string, CheckpointTensorInfo>;
   readonly #taken = new Set<string>();
+  #patches: ReadonlyMap<string, readonly WeightPatch[]> | undefined;
 
-  constructor(reader: CheckpointReader) {
+  constructor(reader: CheckpointReader, options: { patches?: ReadonlyMap<string, readonly WeightPatch[]> } = {}) {
     this.reader = reader;
     this.#byName = new Map(reader.tensors().map((t) => [t.name, t]));
+    this.#patches = options.patches;
+  }
+
+  /** Patches applied, in order, to a key's values when they are read (`values`); replaces any set before. */
+  setPatches(patches: ReadonlyMap<string, readonly WeightPatch[]> | undefined): void {
+    this.#patches = patches;
+  }
+
+  get patches(): ReadonlyMap<string, readonly WeightPatch[]> | undefined {
+    return this.#patches;
   }
 
   get path(): string {
@@ -74,7 +96,9 @@ export class WeightSource {
       dims[0] = end - start;
     }
     if (transform.transpose) {
-      if (dims.length !== 2) throw new CheckpointError(`"${key}" is [${dims.join(', ')}]: only a 2-D tensor is transposed`, 'bad_tensor', key);
+      // A 1x1 convolution is a matrix with two unit dims (LDM's VAE attention stores its q/k/v/proj_out so).
+      const matrix = dims.length === 2 || (dims.length === 4 && dims[2] === 1 && dims[3] === 1);
+      if (!matrix) throw new CheckpointError(`"${key}" is [${dims.join(', ')}]: only a 2-D tensor or a 1x1 convolution weight is transposed`, 'bad_tensor', key);
       dims = [dims[1]!, dims[0]!];
     }
     if (transform.reshape) {
@@ -98,11 +122,18 @@ export class WeightSource {
     return this.#taken;
   }
 
-  /** The float32 values of a weight, transform applied: one tensor in memory at a time. */
+  /** The float32 values of a weight, patches and transform applied: one tensor in memory at a time. */
   values(ref: WeightRef): Float32Array {
     const bytes = this.reader.readBytes(ref.key);
     let data = toFloat32(bytes, ref.info.dtype, ref.key);
     let dims = [...ref.info.shape];
+    const rows = ref.transform.rows;
+    const patches = this.#patches?.get(ref.key)?.filter((p) => !rows || !p.rows || (p.rows[0] < rows[1] && rows[0] < p.rows[1]));
+    if (patches?.length) {
+      // F32 comes back as a view of the reader's bytes: patch a copy, never a buffer the reader may hand out again.
+      if (ref.info.dtype === 'F32') data = data.slice();
+      for (const p of patches) p.apply(data, ref.info.shape, ref.key);
+    }
     if (ref.transform.rows) {
       const [start, end] = ref.transform.rows;
       const row = dims.slice(1).reduce((a, b) => a * b, 1);
