@@ -30,7 +30,7 @@ import {
   type TextEncoderInfo,
   type VaeInfo,
 } from './checkpoint-parts.ts';
-import { UnsupportedModelError, type UnsupportedKind } from './model-family.ts';
+import { UnsupportedModelError, type UnsupportedKind } from './unsupported-model.ts';
 import { PickleFileError, assertNotPickle } from './pickle-files.ts';
 import { SafetensorsError, SafetensorsFile } from './safetensors.ts';
 

@@ -153,6 +153,17 @@ export {
   type Float32Reader,
 } from './checkpoint-parts.ts';
 export { assertNotPickle, pickleEvidence, pickleConversionCommand, PickleFileError, PICKLE_EXTENSIONS, type PickleEvidence } from './pickle-files.ts';
+// A single-file checkpoint (and its VAE file, LoRAs) as a model folder: components built and cached, then assembled.
+export {
+  modelFolderFromCheckpoint,
+  vaeFolderFromFile,
+  sdSchedulerConfig,
+  type SingleFileFamily,
+  type SingleFileModel,
+  type SingleFileModelOptions,
+  type SingleFileOverrides,
+  type LoraUse,
+} from './single-file-model.ts';
 export { textEncoderVariant, exportedLayerCount, type TextEncoderVariant } from './text-encoder-variants.ts';
 export { decodeLatents, encodeImage, type VaeModel, type VaeOptions } from './vae.ts';
 export { FULL_VARIANT, OnnxUnetRunner, timestepTensor, type UnetRunner } from './unet-runner.ts';

@@ -8,22 +8,13 @@
  * docs/models.md has the table of these messages; each is tested in test/model-family.test.ts.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { basename, extname, join } from 'node:path';
+import { extname, join } from 'node:path';
 import { readDeclaredIo, type DeclaredIo } from '@gategraph/onnx-graph';
+import { detectCheckpoint } from './checkpoint-family.ts';
+import { assertNotPickle, PICKLE_EXTENSIONS } from './pickle-files.ts';
+import { UnsupportedModelError } from './unsupported-model.ts';
 
-/** Why a model cannot be run here: one sentence for people, and a short code for tests and tools. */
-export class UnsupportedModelError extends Error {
-  override name = 'UnsupportedModelError';
-  constructor(
-    readonly path: string,
-    readonly kind: UnsupportedKind,
-    readonly reason: string,
-  ) {
-    super(`${basename(path)}: ${reason}`);
-  }
-}
-
-export type UnsupportedKind = 'sdxl' | 'sd3' | 'pixart' | 'flux' | 'transformer' | 'pipeline' | 'gpu-optimized' | 'pickle' | 'single-file';
+export { UnsupportedModelError, type UnsupportedKind } from './unsupported-model.ts';
 
 /** What this engine runs: Stable Diffusion 1.x / 2.x ONNX folders (optimum and diffusers layouts). */
 const RUNS = 'gategraph runs Stable Diffusion 1.x and 2.x ONNX folders';
@@ -82,18 +73,16 @@ export function checkSupportedModel(path: string): void {
   }
 }
 
+/**
+ * A single file: pickles are refused unopened; a .safetensors checkpoint is read (its header only) and refused
+ * when it is not an SD-1.x / 2.x checkpoint, with what it is. Other extensions are left to the caller.
+ */
 function checkModelFile(path: string): void {
   const ext = extname(path).toLowerCase();
-  if (ext === '.ckpt' || ext === '.pt' || ext === '.pth' || ext === '.bin') {
-    throw new UnsupportedModelError(
-      path,
-      'pickle',
-      `this is a pickled PyTorch checkpoint, which can run code when it is loaded, so gategraph never opens one: ` +
-        `convert it to .safetensors (e.g. with a trusted Python: torch.load, then safetensors.torch.save_file) or use an ONNX folder of the model`,
-    );
-  }
-  if (ext === '.safetensors') {
-    throw new UnsupportedModelError(path, 'single-file', `single-file .safetensors checkpoints are not supported yet: ${RUNS} (docs/models.md says how to export one)`);
+  if (PICKLE_EXTENSIONS.includes(ext)) assertNotPickle(path);
+  if (ext === '.safetensors' || ext === '.sft') {
+    const detected = detectCheckpoint(path);
+    if ('refusal' in detected) throw detected.error;
   }
 }
 

@@ -13,7 +13,7 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { basename, dirname, extname } from 'node:path';
-import { UnsupportedModelError } from './model-family.ts';
+import { UnsupportedModelError } from './unsupported-model.ts';
 
 /** Extensions of files PyTorch writes with pickle. */
 export const PICKLE_EXTENSIONS: readonly string[] = ['.ckpt', '.pt', '.pth', '.bin'];

@@ -17,7 +17,6 @@ import {
   SessionPool,
   UnsupportedModelError,
   type DiffusionModel,
-  type ModelComponent,
 } from '../src/index.ts';
 import { readTableRows, textEncoderVariant } from '../src/text-encoder-variants.ts';
 import {
@@ -26,9 +25,8 @@ import {
   referenceValues,
   REFUSED_LAYOUTS,
   RUNNABLE_LAYOUTS,
-  type Reference,
-  type ReferenceCall,
 } from './fixtures/published-models.ts';
+import { componentOf, feedOf, relativeError } from './fixtures/reference-calls.ts';
 
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
 const pool = new SessionPool();
@@ -45,33 +43,6 @@ function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
   delete env.NODE_TEST_CONTEXT;
   return env;
-}
-
-/** max |actual - expected| / max |expected|, the relative error of a whole tensor. */
-function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  assert.equal(actual.length, expected.length, 'same number of values');
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i]! - expected[i]!));
-    scale = Math.max(scale, Math.abs(expected[i]!));
-  }
-  return diff / scale;
-}
-
-/** A reference input as the feed the opened component declares (float16 files run as their float32 conversion). */
-function feedOf(folder: string, reference: Reference, tensorName: string, component: ModelComponent, input: string): ort.Tensor {
-  const { data, shape } = referenceValues(folder, reference, tensorName);
-  const type = component.input(input)?.type ?? 'float32';
-  if (type === 'int64') return new ort.Tensor('int64', BigInt64Array.from(data as ArrayLike<number>, (v) => BigInt(v)), shape);
-  if (type === 'int32') return new ort.Tensor('int32', Int32Array.from(data as ArrayLike<number>), shape);
-  return new ort.Tensor('float32', Float32Array.from(data as ArrayLike<number>), shape);
-}
-
-function componentOf(model: DiffusionModel, call: ReferenceCall): ModelComponent {
-  const component = { text_encoder: model.textEncoder, unet: model.unet, vae_decoder: model.vaeDecoder, vae_encoder: model.vaeEncoder }[call.component];
-  assert.ok(component, `${model.name} has a ${call.component}`);
-  return component;
 }
 
 for (const layout of RUNNABLE_LAYOUTS) {

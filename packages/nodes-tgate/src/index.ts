@@ -5,6 +5,8 @@
  */
 import { definePack } from '@gategraph/core';
 import { CheckpointLoaderSimple } from './nodes/checkpoint-loader.ts';
+import { LoraLoader, LoraLoaderModelOnly } from './nodes/lora-loader.ts';
+import { VAELoader } from './nodes/vae-loader.ts';
 import { CLIPTextEncode } from './nodes/clip-text-encode.ts';
 import { CLIPSetLastLayer } from './nodes/clip-set-last-layer.ts';
 import { EmptyLatentImage } from './nodes/empty-latent-image.ts';
@@ -30,6 +32,9 @@ export { drawLineChart, type LineChart } from './tgate/plot.ts';
 
 export const baseNodes = [
   CheckpointLoaderSimple,
+  VAELoader,
+  LoraLoader,
+  LoraLoaderModelOnly,
   CLIPTextEncode,
   CLIPSetLastLayer,
   EmptyLatentImage,

@@ -385,9 +385,10 @@ test('the hosts\' GATEGRAPH_EXTRA_MODEL_PATHS reaches the combos, the embeddings
       assert.equal(result.ok, false, ckpt);
       return result.nodeErrors['4']!.errors.map((e) => e.message).join('\n');
     };
-    assert.match(await check('v1-5.safetensors'), /ckpt_name "v1-5\.safetensors": single-file \.safetensors checkpoints are not supported yet/);
-    assert.match(await check('packed.sft'), /ckpt_name "packed\.sft": single-file checkpoints are not supported yet/);
-    assert.match(await check('mine/pickled.ckpt'), /pickled PyTorch checkpoint.*convert it to \.safetensors/);
+    // Empty files stand in for the checkpoints here: read, and refused as unreadable (never as unsupported).
+    assert.match(await check('v1-5.safetensors'), /ckpt_name "v1-5\.safetensors": this is not a readable safetensors file: /);
+    assert.match(await check('packed.sft'), /ckpt_name "packed\.sft": this is not a readable safetensors file: /);
+    assert.match(await check('mine/pickled.ckpt'), /ckpt_name "mine\/pickled\.ckpt": this is a Python pickle .*never opens it\. Convert it once to \.safetensors/);
     assert.match(await check('../secret'), /Input "ckpt_name" is "..\/secret", which is not/);
   } finally {
     if (before === undefined) delete process.env[EXTRA_MODEL_PATHS_ENV];

@@ -7,6 +7,9 @@ import { packRegistry } from './helpers.ts';
 // ComfyUI address inputs by these names, so they must match exactly, in this order.
 const COMFYUI_INPUTS: Record<string, { required: string[]; hidden?: string[]; output: string[] }> = {
   CheckpointLoaderSimple: { required: ['ckpt_name'], output: ['MODEL', 'CLIP', 'VAE'] },
+  VAELoader: { required: ['vae_name'], output: ['VAE'] },
+  LoraLoader: { required: ['model', 'clip', 'lora_name', 'strength_model', 'strength_clip'], output: ['MODEL', 'CLIP'] },
+  LoraLoaderModelOnly: { required: ['model', 'lora_name', 'strength_model'], output: ['MODEL'] },
   CLIPTextEncode: { required: ['text', 'clip'], output: ['CONDITIONING'] },
   EmptyLatentImage: { required: ['width', 'height', 'batch_size'], output: ['LATENT'] },
   KSampler: {
@@ -48,6 +51,8 @@ test("KSampler's widgets have ComfyUI's types, defaults and ranges", async () =>
   const latent = objectInfo(await packRegistry()).EmptyLatentImage!.input.required!;
   assert.deepEqual(pick(latent.width, ['default', 'min', 'max', 'step']), [512, 16, 16384, 8]);
   assert.deepEqual(pick(latent.batch_size, ['default', 'min', 'max']), [1, 1, 4096]);
+  const lora = objectInfo(await packRegistry()).LoraLoader!.input.required!;
+  for (const input of ['strength_model', 'strength_clip']) assert.deepEqual(pick(lora[input], ['default', 'min', 'max', 'step']), [1, -100, 100, 0.01]);
   const load = objectInfo(await packRegistry()).LoadImage!.input.required!;
   assert.equal((load.image as [string[], Record<string, unknown>])[1].image_upload, true);
 });

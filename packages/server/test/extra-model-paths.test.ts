@@ -20,6 +20,7 @@ function write(path: string, text = 'x'): void {
 write(join(dir, 'ComfyUI', 'models', 'checkpoints', 'sdxl', 'comfy-model.safetensors'));
 write(join(dir, 'ComfyUI', 'models', 'diffusers', 'comfy-onnx', 'model_index.json'), '{"_class_name":"OnnxStableDiffusionPipeline"}');
 write(join(dir, 'webui', 'models', 'Stable-diffusion', 'webui-model.ckpt'));
+write(join(dir, 'webui', 'models', 'VAE', 'webui-vae.safetensors'));
 const comfyYaml = join(dir, 'config', 'extra_model_paths.yaml');
 write(comfyYaml, 'comfyui:\n  base_path: ../ComfyUI/\n  is_default: true\n  checkpoints: models/checkpoints/\n  diffusers: models/diffusers\n');
 const webuiYaml = join(dir, 'config', 'a111.yaml');
@@ -73,6 +74,7 @@ test('pnpm serve --extra-model-paths-config: /object_info lists the checkpoints 
     for (const name of ['sdxl/comfy-model.safetensors', 'comfy-onnx', 'webui-model.ckpt', 'tiny-sd']) assert.ok(names.includes(name), `${name} in ${names.join(', ')}`);
     const all = await getJson(`${url}/api/object_info`);
     assert.deepEqual(all.json.CheckpointLoaderSimple.input.required.ckpt_name[0], names);
+    assert.deepEqual(all.json.VAELoader.input.required.vae_name[0], ['webui-vae.safetensors'], 'the a111 section\'s vae folder');
     assert.doesNotMatch(output, /extra_model_paths|a111\.yaml/, 'a good file says nothing');
   } finally {
     child.kill('SIGTERM');

@@ -1,26 +1,28 @@
-import { combo, defineNode, NodeInputError } from '@gategraph/core';
-import { checkSupportedModel, ModelFolderError, UnsupportedModelError } from '@gategraph/diffusion';
+import { combo, defineNode, NodeInputError, type ExecutionContext } from '@gategraph/core';
+import { checkSupportedModel, ModelFolderError, UnsupportedModelError, type DiffusionModel } from '@gategraph/diffusion';
+import { CheckpointError } from '@gategraph/onnx-graph';
 import { statSync } from 'node:fs';
-import { extname } from 'node:path';
 import { listCheckpoints, resolveModelFolder } from '../folders.ts';
 import { loadModel, modelFolderStamp } from '../model-cache.ts';
+import { checkpointFamily, isSafetensorsFile, loadSingleFileModel } from '../single-file-loading.ts';
 import { ClipRef, ModelRef, VaeRef } from '../types.ts';
 
 /**
- * Loads an ONNX Stable Diffusion folder (diffusers / optimum layout) from the models folder. The name is
- * ComfyUI's; a "checkpoint" here is a folder (`models/<name>/unet/model.onnx`, ...), not a .safetensors file.
+ * Loads a Stable Diffusion 1.x / 2.x checkpoint: an ONNX folder (diffusers / optimum layout) or a single-file
+ * .safetensors checkpoint as ComfyUI keeps them (LDM keys), whose ONNX graphs are built once and cached.
  */
 export const CheckpointLoaderSimple = defineNode({
   id: 'CheckpointLoaderSimple',
   displayName: 'Load Checkpoint',
   category: 'loaders',
   description:
-    'Loads a Stable Diffusion 1.x / 2.x ONNX model folder (as optimum-cli or diffusers export it: text_encoder, unet, vae_decoder, optional vae_encoder, tokenizer; fp16 folders are converted to float32 once) from the models folder. ' +
-    'Its sessions are shared: loading the same folder twice opens it once. See docs/models.md for what works.',
+    'Loads a Stable Diffusion 1.x / 2.x checkpoint: a single-file .safetensors checkpoint as ComfyUI keeps them in models/checkpoints/ (its ONNX graphs are built on first use, seconds to minutes, and cached next to it), ' +
+    'or an ONNX model folder (as optimum-cli or diffusers export it; fp16 folders are converted to float32 once). ' +
+    'Its sessions are shared: loading the same checkpoint twice opens it once. See docs/models.md for what works.',
   inputs: {
     ckpt_name: combo(listCheckpoints, {
       tooltip:
-        'An ONNX model folder (model_index.json and the ONNX components) under models/, models/checkpoints/ or models/diffusers/ (or the folders GATEGRAPH_MODELS and extra_model_paths.yaml add). Single-file checkpoints (.safetensors ...) in models/checkpoints/ are listed but not loaded yet.',
+        'A single-file SD-1.x / 2.x checkpoint (.safetensors) in models/checkpoints/, or an ONNX model folder under models/, models/checkpoints/ or models/diffusers/ (and the folders GATEGRAPH_MODELS and extra_model_paths.yaml add). .ckpt / .pt pickles are listed but never opened.',
     }),
   },
   outputs: [
@@ -40,15 +42,16 @@ export const CheckpointLoaderSimple = defineNode({
       if (error instanceof UnsupportedModelError) return `ckpt_name "${ckpt_name}": ${error.reason}`;
       throw error;
     }
-    // A single file that checkSupportedModel has no word for (.sft, .pt2, .pkl ...): refused here, never opened.
-    if (isFile(dir)) return `ckpt_name "${ckpt_name}": ${singleFileRefusal(dir)}`;
+    // A single file that checkSupportedModel has no word for (.pt2, .pkl ...): refused here, never opened.
+    if (isFile(dir) && !isSafetensorsFile(dir)) return `ckpt_name "${ckpt_name}": ${UNKNOWN_FILE}`;
     return true;
   },
   // The folder's files can change under the same name (re-exported, retrained): load again when they do.
   fingerprint({ ckpt_name }) {
     if (ckpt_name === undefined) return '';
     const { dir } = resolveModelFolder(ckpt_name, undefined);
-    return dir ? `${dir}|${modelFolderStamp(dir)}` : 'missing';
+    if (!dir) return 'missing';
+    return `${dir}|${isFile(dir) ? fileStamp(dir) : modelFolderStamp(dir)}`;
   },
   async execute({ ckpt_name }, ctx) {
     const { dir, searched } = resolveModelFolder(ckpt_name, ctx.paths.models);
@@ -58,19 +61,48 @@ export const CheckpointLoaderSimple = defineNode({
         'ckpt_name',
       );
     }
-    let model;
-    try {
-      model = await loadModel(dir);
-    } catch (error) {
-      if (error instanceof ModelFolderError) {
-        throw new NodeInputError(`ckpt_name "${ckpt_name}" cannot be loaded. ${error.message}`, 'ckpt_name');
-      }
-      throw error;
-    }
+    const model = isSafetensorsFile(dir) ? await loadCheckpointFile(dir, ckpt_name, ctx) : await loadCheckpointFolder(dir, ckpt_name);
     for (const warning of model.warnings) ctx.log.warn(`${ckpt_name}: ${warning}`);
     return [new ModelRef(model), new ClipRef(model), new VaeRef(model)];
   },
 });
+
+async function loadCheckpointFolder(dir: string, ckptName: string): Promise<DiffusionModel> {
+  try {
+    return await loadModel(dir);
+  } catch (error) {
+    if (error instanceof ModelFolderError) throw new NodeInputError(`ckpt_name "${ckptName}" cannot be loaded. ${error.message}`, 'ckpt_name');
+    throw error;
+  }
+}
+
+/** A single-file checkpoint: its family from its keys, its graphs built on first use (progress and log say so). */
+async function loadCheckpointFile(file: string, ckptName: string, ctx: Pick<ExecutionContext, 'log' | 'progress'>): Promise<DiffusionModel> {
+  const detected = checkpointFamily(file);
+  if ('refusal' in detected) throw new NodeInputError(`ckpt_name "${ckptName}": ${detected.refusal}`, 'ckpt_name');
+  try {
+    return await loadSingleFileModel({ checkpoint: file, family: detected.family, unetLoras: [], textLoras: [] }, ctx, ckptName);
+  } catch (error) {
+    if (error instanceof CheckpointError || error instanceof ModelFolderError) {
+      throw new NodeInputError(`ckpt_name "${ckptName}" cannot be loaded. ${error.message}`, 'ckpt_name');
+    }
+    throw error;
+  }
+}
+
+/** Size and time of a file: a file replaced under the same name loads again. */
+export function fileStamp(path: string): string {
+  try {
+    const st = statSync(path);
+    return `${st.size}:${st.mtimeMs}`;
+  } catch {
+    return 'missing';
+  }
+}
+
+const UNKNOWN_FILE =
+  'gategraph loads single-file checkpoints in the safetensors format (.safetensors, .sft) and ONNX model folders; ' +
+  'a PyTorch checkpoint (pickled or archived) can run code when it is loaded, so it is never opened: convert it to .safetensors with a trusted Python';
 
 function isFile(path: string): boolean {
   try {
@@ -78,16 +110,4 @@ function isFile(path: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** Why a checkpoint file is refused (the engine does not build graphs from single files yet). */
-function singleFileRefusal(path: string): string {
-  const ext = extname(path).toLowerCase();
-  if (ext === '.safetensors' || ext === '.sft') {
-    return 'single-file checkpoints are not supported yet: gategraph runs Stable Diffusion 1.x and 2.x ONNX folders (docs/models.md says how to export one)';
-  }
-  return (
-    'this is a PyTorch checkpoint file (pickled or archived), which can run code when it is loaded, so gategraph never opens one: ' +
-    'convert it to .safetensors (e.g. with a trusted Python: torch.load, then safetensors.torch.save_file) or use an ONNX folder of the model'
-  );
 }

@@ -1,0 +1,128 @@
+/**
+ * Single-file checkpoints, VAEs and LoRAs for the loader nodes: a file is built into an ONNX model folder once
+ * (@gategraph/diffusion's modelFolderFromCheckpoint, cached by content) and then opened like any model folder
+ * (model-cache.ts shares it between nodes and runs).
+ *
+ * What a model was built from (its checkpoint, VAE file and LoRAs) is recorded in the assembled folder's
+ * model_index.json (`_gategraph`), so LoraLoader can take a MODEL or CLIP and ask for the same model with one
+ * more LoRA, without a second channel beside the value.
+ */
+import type { ExecutionContext } from '@gategraph/core';
+import {
+  detectCheckpoint,
+  detectLora,
+  detectVaeFile,
+  modelFolderFromCheckpoint,
+  PICKLE_EXTENSIONS,
+  vaeFolderFromFile,
+  type DiffusionModel,
+  type LoraUse,
+  type SingleFileFamily,
+  type OpenedVae,
+} from '@gategraph/diffusion';
+import { statSync } from 'node:fs';
+import { basename, extname } from 'node:path';
+import { loadModel, loadVae } from './model-cache.ts';
+
+/** Extensions read as safetensors (ComfyUI lists `.sft` as the same format). */
+const SAFETENSORS_EXTENSIONS: readonly string[] = ['.safetensors', '.sft'];
+
+export function isSafetensorsFile(path: string): boolean {
+  if (!SAFETENSORS_EXTENSIONS.includes(extname(path).toLowerCase())) return false;
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** What a model assembled from single files was built from. */
+export interface SingleFileProvenance {
+  readonly checkpoint: string;
+  readonly family: SingleFileFamily;
+  readonly vae?: string;
+  readonly unetLoras: readonly LoraUse[];
+  readonly textLoras: readonly LoraUse[];
+}
+
+/** The provenance recorded in a model's model_index.json; undefined for a model that is an ONNX folder. */
+export function provenanceOf(model: Pick<DiffusionModel, 'index'>): SingleFileProvenance | undefined {
+  const record = model.index._gategraph as Partial<SingleFileProvenance> | undefined;
+  if (!record || typeof record.checkpoint !== 'string' || !record.family) return undefined;
+  return {
+    checkpoint: record.checkpoint,
+    family: record.family,
+    ...(typeof record.vae === 'string' ? { vae: record.vae } : {}),
+    unetLoras: Array.isArray(record.unetLoras) ? record.unetLoras : [],
+    textLoras: Array.isArray(record.textLoras) ? record.textLoras : [],
+  };
+}
+
+const COMPONENT_LABELS = { text_encoder: 'text encoder', unet: 'UNet', vae_decoder: 'VAE decoder', vae_encoder: 'VAE encoder' } as const;
+
+/**
+ * The model built from `provenance` (its checkpoint, VAE file and LoRAs), opened and shared. The first load of a
+ * file builds its components (seconds to minutes, reported as progress and in the log); later loads reuse them.
+ */
+export async function loadSingleFileModel(provenance: SingleFileProvenance, ctx: Pick<ExecutionContext, 'log' | 'progress'>, label: string): Promise<DiffusionModel> {
+  let done = 0;
+  const built = await modelFolderFromCheckpoint(provenance.checkpoint, provenance.family, {
+    ...(provenance.vae ? { vae: provenance.vae } : {}),
+    unetLoras: provenance.unetLoras,
+    textLoras: provenance.textLoras,
+    onBuild(component, source) {
+      ctx.log.info(`${label}: building the ${COMPONENT_LABELS[component]} from ${source} (first use of this file; cached for later runs)`);
+      ctx.progress(done++, 4);
+    },
+    onLoraReport(component, report) {
+      for (const file of report.files) {
+        const matched = component === 'unet' ? file.unet : file.text;
+        ctx.log.info(`${label}: ${basename(file.path)} changes ${matched} ${COMPONENT_LABELS[component]} modules`);
+      }
+      // As ComfyUI's "lora key not loaded": a LoRA for another model, or modules of a kind not applied.
+      if (report.unmatched.length) {
+        const shown = report.unmatched.slice(0, 8).join(', ');
+        ctx.log.warn(`${label}: ${report.unmatched.length} LoRA modules match nothing in this checkpoint and were skipped: ${shown}${report.unmatched.length > 8 ? ', ...' : ''}`);
+      }
+    },
+  });
+  if (built.built.length) ctx.progress(4, 4);
+  return loadModel(built.dir);
+}
+
+/** The family of a checkpoint file, or the one-sentence reason gategraph does not run it. */
+export function checkpointFamily(path: string): { family: SingleFileFamily } | { refusal: string } {
+  const detected = detectCheckpoint(path);
+  if ('refusal' in detected) return { refusal: detected.refusal };
+  return { family: detected.family };
+}
+
+/** Why a file in models/vae cannot be used as a VAE (what it is instead), or undefined when it can. */
+export function vaeFileProblem(path: string): string | undefined {
+  return fileProblem(path, 'VAE', detectVaeFile);
+}
+
+/** Why a file in models/loras cannot be used as a LoRA (what it is instead), or undefined when it can. */
+export function loraFileProblem(path: string): string | undefined {
+  return fileProblem(path, 'LoRA', detectLora);
+}
+
+function fileProblem(path: string, what: string, detect: (path: string) => object | { refusal: string; error: { reason: string } }): string | undefined {
+  const ext = extname(path).toLowerCase();
+  if (!SAFETENSORS_EXTENSIONS.includes(ext) && !PICKLE_EXTENSIONS.includes(ext)) {
+    return `gategraph reads ${what} files in the safetensors format (.safetensors, .sft)`;
+  }
+  const detected = detect(path); // pickles are refused unopened, with how to convert them
+  return 'refusal' in detected ? detected.error.reason : undefined;
+}
+
+/** A standalone VAE file (models/vae/), built once and opened. */
+export async function loadVaeFile(path: string, ctx: Pick<ExecutionContext, 'log'>, label: string): Promise<OpenedVae> {
+  const { dir, built } = await vaeFolderFromFile(path, {
+    onBuild(component, source) {
+      ctx.log.info(`${label}: building the ${COMPONENT_LABELS[component]} from ${source} (first use of this file; cached for later runs)`);
+    },
+  });
+  void built;
+  return loadVae(dir, label);
+}

@@ -1,0 +1,217 @@
+// ComfyUI's model files through the loader nodes: a single-file .safetensors checkpoint in models/checkpoints
+// (sd15-small from tools/test-checkpoints: SD-1.5's layout at widths every builder default fits, CLIP's full
+// vocabulary), a VAE file in models/vae and a LoRA in models/loras, as ComfyUI's workflows name them.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { closeSync, mkdirSync, openSync, readFileSync, readSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { validatePrompt, type ApiPrompt, type ExecutionEvent } from '@gategraph/core';
+import { decodePng } from '@gategraph/diffusion';
+import { loraKeyMap, openSafetensors } from '@gategraph/onnx-graph/build';
+import { listCheckpoints } from '../src/folders.ts';
+import { testCheckpoints } from '../../diffusion/test/fixtures/test-checkpoints.ts';
+import { host, packRegistry, readJson, repoRoot, savedImages, validateAndRun } from './helpers.ts';
+
+const CKPT = 'v1-5-pruned-emaonly.safetensors';
+const checkpoints = join(host.paths.models, 'checkpoints');
+const vaes = join(host.paths.models, 'vae');
+const loras = join(host.paths.models, 'loras');
+
+before(() => {
+  const source = join(testCheckpoints(), 'sd15-small.safetensors');
+  for (const dir of [checkpoints, vaes, loras]) mkdirSync(dir, { recursive: true });
+  symlinkSync(source, join(checkpoints, CKPT));
+  // The checkpoint's own VAE as a standalone file (ComfyUI's models/vae files have no first_stage_model. prefix).
+  const vae = copyTensors(source, 'first_stage_model.', '');
+  writeSafetensors(join(vaes, 'own-vae.safetensors'), vae);
+  // The same VAE with its output shifted: a VAE that is not the checkpoint's must change the image.
+  const bias = vae.get('decoder.conv_out.bias')!;
+  assert.equal(bias.dtype, 'F32');
+  const shifted = new Float32Array(bias.bytes.slice().buffer).map((v) => v + 0.5);
+  vae.set('decoder.conv_out.bias', { ...bias, bytes: new Uint8Array(shifted.buffer) });
+  writeSafetensors(join(vaes, 'brighter-vae.safetensors'), vae);
+  writeSafetensors(join(loras, 'style.safetensors'), makeLora(source));
+  // A file in the wrong folder: a LoRA where VAEs go.
+  writeSafetensors(join(vaes, 'not-a-vae.safetensors'), makeLora(source));
+});
+
+/** ComfyUI's default workflow (the shipped default.json is its graph) on the checkpoint file, at 64x64, 8 steps. */
+function workflow(prefix: string, ckpt = CKPT): ApiPrompt {
+  const prompt = readJson<ApiPrompt>(join(repoRoot, 'workflows', 'default.json'));
+  prompt['4']!.inputs.ckpt_name = ckpt;
+  prompt['3']!.inputs.steps = 8;
+  Object.assign(prompt['5']!.inputs, { width: 64, height: 64 });
+  prompt['9']!.inputs.filename_prefix = prefix;
+  return prompt;
+}
+
+/** The default workflow with a LoraLoader between the checkpoint and its users. */
+function withLora(prefix: string, strengthModel: number, strengthClip: number): ApiPrompt {
+  const prompt = workflow(prefix);
+  prompt['10'] = {
+    class_type: 'LoraLoader',
+    inputs: { model: ['4', 0], clip: ['4', 1], lora_name: 'style.safetensors', strength_model: strengthModel, strength_clip: strengthClip },
+  };
+  prompt['3']!.inputs.model = ['10', 0];
+  prompt['6']!.inputs.clip = ['10', 1];
+  prompt['7']!.inputs.clip = ['10', 1];
+  return prompt;
+}
+
+async function pixels(prompt: ApiPrompt, onEvent?: (e: ExecutionEvent) => void): Promise<Uint8Array> {
+  const { result } = await validateAndRun(prompt, { ...(onEvent ? { onEvent } : {}) });
+  assert.equal(result.status, 'success', JSON.stringify(result.error));
+  const [saved] = savedImages(result);
+  const png = decodePng(readFileSync(join(host.paths.output, saved!.filename)));
+  assert.deepEqual([png.width, png.height], [64, 64]);
+  return png.data as Uint8Array;
+}
+
+test('ComfyUI\'s default workflow on a .safetensors checkpoint: built on first use with progress, then reused', async () => {
+  assert.ok(listCheckpoints({ paths: host.paths }).includes(CKPT), 'listed under its file name');
+  const progress: string[] = [];
+  const first = await pixels(workflow('single-file'), (e) => {
+    if (e.type === 'progress' && e.data.node === '4') progress.push(`${e.data.value}/${e.data.max}`);
+  });
+  assert.deepEqual(progress, ['0/4', '1/4', '2/4', '3/4', '4/4'], 'the loader reports building its four components');
+  assert.ok(new Set(first).size > 16, 'the image is not flat');
+  assert.ok(!listCheckpoints({ paths: host.paths }).some((n) => n.includes('.gategraph')), 'the built graphs are not listed as models');
+
+  const again: string[] = [];
+  const second = await pixels(workflow('single-file-again'), (e) => {
+    if (e.type === 'progress' && e.data.node === '4') again.push(`${e.data.value}/${e.data.max}`);
+  });
+  assert.deepEqual(again, [], 'nothing is built the second time');
+  assert.deepEqual(second, first, 'the same seed gives the same image');
+});
+
+test('the TGATE workflow runs on the built UNet', async () => {
+  const prompt = readJson<ApiPrompt>(join(repoRoot, 'workflows', 'tgate.json'));
+  prompt['4']!.inputs.ckpt_name = CKPT;
+  Object.assign(prompt['5']!.inputs, { width: 64, height: 64 });
+  prompt['3']!.inputs.steps = 8;
+  Object.assign(prompt['10']!.inputs, { gate_step: 4, warm_up: 1, sp_interval: 2 });
+  prompt['9']!.inputs.filename_prefix = 'single-file-tgate';
+  const image = await pixels(prompt);
+  assert.ok(new Set(image).size > 16);
+});
+
+test('LoraLoader: the LoRA changes the image; at strengths 0 it is the checkpoint\'s image, byte for byte', async () => {
+  const plain = await pixels(workflow('lora-plain'));
+  const styled = await pixels(withLora('lora-1', 1, 1));
+  assert.notDeepEqual(styled, plain);
+  const modelOnly = await pixels(withLora('lora-model', 1, 0));
+  assert.notDeepEqual(modelOnly, styled, 'strength_clip changes the text encoder');
+  assert.deepEqual(await pixels(withLora('lora-0', 0, 0)), plain);
+});
+
+test('LoraLoader on an ONNX model folder is refused with why', async () => {
+  const prompt = withLora('lora-onnx', 1, 1);
+  prompt['4']!.inputs.ckpt_name = 'tiny-sd';
+  const registry = await packRegistry();
+  const validation = await validatePrompt(prompt, registry);
+  assert.deepEqual(validation.nodeErrors, {});
+  const { result } = await validateAndRun(prompt);
+  assert.equal(result.status, 'error');
+  assert.equal(result.error?.node_id, '10');
+  assert.match(result.error?.message ?? '', /tiny-sd is an ONNX model folder; LoRAs are applied to single-file checkpoints/);
+});
+
+test('VAELoader: the checkpoint\'s VAE as a file decodes the same image, another VAE another; a LoRA in models/vae is refused when queued', async () => {
+  const own = await pixels(workflow('vae-own'));
+  const prompt = workflow('vae-file');
+  prompt['20'] = { class_type: 'VAELoader', inputs: { vae_name: 'own-vae.safetensors' } };
+  prompt['8']!.inputs.vae = ['20', 0];
+  assert.deepEqual(await pixels(prompt), own);
+  prompt['20']!.inputs.vae_name = 'brighter-vae.safetensors';
+  const brighter = await pixels(prompt);
+  assert.ok(brighter.reduce((a, b) => a + b, 0) > own.reduce((a, b) => a + b, 0), 'the shifted VAE decodes a brighter image');
+
+  prompt['20']!.inputs.vae_name = 'not-a-vae.safetensors';
+  const validation = await validatePrompt(prompt, await packRegistry());
+  const messages = validation.nodeErrors['20']?.errors.map((e) => e.message).join('\n') ?? '';
+  assert.match(messages, /vae_name "not-a-vae\.safetensors": this is a LoRA/);
+});
+
+test('a checkpoint of another family is refused when the prompt is queued, saying what it is', async () => {
+  // The LoRA file put where checkpoints go.
+  symlinkSync(join(loras, 'style.safetensors'), join(checkpoints, 'misplaced.safetensors'));
+  const validation = await validatePrompt(workflow('refused', 'misplaced.safetensors'), await packRegistry());
+  const messages = validation.nodeErrors['4']?.errors.map((e) => e.message).join('\n') ?? '';
+  assert.match(messages, /ckpt_name "misplaced\.safetensors": this is a LoRA.*models\/loras/);
+});
+
+// ------------------------------------------------------------------------------------------------ files
+
+interface Raw {
+  dtype: string;
+  shape: number[];
+  bytes: Uint8Array;
+}
+
+/** The tensors of `file` whose names start with `prefix`, renamed with `replacement`, as stored. */
+function copyTensors(file: string, prefix: string, replacement: string): Map<string, Raw> {
+  const fd = openSync(file, 'r');
+  try {
+    const lengthBytes = Buffer.alloc(8);
+    readSync(fd, lengthBytes, 0, 8, 0);
+    const headerLength = Number(lengthBytes.readBigUInt64LE(0));
+    const headerBytes = Buffer.alloc(headerLength);
+    readSync(fd, headerBytes, 0, headerLength, 8);
+    const header = JSON.parse(headerBytes.toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+    const out = new Map<string, Raw>();
+    for (const [name, info] of Object.entries(header)) {
+      if (name === '__metadata__' || !name.startsWith(prefix)) continue;
+      const [start, end] = info.data_offsets;
+      const bytes = Buffer.alloc(end - start);
+      readSync(fd, bytes, 0, end - start, 8 + headerLength + start);
+      out.set(replacement + name.slice(prefix.length), { dtype: info.dtype, shape: info.shape, bytes });
+    }
+    return out;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function writeSafetensors(path: string, tensors: Map<string, Raw>): void {
+  const header: Record<string, unknown> = {};
+  let offset = 0;
+  for (const [name, t] of tensors) {
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes.byteLength] };
+    offset += t.bytes.byteLength;
+  }
+  const json = Buffer.from(JSON.stringify(header));
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(json.byteLength));
+  writeFileSync(path, Buffer.concat([length, json, ...[...tensors.values()].map((t) => t.bytes)]));
+}
+
+/**
+ * A kohya LoRA (rank 4) for the cross-attention keys and values of every UNet block and the query / value
+ * projections of every text encoder layer, with seeded values large enough to change the image.
+ */
+function makeLora(checkpoint: string): Map<string, Raw> {
+  const reader = openSafetensors(checkpoint);
+  const shapes = new Map(reader.tensors().map((t) => [t.name, t.shape]));
+  const rank = 4;
+  let seed = 1;
+  const random = () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed / 2 ** 31 - 0.5;
+  };
+  const f32 = (shape: number[]) => {
+    const values = Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, random);
+    return { dtype: 'F32', shape, bytes: new Uint8Array(values.buffer) };
+  };
+  const out = new Map<string, Raw>();
+  for (const [name, target] of loraKeyMap(reader)) {
+    if (!/^lora_(unet_(down|up)_blocks_\d+_attentions_\d+_transformer_blocks_0_attn2_to_[kv]|te_text_model_encoder_layers_\d+_self_attn_[qv]_proj)$/.test(name)) continue;
+    const [rows, cols] = shapes.get(target.key)! as [number, number];
+    out.set(`${name}.lora_down.weight`, f32([rank, cols]));
+    out.set(`${name}.lora_up.weight`, f32([rows, rank]));
+    out.set(`${name}.alpha`, { dtype: 'F32', shape: [], bytes: new Uint8Array(new Float32Array([rank]).buffer) });
+  }
+  assert.ok(out.size > 0, 'the LoRA names modules of the checkpoint');
+  return out;
+}
+
