@@ -213,6 +213,7 @@ export async function modelFolderFromCheckpoint(checkpoint: string, family: Sing
     ...(vaeFile !== file ? { vae: vaeFile } : {}),
     unetLoras: (options.unetLoras ?? []).map((l) => ({ path: resolve(l.path), strength: l.strength })),
     textLoras: (options.textLoras ?? []).map((l) => ({ path: resolve(l.path), strength: l.strength })),
+    ...(options.overrides && Object.values(options.overrides).some((v) => v && Object.keys(v).length) ? { overrides: options.overrides } : {}),
   };
   if (!existsSync(join(dir, 'model_index.json'))) {
     checkVocabulary(tokenizer ?? bundledClipTokenizerDir(), components.text_encoder, file);
@@ -241,7 +242,7 @@ function checkVocabulary(tokenizerDir: string, textEncoder: CheckpointComponent,
 /** Writes the model folder under a temporary name and renames it into place (a reader never sees half of one). */
 function assemble(
   dir: string,
-  provenance: { checkpoint: string; family: SingleFileFamily; vae?: string; unetLoras: LoraUse[]; textLoras: LoraUse[] },
+  provenance: { checkpoint: string; family: SingleFileFamily; vae?: string; unetLoras: LoraUse[]; textLoras: LoraUse[]; overrides?: SingleFileOverrides },
   components: Record<CheckpointComponentName, CheckpointComponent>,
   modelsDir: string,
   cacheDir: string,

@@ -135,7 +135,7 @@ test('each kind this engine does not run is refused with one sentence, before an
     'sdxl-like': { kind: 'sdxl', says: /this is an SDXL model/ },
     pixart: { kind: 'pixart', says: /this is a PixArt model/ },
     sd3: { kind: 'sd3', says: /this is a Stable Diffusion 3 model/ },
-    ckpt: { kind: 'pickle', says: /pickled PyTorch checkpoint/ },
+    ckpt: { kind: 'pickle', says: /^this is a Python pickle .*so gategraph never opens it\. Convert it once to \.safetensors/ },
   };
   for (const layout of REFUSED_LAYOUTS) {
     const folder = join(root, layout);

@@ -97,6 +97,11 @@ export function listCheckpoints(context: ComboContext = {}): string[] {
   return [...names].sort(compareCodePoints);
 }
 
+/** The config_name combo (CheckpointLoader): the LDM .yaml configs in the `configs` folders. */
+export function listConfigs(context: ComboContext = {}): string[] {
+  return listModelNames('configs', comboModelOptions(context));
+}
+
 /** The vae_name combo (VAELoader): files in the `vae` folders. */
 export function listVaes(context: ComboContext = {}): string[] {
   return listModelNames('vae', comboModelOptions(context));

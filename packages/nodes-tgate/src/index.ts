@@ -4,7 +4,7 @@
  * (`"gategraph": { "pack": true }` in package.json).
  */
 import { definePack } from '@gategraph/core';
-import { CheckpointLoaderSimple } from './nodes/checkpoint-loader.ts';
+import { CheckpointLoader, CheckpointLoaderSimple } from './nodes/checkpoint-loader.ts';
 import { LoraLoader, LoraLoaderModelOnly } from './nodes/lora-loader.ts';
 import { VAELoader } from './nodes/vae-loader.ts';
 import { CLIPTextEncode } from './nodes/clip-text-encode.ts';
@@ -32,6 +32,7 @@ export { drawLineChart, type LineChart } from './tgate/plot.ts';
 
 export const baseNodes = [
   CheckpointLoaderSimple,
+  CheckpointLoader,
   VAELoader,
   LoraLoader,
   LoraLoaderModelOnly,

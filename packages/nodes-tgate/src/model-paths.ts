@@ -26,8 +26,8 @@ import { fileURLToPath } from 'node:url';
 import { extraModelPathsFiles, loadExtraModelPaths, warnOnce, type ExtraModelPath } from './extra-model-paths.ts';
 
 /** The kinds of model folder gategraph knows, with ComfyUI's names. */
-export type ModelKind = 'checkpoints' | 'vae' | 'loras' | 'embeddings' | 'diffusers' | 'text_encoders' | 'diffusion_models';
-export const MODEL_KINDS: readonly ModelKind[] = ['checkpoints', 'vae', 'loras', 'embeddings', 'diffusers', 'text_encoders', 'diffusion_models'];
+export type ModelKind = 'checkpoints' | 'configs' | 'vae' | 'loras' | 'embeddings' | 'diffusers' | 'text_encoders' | 'diffusion_models';
+export const MODEL_KINDS: readonly ModelKind[] = ['checkpoints', 'configs', 'vae', 'loras', 'embeddings', 'diffusers', 'text_encoders', 'diffusion_models'];
 
 /** ComfyUI's `supported_pt_extensions`: the files listed for every kind but `diffusers`. */
 export const SUPPORTED_PT_EXTENSIONS: readonly string[] = ['.ckpt', '.pt', '.pt2', '.bin', '.pth', '.safetensors', '.pkl', '.sft'];
@@ -35,6 +35,7 @@ export const SUPPORTED_PT_EXTENSIONS: readonly string[] = ['.ckpt', '.pt', '.pt2
 /** The subfolders of a models root that hold each kind (ComfyUI's defaults, legacy folders last). */
 export const KIND_SUBFOLDERS: Readonly<Record<ModelKind, readonly string[]>> = {
   checkpoints: ['checkpoints'],
+  configs: ['configs'],
   vae: ['vae'],
   loras: ['loras'],
   embeddings: ['embeddings'],
@@ -212,11 +213,16 @@ export function scanModelFolder(folder: string, extensions: readonly string[] = 
 export function listModelNames(kind: ModelKind, options: ModelPathsOptions = {}): string[] {
   const names = new Set<string>();
   for (const folder of existingModelFolders(kind, options)) {
-    for (const item of scanModelFolder(folder, kind === 'diffusers' ? [] : SUPPORTED_PT_EXTENSIONS)) {
+    for (const item of scanModelFolder(folder, kindExtensions(kind))) {
       if (item.type === 'file' || kind === 'checkpoints' || kind === 'diffusers') names.add(item.name);
     }
   }
   return [...names].sort(compareCodePoints);
+}
+
+/** The file extensions listed for `kind` (ComfyUI's: .yaml for configs, none for diffusers' folders). */
+function kindExtensions(kind: ModelKind): readonly string[] {
+  return kind === 'diffusers' ? [] : kind === 'configs' ? ['.yaml'] : SUPPORTED_PT_EXTENSIONS;
 }
 
 /** The options for a combo computed for `context` (the host's models folder first). */

@@ -18,6 +18,7 @@ import {
   type DiffusionModel,
   type LoraUse,
   type SingleFileFamily,
+  type SingleFileOverrides,
   type OpenedVae,
 } from '@gategraph/diffusion';
 import { statSync } from 'node:fs';
@@ -43,6 +44,8 @@ export interface SingleFileProvenance {
   readonly vae?: string;
   readonly unetLoras: readonly LoraUse[];
   readonly textLoras: readonly LoraUse[];
+  /** What a config file (CheckpointLoader's config_name) said that the checkpoint's tensors do not. */
+  readonly overrides?: SingleFileOverrides;
 }
 
 /** The provenance recorded in a model's model_index.json; undefined for a model that is an ONNX folder. */
@@ -55,6 +58,7 @@ export function provenanceOf(model: Pick<DiffusionModel, 'index'>): SingleFilePr
     ...(typeof record.vae === 'string' ? { vae: record.vae } : {}),
     unetLoras: Array.isArray(record.unetLoras) ? record.unetLoras : [],
     textLoras: Array.isArray(record.textLoras) ? record.textLoras : [],
+    ...(record.overrides && typeof record.overrides === 'object' ? { overrides: record.overrides } : {}),
   };
 }
 
@@ -70,6 +74,7 @@ export async function loadSingleFileModel(provenance: SingleFileProvenance, ctx:
     ...(provenance.vae ? { vae: provenance.vae } : {}),
     unetLoras: provenance.unetLoras,
     textLoras: provenance.textLoras,
+    ...(provenance.overrides ? { overrides: provenance.overrides } : {}),
     onBuild(component, source) {
       ctx.log.info(`${label}: building the ${COMPONENT_LABELS[component]} from ${source} (first use of this file; cached for later runs)`);
       ctx.progress(done++, 4);

@@ -7,6 +7,7 @@ import { packRegistry } from './helpers.ts';
 // ComfyUI address inputs by these names, so they must match exactly, in this order.
 const COMFYUI_INPUTS: Record<string, { required: string[]; hidden?: string[]; output: string[] }> = {
   CheckpointLoaderSimple: { required: ['ckpt_name'], output: ['MODEL', 'CLIP', 'VAE'] },
+  CheckpointLoader: { required: ['config_name', 'ckpt_name'], output: ['MODEL', 'CLIP', 'VAE'] },
   VAELoader: { required: ['vae_name'], output: ['VAE'] },
   LoraLoader: { required: ['model', 'clip', 'lora_name', 'strength_model', 'strength_clip'], output: ['MODEL', 'CLIP'] },
   LoraLoaderModelOnly: { required: ['model', 'lora_name', 'strength_model'], output: ['MODEL'] },

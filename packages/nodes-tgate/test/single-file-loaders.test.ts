@@ -16,10 +16,38 @@ const CKPT = 'v1-5-pruned-emaonly.safetensors';
 const checkpoints = join(host.paths.models, 'checkpoints');
 const vaes = join(host.paths.models, 'vae');
 const loras = join(host.paths.models, 'loras');
+const configs = join(host.paths.models, 'configs');
+
+/** An LDM inference config in the layout of ComfyUI's models/configs/v1-inference.yaml, for sd15-small's widths. */
+function ldmConfig(options: { parameterization?: string; heads?: number; text?: string } = {}): string {
+  return [
+    'model:',
+    '  base_learning_rate: 1.0e-04',
+    '  target: ldm.models.diffusion.ddpm.LatentDiffusion',
+    '  params:',
+    ...(options.parameterization ? [`    parameterization: "${options.parameterization}"`] : []),
+    '    scale_factor: 0.18215',
+    '    unet_config:',
+    '      target: ldm.modules.diffusionmodules.openaimodel.UNetModel',
+    '      params:',
+    '        in_channels: 4',
+    '        out_channels: 4',
+    '        model_channels: 32',
+    `        num_heads: ${options.heads ?? 1}`,
+    '        context_dim: 64',
+    '    cond_stage_config:',
+    `      target: ${options.text ?? 'ldm.modules.encoders.modules.FrozenCLIPEmbedder'}`,
+    '',
+  ].join('\n');
+}
 
 before(() => {
   const source = join(testCheckpoints(), 'sd15-small.safetensors');
-  for (const dir of [checkpoints, vaes, loras]) mkdirSync(dir, { recursive: true });
+  for (const dir of [checkpoints, vaes, loras, configs]) mkdirSync(dir, { recursive: true });
+  writeFileSync(join(configs, 'small-inference.yaml'), ldmConfig());
+  writeFileSync(join(configs, 'small-inference-v.yaml'), ldmConfig({ parameterization: 'v' }));
+  writeFileSync(join(configs, 'small-2-heads.yaml'), ldmConfig({ heads: 2 }));
+  writeFileSync(join(configs, 'v2-inference.yaml'), ldmConfig({ text: 'ldm.modules.encoders.modules.FrozenOpenCLIPEmbedder' }));
   symlinkSync(source, join(checkpoints, CKPT));
   // The checkpoint's own VAE as a standalone file (ComfyUI's models/vae files have no first_stage_model. prefix).
   const vae = copyTensors(source, 'first_stage_model.', '');
@@ -139,6 +167,23 @@ test('a checkpoint of another family is refused when the prompt is queued, sayin
   const validation = await validatePrompt(workflow('refused', 'misplaced.safetensors'), await packRegistry());
   const messages = validation.nodeErrors['4']?.errors.map((e) => e.message).join('\n') ?? '';
   assert.match(messages, /ckpt_name "misplaced\.safetensors": this is a LoRA.*models\/loras/);
+});
+
+test('CheckpointLoader: the config decides the prediction type and the heads, and must fit the checkpoint', async () => {
+  const withConfig = (prefix: string, config: string, ckpt = CKPT) => {
+    const prompt = workflow(prefix, ckpt);
+    prompt['4'] = { class_type: 'CheckpointLoader', inputs: { config_name: config, ckpt_name: ckpt } };
+    return prompt;
+  };
+  const simple = await pixels(workflow('config-simple'));
+  assert.deepEqual(await pixels(withConfig('config-same', 'small-inference.yaml')), simple, 'a config saying what detection found gives the same image');
+  assert.notDeepEqual(await pixels(withConfig('config-v', 'small-inference-v.yaml')), simple, 'parameterization "v" samples as v-prediction');
+  assert.notDeepEqual(await pixels(withConfig('config-heads', 'small-2-heads.yaml')), simple, 'num_heads splits the attention differently');
+
+  const registry = await packRegistry();
+  const errorsOf = async (prompt: ApiPrompt) => (await validatePrompt(prompt, registry)).nodeErrors['4']?.errors.map((e) => e.message).join('\n') ?? '';
+  assert.match(await errorsOf(withConfig('x', 'v2-inference.yaml')), /config_name "v2-inference\.yaml": v2-inference\.yaml: it is a config for SD-2\.x \(OpenCLIP ViT-H\/14\) but v1-5-pruned-emaonly\.safetensors is an SD-1\.x checkpoint/);
+  assert.match(await errorsOf(withConfig('x', 'small-inference.yaml', 'tiny-sd')), /ckpt_name "tiny-sd" is not a single-file \.safetensors checkpoint: a config describes single files/);
 });
 
 // ------------------------------------------------------------------------------------------------ files

@@ -8,7 +8,7 @@
 //   lookup table's float32 rows are in the source's files, so the engine reads only the rows a prompt uses.
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { discoverClipText } from './clip-text.ts';
 import { deriveModel } from './derive.ts';
 import { cachedModel, derivedCacheDir, type DerivedEntry } from './derived-cache.ts';
@@ -17,8 +17,8 @@ import { externalDataFiles, externalRef, isExternal, saveModel, type ModelFile }
 import { TensorProto_DataType, type ModelProto } from './proto.ts';
 import { recomputeOutput } from './recompute-output.ts';
 
-/** Bump when a variant's graph for the same source and spec changes. */
-const CLIP_TEXT_VERSION = 1;
+/** Bump when a variant's graph (or its report) for the same source and spec changes. */
+const CLIP_TEXT_VERSION = 2;
 
 export interface ClipTextVariantSpec {
   /** 0-based encoder layer whose normalised output becomes last_hidden_state; absent: the model's last. */
@@ -75,11 +75,18 @@ export async function clipTextModelPath(modelPath: string, spec: ClipTextVariant
   const cacheDir = options.cacheDir ?? derivedCacheDir(modelPath);
   const canonical = { clipText: CLIP_TEXT_VERSION, hiddenLayer: spec.hiddenLayer ?? null, tokenEmbeddingsInput: spec.tokenEmbeddingsInput === true };
   const keyOf = (sha: string) => createHash('sha256').update(JSON.stringify({ modelHash: sha, spec: canonical })).digest('hex').slice(0, 32);
-  return cachedModel(source, cacheDir, keyOf, canonical, (file, onnxPath) => {
+  const entry = await cachedModel(source, cacheDir, keyOf, canonical, (file, onnxPath) => {
     const { model, report } = deriveClipText(file, spec);
     const saved = saveModel(model, onnxPath, { baseDir: file.baseDir, externalData: 'auto' });
-    return { report, bytes: saved.bytes, dataFiles: externalDataFiles(file.proto, file.baseDir) };
+    // The table's file is recorded relative to the source's folder: the entry is keyed by content and shared by
+    // every path that reaches the same model (symlinked folders), some of which may be gone by the next use.
+    const te = report.tokenEmbeddings;
+    const recorded = te ? { ...report, tokenEmbeddings: { ...te, table: { ...te.table, file: relative(folder, te.table.file) } } } : report;
+    return { report: recorded, bytes: saved.bytes, dataFiles: externalDataFiles(file.proto, file.baseDir) };
   });
+  const te = entry.report.tokenEmbeddings;
+  if (!te) return entry;
+  return { ...entry, report: { ...entry.report, tokenEmbeddings: { ...te, table: { ...te.table, file: resolve(folder, te.table.file) } } } };
 }
 
 /** Where initializer `name` of `file` keeps its float32 bytes: an external data file, or the .onnx itself. */

@@ -1,10 +1,11 @@
 import { combo, defineNode, NodeInputError, type ExecutionContext } from '@gategraph/core';
-import { checkSupportedModel, ModelFolderError, UnsupportedModelError, type DiffusionModel } from '@gategraph/diffusion';
+import { checkSupportedModel, detectCheckpoint, ModelFolderError, UnsupportedModelError, type DiffusionModel } from '@gategraph/diffusion';
 import { CheckpointError } from '@gategraph/onnx-graph';
 import { statSync } from 'node:fs';
-import { listCheckpoints, resolveModelFolder } from '../folders.ts';
+import { listCheckpoints, listConfigs, resolveModelFile, resolveModelFolder } from '../folders.ts';
+import { LdmConfigError, readLdmConfig } from '../ldm-config.ts';
 import { loadModel, modelFolderStamp } from '../model-cache.ts';
-import { checkpointFamily, isSafetensorsFile, loadSingleFileModel } from '../single-file-loading.ts';
+import { checkpointFamily, isSafetensorsFile, loadSingleFileModel, type SingleFileProvenance } from '../single-file-loading.ts';
 import { ClipRef, ModelRef, VaeRef } from '../types.ts';
 
 /**
@@ -80,8 +81,12 @@ async function loadCheckpointFolder(dir: string, ckptName: string): Promise<Diff
 async function loadCheckpointFile(file: string, ckptName: string, ctx: Pick<ExecutionContext, 'log' | 'progress'>): Promise<DiffusionModel> {
   const detected = checkpointFamily(file);
   if ('refusal' in detected) throw new NodeInputError(`ckpt_name "${ckptName}": ${detected.refusal}`, 'ckpt_name');
+  return buildCheckpointFile({ checkpoint: file, family: detected.family, unetLoras: [], textLoras: [] }, ckptName, ctx);
+}
+
+async function buildCheckpointFile(provenance: SingleFileProvenance, ckptName: string, ctx: Pick<ExecutionContext, 'log' | 'progress'>): Promise<DiffusionModel> {
   try {
-    return await loadSingleFileModel({ checkpoint: file, family: detected.family, unetLoras: [], textLoras: [] }, ctx, ckptName);
+    return await loadSingleFileModel(provenance, ctx, ckptName);
   } catch (error) {
     if (error instanceof CheckpointError || error instanceof ModelFolderError) {
       throw new NodeInputError(`ckpt_name "${ckptName}" cannot be loaded. ${error.message}`, 'ckpt_name');
@@ -89,6 +94,69 @@ async function loadCheckpointFile(file: string, ckptName: string, ctx: Pick<Exec
     throw error;
   }
 }
+
+/** config_name's file, and why it cannot be used with ckpt_name's (undefined when it can). */
+function configProblem(configName: string, ckptName: string, hostModels: string | undefined): { config?: ReturnType<typeof readLdmConfig>; file?: string; problem?: string } {
+  const { dir } = resolveModelFolder(ckptName, hostModels);
+  if (!dir) return {}; // ckpt_name's own check names it
+  if (!isSafetensorsFile(dir)) {
+    return { problem: `ckpt_name "${ckptName}" is not a single-file .safetensors checkpoint: a config describes single files (an ONNX folder carries its own); use CheckpointLoaderSimple` };
+  }
+  const detected = detectCheckpoint(dir);
+  if ('refusal' in detected) return { problem: `ckpt_name "${ckptName}": ${detected.refusal}` };
+  const { file } = resolveModelFile('configs', configName, hostModels);
+  if (!file) return { file: dir }; // the combo check names it
+  try {
+    return { config: readLdmConfig(file, detected.info), file: dir };
+  } catch (error) {
+    if (error instanceof LdmConfigError) return { problem: `config_name "${configName}": ${error.message}` };
+    throw error;
+  }
+}
+
+/**
+ * ComfyUI's CheckpointLoader (deprecated there, kept for old workflows): a single-file checkpoint read with an LDM
+ * config (models/configs/*.yaml), which decides what the file's tensors do not say: v-prediction or epsilon, the
+ * attention heads, the VAE's scale factor. The config is checked against the checkpoint (text encoder, widths).
+ */
+export const CheckpointLoader = defineNode({
+  id: 'CheckpointLoader',
+  displayName: 'Load Checkpoint With Config (DEPRECATED)',
+  category: 'advanced/loaders',
+  deprecated: true,
+  description:
+    'Loads a single-file SD-1.x / 2.x checkpoint as its LDM config (models/configs/*.yaml, e.g. v1-inference.yaml, v2-inference-v.yaml) describes it: ' +
+    'prediction type, attention heads and latent scale from the config, checked against the file. CheckpointLoaderSimple detects these from the file itself.',
+  inputs: {
+    config_name: combo(listConfigs, { tooltip: 'An LDM inference config (.yaml) in models/configs/ (ComfyUI ships v1-inference.yaml, v2-inference-v.yaml, ... there).' }),
+    ckpt_name: combo(listCheckpoints, { tooltip: 'A single-file SD-1.x / 2.x checkpoint (.safetensors) in models/checkpoints/.' }),
+  },
+  outputs: [
+    { type: 'MODEL', name: 'MODEL', tooltip: 'The denoising UNet, used by the samplers.' },
+    { type: 'CLIP', name: 'CLIP', tooltip: 'The tokenizer and text encoder, for encoding prompts.' },
+    { type: 'VAE', name: 'VAE', tooltip: 'The VAE, to turn latents into images and back.' },
+  ],
+  validate({ config_name, ckpt_name }, context) {
+    if (config_name === undefined || ckpt_name === undefined) return true;
+    const { problem } = configProblem(config_name, ckpt_name, context.paths?.models);
+    return problem ?? true;
+  },
+  fingerprint({ config_name, ckpt_name }) {
+    if (config_name === undefined || ckpt_name === undefined) return '';
+    const ckpt = resolveModelFolder(ckpt_name, undefined).dir;
+    const config = resolveModelFile('configs', config_name, undefined).file;
+    return `${ckpt ?? 'missing'}|${ckpt ? fileStamp(ckpt) : ''}|${config ?? 'missing'}|${config ? fileStamp(config) : ''}`;
+  },
+  async execute({ config_name, ckpt_name }, ctx) {
+    const { config, file, problem } = configProblem(config_name, ckpt_name, ctx.paths.models);
+    if (problem) throw new NodeInputError(problem, problem.startsWith('config_name') ? 'config_name' : 'ckpt_name');
+    if (!file) throw new NodeInputError(`ckpt_name "${ckpt_name}": no such checkpoint in the checkpoints folders`, 'ckpt_name');
+    if (!config) throw new NodeInputError(`config_name "${config_name}": no such file in the configs folders`, 'config_name');
+    const model = await buildCheckpointFile({ checkpoint: file, family: config.family, unetLoras: [], textLoras: [], overrides: config.overrides }, ckpt_name, ctx);
+    for (const warning of model.warnings) ctx.log.warn(`${ckpt_name}: ${warning}`);
+    return [new ModelRef(model), new ClipRef(model), new VaeRef(model)];
+  },
+});
 
 /** Size and time of a file: a file replaced under the same name loads again. */
 export function fileStamp(path: string): string {
