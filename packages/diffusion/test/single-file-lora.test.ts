@@ -26,7 +26,8 @@ import {
   type LoraSpec,
   type UnetOverrides,
 } from '@gategraph/onnx-graph/build';
-import { checkpointReferenceValues, readCheckpointReference, testCheckpoints, type CheckpointReference } from './fixtures/test-checkpoints.ts';
+import { checkpointReferenceTensor, checkpointReferenceValues, runUnetReferenceCall, readCheckpointReference, testCheckpoints, type CheckpointReference } from './fixtures/test-checkpoints.ts';
+import { relativeError } from './fixtures/reference-calls.ts';
 
 const SD1_CI: UnetOverrides = { heads: 2, groups: 4 };
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
@@ -56,53 +57,21 @@ function buildUnet(name: string, loras: LoraSpec[]): { path: string; dataPath: s
   return { path: written.path, dataPath: written.dataPath, applied: report?.applied ?? 0 };
 }
 
-function tensorOf(name: string): ort.Tensor {
-  const { data, shape } = checkpointReferenceValues(dir, reference, name);
-  return new ort.Tensor('float32', Float32Array.from(data), shape);
-}
 
-async function runUnet(modelPath: string, call: string): Promise<{ out: Float32Array; expected: Float32Array }> {
-  const c = reference.calls.find((x) => x.name === call)!;
-  const sample = tensorOf(c.inputs.sample!);
-  const batch = sample.dims[0]!;
-  const t = checkpointReferenceValues(dir, reference, c.inputs.timestep!).data[0]!;
-  const session = await ort.InferenceSession.create(modelPath, { intraOpNumThreads: 1, logSeverityLevel: 3 });
-  try {
-    const result = await session.run({
-      sample,
-      timestep: new ort.Tensor('float32', new Float32Array(batch).fill(t), [batch]),
-      encoder_hidden_states: tensorOf(c.inputs.encoder_hidden_states!),
-    });
-    return { out: result.out_sample!.data as Float32Array, expected: checkpointReferenceValues(dir, reference, c.outputs.out!).data as Float32Array };
-  } finally {
-    await session.release();
-  }
-}
 
-/** Max |a - b| relative to max |b|. */
-function relError(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let abs = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    abs = Math.max(abs, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return abs / scale;
-}
 
 test('the UNet built with the kohya LoRA (model strength 0.8; stacked 0.8 + 0.3) equals PyTorch\'s merged modules', async (t) => {
   const s = strengths();
-  const plain = await runUnet(buildUnet('plain', []).path, 'sd15.unet');
+  const plain = await runUnetReferenceCall(dir, reference, buildUnet('plain', []).path, 'sd15.unet');
   for (const [call, loras] of [
     ['lora.unet', [{ path: lora, strengthModel: s.strength_model, strengthClip: s.strength_clip }]],
     ['lora-stacked.unet', [{ path: lora, strengthModel: s.strength_model, strengthClip: s.strength_clip }, { path: lora, strengthModel: s.stacked_strength_model, strengthClip: 0 }]],
   ] as const) {
     const built = buildUnet(call, [...loras]);
     assert.equal(built.applied, s.modules + (loras.length - 1) * s.unet_modules, 'every module patched (text ones too, for the text encoder)');
-    const { out, expected } = await runUnet(built.path, call);
-    const rel = relError(out, expected);
-    t.diagnostic(`${call}: max |onnx - torch| relative to max |torch| = ${rel.toExponential(2)} (the LoRA moves the output by ${relError(plain.out, expected).toExponential(2)})`);
+    const { out, expected } = await runUnetReferenceCall(dir, reference, built.path, call);
+    const rel = relativeError(out, expected);
+    t.diagnostic(`${call}: max |onnx - torch| relative to max |torch| = ${rel.toExponential(2)} (the LoRA moves the output by ${relativeError(plain.out, expected).toExponential(2)})`);
     assert.ok(rel < reference.tolerance.rel, `${call}: relative error ${rel}`);
   }
 });
@@ -176,8 +145,8 @@ test('the text encoder weights patched at clip strength -0.5 equal PyTorch\'s me
     const plain = toFloat32(source.reader.readBytes(key), 'F32');
     const untransposed = new Float32Array(rows * cols);
     for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) untransposed[i * cols + j] = got[j * rows + i]!;
-    worst = Math.max(worst, relError(untransposed, want));
-    moved = Math.max(moved, relError(plain, want));
+    worst = Math.max(worst, relativeError(untransposed, want));
+    moved = Math.max(moved, relativeError(plain, want));
   }
   t.diagnostic(`72 text weights: max relative difference to torch ${worst.toExponential(2)} (the LoRA moves them by up to ${moved.toExponential(2)})`);
   assert.ok(worst < 1e-6, `relative error ${worst}`);

@@ -13,6 +13,7 @@ import * as ort from 'onnxruntime-node';
 import { clipTextModelPath, cloneModel, discoverClipText, loadModel, makeValueInfo, saveModel, TensorProto_DataType } from '@gategraph/onnx-graph';
 import { applyLoras, buildClipText, CheckpointError, openSafetensors, toFloat32, WeightSource, writeBuiltModel, type BuiltClipText, type CheckpointReader, type ClipTextOverrides } from '@gategraph/onnx-graph/build';
 import { checkpointReferenceValues, readCheckpointReference, testCheckpoints, type CheckpointReference } from './fixtures/test-checkpoints.ts';
+import { relativeError } from './fixtures/reference-calls.ts';
 
 // What the shapes of a CI-width checkpoint cannot tell (tools/test-models/arch.py): 8 channels per head, so 4 heads
 // for SD-1's 32-wide encoder and 3 for SD-2's 24-wide one. Full-size encoders default to width / 64.
@@ -65,16 +66,6 @@ async function run(path: string, ids: ort.Tensor, fetches?: string[]): Promise<R
   }
 }
 
-function relError(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let abs = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    abs = Math.max(abs, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return abs / scale;
-}
 
 /** Rows [batch, width] of `states` [batch, tokens, width] at each batch item's largest id (CLIP's EOS). */
 function atEos(states: Float32Array, ids: ort.Tensor, width: number): Float32Array {
@@ -129,11 +120,11 @@ for (const c of CASES) {
     const got = await run(path, ids);
     const width = text.config.hiddenSize;
     const last = expected(c.tag === 'sd21v' ? pair.outputs.penultimate! : pair.outputs.last_hidden_state!);
-    const lastError = relError(got.last_hidden_state!, last);
+    const lastError = relativeError(got.last_hidden_state!, last);
     // transformers' pooler_output: the last hidden state at the EOS (largest id); SD-2's references carry no
     // 23-layer pooled output, so it is read off the penultimate reference the same way.
     const pooled = c.tag === 'sd21v' ? atEos(last, ids, width) : expected(pair.outputs.pooler_output!);
-    const pooledError = relError(got.pooler_output!, pooled);
+    const pooledError = relativeError(got.pooler_output!, pooled);
 
     // discoverClipText finds every layer: each one's output equals PyTorch's hidden state (where the references
     // have the per-layer states: sd15, sd21v).
@@ -151,7 +142,7 @@ for (const c of CASES) {
       saveModel(probe, probePath, { baseDir: model.baseDir, externalData: 'auto' });
       const states = await run(probePath, promptIds, structure.layers);
       structure.layers.forEach((tensor, i) => {
-        layerError = Math.max(layerError, relError(states[tensor]!, expected(prompt.outputs[`hidden_states.${i + 1}`]!)));
+        layerError = Math.max(layerError, relativeError(states[tensor]!, expected(prompt.outputs[`hidden_states.${i + 1}`]!)));
       });
     }
 
@@ -162,7 +153,7 @@ for (const c of CASES) {
       c.tag === 'sd21v'
         ? layerNorm(expected(prompt.outputs[`hidden_states.${c.layers - 1}`]!), src, 'cond_stage_model.model.ln_final')
         : expected(prompt.outputs.clip_skip_2!);
-    const skipError = relError(skipped, skipExpected);
+    const skipError = relativeError(skipped, skipExpected);
 
     t.diagnostic(
       `relative to max |torch|: last_hidden_state ${lastError.toExponential(2)}, pooler_output ${pooledError.toExponential(2)}, ` +
@@ -186,14 +177,14 @@ test('a LoRA patched in while building (clip strength -0.5) gives PyTorch\'s mer
   const skip = await clipTextModelPath(path, { hiddenLayer: 10 });
   const skipped = (await run(skip.path, idsOf(prompt.inputs.input_ids!), ['last_hidden_state'])).last_hidden_state!;
   const errors = [
-    relError(got.last_hidden_state!, expected(pair.outputs.last_hidden_state!)),
-    relError(got.pooler_output!, expected(pair.outputs.pooler_output!)),
-    relError(skipped, expected(prompt.outputs.clip_skip_2!)),
+    relativeError(got.last_hidden_state!, expected(pair.outputs.last_hidden_state!)),
+    relativeError(got.pooler_output!, expected(pair.outputs.pooler_output!)),
+    relativeError(skipped, expected(prompt.outputs.clip_skip_2!)),
   ];
   t.diagnostic(`relative to max |torch|: last_hidden_state ${errors[0]!.toExponential(2)}, pooler_output ${errors[1]!.toExponential(2)}, clip skip -2 ${errors[2]!.toExponential(2)}`);
   for (const e of errors) assert.ok(e < reference.tolerance.rel, `relative error ${e}`);
   // The LoRA moved the output well beyond the tolerance (so the check above sees it).
-  assert.ok(relError(got.last_hidden_state!, expected('sd15.text.last_hidden_state')) > 100 * reference.tolerance.rel);
+  assert.ok(relativeError(got.last_hidden_state!, expected('sd15.text.last_hidden_state')) > 100 * reference.tolerance.rel);
 });
 
 test('SD-2: the last OpenCLIP layer, text_projection and logit_scale are ignored with reasons; all 24 layers can be built', async () => {
@@ -213,7 +204,7 @@ test('SD-2: the last OpenCLIP layer, text_projection and logit_scale are ignored
   assert.ok(!all.keys.ignored.some((i) => i.key.includes('resblocks.23.')));
   const pair = reference.calls.find((x) => x.name === 'sd21v.text')!;
   const got = await run(write(all, src, 'sd21v-24'), idsOf(pair.inputs.input_ids!), ['last_hidden_state']);
-  assert.ok(relError(got.last_hidden_state!, expected(pair.outputs.last_hidden_state!)) < reference.tolerance.rel);
+  assert.ok(relativeError(got.last_hidden_state!, expected(pair.outputs.last_hidden_state!)) < reference.tolerance.rel);
 });
 
 test('SD-1: only position_ids is ignored; other components are counted', () => {
@@ -255,7 +246,7 @@ test('standalone text-encoder files (and old SD-1 files without `text_model.`) a
     assert.deepEqual(text.keys.unknown, [], l.name);
     const ids = idsOf(l.file === 'sd21v.safetensors' ? 'text.input_ids.sd21' : pair.inputs.input_ids!);
     const got = await run(write(text, src, l.name), ids, ['last_hidden_state']);
-    assert.ok(relError(got.last_hidden_state!, expected(l.reference)) < reference.tolerance.rel, l.name);
+    assert.ok(relativeError(got.last_hidden_state!, expected(l.reference)) < reference.tolerance.rel, l.name);
   }
 });
 

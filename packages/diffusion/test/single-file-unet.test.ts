@@ -15,7 +15,7 @@ import { countMacs, deepFeature, discoverUNet, fuseAttention, loadModel, type UN
 import { CheckpointError, unetFromCheckpoint, type UnetOverrides } from '@gategraph/onnx-graph';
 import { openUnet, SafetensorsFile } from '../src/index.ts';
 import { publishedTestModels } from './fixtures/published-models.ts';
-import { checkpointReferenceValues, readCheckpointReference, testCheckpoints, type CheckpointReference } from './fixtures/test-checkpoints.ts';
+import { checkpointReferenceValues, runUnetReferenceCall, readCheckpointReference, testCheckpoints, type CheckpointReference } from './fixtures/test-checkpoints.ts';
 
 // What the shapes of a CI-width checkpoint cannot tell (tools/test-models/arch.py's CI configs): 4 GroupNorm groups,
 // 2 heads per SD-1 block, 8 channels per SD-2 head. Full-size checkpoints need none of this.
@@ -32,29 +32,7 @@ before(() => {
 });
 test.after(() => rmSync(cacheDir, { recursive: true, force: true }));
 
-function tensorOf(name: string): ort.Tensor {
-  const { data, shape } = checkpointReferenceValues(dir, reference, name);
-  return new ort.Tensor('float32', Float32Array.from(data), shape);
-}
 
-async function runBuilt(modelPath: string, call: string): Promise<{ out: Float32Array; expected: Float32Array }> {
-  const c = reference.calls.find((x) => x.name === call)!;
-  const sample = tensorOf(c.inputs.sample!);
-  const batch = sample.dims[0]!;
-  const t = checkpointReferenceValues(dir, reference, c.inputs.timestep!).data[0]!;
-  const session = await ort.InferenceSession.create(modelPath, { intraOpNumThreads: 1, logSeverityLevel: 3 });
-  try {
-    const result = await session.run({
-      sample,
-      timestep: new ort.Tensor('float32', new Float32Array(batch).fill(t), [batch]),
-      encoder_hidden_states: tensorOf(c.inputs.encoder_hidden_states!),
-    });
-    const expected = checkpointReferenceValues(dir, reference, c.outputs.out!).data as Float32Array;
-    return { out: result.out_sample!.data as Float32Array, expected };
-  } finally {
-    await session.release();
-  }
-}
 
 function errors(a: Float32Array, b: Float32Array): { abs: number; rel: number } {
   assert.equal(a.length, b.length);
@@ -79,7 +57,7 @@ for (const c of CASES) {
   test(`${c.file}: the built UNet equals PyTorch on the same weights`, async (t) => {
     const unet = await unetFromCheckpoint(join(dir, c.file), { cacheDir, overrides: c.overrides });
     assert.equal(unet.fromCache, false);
-    const { out, expected } = await runBuilt(unet.modelPath, c.call);
+    const { out, expected } = await runUnetReferenceCall(dir, reference, unet.modelPath, c.call);
     const e = errors(out, expected);
     t.diagnostic(`max |onnx - torch| = ${e.abs.toExponential(2)}, relative to max |torch| ${e.rel.toExponential(2)}`);
     assert.ok(e.rel < reference.tolerance.rel, `relative error ${e.rel}`);
@@ -105,7 +83,7 @@ test('the checkpoint reader can be packages/diffusion\'s SafetensorsFile', async
     overrides: SD1_CI,
     openReader: (p) => SafetensorsFile.open(p),
   });
-  const { out, expected } = await runBuilt(unet.modelPath, 'sd15-fp16.unet');
+  const { out, expected } = await runUnetReferenceCall(dir, reference, unet.modelPath, 'sd15-fp16.unet');
   assert.ok(errors(out, expected).rel < reference.tolerance.rel);
 });
 

@@ -12,7 +12,8 @@ import * as ort from 'onnxruntime-node';
 import { fuseAttention, loadModel, saveModel } from '@gategraph/onnx-graph';
 import { buildVaeDecoder, buildVaeEncoder, CheckpointError, openSafetensors, WeightSource, writeBuiltModel, type BuiltVae, type CheckpointReader, type VaeOverrides } from '@gategraph/onnx-graph/build';
 import { decodeLatents, encodeImage, openVaeFolder } from '../src/index.ts';
-import { checkpointReferenceValues, readCheckpointReference, testCheckpoints, type CheckpointReference } from './fixtures/test-checkpoints.ts';
+import { checkpointReferenceTensor, checkpointReferenceValues, readCheckpointReference, testCheckpoints, type CheckpointReference } from './fixtures/test-checkpoints.ts';
+import { relativeError } from './fixtures/reference-calls.ts';
 
 // CI-width VAEs (tools/test-models/arch.py: [8, 16, 16, 16]) use 4 GroupNorm groups; full-size ones need nothing.
 const CI: VaeOverrides = { groups: 4 };
@@ -31,10 +32,6 @@ function source(file: string): WeightSource {
   return new WeightSource(openSafetensors(join(dir, file)));
 }
 
-function tensorOf(name: string): ort.Tensor {
-  const { data, shape } = checkpointReferenceValues(dir, reference, name);
-  return new ort.Tensor('float32', Float32Array.from(data), shape);
-}
 
 /** Writes a built graph as `<out>/<name>/model.onnx` (+ data, + config.json); returns the .onnx path. */
 function write(vae: BuiltVae, src: WeightSource, name: string): string {
@@ -53,16 +50,6 @@ async function run(path: string, feeds: Record<string, ort.Tensor>, output: stri
   }
 }
 
-function relError(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let abs = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    abs = Math.max(abs, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return abs / scale;
-}
 
 const CASES = [
   { file: 'sd15.safetensors', tag: 'sd15' },
@@ -78,15 +65,15 @@ for (const c of CASES) {
     const dec = buildVaeDecoder(decSource, CI);
     const decPath = write(dec, decSource, `${c.tag}/vae_decoder`);
     const decodeCall = reference.calls.find((x) => x.name === `${c.tag}.vae_decode`)!;
-    const decoded = await run(decPath, { latent_sample: tensorOf(decodeCall.inputs.latent!) }, 'sample');
-    const decErr = relError(decoded, checkpointReferenceValues(dir, reference, decodeCall.outputs.image!).data as Float32Array);
+    const decoded = await run(decPath, { latent_sample: checkpointReferenceTensor(dir, reference, decodeCall.inputs.latent!) }, 'sample');
+    const decErr = relativeError(decoded, checkpointReferenceValues(dir, reference, decodeCall.outputs.image!).data as Float32Array);
 
     const encSource = source(c.file);
     const enc = buildVaeEncoder(encSource, CI);
     const encPath = write(enc, encSource, `${c.tag}/vae_encoder`);
     const encodeCall = reference.calls.find((x) => x.name === `${c.tag}.vae_encode`)!;
-    const params = await run(encPath, { sample: tensorOf(encodeCall.inputs.image!) }, 'latent_parameters');
-    const encErr = relError(params, checkpointReferenceValues(dir, reference, encodeCall.outputs.parameters!).data as Float32Array);
+    const params = await run(encPath, { sample: checkpointReferenceTensor(dir, reference, encodeCall.inputs.image!) }, 'latent_parameters');
+    const encErr = relativeError(params, checkpointReferenceValues(dir, reference, encodeCall.outputs.parameters!).data as Float32Array);
     t.diagnostic(`decode: max |onnx - torch| / max |torch| = ${decErr.toExponential(2)}; encode (mean, logvar): ${encErr.toExponential(2)}`);
     assert.ok(decErr < reference.tolerance.rel, `decoder relative error ${decErr}`);
     assert.ok(encErr < reference.tolerance.rel, `encoder relative error ${encErr}`);
@@ -124,8 +111,8 @@ test('the decoder\'s mid-block attention fuses, and the fused decoder still equa
   const path = join(out, 'sd15', 'vae_decoder', 'fused.onnx');
   saveModel(fused.model, path, { baseDir: model.baseDir });
   const call = reference.calls.find((x) => x.name === 'sd15.vae_decode')!;
-  const decoded = await run(path, { latent_sample: tensorOf(call.inputs.latent!) }, 'sample');
-  const err = relError(decoded, checkpointReferenceValues(dir, reference, call.outputs.image!).data as Float32Array);
+  const decoded = await run(path, { latent_sample: checkpointReferenceTensor(dir, reference, call.inputs.latent!) }, 'sample');
+  const err = relativeError(decoded, checkpointReferenceValues(dir, reference, call.outputs.image!).data as Float32Array);
   t.diagnostic(`fused decoder: relative error ${err.toExponential(2)}`);
   assert.ok(err < reference.tolerance.rel, `relative error ${err}`);
 });
