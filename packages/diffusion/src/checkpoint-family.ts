@@ -292,6 +292,19 @@ export function detectVaeFile(path: string): { readonly vae: VaeFileInfo } | { r
   });
 }
 
+/**
+ * For models/text_encoders (ComfyUI's CLIPLoader, type stable_diffusion): one CLIP text encoder and the family it
+ * serves: CLIP ViT-L/14 (SD-1.x) or OpenCLIP ViT-H/14 (SD-2.x), told by width, or for other widths by layout and
+ * depth as ComfyUI tells them (an HF-layout encoder with a 23rd layer is SD-2.x's); else a refusal.
+ */
+export function detectTextEncoderFile(path: string): { readonly family: SdFamily; readonly info: TextEncoderFileInfo } | { readonly refusal: string; readonly error: SingleFileRefusal } {
+  return detect(path, (info) => {
+    if (info.kind !== 'text-encoder') throw wrongKind(info, 'a text encoder', 'models/text_encoders');
+    const e = info.textEncoders[0]!;
+    return { family: info.family ?? (e.layout === 'openclip' || e.layers >= 23 ? 'sd2' : 'sd1'), info };
+  });
+}
+
 /** For models/loras: a LoRA for SD-1.x / 2.x (or of unknown family), or a refusal saying what the file is. */
 export function detectLora(path: string): { readonly lora: LoraFileInfo } | { readonly refusal: string; readonly error: SingleFileRefusal } {
   return detect(path, (info) => {
@@ -315,7 +328,7 @@ const KIND_NAMES: Record<SingleFileKind, [what: string, where: string]> = {
   vae: ['a standalone VAE', 'it belongs in models/vae (VAELoader)'],
   lora: ['a LoRA', 'it belongs in models/loras (LoraLoader)'],
   embedding: ['a textual-inversion embedding', 'it belongs in models/embeddings (write embedding:NAME in a prompt)'],
-  'text-encoder': ['a standalone text encoder', 'gategraph uses the text encoder inside a checkpoint'],
+  'text-encoder': ['a standalone text encoder', 'it belongs in models/text_encoders (CLIPLoader)'],
 };
 
 function wrongKind(info: SingleFileInfo, wanted: string, folder: string): UnsupportedCheckpointError {

@@ -78,6 +78,7 @@ export {
   openModelFolder,
   openUnet,
   openVaeFolder,
+  openTextEncoderFolder,
   declaredUnetAndVae,
   listModelFolders,
   isModelFolder,
@@ -96,6 +97,7 @@ export {
   type UnetIo,
   type VaeIo,
   type OpenedVae,
+  type OpenedTextEncoder,
 } from './model-folder.ts';
 export { checkSupportedModel, UnsupportedModelError, CHECKPOINT_FILE_EXTENSIONS, type UnsupportedKind } from './model-family.ts';
 export { ClipTokenizer, bundledClipTokenizerDir, truncationWarning, type TokenizedPrompt } from './tokenizer.ts';
@@ -125,6 +127,7 @@ export {
   detectCheckpoint,
   detectVaeFile,
   detectLora,
+  detectTextEncoderFile,
   UnsupportedCheckpointError,
   V_PREDICTION_STD_THRESHOLD,
   V_PREDICTION_KEY,
@@ -157,6 +160,7 @@ export { assertNotPickle, pickleEvidence, pickleConversionCommand, PickleFileErr
 export {
   modelFolderFromCheckpoint,
   vaeFolderFromFile,
+  textEncoderFolderFromFile,
   sdSchedulerConfig,
   type SingleFileFamily,
   type SingleFileModel,

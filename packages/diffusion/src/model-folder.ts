@@ -503,6 +503,51 @@ export async function openVaeFolder(dir: string, options: OpenModelOptions & { n
   }
 }
 
+/**
+ * What encodes prompts: a DiffusionModel's text side, or a text encoder opened on its own (openTextEncoderFolder,
+ * for ComfyUI's CLIPLoader), which has no UNet to bound its prompt chunks.
+ */
+export type OpenedTextEncoder = Pick<DiffusionModel, 'dir' | 'name' | 'index' | 'tokenizer' | 'textEncoder' | 'warnings' | 'release'> & {
+  readonly io: { readonly text: TextEncoderIo; readonly unet?: Pick<UnetIo, 'sequenceLength'> };
+};
+
+/** A text encoder alone: a folder holding text_encoder/model.onnx and tokenizer/ (an ONNX model folder works too). */
+export async function openTextEncoderFolder(dir: string, options: OpenModelOptions & { name?: string } = {}): Promise<OpenedTextEncoder> {
+  const folder = resolve(dir);
+  if (!existsSync(join(folder, 'text_encoder', 'model.onnx'))) throw new ModelFolderError(folder, 'missing component: text_encoder/model.onnx', 'text_encoder');
+  let tokenizer: ClipTokenizer;
+  try {
+    tokenizer = ClipTokenizer.load(join(folder, 'tokenizer'));
+  } catch (err) {
+    throw new ModelFolderError(folder, (err as Error).message);
+  }
+  const pool = options.pool ?? getDefaultSessionPool();
+  const leases: SessionLease[] = [];
+  const warnings: string[] = [];
+  try {
+    const textEncoder = await openComponentIn(folder, 'text_encoder', 'text_encoder', pool, options.sessionSettings?.text_encoder, leases, warnings, options.fuseAttention ?? true);
+    const text = textEncoderIo(folder, textEncoder, tokenizer);
+    let released = false;
+    return {
+      dir: folder,
+      name: options.name ?? basename(folder),
+      index: optionalJson(folder, join(folder, 'model_index.json'), 'model_index.json') ?? {},
+      tokenizer,
+      textEncoder,
+      io: { text },
+      warnings,
+      async release() {
+        if (released) return;
+        released = true;
+        await Promise.all(leases.map((l) => l.release()));
+      },
+    };
+  } catch (err) {
+    await Promise.all(leases.map((l) => l.release()));
+    throw err;
+  }
+}
+
 /** A component as its file declares it, read without a session or its weights. */
 function declaredComponent(folder: string, name: ComponentName): ComponentDeclaration {
   const dir = join(folder, name);

@@ -316,3 +316,44 @@ export async function vaeFolderFromFile(
   }
   return { dir, components, built };
 }
+
+/**
+ * A standalone text encoder file (ComfyUI's models/text_encoders, e.g. clip_l.safetensors: transformers' or
+ * OpenCLIP's names) as a folder with text_encoder/ and CLIP's tokenizer, for openTextEncoderFolder.
+ */
+export async function textEncoderFolderFromFile(
+  file: string,
+  text: SingleFileFamily['text'],
+  options: Pick<SingleFileModelOptions, 'cacheDir' | 'onBuild' | 'tokenizer'> & { overrides?: SingleFileOverrides['text'] } = {},
+): Promise<{ dir: string; component: CheckpointComponent; built: CheckpointComponentName[] }> {
+  const path = resolve(file);
+  const built: CheckpointComponentName[] = [];
+  const encoder = await component('text_encoder', { file: path, overrides: { ...options.overrides } }, options, built);
+  const tokenizer = options.tokenizer ? resolve(options.tokenizer) : undefined;
+  const cacheDir = resolve(options.cacheDir ?? derivedCacheDir(path));
+  const key = createHash('sha256')
+    .update(JSON.stringify({ v: ASSEMBLY_VERSION, text, tokenizer: tokenizer ?? null, part: encoder.dir }))
+    .digest('hex')
+    .slice(0, 32);
+  const encodersDir = join(cacheDir, 'text-encoders');
+  const dir = join(encodersDir, key);
+  if (!existsSync(join(dir, 'tokenizer'))) {
+    checkVocabulary(tokenizer ?? bundledClipTokenizerDir(), encoder, path);
+    ensureCacheDir(cacheDir);
+    mkdirSync(encodersDir, { recursive: true });
+    const tmp = `${dir}.tmp-${process.pid}`;
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp);
+    symlinkSync(relative(dir, encoder.dir), join(tmp, 'text_encoder'), 'dir');
+    writeTokenizer(join(tmp, 'tokenizer'), text, tokenizer);
+    // What it was built from, as a model folder's index records it (a loader's messages name it).
+    writeFileSync(join(tmp, 'model_index.json'), `${JSON.stringify({ _gategraph_text_encoder: { file: path, text } }, null, 2)}\n`);
+    try {
+      renameSync(tmp, dir);
+    } catch (err) {
+      rmSync(tmp, { recursive: true, force: true });
+      if (!existsSync(join(dir, 'tokenizer'))) throw err;
+    }
+  }
+  return { dir, component: encoder, built };
+}

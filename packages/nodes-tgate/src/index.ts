@@ -7,6 +7,7 @@ import { definePack } from '@gategraph/core';
 import { CheckpointLoader, CheckpointLoaderSimple } from './nodes/checkpoint-loader.ts';
 import { LoraLoader, LoraLoaderModelOnly } from './nodes/lora-loader.ts';
 import { VAELoader } from './nodes/vae-loader.ts';
+import { CLIPLoader } from './nodes/clip-loader.ts';
 import { CLIPTextEncode } from './nodes/clip-text-encode.ts';
 import { CLIPSetLastLayer } from './nodes/clip-set-last-layer.ts';
 import { EmptyLatentImage } from './nodes/empty-latent-image.ts';
@@ -34,6 +35,7 @@ export const baseNodes = [
   CheckpointLoaderSimple,
   CheckpointLoader,
   VAELoader,
+  CLIPLoader,
   LoraLoader,
   LoraLoaderModelOnly,
   CLIPTextEncode,

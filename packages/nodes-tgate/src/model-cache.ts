@@ -10,7 +10,7 @@
  * fingerprint, so the executor's cache re-runs the loader when the files change.
  */
 import type { DiffusionModel } from '@gategraph/diffusion';
-import { openModelFolder, openVaeFolder, type OpenedVae } from '@gategraph/diffusion';
+import { openModelFolder, openTextEncoderFolder, openVaeFolder, type OpenedTextEncoder, type OpenedVae } from '@gategraph/diffusion';
 import { readdirSync, realpathSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
@@ -95,29 +95,49 @@ function realFolder(dir: string): string {
   }
 }
 
-const openVaes = new Map<string, { stamp: string; vae: Promise<OpenedVae> }>();
+/** Opens a part of a model on its own (a VAE, a text encoder), shared like loadModel's models by real folder. */
+class PartCache<T extends { release(): Promise<void> }> {
+  readonly #entries = new Map<string, { stamp: string; part: Promise<T> }>();
+  constructor(readonly open: (dir: string, name: string) => Promise<T>) {}
+
+  load(dir: string, name: string): Promise<T> {
+    const folder = realFolder(dir);
+    const stamp = modelFolderStamp(folder);
+    const current = this.#entries.get(folder);
+    if (current && current.stamp === stamp) return current.part;
+    if (current) void current.part.then((p) => p.release()).catch(() => {});
+    const part = this.open(dir, name);
+    const entry = { stamp, part };
+    this.#entries.set(folder, entry);
+    part.catch(() => {
+      if (this.#entries.get(folder) === entry) this.#entries.delete(folder);
+    });
+    return part;
+  }
+
+  async releaseAll(): Promise<void> {
+    const entries = [...this.#entries.values()];
+    this.#entries.clear();
+    await Promise.all(entries.map((e) => e.part.then((p) => p.release()).catch(() => {})));
+  }
+}
+
+const vaes = new PartCache<OpenedVae>((dir, name) => openVaeFolder(dir, { name }));
+const textEncoders = new PartCache<OpenedTextEncoder>((dir, name) => openTextEncoderFolder(dir, { name }));
 
 /** A VAE opened alone (VAELoader's folder of vae_decoder/ + vae_encoder/), shared like loadModel's models. */
-export async function loadVae(dir: string, name: string): Promise<OpenedVae> {
-  const folder = realFolder(dir);
-  const stamp = modelFolderStamp(folder);
-  const current = openVaes.get(folder);
-  if (current && current.stamp === stamp) return current.vae;
-  if (current) void current.vae.then((v) => v.release()).catch(() => {});
-  const vae = openVaeFolder(dir, { name });
-  const entry = { stamp, vae };
-  openVaes.set(folder, entry);
-  vae.catch(() => {
-    if (openVaes.get(folder) === entry) openVaes.delete(folder);
-  });
-  return vae;
+export function loadVae(dir: string, name: string): Promise<OpenedVae> {
+  return vaes.load(dir, name);
+}
+
+/** A text encoder opened alone (CLIPLoader's folder of text_encoder/ + tokenizer/), shared the same way. */
+export function loadTextEncoder(dir: string, name: string): Promise<OpenedTextEncoder> {
+  return textEncoders.load(dir, name);
 }
 
 /** Releases every model this pack opened (tests, shutdown). */
 export async function releaseAllModels(): Promise<void> {
   const entries = [...open.values()];
-  const vaes = [...openVaes.values()];
   open.clear();
-  openVaes.clear();
-  await Promise.all([...entries.map((e) => e.model.then((m) => m.release()).catch(() => {})), ...vaes.map((e) => e.vae.then((v) => v.release()).catch(() => {}))]);
+  await Promise.all([...entries.map((e) => e.model.then((m) => m.release()).catch(() => {})), vaes.releaseAll(), textEncoders.releaseAll()]);
 }

@@ -11,9 +11,12 @@ import type { ExecutionContext } from '@gategraph/core';
 import {
   detectCheckpoint,
   detectLora,
+  detectTextEncoderFile,
   detectVaeFile,
   modelFolderFromCheckpoint,
   PICKLE_EXTENSIONS,
+  textEncoderFolderFromFile,
+  type OpenedTextEncoder,
   vaeFolderFromFile,
   type DiffusionModel,
   type LoraUse,
@@ -23,7 +26,7 @@ import {
 } from '@gategraph/diffusion';
 import { statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
-import { loadModel, loadVae } from './model-cache.ts';
+import { loadModel, loadTextEncoder, loadVae } from './model-cache.ts';
 
 /** Extensions read as safetensors (ComfyUI lists `.sft` as the same format). */
 const SAFETENSORS_EXTENSIONS: readonly string[] = ['.safetensors', '.sft'];
@@ -105,6 +108,23 @@ export function checkpointFamily(path: string): { family: SingleFileFamily } | {
 /** Why a file in models/vae cannot be used as a VAE (what it is instead), or undefined when it can. */
 export function vaeFileProblem(path: string): string | undefined {
   return fileProblem(path, 'VAE', detectVaeFile);
+}
+
+/** Why a file in models/text_encoders cannot be used as SD's text encoder (what it is instead), or undefined when it can. */
+export function textEncoderFileProblem(path: string): string | undefined {
+  return fileProblem(path, 'text encoder', detectTextEncoderFile);
+}
+
+/** A standalone text encoder file (models/text_encoders/), built once with CLIP's tokenizer and opened. */
+export async function loadTextEncoderFile(path: string, ctx: Pick<ExecutionContext, 'log'>, label: string): Promise<OpenedTextEncoder> {
+  const detected = detectTextEncoderFile(path);
+  if ('refusal' in detected) throw detected.error;
+  const { dir } = await textEncoderFolderFromFile(path, detected.family, {
+    onBuild(component, source) {
+      ctx.log.info(`${label}: building the ${COMPONENT_LABELS[component]} from ${source} (first use of this file; cached for later runs)`);
+    },
+  });
+  return loadTextEncoder(dir, label);
 }
 
 /** Why a file in models/loras cannot be used as a LoRA (what it is instead), or undefined when it can. */

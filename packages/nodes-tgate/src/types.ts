@@ -7,7 +7,7 @@
  * imports this file: `socket('MODEL')` inputs are then typed `ModelRef`, and so on.
  */
 import { BYTE_SIZE } from '@gategraph/core';
-import type { DiffusionModel, ModelComponent, OpenedVae, Tensor } from '@gategraph/diffusion';
+import type { DiffusionModel, ModelComponent, OpenedTextEncoder, OpenedVae, Tensor } from '@gategraph/diffusion';
 import { statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ModelPatch } from './patches.ts';
@@ -47,7 +47,8 @@ export class ModelRef {
  */
 export class ClipRef {
   constructor(
-    readonly model: DiffusionModel,
+    /** A checkpoint (the whole model: its text side is used) or a text encoder file opened alone (CLIPLoader). */
+    readonly model: OpenedTextEncoder,
     /** ComfyUI's `stop_at_clip_layer` (-1 = the last layer); undefined = the model's default (-1 for SD-1.x, -2 for SD-2.x). */
     readonly stopAtClipLayer?: number,
   ) {

@@ -9,6 +9,7 @@ const COMFYUI_INPUTS: Record<string, { required: string[]; hidden?: string[]; ou
   CheckpointLoaderSimple: { required: ['ckpt_name'], output: ['MODEL', 'CLIP', 'VAE'] },
   CheckpointLoader: { required: ['config_name', 'ckpt_name'], output: ['MODEL', 'CLIP', 'VAE'] },
   VAELoader: { required: ['vae_name'], output: ['VAE'] },
+  CLIPLoader: { required: ['clip_name', 'type'], output: ['CLIP'] },
   LoraLoader: { required: ['model', 'clip', 'lora_name', 'strength_model', 'strength_clip'], output: ['MODEL', 'CLIP'] },
   LoraLoaderModelOnly: { required: ['model', 'lora_name', 'strength_model'], output: ['MODEL'] },
   CLIPTextEncode: { required: ['text', 'clip'], output: ['CONDITIONING'] },

@@ -17,6 +17,7 @@ const checkpoints = join(host.paths.models, 'checkpoints');
 const vaes = join(host.paths.models, 'vae');
 const loras = join(host.paths.models, 'loras');
 const configs = join(host.paths.models, 'configs');
+const textEncoders = join(host.paths.models, 'text_encoders');
 
 /** An LDM inference config in the layout of ComfyUI's models/configs/v1-inference.yaml, for sd15-small's widths. */
 function ldmConfig(options: { parameterization?: string; heads?: number; text?: string } = {}): string {
@@ -43,7 +44,9 @@ function ldmConfig(options: { parameterization?: string; heads?: number; text?: 
 
 before(() => {
   const source = join(testCheckpoints(), 'sd15-small.safetensors');
-  for (const dir of [checkpoints, vaes, loras, configs]) mkdirSync(dir, { recursive: true });
+  for (const dir of [checkpoints, vaes, loras, configs, textEncoders]) mkdirSync(dir, { recursive: true });
+  // The checkpoint's text encoder as ComfyUI's clip_l.safetensors keeps it (transformers' names).
+  writeSafetensors(join(textEncoders, 'clip-l.safetensors'), copyTensors(source, 'cond_stage_model.transformer.', ''));
   writeFileSync(join(configs, 'small-inference.yaml'), ldmConfig());
   writeFileSync(join(configs, 'small-inference-v.yaml'), ldmConfig({ parameterization: 'v' }));
   writeFileSync(join(configs, 'small-2-heads.yaml'), ldmConfig({ heads: 2 }));
@@ -159,6 +162,20 @@ test('VAELoader: the checkpoint\'s VAE as a file decodes the same image, another
   const validation = await validatePrompt(prompt, await packRegistry());
   const messages = validation.nodeErrors['20']?.errors.map((e) => e.message).join('\n') ?? '';
   assert.match(messages, /vae_name "not-a-vae\.safetensors": this is a LoRA/);
+});
+
+test('CLIPLoader: the checkpoint\'s text encoder as a file encodes the same prompts; a VAE in models/text_encoders is refused', async () => {
+  const own = await pixels(workflow('clip-own'));
+  const prompt = workflow('clip-file');
+  prompt['30'] = { class_type: 'CLIPLoader', inputs: { clip_name: 'clip-l.safetensors', type: 'stable_diffusion' } };
+  prompt['6']!.inputs.clip = ['30', 0];
+  prompt['7']!.inputs.clip = ['30', 0];
+  assert.deepEqual(await pixels(prompt), own);
+
+  symlinkSync(join(vaes, 'own-vae.safetensors'), join(textEncoders, 'misplaced-vae.safetensors'));
+  prompt['30']!.inputs.clip_name = 'misplaced-vae.safetensors';
+  const validation = await validatePrompt(prompt, await packRegistry());
+  assert.match(validation.nodeErrors['30']?.errors.map((e) => e.message).join('\n') ?? '', /clip_name "misplaced-vae\.safetensors": this is a standalone VAE.*models\/vae \(VAELoader\)/);
 });
 
 test('a checkpoint of another family is refused when the prompt is queued, saying what it is', async () => {

@@ -18,11 +18,13 @@ function loraFile(name: string, hostModels: string | undefined): string {
 }
 
 /** The model a LoRA is applied to must have been built from a single file: its weights are rebuilt with the LoRA. */
-function singleFileOf(model: DiffusionModel, input: string): SingleFileProvenance {
+function singleFileOf(model: Pick<DiffusionModel, 'name' | 'index'>, input: string): SingleFileProvenance {
   const provenance = provenanceOf(model);
   if (!provenance) {
+    // A text encoder of CLIPLoader has its own folder with a model_index.json of its kind.
+    const what = model.index._gategraph_text_encoder ? 'a text encoder loaded by CLIPLoader' : 'an ONNX model folder';
     throw new NodeInputError(
-      `${input}: ${model.name} is an ONNX model folder; LoRAs are applied to single-file checkpoints (models/checkpoints/*.safetensors), whose weights gategraph builds itself. Load the model's .safetensors file instead`,
+      `${input}: ${model.name} is ${what}; LoRAs are applied to single-file checkpoints (models/checkpoints/*.safetensors), whose weights gategraph builds itself. Load the model's .safetensors file instead`,
       input,
     );
   }
