@@ -24,8 +24,8 @@ import {
   type SingleFileOverrides,
   type OpenedVae,
 } from '@gategraph/diffusion';
-import { statSync } from 'node:fs';
-import { basename, extname } from 'node:path';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { basename, dirname, extname, join } from 'node:path';
 import { loadModel, loadTextEncoder, loadVae } from './model-cache.ts';
 
 /** Extensions read as safetensors (ComfyUI lists `.sft` as the same format). */
@@ -65,15 +65,37 @@ export function provenanceOf(model: Pick<DiffusionModel, 'index'>): SingleFilePr
   };
 }
 
+/**
+ * Where a file's built graphs go: next to it (`.gategraph-derived/`, the default), or, when its folder cannot be
+ * written (a read-only share of models), under the host's models folder, said once in the log.
+ */
+function cacheDirFor(file: string, ctx: Pick<ExecutionContext, 'log' | 'paths'>): { cacheDir?: string } {
+  const folder = dirname(file);
+  const next = join(folder, '.gategraph-derived');
+  try {
+    accessSync(existsSync(next) ? next : folder, constants.W_OK);
+    return {};
+  } catch {
+    const fallback = join(ctx.paths.models, '.gategraph-derived', 'single-files');
+    if (!announcedReadOnly.has(folder)) {
+      announcedReadOnly.add(folder);
+      ctx.log.info(`${folder} cannot be written: the graphs built from its files are cached in ${fallback}`);
+    }
+    return { cacheDir: fallback };
+  }
+}
+const announcedReadOnly = new Set<string>();
+
 const COMPONENT_LABELS = { text_encoder: 'text encoder', unet: 'UNet', vae_decoder: 'VAE decoder', vae_encoder: 'VAE encoder' } as const;
 
 /**
  * The model built from `provenance` (its checkpoint, VAE file and LoRAs), opened and shared. The first load of a
  * file builds its components (seconds to minutes, reported as progress and in the log); later loads reuse them.
  */
-export async function loadSingleFileModel(provenance: SingleFileProvenance, ctx: Pick<ExecutionContext, 'log' | 'progress'>, label: string): Promise<DiffusionModel> {
+export async function loadSingleFileModel(provenance: SingleFileProvenance, ctx: Pick<ExecutionContext, 'log' | 'progress' | 'paths'>, label: string): Promise<DiffusionModel> {
   let done = 0;
   const built = await modelFolderFromCheckpoint(provenance.checkpoint, provenance.family, {
+    ...cacheDirFor(provenance.checkpoint, ctx),
     ...(provenance.vae ? { vae: provenance.vae } : {}),
     unetLoras: provenance.unetLoras,
     textLoras: provenance.textLoras,
@@ -116,10 +138,11 @@ export function textEncoderFileProblem(path: string): string | undefined {
 }
 
 /** A standalone text encoder file (models/text_encoders/), built once with CLIP's tokenizer and opened. */
-export async function loadTextEncoderFile(path: string, ctx: Pick<ExecutionContext, 'log'>, label: string): Promise<OpenedTextEncoder> {
+export async function loadTextEncoderFile(path: string, ctx: Pick<ExecutionContext, 'log' | 'paths'>, label: string): Promise<OpenedTextEncoder> {
   const detected = detectTextEncoderFile(path);
   if ('refusal' in detected) throw detected.error;
   const { dir } = await textEncoderFolderFromFile(path, detected.family, {
+    ...cacheDirFor(path, ctx),
     onBuild(component, source) {
       ctx.log.info(`${label}: building the ${COMPONENT_LABELS[component]} from ${source} (first use of this file; cached for later runs)`);
     },
@@ -142,8 +165,9 @@ function fileProblem(path: string, what: string, detect: (path: string) => objec
 }
 
 /** A standalone VAE file (models/vae/), built once and opened. */
-export async function loadVaeFile(path: string, ctx: Pick<ExecutionContext, 'log'>, label: string): Promise<OpenedVae> {
+export async function loadVaeFile(path: string, ctx: Pick<ExecutionContext, 'log' | 'paths'>, label: string): Promise<OpenedVae> {
   const { dir, built } = await vaeFolderFromFile(path, {
+    ...cacheDirFor(path, ctx),
     onBuild(component, source) {
       ctx.log.info(`${label}: building the ${COMPONENT_LABELS[component]} from ${source} (first use of this file; cached for later runs)`);
     },

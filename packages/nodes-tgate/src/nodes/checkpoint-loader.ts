@@ -78,13 +78,13 @@ async function loadCheckpointFolder(dir: string, ckptName: string): Promise<Diff
 }
 
 /** A single-file checkpoint: its family from its keys, its graphs built on first use (progress and log say so). */
-async function loadCheckpointFile(file: string, ckptName: string, ctx: Pick<ExecutionContext, 'log' | 'progress'>): Promise<DiffusionModel> {
+async function loadCheckpointFile(file: string, ckptName: string, ctx: Pick<ExecutionContext, 'log' | 'progress' | 'paths'>): Promise<DiffusionModel> {
   const detected = checkpointFamily(file);
   if ('refusal' in detected) throw new NodeInputError(`ckpt_name "${ckptName}": ${detected.refusal}`, 'ckpt_name');
   return buildCheckpointFile({ checkpoint: file, family: detected.family, unetLoras: [], textLoras: [] }, ckptName, ctx);
 }
 
-async function buildCheckpointFile(provenance: SingleFileProvenance, ckptName: string, ctx: Pick<ExecutionContext, 'log' | 'progress'>): Promise<DiffusionModel> {
+async function buildCheckpointFile(provenance: SingleFileProvenance, ckptName: string, ctx: Pick<ExecutionContext, 'log' | 'progress' | 'paths'>): Promise<DiffusionModel> {
   try {
     return await loadSingleFileModel(provenance, ctx, ckptName);
   } catch (error) {

@@ -40,7 +40,7 @@ function validateLora(loraName: string | undefined, context: ValidateContext): t
   return problem ? `lora_name "${loraName}": ${problem}` : true;
 }
 
-async function rebuild(provenance: SingleFileProvenance, ctx: Pick<ExecutionContext, 'log' | 'progress'>, label: string): Promise<DiffusionModel> {
+async function rebuild(provenance: SingleFileProvenance, ctx: Pick<ExecutionContext, 'log' | 'progress' | 'paths'>, label: string): Promise<DiffusionModel> {
   try {
     return await loadSingleFileModel(provenance, ctx, label);
   } catch (error) {
