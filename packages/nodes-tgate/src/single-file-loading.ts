@@ -116,7 +116,15 @@ export async function loadSingleFileModel(provenance: SingleFileProvenance, ctx:
       }
     },
   });
-  if (built.built.length) ctx.progress(4, 4);
+  if (built.built.length) {
+    ctx.progress(4, 4);
+    // Every tensor no graph reads is named (a variant architecture, a merge artefact), once, when the graphs are
+    // built: no weight is dropped silently.
+    const unknown = [...new Set(Object.values(built.components).flatMap((c) => c.keys.unknown))].sort();
+    if (unknown.length) {
+      ctx.log.warn(`${label}: ${unknown.length} tensors of ${basename(provenance.checkpoint)} are used by no component (not an SD-1.x / 2.x weight gategraph knows): ${unknown.slice(0, 8).join(', ')}${unknown.length > 8 ? ', ...' : ''}`);
+    }
+  }
   return loadModel(built.dir);
 }
 

@@ -18,6 +18,7 @@ import {
   type ApiPrompt,
   type ExecutionEvent,
   type HostPaths,
+  type Logger,
   type RunResult,
 } from '@gategraph/core';
 import { isModelFolder } from '@gategraph/diffusion';
@@ -82,10 +83,19 @@ export interface RunOutcome {
   events: ExecutionEvent[];
 }
 
+export interface RunOptions {
+  paths?: HostPaths;
+  extraPngInfo?: Record<string, unknown>;
+  signal?: AbortSignal;
+  onEvent?: (e: ExecutionEvent) => void;
+  /** Where the nodes' log goes (default: nowhere). */
+  logger?: Logger;
+}
+
 /** Validates (must pass) and runs a prompt on a fresh executor without cache, as the server would. */
 export async function validateAndRun(
   prompt: ApiPrompt,
-  options: { paths?: HostPaths; extraPngInfo?: Record<string, unknown>; signal?: AbortSignal; onEvent?: (e: ExecutionEvent) => void } = {},
+  options: RunOptions = {},
 ): Promise<RunOutcome> {
   const registry = await packRegistry();
   // The host's folders decide what the combos list (a models folder given here is listed first).
@@ -98,10 +108,10 @@ export async function validateAndRun(
 export async function runUnvalidated(
   prompt: ApiPrompt,
   outputs: string[],
-  options: { paths?: HostPaths; extraPngInfo?: Record<string, unknown>; signal?: AbortSignal; onEvent?: (e: ExecutionEvent) => void } = {},
+  options: RunOptions = {},
 ): Promise<RunOutcome> {
   const registry = await packRegistry();
-  const executor = new Executor(registry, { paths: options.paths ?? host.paths, logger: silentLogger, cache: { mode: 'none' } });
+  const executor = new Executor(registry, { paths: options.paths ?? host.paths, logger: options.logger ?? silentLogger, cache: { mode: 'none' } });
   const events: ExecutionEvent[] = [];
   const result = await executor.run(prompt, {
     promptId: `test-${Math.random().toString(36).slice(2)}`,

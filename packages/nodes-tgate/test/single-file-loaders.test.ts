@@ -5,7 +5,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, mkdirSync, openSync, readFileSync, readSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { validatePrompt, type ApiPrompt, type ExecutionEvent } from '@gategraph/core';
+import { validatePrompt, type ApiPrompt, type ExecutionEvent, type Logger } from '@gategraph/core';
 import { decodePng } from '@gategraph/diffusion';
 import { loraKeyMap, openSafetensors } from '@gategraph/onnx-graph/build';
 import { listCheckpoints } from '../src/folders.ts';
@@ -62,6 +62,10 @@ before(() => {
   vae.set('decoder.conv_out.bias', { ...bias, bytes: new Uint8Array(shifted.buffer) });
   writeSafetensors(join(vaes, 'brighter-vae.safetensors'), vae);
   writeSafetensors(join(loras, 'style.safetensors'), makeLora(source));
+  // The checkpoint with one tensor no SD-1.x graph reads (as merges and variant architectures carry).
+  const extra = copyTensors(source, '', '');
+  extra.set('model.diffusion_model.extra_head.weight', { dtype: 'F32', shape: [2], bytes: new Uint8Array(8) });
+  writeSafetensors(join(checkpoints, 'with-extra.safetensors'), extra);
   // A file in the wrong folder: a LoRA where VAEs go.
   writeSafetensors(join(vaes, 'not-a-vae.safetensors'), makeLora(source));
 });
@@ -114,6 +118,15 @@ test('ComfyUI\'s default workflow on a .safetensors checkpoint: built on first u
   });
   assert.deepEqual(again, [], 'nothing is built the second time');
   assert.deepEqual(second, first, 'the same seed gives the same image');
+});
+
+test('a tensor no graph reads is named in the log when the checkpoint is built, and the model still runs', async () => {
+  const lines: string[] = [];
+  const logger: Logger = { debug() {}, info: (m) => lines.push(m), warn: (m) => lines.push(`warn: ${m}`), error: (m) => lines.push(m), child: () => logger };
+  const { result } = await validateAndRun(workflow('extra', 'with-extra.safetensors'), { logger });
+  assert.equal(result.status, 'success', JSON.stringify(result.error));
+  assert.ok(lines.some((l) => /building the UNet from .*with-extra\.safetensors/.test(l)), lines.join('\n'));
+  assert.ok(lines.some((l) => /^warn: .*1 tensors of with-extra\.safetensors are used by no component.*model\.diffusion_model\.extra_head\.weight/.test(l)), lines.join('\n'));
 });
 
 test('the TGATE workflow runs on the built UNet', async () => {
