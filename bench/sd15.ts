@@ -45,12 +45,10 @@
  * UNet: --unet, else GATEGRAPH_SD15_UNET, else .gategraph/sd15-unet/unet. Without an export the bench prints the
  * command that makes it and exits 0 (it is 3.4 GB and takes minutes), or with --export runs that command first.
  */
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import {
   DEFAULT_SESSION_SETTINGS,
   OnnxUnetRunner,
@@ -72,9 +70,8 @@ import {
   newNode,
   newTensor,
 } from '../packages/onnx-graph/src/index.ts';
+import { TorchSide, compareOutputs, gflops, machineCpuSeconds, median, ms, peakRssMB, processCpuSeconds, python, repoRoot } from './measure.ts';
 
-const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
-const python = '/usr/bin/python3';
 const args = process.argv.slice(2);
 const option = (name: string, fallback: string): string => {
   const i = args.indexOf(`--${name}`);
@@ -128,87 +125,6 @@ if (!existsSync(modelPath)) {
   }
 }
 
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-const ms = (x: number) => (x >= 10_000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(x >= 100 ? 0 : 1)} ms`);
-const gflops = (flops: number, milliseconds: number) => flops / milliseconds / 1e6;
-
-// ---- CPU time of everyone else -------------------------------------------------------------------------------
-/**
- * CPU seconds of the whole machine since boot (all cores), from /proc/stat: busy, and stolen (time the hypervisor
- * gave this VM's vCPUs to other guests while they had work: a busy host slows every engine without any process here
- * showing it).
- */
-function machineCpuSeconds(): { busy: number; steal: number } {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  // user nice system idle iowait irq softirq steal
-  const [user, nice, system, , , irq, softirq, steal] = f as [number, number, number, number, number, number, number, number];
-  return { busy: (user + nice + system + irq + softirq) / 100, steal: (steal ?? 0) / 100 };
-}
-/** User + system CPU seconds of a process, from /proc/<pid>/stat (clock ticks of 1/100 s). */
-function processCpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-/** Peak resident memory of a process (VmHWM), in MB: the ORT side holds the weights, its prepacked copies and the
- * activation arena; PyTorch holds the module and its activations. */
-function peakRssMB(pid: number | 'self'): number {
-  const match = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return match ? Number(match[1]) / 1024 : NaN;
-}
-
-// ---- the PyTorch child ---------------------------------------------------------------------------------------
-class TorchSide {
-  readonly #child: ChildProcessWithoutNullStreams;
-  readonly #lines: AsyncIterator<string>;
-  #stderr = '';
-  constructor() {
-    this.#child = spawn(python, [join(repoRoot, 'bench', 'sd15_torch.py'), '--unet', unetDir, '--seed', String(SEED), '--threads', String(THREADS)], {
-      cwd: repoRoot,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    this.#child.stderr.on('data', (d: Buffer) => {
-      this.#stderr += d.toString();
-      process.stderr.write(d);
-    });
-    this.#lines = createInterface({ input: this.#child.stdout })[Symbol.asyncIterator]();
-  }
-  get pid(): number {
-    return this.#child.pid!;
-  }
-  async #read(): Promise<Record<string, unknown>> {
-    const next = await this.#lines.next();
-    if (next.done) {
-      const code = await new Promise<number | null>((r) => (this.#child.exitCode !== null ? r(this.#child.exitCode) : this.#child.once('exit', r)));
-      throw Object.assign(new Error(`the PyTorch child exited (code ${code}): ${this.#stderr.trim().split('\n').at(-1) ?? ''}`), { exitCode: code });
-    }
-    return JSON.parse(next.value) as Record<string, unknown>;
-  }
-  /** The child's first line, once it has built the module and checked its weights; undefined when torch is missing. */
-  async ready(): Promise<Record<string, unknown> | undefined> {
-    try {
-      return await this.#read();
-    } catch (err) {
-      if ((err as { exitCode?: number }).exitCode === 3) return undefined;
-      throw err;
-    }
-  }
-  async ask<T>(cmd: Record<string, unknown>): Promise<T> {
-    this.#child.stdin.write(`${JSON.stringify(cmd)}\n`);
-    const reply = await this.#read();
-    if ('error' in reply) throw new Error(`the PyTorch child: ${String(reply.error)}`);
-    return reply as T;
-  }
-  quit(): void {
-    this.#child.stdin.end(`${JSON.stringify({ cmd: 'quit' })}\n`);
-  }
-}
-
 // ---- FLOPs from the graph ------------------------------------------------------------------------------------
 const [load1AtStart] = loadavg();
 console.log(
@@ -235,7 +151,7 @@ const pool = ((): SessionPool => {
   }
 })();
 // Started before the session opens, so that it builds its module and checks the weights meanwhile.
-const torchChild = !NO_TORCH && existsSync(python) ? new TorchSide() : undefined;
+const torchChild = !NO_TORCH && existsSync(python) ? new TorchSide(['--unet', unetDir, '--seed', String(SEED), '--threads', String(THREADS)]) : undefined;
 const t0 = performance.now();
 const unet = await openUnet(unetDir, { pool, fuseAttention: !UNFUSED });
 const runner = OnnxUnetRunner.forModel(unet);
@@ -290,19 +206,8 @@ const checkBatch = Math.max(...BATCHES);
       const r = await torch.ask<{ ms: number }>({ cmd: 'forward', dir, batch: checkBatch, size: SIZE });
       const bytes = readFileSync(join(dir, 'torch_out.f32'));
       const ref = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-      let diff2 = 0;
-      let ref2 = 0;
-      let maxDiff = 0;
-      let maxRef = 0;
-      for (let i = 0; i < ref.length; i++) {
-        const d = ortOut.data[i]! - ref[i]!;
-        diff2 += d * d;
-        ref2 += ref[i]! * ref[i]!;
-        maxDiff = Math.max(maxDiff, Math.abs(d));
-        maxRef = Math.max(maxRef, Math.abs(ref[i]!));
-      }
-      const rel = Math.sqrt(diff2 / ref2);
-      const ok = ref.length === ortOut.data.length && rel < TOLERANCE;
+      const { rel, maxDiff, maxRef, sameLength } = compareOutputs(ortOut.data, ref);
+      const ok = sameLength && rel < TOLERANCE;
       console.log(
         `check (batch ${checkBatch}, same inputs): relative L2 error ${rel.toExponential(2)}, max |diff| ${maxDiff.toExponential(2)} ` +
           `(output max |value| ${maxRef.toFixed(3)}); tolerance ${TOLERANCE}: ${ok ? 'same function' : 'FAIL'} ` +

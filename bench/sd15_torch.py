@@ -15,6 +15,11 @@ as the renamed initializer it constant-folded the parameter into (a Linear weigh
 weight with unit dims added). Any parameter without an identical initializer fails the check (exit 4).
 bench/sd15.ts then compares one forward pass numerically as well.
 
+With --checkpoint FILE (bench/single-file.ts) the weights come from a single-file checkpoint instead: the module is
+built as above, then every UNet tensor of FILE (LDM names, tools/test-checkpoints/ldm_layout.py maps them to the
+module's) is copied into it, float16 upcast; a parameter FILE lacks, or a FILE tensor of another shape, fails (exit 4).
+The same byte-for-byte check against --unet's initializers then proves that FILE and that export hold the same weights.
+
 Protocol: one JSON object per line on stdin, one JSON line answered on stdout (stderr is for humans):
   {"cmd": "unet", "batch": B, "size": PX, "reps": N}  -> {"ms": [...]}   N timed forward passes, B x 4 x PX/8 x PX/8
   {"cmd": "forward", "dir": D, "batch": B, "size": PX} -> {"ms": t}     reads D/sample.f32, D/timestep.f32,
@@ -36,6 +41,9 @@ def parse_args():
     ap.add_argument("--unet", required=True, help="the export's unet folder (model.onnx, model.onnx_data, config.json)")
     ap.add_argument("--seed", type=int, default=0, help="the seed the export used (export_random_unet.py --seed, default 0)")
     ap.add_argument("--threads", type=int, required=True)
+    ap.add_argument("--checkpoint", help="load the weights from this single-file checkpoint (LDM key layout, "
+                    "model.diffusion_model.*; float16 values are upcast) instead of building them from --seed "
+                    "(bench/single-file.ts); the weight check then proves the file holds the export's weights")
     ap.add_argument("--skip-weight-check", action="store_true")
     return ap.parse_args()
 
@@ -70,6 +78,40 @@ def build(unet_dir, seed):
     # The export's order: seed, then construct (nothing else draws from the generator in between).
     torch.manual_seed(seed)
     return M.UNet2DConditionModel(cfg).eval(), cfg
+
+
+def load_checkpoint(unet, cfg, path):
+    """Copies the UNet tensors of an LDM single-file checkpoint into `unet`; returns how many tensors it read."""
+    sys.path.insert(0, os.path.join(HERE, "..", "tools", "test-checkpoints"))
+    import ldm_layout
+    import safetensors_io
+
+    reader = safetensors_io.Reader(path)
+    params = unet.state_dict()  # shares storage with the parameters: copy_ fills the module
+    seen = set()
+    try:
+        for key in reader.names():
+            if not key.startswith(ldm_layout.UNET_PREFIX):
+                continue
+            name = ldm_layout.ldm_to_unet(key[len(ldm_layout.UNET_PREFIX):], cfg)
+            if name not in params:
+                raise SystemExit(f"checkpoint: {key} maps to {name}, which the module does not have")
+            t = reader.tensor(key)
+            if tuple(t.shape) != tuple(params[name].shape):
+                raise SystemExit(f"checkpoint: {key} has shape {tuple(t.shape)}, the module's {name} {tuple(params[name].shape)}")
+            params[name].copy_(t)
+            seen.add(name)
+            del t
+    finally:
+        del params
+        try:
+            reader.close()
+        except BufferError:
+            pass  # a tensor view still alive: the map goes with the reader
+    missing = [n for n, _ in unet.named_parameters() if n not in seen]
+    if missing:
+        raise SystemExit(f"checkpoint: {len(missing)} parameters are not in {path} (e.g. {', '.join(missing[:3])})")
+    return len(seen)
 
 
 def check_weights(unet, unet_dir):
@@ -122,7 +164,8 @@ def check_weights(unet, unet_dir):
     if unmatched:
         raise SystemExit(
             f"weight check: {len(unmatched)} parameters have no identical initializer in the export "
-            f"(e.g. {', '.join(unmatched[:3])}): the export was made with another seed (--seed) or other module code"
+            f"(e.g. {', '.join(unmatched[:3])}): the export was made with another seed (--seed) or other module code, "
+            f"or the --checkpoint file does not hold the export's weights"
         )
     return {"parameters": by_name + folded, "by_name": by_name, "folded": folded,
             "elements": sum(p.numel() for p in unet.parameters())}
@@ -133,6 +176,15 @@ def main():
     t0 = time.perf_counter()
     unet, cfg = build(A.unet, A.seed)
     log(f"built the UNet (seed {A.seed}) in {time.perf_counter() - t0:.1f} s")
+    if A.checkpoint:
+        t0 = time.perf_counter()
+        try:
+            with torch.no_grad():
+                n = load_checkpoint(unet, cfg, A.checkpoint)
+        except SystemExit as e:
+            print(str(e), file=sys.stderr, flush=True)
+            sys.exit(4)
+        log(f"loaded {n} UNet tensors from {os.path.basename(A.checkpoint)} in {time.perf_counter() - t0:.1f} s")
     weights = {"checked": False}
     if not A.skip_weight_check:
         t0 = time.perf_counter()

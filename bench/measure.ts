@@ -1,0 +1,146 @@
+/**
+ * What the SD-1.5 benchmarks share (bench/sd15.ts, bench/single-file.ts): medians and time formatting, the CPU time
+ * of the whole machine and of one process (to tell how much of the CPU other work took during timed rounds), peak
+ * resident memory, and the eager-PyTorch child (bench/sd15_torch.py) driven over a pipe so that its calls alternate
+ * with onnxruntime's. A module, not a benchmark: run on its own (scripts/run-bench.mjs runs every file here) it does
+ * nothing.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
+/** Debian's interpreter: the one with torch 1.13 and onnx (the python3 on PATH may be another). */
+export const python = '/usr/bin/python3';
+
+export const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+export const ms = (x: number): string => (x >= 10_000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(x >= 100 ? 0 : 1)} ms`);
+export const gflops = (flops: number, milliseconds: number): number => flops / milliseconds / 1e6;
+
+/**
+ * CPU seconds of the whole machine since boot (all cores), from /proc/stat: busy, and stolen (time the hypervisor
+ * gave this VM's vCPUs to other guests while they had work: a busy host slows every engine without any process here
+ * showing it).
+ */
+export function machineCpuSeconds(): { busy: number; steal: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal
+  const [user, nice, system, , , irq, softirq, steal] = f as [number, number, number, number, number, number, number, number];
+  return { busy: (user + nice + system + irq + softirq) / 100, steal: (steal ?? 0) / 100 };
+}
+
+/** User + system CPU seconds of a process, from /proc/<pid>/stat (clock ticks of 1/100 s). */
+export function processCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** A /proc/<pid>/status field in kB (VmHWM, VmRSS, ...) as MB; NaN where it cannot be read. */
+function statusMB(pid: number | 'self', field: string): number {
+  try {
+    const match = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * Peak resident memory of a process (VmHWM), in MB. Not `process.resourceUsage().maxRSS`: a child's ru_maxrss
+ * starts at its parent's resident size (see packages/server/src/process-memory.ts).
+ */
+export const peakRssMB = (pid: number | 'self'): number => statusMB(pid, 'VmHWM');
+/** Resident memory now (VmRSS), in MB. */
+export const rssMB = (pid: number | 'self'): number => statusMB(pid, 'VmRSS');
+
+/**
+ * Sets this process's VmHWM back to its current RSS (Linux: `5` into /proc/self/clear_refs), so that the next
+ * peakRssMB('self') is the peak of what runs after this call. Returns false where the kernel does not allow it.
+ */
+export function resetPeakRss(): boolean {
+  try {
+    writeFileSync('/proc/self/clear_refs', '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** MemAvailable from /proc/meminfo, in MB: what can still be allocated without swapping or the OOM killer. */
+export function memAvailableMB(): number {
+  const match = /^MemAvailable:\s+(\d+)\s+kB/m.exec(readFileSync('/proc/meminfo', 'utf8'));
+  return match ? Number(match[1]) / 1024 : NaN;
+}
+
+/**
+ * The eager-PyTorch side: bench/sd15_torch.py as a child process, one JSON command per line on its stdin and one
+ * JSON answer per line on its stdout (the protocol is in that file). Started early, so that it builds its module
+ * and checks the weights while onnxruntime opens its sessions.
+ */
+export class TorchSide {
+  readonly #child: ChildProcessWithoutNullStreams;
+  readonly #lines: AsyncIterator<string>;
+  #stderr = '';
+  /** `scriptArgs`: sd15_torch.py's arguments (--unet, --threads, ...). */
+  constructor(scriptArgs: readonly string[]) {
+    this.#child = spawn(python, [join(repoRoot, 'bench', 'sd15_torch.py'), ...scriptArgs], { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.#child.stderr.on('data', (d: Buffer) => {
+      this.#stderr += d.toString();
+      process.stderr.write(d);
+    });
+    this.#lines = createInterface({ input: this.#child.stdout })[Symbol.asyncIterator]();
+  }
+  get pid(): number {
+    return this.#child.pid!;
+  }
+  async #read(): Promise<Record<string, unknown>> {
+    const next = await this.#lines.next();
+    if (next.done) {
+      const code = await new Promise<number | null>((r) => (this.#child.exitCode !== null ? r(this.#child.exitCode) : this.#child.once('exit', r)));
+      throw Object.assign(new Error(`the PyTorch child exited (code ${code}): ${this.#stderr.trim().split('\n').at(-1) ?? ''}`), { exitCode: code });
+    }
+    return JSON.parse(next.value) as Record<string, unknown>;
+  }
+  /** The child's first line, once it has built the module and checked its weights; undefined when torch is missing. */
+  async ready(): Promise<Record<string, unknown> | undefined> {
+    try {
+      return await this.#read();
+    } catch (err) {
+      if ((err as { exitCode?: number }).exitCode === 3) return undefined;
+      throw err;
+    }
+  }
+  async ask<T>(cmd: Record<string, unknown>): Promise<T> {
+    this.#child.stdin.write(`${JSON.stringify(cmd)}\n`);
+    const reply = await this.#read();
+    if ('error' in reply) throw new Error(`the PyTorch child: ${String(reply.error)}`);
+    return reply as T;
+  }
+  quit(): void {
+    this.#child.stdin.end(`${JSON.stringify({ cmd: 'quit' })}\n`);
+  }
+}
+
+/** Relative L2 error of `x` against the reference `ref`, max |x - ref| and max |ref|. */
+export function compareOutputs(x: ArrayLike<number>, ref: ArrayLike<number>): { rel: number; maxDiff: number; maxRef: number; sameLength: boolean } {
+  let diff2 = 0;
+  let ref2 = 0;
+  let maxDiff = 0;
+  let maxRef = 0;
+  const n = Math.min(x.length, ref.length);
+  for (let i = 0; i < n; i++) {
+    const d = x[i]! - ref[i]!;
+    diff2 += d * d;
+    ref2 += ref[i]! * ref[i]!;
+    maxDiff = Math.max(maxDiff, Math.abs(d));
+    maxRef = Math.max(maxRef, Math.abs(ref[i]!));
+  }
+  return { rel: Math.sqrt(diff2 / ref2), maxDiff, maxRef, sameLength: x.length === ref.length };
+}
