@@ -469,27 +469,23 @@ export type OpenedVae = Pick<DiffusionModel, 'dir' | 'name' | 'vaeDecoder' | 'va
 };
 
 /**
- * A VAE alone: a folder holding vae_decoder/model.onnx and optionally vae_encoder/model.onnx (an ONNX model
- * folder works too; its other components are not opened). Checked as openModelFolder checks a model's VAE.
+ * Opens some of a folder's components with `open` and returns what `make` builds of them, with a release() for
+ * their leases; on failure the leases taken so far are released. For the parts opened alone (a VAE, a text encoder).
  */
-export async function openVaeFolder(dir: string, options: OpenModelOptions & { name?: string } = {}): Promise<OpenedVae> {
-  const folder = resolve(dir);
-  if (!existsSync(join(folder, 'vae_decoder', 'model.onnx'))) throw new ModelFolderError(folder, 'missing component: vae_decoder/model.onnx', 'vae_decoder');
+async function openPart<T>(
+  folder: string,
+  options: OpenModelOptions,
+  make: (open: (name: ComponentName) => Promise<ModelComponent>, warnings: string[]) => Promise<T>,
+): Promise<T & { warnings: string[]; release(): Promise<void> }> {
   const pool = options.pool ?? getDefaultSessionPool();
   const leases: SessionLease[] = [];
   const warnings: string[] = [];
   const open = (name: ComponentName) => openComponentIn(folder, name, name, pool, options.sessionSettings?.[name], leases, warnings, options.fuseAttention ?? true);
   try {
-    const vaeDecoder = await open('vae_decoder');
-    const vaeEncoder = existsSync(join(folder, 'vae_encoder', 'model.onnx')) ? await open('vae_encoder') : undefined;
-    const vae = vaeIo(folder, vaeDecoder, vaeEncoder, warnings);
+    const part = await make(open, warnings);
     let released = false;
     return {
-      dir: folder,
-      name: options.name ?? basename(folder),
-      vaeDecoder,
-      ...(vaeEncoder ? { vaeEncoder } : {}),
-      io: { vae },
+      ...part,
       warnings,
       async release() {
         if (released) return;
@@ -501,6 +497,21 @@ export async function openVaeFolder(dir: string, options: OpenModelOptions & { n
     await Promise.all(leases.map((l) => l.release()));
     throw err;
   }
+}
+
+/**
+ * A VAE alone: a folder holding vae_decoder/model.onnx and optionally vae_encoder/model.onnx (an ONNX model
+ * folder works too; its other components are not opened). Checked as openModelFolder checks a model's VAE.
+ */
+export async function openVaeFolder(dir: string, options: OpenModelOptions & { name?: string } = {}): Promise<OpenedVae> {
+  const folder = resolve(dir);
+  if (!existsSync(join(folder, 'vae_decoder', 'model.onnx'))) throw new ModelFolderError(folder, 'missing component: vae_decoder/model.onnx', 'vae_decoder');
+  return openPart(folder, options, async (open, warnings) => {
+    const vaeDecoder = await open('vae_decoder');
+    const vaeEncoder = existsSync(join(folder, 'vae_encoder', 'model.onnx')) ? await open('vae_encoder') : undefined;
+    const vae = vaeIo(folder, vaeDecoder, vaeEncoder, warnings);
+    return { dir: folder, name: options.name ?? basename(folder), vaeDecoder, ...(vaeEncoder ? { vaeEncoder } : {}), io: { vae } };
+  });
 }
 
 /**
@@ -521,31 +532,17 @@ export async function openTextEncoderFolder(dir: string, options: OpenModelOptio
   } catch (err) {
     throw new ModelFolderError(folder, (err as Error).message);
   }
-  const pool = options.pool ?? getDefaultSessionPool();
-  const leases: SessionLease[] = [];
-  const warnings: string[] = [];
-  try {
-    const textEncoder = await openComponentIn(folder, 'text_encoder', 'text_encoder', pool, options.sessionSettings?.text_encoder, leases, warnings, options.fuseAttention ?? true);
-    const text = textEncoderIo(folder, textEncoder, tokenizer);
-    let released = false;
+  return openPart(folder, options, async (open) => {
+    const textEncoder = await open('text_encoder');
     return {
       dir: folder,
       name: options.name ?? basename(folder),
       index: optionalJson(folder, join(folder, 'model_index.json'), 'model_index.json') ?? {},
       tokenizer,
       textEncoder,
-      io: { text },
-      warnings,
-      async release() {
-        if (released) return;
-        released = true;
-        await Promise.all(leases.map((l) => l.release()));
-      },
+      io: { text: textEncoderIo(folder, textEncoder, tokenizer) },
     };
-  } catch (err) {
-    await Promise.all(leases.map((l) => l.release()));
-    throw err;
-  }
+  });
 }
 
 /** A component as its file declares it, read without a session or its weights. */

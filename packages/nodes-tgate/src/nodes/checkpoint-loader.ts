@@ -4,6 +4,7 @@ import { CheckpointError } from '@gategraph/onnx-graph';
 import { statSync } from 'node:fs';
 import { listCheckpoints, listConfigs, resolveModelFile, resolveModelFolder } from '../folders.ts';
 import { LdmConfigError, readLdmConfig } from '../ldm-config.ts';
+import { fileStamp } from '../model-file-input.ts';
 import { loadModel, modelFolderStamp } from '../model-cache.ts';
 import { checkpointFamily, isSafetensorsFile, loadSingleFileModel, type SingleFileProvenance } from '../single-file-loading.ts';
 import { ClipRef, ModelRef, VaeRef } from '../types.ts';
@@ -157,16 +158,6 @@ export const CheckpointLoader = defineNode({
     return [new ModelRef(model), new ClipRef(model), new VaeRef(model)];
   },
 });
-
-/** Size and time of a file: a file replaced under the same name loads again. */
-export function fileStamp(path: string): string {
-  try {
-    const st = statSync(path);
-    return `${st.size}:${st.mtimeMs}`;
-  } catch {
-    return 'missing';
-  }
-}
 
 const UNKNOWN_FILE =
   'gategraph loads single-file checkpoints in the safetensors format (.safetensors, .sft) and ONNX model folders; ' +

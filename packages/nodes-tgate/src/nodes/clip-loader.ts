@@ -1,13 +1,15 @@
 import { combo, defineNode, NodeInputError } from '@gategraph/core';
 import { UnsupportedModelError } from '@gategraph/diffusion';
 import { CheckpointError } from '@gategraph/onnx-graph';
-import { listTextEncoders, resolveModelFile } from '../folders.ts';
-import { fileStamp } from './checkpoint-loader.ts';
+import { listTextEncoders } from '../folders.ts';
+import { modelFileInput } from '../model-file-input.ts';
 import { loadTextEncoderFile, textEncoderFileProblem } from '../single-file-loading.ts';
 import { ClipRef } from '../types.ts';
 
 /** ComfyUI's CLIPLoader types this engine runs: SD-1.x's CLIP ViT-L/14 and SD-2.x's OpenCLIP ViT-H/14. */
 const TYPES = ['stable_diffusion'] as const;
+
+const clipInput = modelFileInput('text_encoders', 'clip_name', textEncoderFileProblem);
 
 /**
  * ComfyUI's CLIPLoader: a standalone text encoder file (models/text_encoders, e.g. clip_l.safetensors) as a CLIP,
@@ -26,20 +28,10 @@ export const CLIPLoader = defineNode({
     device: combo(['default', 'cpu'], { optional: true, advanced: true, tooltip: 'Where the text encoder runs; gategraph runs everything on the CPU.' }),
   },
   outputs: [{ type: 'CLIP', name: 'CLIP', tooltip: 'The text encoder, for CLIPTextEncode.' }],
-  validate({ clip_name }, context) {
-    if (clip_name === undefined) return true;
-    const { file } = resolveModelFile('text_encoders', clip_name, context.paths?.models);
-    if (!file) return true; // the combo check named it
-    const problem = textEncoderFileProblem(file);
-    return problem ? `clip_name "${clip_name}": ${problem}` : true;
-  },
-  fingerprint({ clip_name }) {
-    const found = clip_name === undefined ? undefined : resolveModelFile('text_encoders', clip_name, undefined).file;
-    return found ? `${found}|${fileStamp(found)}` : 'missing';
-  },
+  validate: ({ clip_name }, context) => clipInput.validate(clip_name, context),
+  fingerprint: ({ clip_name }) => clipInput.fingerprint(clip_name),
   async execute({ clip_name }, ctx) {
-    const { file, searched } = resolveModelFile('text_encoders', clip_name, ctx.paths.models);
-    if (!file) throw new NodeInputError(`clip_name "${clip_name}": no such file in ${searched.join(', ')}`, 'clip_name');
+    const file = clipInput.resolve(clip_name, ctx.paths.models);
     try {
       return [new ClipRef(await loadTextEncoderFile(file, ctx, clip_name))];
     } catch (error) {

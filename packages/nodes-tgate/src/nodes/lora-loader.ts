@@ -1,8 +1,8 @@
-import { combo, defineNode, float, NodeInputError, socket, type ExecutionContext, type ValidateContext } from '@gategraph/core';
+import { combo, defineNode, float, NodeInputError, socket, type ExecutionContext } from '@gategraph/core';
 import type { DiffusionModel } from '@gategraph/diffusion';
 import { CheckpointError } from '@gategraph/onnx-graph';
-import { listLoras, resolveModelFile } from '../folders.ts';
-import { fileStamp } from './checkpoint-loader.ts';
+import { listLoras } from '../folders.ts';
+import { modelFileInput } from '../model-file-input.ts';
 import { loadSingleFileModel, loraFileProblem, provenanceOf, type SingleFileProvenance } from '../single-file-loading.ts';
 import { ClipRef, ModelRef } from '../types.ts';
 
@@ -11,11 +11,6 @@ const strength = (tooltip: string) => float({ default: 1.0, min: -100, max: 100,
 
 const LORA_TOOLTIP = 'A LoRA file (.safetensors, kohya / LDM / diffusers naming) in models/loras/.';
 
-function loraFile(name: string, hostModels: string | undefined): string {
-  const found = resolveModelFile('loras', name, hostModels);
-  if (!found.file) throw new NodeInputError(`lora_name "${name}": no such file in ${found.searched.join(', ')}`, 'lora_name');
-  return found.file;
-}
 
 /** The model a LoRA is applied to must have been built from a single file: its weights are rebuilt with the LoRA. */
 function singleFileOf(model: Pick<DiffusionModel, 'name' | 'index'>, input: string): SingleFileProvenance {
@@ -31,14 +26,8 @@ function singleFileOf(model: Pick<DiffusionModel, 'name' | 'index'>, input: stri
   return provenance;
 }
 
-/** Refused when the prompt is queued: a file in models/loras that is not a LoRA (a checkpoint, a pickle...). */
-function validateLora(loraName: string | undefined, context: ValidateContext): true | string {
-  if (loraName === undefined) return true;
-  const { file } = resolveModelFile('loras', loraName, context.paths?.models);
-  if (!file) return true; // the combo check named it
-  const problem = loraFileProblem(file);
-  return problem ? `lora_name "${loraName}": ${problem}` : true;
-}
+const loraInput = modelFileInput('loras', 'lora_name', loraFileProblem);
+
 
 async function rebuild(provenance: SingleFileProvenance, ctx: Pick<ExecutionContext, 'log' | 'progress' | 'paths'>, label: string): Promise<DiffusionModel> {
   try {
@@ -72,14 +61,11 @@ export const LoraLoader = defineNode({
     { type: 'MODEL', name: 'MODEL', tooltip: 'The modified diffusion model.' },
     { type: 'CLIP', name: 'CLIP', tooltip: 'The modified CLIP model.' },
   ],
-  validate: ({ lora_name }, context) => validateLora(lora_name, context),
-  fingerprint({ lora_name }) {
-    const found = lora_name === undefined ? undefined : resolveModelFile('loras', lora_name, undefined).file;
-    return found ? `${found}|${fileStamp(found)}` : 'missing';
-  },
+  validate: ({ lora_name }, context) => loraInput.validate(lora_name, context),
+  fingerprint: ({ lora_name }) => loraInput.fingerprint(lora_name),
   async execute({ model, clip, lora_name, strength_model, strength_clip }, ctx) {
     if (strength_model === 0 && strength_clip === 0) return [model, clip];
-    const path = loraFile(lora_name, ctx.paths.models);
+    const path = loraInput.resolve(lora_name, ctx.paths.models);
     const fromModel = singleFileOf(model.model, 'model');
     const fromClip = singleFileOf(clip.model, 'clip');
     const label = `${model.model.name} + ${lora_name}`;
@@ -106,14 +92,11 @@ export const LoraLoaderModelOnly = defineNode({
     strength_model: strength('How strongly the UNet is modified; negative values subtract the LoRA.'),
   },
   outputs: [{ type: 'MODEL', name: 'MODEL', tooltip: 'The modified diffusion model.' }],
-  validate: ({ lora_name }, context) => validateLora(lora_name, context),
-  fingerprint({ lora_name }) {
-    const found = lora_name === undefined ? undefined : resolveModelFile('loras', lora_name, undefined).file;
-    return found ? `${found}|${fileStamp(found)}` : 'missing';
-  },
+  validate: ({ lora_name }, context) => loraInput.validate(lora_name, context),
+  fingerprint: ({ lora_name }) => loraInput.fingerprint(lora_name),
   async execute({ model, lora_name, strength_model }, ctx) {
     if (strength_model === 0) return [model];
-    const path = loraFile(lora_name, ctx.paths.models);
+    const path = loraInput.resolve(lora_name, ctx.paths.models);
     const from = singleFileOf(model.model, 'model');
     const built = await rebuild({ ...from, unetLoras: [...from.unetLoras, { path, strength: strength_model }] }, ctx, `${model.model.name} + ${lora_name}`);
     return [new ModelRef(built, model.patches)];

@@ -1,9 +1,11 @@
 import { combo, defineNode, NodeInputError } from '@gategraph/core';
 import { CheckpointError } from '@gategraph/onnx-graph';
-import { listVaes, resolveModelFile } from '../folders.ts';
-import { fileStamp } from './checkpoint-loader.ts';
+import { listVaes } from '../folders.ts';
+import { modelFileInput } from '../model-file-input.ts';
 import { loadVaeFile, vaeFileProblem } from '../single-file-loading.ts';
 import { VaeRef } from '../types.ts';
+
+const vaeInput = modelFileInput('vae', 'vae_name', vaeFileProblem);
 
 /**
  * ComfyUI's VAELoader: a standalone VAE file (such as SD's ft-MSE VAE) in models/vae/, used instead of a
@@ -20,22 +22,10 @@ export const VAELoader = defineNode({
     vae_name: combo(listVaes, { tooltip: 'A VAE file in models/vae/ (or the vae folders extra_model_paths.yaml adds).' }),
   },
   outputs: [{ type: 'VAE', name: 'VAE', tooltip: 'The VAE, for VAEDecode and VAEEncode.' }],
-  validate({ vae_name }, context) {
-    if (vae_name === undefined) return true;
-    const { file } = resolveModelFile('vae', vae_name, context.paths?.models);
-    if (!file) return true; // the combo check named it
-    const problem = vaeFileProblem(file);
-    return problem ? `vae_name "${vae_name}": ${problem}` : true;
-  },
-  fingerprint({ vae_name }) {
-    const found = vae_name === undefined ? undefined : resolveModelFile('vae', vae_name, undefined).file;
-    return found ? `${found}|${fileStamp(found)}` : 'missing';
-  },
+  validate: ({ vae_name }, context) => vaeInput.validate(vae_name, context),
+  fingerprint: ({ vae_name }) => vaeInput.fingerprint(vae_name),
   async execute({ vae_name }, ctx) {
-    const { file, searched } = resolveModelFile('vae', vae_name, ctx.paths.models);
-    if (!file) throw new NodeInputError(`vae_name "${vae_name}": no such file in ${searched.join(', ')}`, 'vae_name');
-    const problem = vaeFileProblem(file);
-    if (problem) throw new NodeInputError(`vae_name "${vae_name}": ${problem}`, 'vae_name');
+    const file = vaeInput.resolve(vae_name, ctx.paths.models);
     try {
       return [new VaeRef(await loadVaeFile(file, ctx, vae_name))];
     } catch (error) {
