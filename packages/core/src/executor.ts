@@ -201,6 +201,7 @@ class PromptRun {
       this.#signatures = await computeSignatures(this.prompt, this.registry, this.#targets, {
         runNonce: randomUUID(),
         logger: this.logger,
+        paths: this.paths,
       });
       this.cache.beginRun(this.#signatures.values());
       for (const [id, signature] of this.#signatures) if (this.cache.get(signature)) this.#markCached(id);

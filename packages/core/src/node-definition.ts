@@ -253,6 +253,15 @@ export interface ValidateContext extends ComboContext {
   linked(input: string): UpstreamNode | undefined;
 }
 
+/**
+ * What `fingerprint` is told besides its constants: the node, and the folders of the host that will run it, so a
+ * node reading a file looks at the file it will load (the host's input or models folder first), not another.
+ */
+export interface FingerprintContext extends ComboContext {
+  /** The id of the node being fingerprinted. */
+  nodeId: string;
+}
+
 export interface NodeDefinition<
   I extends InputsShape = InputsShape,
   O extends readonly OutputSpec[] = readonly OutputSpec[],
@@ -285,7 +294,7 @@ export interface NodeDefinition<
    * clock), return a value that changes when that does: the node re-runs whenever it differs from last time.
    * Return `NaN` to run every time (ComfyUI's convention). Receives the resolved non-lazy constant inputs.
    */
-  fingerprint?(inputs: ValidateInputs<I>): unknown | Promise<unknown>;
+  fingerprint?(inputs: ValidateInputs<I>, context: FingerprintContext): unknown | Promise<unknown>;
   execute(
     inputs: InputValues<I, H, L>,
     ctx: ExecutionContext,

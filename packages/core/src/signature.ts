@@ -14,7 +14,7 @@
  * prompt runs nothing (the executor re-sends the cached UI output so clients still get the images).
  */
 import { createHash, randomUUID } from 'node:crypto';
-import type { AnyNodeDefinition } from './node-definition.ts';
+import type { AnyNodeDefinition, HostPaths } from './node-definition.ts';
 import type { Logger } from './logger.ts';
 import type { NodeRegistry } from './registry.ts';
 import { isLink, type ApiNode, type ApiPrompt } from './workflow/api-format.ts';
@@ -130,6 +130,8 @@ export interface SignatureOptions {
   runNonce?: string;
   /** Where a failing `fingerprint` hook is reported (it then counts as `NaN`, as ComfyUI's IS_CHANGED). */
   logger?: Logger;
+  /** The host's folders, passed to `fingerprint` hooks (the files a node reads are looked up there first). */
+  paths?: HostPaths;
 }
 
 /**
@@ -161,7 +163,7 @@ export async function computeSignatures(
       }
     }
     if (definition.fingerprint) {
-      const fingerprint = await runFingerprint(definition, id, constants, options.logger);
+      const fingerprint = await runFingerprint(definition, id, constants, options);
       const uncacheable = typeof fingerprint === 'number' && Number.isNaN(fingerprint);
       key += uncacheable ? `|uncacheable:${JSON.stringify(`${nonce}:${id}`)}` : `|fingerprint:${canonicalJson(fingerprint)}`;
     }
@@ -175,12 +177,12 @@ async function runFingerprint(
   definition: AnyNodeDefinition,
   id: string,
   constants: Record<string, unknown>,
-  logger: Logger | undefined,
+  options: SignatureOptions,
 ): Promise<unknown> {
   try {
-    return await definition.fingerprint!(constants as never);
+    return await definition.fingerprint!(constants as never, { nodeId: id, ...(options.paths ? { paths: options.paths } : {}) });
   } catch (error) {
-    logger?.warn(
+    options.logger?.warn(
       `fingerprint() of node ${id} (${definition.id}) failed, so the node will run: ${error instanceof Error ? error.message : String(error)}`,
     );
     return NaN;

@@ -3,7 +3,7 @@
  * when the prompt is queued (a LoRA where VAEs go, a pickle), a fingerprint that changes when the file does, and
  * the file found at run time or a NodeInputError naming the folders searched.
  */
-import { NodeInputError, type ValidateContext } from '@gategraph/core';
+import { NodeInputError, type FingerprintContext, type ValidateContext } from '@gategraph/core';
 import { statSync } from 'node:fs';
 import { resolveModelFile, type ModelKind } from './folders.ts';
 
@@ -19,7 +19,7 @@ export function fileStamp(path: string): string {
 
 export interface ModelFileInput {
   validate(name: string | undefined, context: ValidateContext): true | string;
-  fingerprint(name: string | undefined): string;
+  fingerprint(name: string | undefined, context: FingerprintContext): string;
   /** The file `name` stands for in the host's folders; throws NodeInputError when there is none. */
   resolve(name: string, hostModels: string | undefined): string;
 }
@@ -34,8 +34,8 @@ export function modelFileInput(kind: ModelKind, input: string, problem: (file: s
       const why = problem(file);
       return why ? `${input} "${name}": ${why}` : true;
     },
-    fingerprint(name) {
-      const file = name === undefined ? undefined : resolveModelFile(kind, name, undefined).file;
+    fingerprint(name, context) {
+      const file = name === undefined ? undefined : resolveModelFile(kind, name, context.paths?.models).file;
       return file ? `${file}|${fileStamp(file)}` : 'missing';
     },
     resolve(name, hostModels) {

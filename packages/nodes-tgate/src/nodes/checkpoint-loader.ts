@@ -49,9 +49,9 @@ export const CheckpointLoaderSimple = defineNode({
     return true;
   },
   // The folder's files can change under the same name (re-exported, retrained): load again when they do.
-  fingerprint({ ckpt_name }) {
+  fingerprint({ ckpt_name }, context) {
     if (ckpt_name === undefined) return '';
-    const { dir } = resolveModelFolder(ckpt_name, undefined);
+    const { dir } = resolveModelFolder(ckpt_name, context.paths?.models);
     if (!dir) return 'missing';
     return `${dir}|${isFile(dir) ? fileStamp(dir) : modelFolderStamp(dir)}`;
   },
@@ -142,10 +142,10 @@ export const CheckpointLoader = defineNode({
     const { problem } = configProblem(config_name, ckpt_name, context.paths?.models);
     return problem ?? true;
   },
-  fingerprint({ config_name, ckpt_name }) {
+  fingerprint({ config_name, ckpt_name }, context) {
     if (config_name === undefined || ckpt_name === undefined) return '';
-    const ckpt = resolveModelFolder(ckpt_name, undefined).dir;
-    const config = resolveModelFile('configs', config_name, undefined).file;
+    const ckpt = resolveModelFolder(ckpt_name, context.paths?.models).dir;
+    const config = resolveModelFile('configs', config_name, context.paths?.models).file;
     return `${ckpt ?? 'missing'}|${ckpt ? fileStamp(ckpt) : ''}|${config ?? 'missing'}|${config ? fileStamp(config) : ''}`;
   },
   async execute({ config_name, ckpt_name }, ctx) {

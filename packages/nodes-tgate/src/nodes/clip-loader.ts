@@ -29,7 +29,7 @@ export const CLIPLoader = defineNode({
   },
   outputs: [{ type: 'CLIP', name: 'CLIP', tooltip: 'The text encoder, for CLIPTextEncode.' }],
   validate: ({ clip_name }, context) => clipInput.validate(clip_name, context),
-  fingerprint: ({ clip_name }) => clipInput.fingerprint(clip_name),
+  fingerprint: ({ clip_name }, context) => clipInput.fingerprint(clip_name, context),
   async execute({ clip_name }, ctx) {
     const file = clipInput.resolve(clip_name, ctx.paths.models);
     try {

@@ -46,9 +46,10 @@ export const LoadImage = defineNode({
     { type: 'IMAGE', name: 'IMAGE', tooltip: 'The image, RGB in 0..1.' },
     { type: 'MASK', name: 'MASK', tooltip: '1 where the image is transparent, 0 where it is opaque.' },
   ],
-  // The file can change under the same name: hash its contents so a changed file loads again.
-  async fingerprint({ image }) {
-    const { file } = resolveInputImage(image ?? '', undefined);
+  // The file can change under the same name (an upload with overwrite): hash the contents of the file execute will
+  // read (the host's input folder first) so a changed file loads again.
+  async fingerprint({ image }, context) {
+    const { file } = resolveInputImage(image ?? '', context.paths?.input);
     if (!file) return 'missing';
     return await fileHash(file);
   },

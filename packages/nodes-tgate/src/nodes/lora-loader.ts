@@ -62,7 +62,7 @@ export const LoraLoader = defineNode({
     { type: 'CLIP', name: 'CLIP', tooltip: 'The modified CLIP model.' },
   ],
   validate: ({ lora_name }, context) => loraInput.validate(lora_name, context),
-  fingerprint: ({ lora_name }) => loraInput.fingerprint(lora_name),
+  fingerprint: ({ lora_name }, context) => loraInput.fingerprint(lora_name, context),
   async execute({ model, clip, lora_name, strength_model, strength_clip }, ctx) {
     if (strength_model === 0 && strength_clip === 0) return [model, clip];
     const path = loraInput.resolve(lora_name, ctx.paths.models);
@@ -93,7 +93,7 @@ export const LoraLoaderModelOnly = defineNode({
   },
   outputs: [{ type: 'MODEL', name: 'MODEL', tooltip: 'The modified diffusion model.' }],
   validate: ({ lora_name }, context) => loraInput.validate(lora_name, context),
-  fingerprint: ({ lora_name }) => loraInput.fingerprint(lora_name),
+  fingerprint: ({ lora_name }, context) => loraInput.fingerprint(lora_name, context),
   async execute({ model, lora_name, strength_model }, ctx) {
     if (strength_model === 0) return [model];
     const path = loraInput.resolve(lora_name, ctx.paths.models);

@@ -23,7 +23,7 @@ export const VAELoader = defineNode({
   },
   outputs: [{ type: 'VAE', name: 'VAE', tooltip: 'The VAE, for VAEDecode and VAEEncode.' }],
   validate: ({ vae_name }, context) => vaeInput.validate(vae_name, context),
-  fingerprint: ({ vae_name }) => vaeInput.fingerprint(vae_name),
+  fingerprint: ({ vae_name }, context) => vaeInput.fingerprint(vae_name, context),
   async execute({ vae_name }, ctx) {
     const file = vaeInput.resolve(vae_name, ctx.paths.models);
     try {
