@@ -34,14 +34,15 @@ import { peakResidentBytes } from './process-memory.ts';
 import { isEditorFile, serveEditorFiles } from './editor-files.ts';
 import { withoutServerPaths } from './client-text.ts';
 import { sendJsonObject } from './json-stream.ts';
+import type { MemoryActions } from './memory-actions.ts';
 
 export interface AppContext {
   config: ServerConfig;
   registry: NodeRegistry;
   queue: PromptQueue;
   workers: PromptWorker[];
-  /** Packs' `onFree` hooks, run on `POST /free` with `unload_models`. */
-  freeHooks?: Array<() => void | Promise<void>>;
+  /** What `POST /free` asks for, carried out between prompts (packs' `onFree` hooks, the output caches). */
+  memory: MemoryActions;
   extensions: WebExtension[];
   logger: Logger;
   /** The command that builds the editor into `config.editorDir`, for the page shown while it is not built. */
@@ -345,18 +346,11 @@ function apiRouter(ctx: AppContext): express.Router {
     res.json({ interrupted });
   });
 
+  // As ComfyUI: the request sets flags; the cache is emptied and the models unloaded between prompts, never under
+  // a running sampler (memory-actions.ts).
   router.post('/free', json, async (req, res) => {
     const request = body(req);
-    if (request.unload_models === true || request.free_memory === true) {
-      for (const worker of ctx.workers) worker.executor.cache.clear();
-      logger.info('Freed the output cache');
-    }
-    if (request.unload_models === true) {
-      // A pack hook that fails must not fail the request: the cache is already free.
-      const results = await Promise.allSettled((ctx.freeHooks ?? []).map(async (hook) => hook()));
-      for (const r of results) if (r.status === 'rejected') logger.warn(`a pack failed to free its models: ${String(r.reason)}`);
-      logger.info(`Unloaded models (${results.length} pack hook${results.length === 1 ? '' : 's'})`);
-    }
+    await ctx.memory.request({ freeMemory: request.free_memory === true, unloadModels: request.unload_models === true });
     res.json({});
   });
 

@@ -22,6 +22,7 @@ import { createApp } from './app.ts';
 import { defaultEditorDir, resolveConfig, workspaceInstallCommand, type ConfigInput, type ServerConfig } from './config.ts';
 import { PromptQueue } from './queue.ts';
 import { normalizeRequestUrl, upgradeRefusal } from './security.ts';
+import { MemoryActions } from './memory-actions.ts';
 import { PromptWorker } from './worker.ts';
 import { WsHub } from './ws-hub.ts';
 
@@ -163,13 +164,16 @@ async function startWith(
     ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
   });
   const hub = new WsHub({ logger });
-  const workers = Array.from(
+  let workers: PromptWorker[] = [];
+  const memory = new MemoryActions(() => workers, freeHooks, logger);
+  workers = Array.from(
     { length: config.workers },
     () =>
       new PromptWorker({
         queue,
         hub,
         logger,
+        memory,
         executor: new Executor(registry, { paths: config.paths, logger, ...(options.cache ? { cache: options.cache } : {}) }),
       }),
   );
@@ -186,7 +190,7 @@ async function startWith(
   });
 
   const editorBuildCommand = config.editorDir === defaultEditorDir(root) ? workspaceInstallCommand(root) : undefined;
-  const app = createApp({ config, registry, queue, workers, extensions, freeHooks, logger, ...(editorBuildCommand ? { editorBuildCommand } : {}) });
+  const app = createApp({ config, registry, queue, workers, extensions, memory, logger, ...(editorBuildCommand ? { editorBuildCommand } : {}) });
   const server = createServer(app);
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
 

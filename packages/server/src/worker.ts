@@ -12,6 +12,7 @@ import { SERVER_STOPPED_MESSAGE, type PromptQueue } from './queue.ts';
 import type { HistoryEntry, QueueItem, StatusMessage } from './store.ts';
 import type { WsHub } from './ws-hub.ts';
 import { withoutServerPaths } from './client-text.ts';
+import type { MemoryActions } from './memory-actions.ts';
 
 /** Events kept in the history entry's `status.messages`, as ComfyUI keeps them. */
 const STATUS_EVENTS = new Set(['execution_start', 'execution_cached', 'execution_success', 'execution_error', 'execution_interrupted']);
@@ -36,6 +37,8 @@ export interface WorkerOptions {
   executor: Executor;
   hub: WsHub;
   logger: Logger;
+  /** `POST /free`'s actions, carried out between prompts. */
+  memory?: MemoryActions;
 }
 
 export class PromptWorker {
@@ -43,6 +46,7 @@ export class PromptWorker {
   readonly #queue: PromptQueue;
   readonly #hub: WsHub;
   readonly #logger: Logger;
+  readonly #memory: MemoryActions | undefined;
   #current: RunningPrompt | undefined;
   #loop: Promise<void> | undefined;
 
@@ -51,6 +55,7 @@ export class PromptWorker {
     this.#queue = options.queue;
     this.#hub = options.hub;
     this.#logger = options.logger;
+    this.#memory = options.memory;
   }
 
   get current(): RunningPrompt | undefined {
@@ -77,6 +82,8 @@ export class PromptWorker {
 
   async #run(): Promise<void> {
     for (;;) {
+      // What POST /free asked for while a prompt ran is done before the next one starts.
+      await this.#memory?.applyPending();
       const item = await this.#queue.take();
       if (!item) return;
       try {
