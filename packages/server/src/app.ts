@@ -35,6 +35,10 @@ import { isEditorFile, serveEditorFiles } from './editor-files.ts';
 import { withoutServerPaths } from './client-text.ts';
 import { sendJsonObject } from './json-stream.ts';
 import type { MemoryActions } from './memory-actions.ts';
+import { finishedJob, listJobs, parseJobsQuery, queuedJob } from './jobs.ts';
+
+/** A UUID in canonical lowercase hyphenated form (ComfyUI's job ids). */
+const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export interface AppContext {
   config: ServerConfig;
@@ -162,6 +166,8 @@ function apiRouter(ctx: AppContext): express.Router {
     }
     const extraData: Record<string, unknown> = { ...((request.extra_data as Record<string, unknown> | undefined) ?? {}) };
     if (typeof request.client_id === 'string') extraData.client_id = request.client_id;
+    // As ComfyUI: when it was queued, in ms (the jobs API sorts by it).
+    extraData.create_time = Date.now();
     let item: QueueItem;
     try {
       item = queue.enqueue({
@@ -208,6 +214,58 @@ function apiRouter(ctx: AppContext): express.Router {
       removed.push(...ids.filter((id) => pending.has(id)));
     }
     res.json({ removed });
+  });
+
+  // ComfyUI's jobs API: the queue and the history as one list of jobs (jobs.ts).
+  router.get('/jobs', (req, res) => {
+    const query = parseJobsQuery(req.query as Record<string, unknown>);
+    if (typeof query === 'string') {
+      res.status(400).json({ error: query });
+      return;
+    }
+    const { jobs, total } = listJobs({ running: queue.running(), pending: queue.pending(), history: queue.historyEntries() }, query);
+    res.json({ jobs, pagination: { offset: query.offset, limit: query.limit ?? null, total, has_more: query.offset + jobs.length < total } });
+  });
+
+  router.get('/jobs/:jobId', (req, res) => {
+    const id = String(req.params.jobId);
+    const entry = queue.historyEntry(id);
+    const running = queue.running().find((item) => item.promptId === id);
+    const pending = queue.pending().find((item) => item.promptId === id);
+    const job = entry ? finishedJob(id, entry, true) : running ? queuedJob(running, 'in_progress', true) : pending ? queuedJob(pending, 'pending', true) : undefined;
+    if (!job) {
+      res.status(404).json({ error: 'Job not found' });
+      return;
+    }
+    res.json(job);
+  });
+
+  /** Cancels a job whatever its state: a running one is interrupted, a pending one dequeued; true when either happened. */
+  const cancelJob = (id: string): boolean => {
+    if (queue.pending().some((item) => item.promptId === id) && queue.deletePending([id]) > 0) return true;
+    let interrupted = false;
+    for (const worker of ctx.workers) interrupted = worker.interrupt(id) || interrupted;
+    return interrupted;
+  };
+
+  router.post('/jobs/cancel', json, (req, res) => {
+    const ids = body(req).job_ids;
+    if (!Array.isArray(ids)) {
+      res.status(400).json({ error: 'job_ids must be a list' });
+      return;
+    }
+    const invalid = ids.filter((id) => typeof id !== 'string' || !CANONICAL_UUID.test(id));
+    if (invalid.length) {
+      res.status(400).json({ error: 'job_ids contains invalid id(s)', invalid_ids: invalid.map((id) => (typeof id === 'string' ? id : JSON.stringify(id))) });
+      return;
+    }
+    let cancelled = false;
+    for (const id of ids as string[]) cancelled = cancelJob(id) || cancelled;
+    res.json({ cancelled });
+  });
+
+  router.post('/jobs/:jobId/cancel', (req, res) => {
+    res.json({ cancelled: cancelJob(String(req.params.jobId)) });
   });
 
   router.get('/history', (req, res, next) => {

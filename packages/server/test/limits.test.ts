@@ -201,7 +201,11 @@ test('a large history is sent in pieces: GET /history arrives whole, and a clien
   assert.equal(response.status, 200);
   assert.match(response.headers.get('content-type') ?? '', /application\/json/);
   const history = (await response.json()) as Record<string, { prompt: unknown[] }>;
-  for (const id of ids) assert.deepEqual(history[id]?.prompt[3], { extra_pnginfo: { workflow } }, `entry ${id} arrives whole`);
+  for (const id of ids) {
+    const { create_time: createTime, ...extra } = (history[id]?.prompt[3] ?? {}) as Record<string, unknown>;
+    assert.deepEqual(extra, { extra_pnginfo: { workflow } }, `entry ${id} arrives whole`);
+    assert.equal(typeof createTime, 'number', 'with the time it was queued, as ComfyUI records it');
+  }
   const lastTwo = (await getJson(`${server.url}/history?max_items=2`)).json as Record<string, unknown>;
   assert.deepEqual(Object.keys(lastTwo), ids.slice(-2));
 });
