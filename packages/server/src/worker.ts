@@ -13,6 +13,7 @@ import type { HistoryEntry, QueueItem, StatusMessage } from './store.ts';
 import type { WsHub } from './ws-hub.ts';
 import { withoutServerPaths } from './client-text.ts';
 import type { MemoryActions } from './memory-actions.ts';
+import { PromptProgressState } from './progress-state.ts';
 
 /** Events kept in the history entry's `status.messages`, as ComfyUI keeps them. */
 const STATUS_EVENTS = new Set(['execution_start', 'execution_cached', 'execution_success', 'execution_error', 'execution_interrupted']);
@@ -103,6 +104,7 @@ export class PromptWorker {
     let executedCount = 0;
     const started = performance.now();
 
+    const progress = new PromptProgressState(item.promptId);
     const onEvent = (event: ExecutionEvent) => {
       if (event.type === 'preview') {
         this.#hub.sendPreview(clientId, event.data.image.format, event.data.image.data);
@@ -120,6 +122,9 @@ export class PromptWorker {
       }
       if (STATUS_EVENTS.has(event.type)) messages.push([event.type, data]);
       this.#hub.send(clientId, event.type, data);
+      // After the event it follows from, to the prompt's client only (as ComfyUI's WebUIProgressHandler).
+      const state = progress.apply(event);
+      if (state) this.#hub.send(clientId, 'progress_state', state);
     };
 
     let result: RunResult;
