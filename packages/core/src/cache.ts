@@ -2,16 +2,20 @@
  * The output cache: node outputs kept across runs, keyed by the node's input signature (`signature.ts`), so
  * a re-queued prompt only runs what changed and identical sub-graphs share results.
  *
- * Modes (as ComfyUI's `--cache-classic`, `--cache-lru N`, `--cache-none`):
+ * Modes (as ComfyUI's `--cache-classic`, `--cache-lru N`, `--cache-none`, `--cache-ram GB`):
  * - `classic`: when a run starts, drop every entry the new prompt does not use; keep the rest.
  * - `lru`: keep entries from earlier prompts too, least recently used evicted first.
  * - `none`: keep nothing across runs (the executor still holds outputs within a run until consumers ran).
+ * - `ram`: keep everything while the machine has memory to spare; when its available memory falls below
+ *   `ramHeadroomBytes`, the largest entries go first until their estimated size covers the shortfall.
  * Every mode also honours `maxEntries` and `maxBytes`. Entries the running prompt needs are pinned and never
  * evicted while it runs, so the bounds may be exceeded during a run; they hold again once it ends.
  */
+import { freemem } from 'node:os';
 import type { UiOutput } from './node-definition.ts';
 
-export type CacheMode = 'classic' | 'lru' | 'none';
+export type CacheMode = 'classic' | 'lru' | 'none' | 'ram';
+export const CACHE_MODES: readonly CacheMode[] = ['classic', 'lru', 'none', 'ram'];
 
 export interface OutputCacheOptions {
   /** Default `classic`. */
@@ -20,7 +24,14 @@ export interface OutputCacheOptions {
   maxEntries?: number;
   /** Most estimated bytes kept between runs (see `estimateByteSize`). Default: unbounded. */
   maxBytes?: number;
+  /** `ram` mode: the available memory to keep free (ComfyUI's `--cache-ram`, default 4 GB). */
+  ramHeadroomBytes?: number;
+  /** `ram` mode: the machine's available memory now (default: `os.freemem()`, MemAvailable on Linux). */
+  availableMemory?: () => number;
 }
+
+/** ComfyUI's default headroom for `--cache-ram` without a value. */
+export const DEFAULT_RAM_HEADROOM_BYTES = 4 * 1024 ** 3;
 
 /** What one node produced: every output slot as a list (see list mapping in `executor.ts`), and its UI output. */
 export interface CacheEntry {
@@ -57,6 +68,8 @@ export class OutputCache {
   readonly mode: CacheMode;
   readonly maxEntries: number;
   readonly maxBytes: number;
+  readonly ramHeadroomBytes: number;
+  readonly #availableMemory: () => number;
   /** Insertion order is recency order: a hit moves the entry to the end. */
   readonly #entries = new Map<string, StoredEntry>();
   #pinned = new Set<string>();
@@ -67,11 +80,13 @@ export class OutputCache {
 
   constructor(options: OutputCacheOptions = {}) {
     this.mode = options.mode ?? 'classic';
-    if (!['classic', 'lru', 'none'].includes(this.mode)) {
-      throw new Error(`Unknown cache mode "${String(this.mode)}": use "classic", "lru" or "none"`);
+    if (!CACHE_MODES.includes(this.mode)) {
+      throw new Error(`Unknown cache mode "${String(this.mode)}": use ${CACHE_MODES.map((m) => `"${m}"`).join(', ')}`);
     }
     this.maxEntries = checkBound('maxEntries', options.maxEntries);
     this.maxBytes = checkBound('maxBytes', options.maxBytes);
+    this.ramHeadroomBytes = this.mode === 'ram' ? checkBound('ramHeadroomBytes', options.ramHeadroomBytes ?? DEFAULT_RAM_HEADROOM_BYTES) : 0;
+    this.#availableMemory = options.availableMemory ?? freemem;
   }
 
   /** Looks an entry up, counting a hit or a miss and marking it recently used. */
@@ -154,11 +169,28 @@ export class OutputCache {
   }
 
   #enforceBounds(): void {
+    if (this.mode === 'ram') this.#relieveMemoryPressure();
     if (this.#entries.size <= this.maxEntries && this.#bytes <= this.maxBytes) return;
     // Oldest first; pinned entries are skipped, so the loop may end above the bounds during a run.
     for (const key of [...this.#entries.keys()]) {
       if (this.#entries.size <= this.maxEntries && this.#bytes <= this.maxBytes) return;
       if (!this.#pinned.has(key)) this.#evict(key);
+    }
+  }
+
+  /**
+   * `ram` mode: when available memory is below the headroom, the largest unpinned entries go until their
+   * estimated bytes cover the shortfall (freed memory returns to the system only after garbage collection, so
+   * the estimate is counted rather than memory measured again).
+   */
+  #relieveMemoryPressure(): void {
+    let shortfall = this.ramHeadroomBytes - this.#availableMemory();
+    if (shortfall <= 0) return;
+    const largest = [...this.#entries].filter(([key]) => !this.#pinned.has(key)).sort((a, b) => b[1].bytes - a[1].bytes);
+    for (const [key, stored] of largest) {
+      if (shortfall <= 0) return;
+      this.#evict(key);
+      shortfall -= stored.bytes;
     }
   }
 

@@ -15,6 +15,7 @@ export * from './object-info.ts';
 export * from './validation.ts';
 export * from './signature.ts';
 export * from './cache.ts';
+export * from './cache-flags.ts';
 export * from './executor.ts';
 export * from './workflow/schemas.ts';
 export * from './workflow/ui-format.ts';

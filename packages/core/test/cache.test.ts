@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BYTE_SIZE, estimateByteSize, OutputCache, type CacheEntry } from '../src/index.ts';
+import { BYTE_SIZE, cacheOptionsFromFlags, estimateByteSize, OutputCache, type CacheEntry } from '../src/index.ts';
 
 const entry = (value: unknown): CacheEntry => ({ outputs: [[value]] });
 
@@ -87,4 +87,34 @@ test('none mode stores nothing; clear() empties the cache and keeps the counters
 test('bad options are refused with a message naming them', () => {
   assert.throws(() => new OutputCache({ mode: 'fifo' as never }), /Unknown cache mode "fifo"/);
   assert.throws(() => new OutputCache({ maxBytes: -1 }), /maxBytes must be a number >= 0/);
+});
+
+test('ram keeps everything while memory is free, and evicts the largest unpinned entries when it runs short', () => {
+  let available = 10_000_000;
+  const cache = new OutputCache({ mode: 'ram', ramHeadroomBytes: 5_000_000, availableMemory: () => available });
+  cache.set('small', entry(new Uint8Array(1_000)));
+  cache.set('big', entry(new Uint8Array(3_000_000)));
+  cache.set('pinned', entry(new Uint8Array(4_000_000)));
+  cache.set('medium', entry(new Uint8Array(2_000_000)));
+  assert.equal(cache.stats().entries, 4, 'nothing goes while memory is free');
+  cache.beginRun(['pinned']);
+  available = 3_500_000; // 1.5 MB short of the headroom
+  cache.set('tiny', entry(new Uint8Array(10)));
+  assert.deepEqual(['small', 'big', 'pinned', 'medium', 'tiny'].filter((k) => cache.has(k)), ['small', 'pinned', 'medium', 'tiny'], 'the largest unpinned entry covers the shortfall');
+  available = 0; // 5 MB short: the two largest (4 + 2 MB) cover it once the run's pin is gone
+  cache.endRun();
+  assert.deepEqual(['small', 'pinned', 'medium', 'tiny'].filter((k) => cache.has(k)), ['small', 'tiny']);
+});
+
+test('ComfyUI\'s cache flags map to cache options; one at a time', () => {
+  assert.equal(cacheOptionsFromFlags({}), undefined);
+  assert.deepEqual(cacheOptionsFromFlags({ classic: true }), { mode: 'classic' });
+  assert.deepEqual(cacheOptionsFromFlags({ none: true }), { mode: 'none' });
+  assert.deepEqual(cacheOptionsFromFlags({ lru: '8' }), { mode: 'lru', maxEntries: 8 });
+  assert.deepEqual(cacheOptionsFromFlags({ lru: 0 }), { mode: 'lru' }, '0: no limit, as ComfyUI');
+  assert.deepEqual(cacheOptionsFromFlags({ ram: true }), { mode: 'ram', ramHeadroomBytes: 4 * 1024 ** 3 });
+  assert.deepEqual(cacheOptionsFromFlags({ ram: '1.5' }), { mode: 'ram', ramHeadroomBytes: 1.5 * 1024 ** 3 });
+  assert.throws(() => cacheOptionsFromFlags({ lru: 'x' }), /--cache-lru takes a whole number/);
+  assert.throws(() => cacheOptionsFromFlags({ ram: '-1' }), /--cache-ram takes the memory to keep free in GB/);
+  assert.throws(() => cacheOptionsFromFlags({ classic: true, ram: true }), /use one cache flag at a time \(got --cache-classic, --cache-ram\)/);
 });

@@ -131,6 +131,20 @@ test('usage errors exit 64, on the program and on every subcommand, with the usa
   assert.equal(run('run', '--help').code, 0);
 });
 
+test('run takes ComfyUI\'s cache flags; a bad value or two of them is a usage error', () => {
+  const wf = workflow('cache-flags.json', { '1': { class_type: 'Text', inputs: { text: 'x' } }, '2': { class_type: 'WriteText', inputs: { text: ['1', 0] } } });
+  for (const flags of [['--cache-classic'], ['--cache-lru', '3'], ['--cache-none'], ['--cache-ram'], ['--cache-ram', '0.5']]) {
+    const r = run('run', wf, ...flags);
+    assert.equal(r.code, 0, `${flags.join(' ')}: ${r.stderr}`);
+  }
+  const bad = run('run', wf, '--cache-lru', '-1');
+  assert.equal(bad.code, 64);
+  assert.match(bad.stderr, /--cache-lru takes a whole number of node results, got "-1"/);
+  const two = run('run', wf, '--cache-none', '--cache-lru', '2');
+  assert.equal(two.code, 64);
+  assert.match(two.stderr, /use one cache flag at a time \(got --cache-lru, --cache-none\)/);
+});
+
 test('a workflow that makes the checks themselves fail still exits 2, with one line and no stack trace', () => {
   // A link to a node id that is an Object.prototype key ("constructor") has made validation itself throw.
   const wf = workflow('proto.json', { '1': { class_type: 'WriteText', inputs: { text: ['constructor', 0] } } });

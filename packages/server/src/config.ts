@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { HostPaths } from '@gategraph/core';
+import { cacheOptionsFromFlags, type HostPaths, type OutputCacheOptions } from '@gategraph/core';
 import { DEFAULT_MAX_HISTORY_BYTES } from './queue.ts';
 
 export interface ServerConfig {
@@ -160,19 +160,26 @@ Options:
   --max-history <n>         history entries kept (default 10000)
   --max-history-size <size> history kept in bytes, workflows included (default 256MB)
   --editor-dir <dir>        built editor files (default packages/editor/dist)
+  --cache-classic           keep the last prompt's node results (the default, as ComfyUI)
+  --cache-lru <n>           keep the n most recently used node results, from any prompt
+  --cache-none              keep no node results between prompts (least memory)
+  --cache-ram [gb]          keep node results while more than gb GB of memory is free (default 4)
   -h, --help                show this help
 `;
 
 export interface CliOptions extends ConfigInput {
   customNodesDir?: string;
   extraPacks?: string[];
+  /** The output cache ComfyUI's `--cache-*` flags ask for. */
+  cache?: OutputCacheOptions;
   help?: boolean;
 }
 
 /** Parses `pnpm serve` flags. Throws an Error whose message is meant for the user on a bad flag. */
 export function parseCliArgs(argv: string[]): CliOptions {
   const { values } = parseArgs({
-    args: argv,
+    // `--cache-ram` may stand alone (ComfyUI's optional value): give it the default so parseArgs sees a value.
+    args: argv.flatMap((arg, i) => (arg === '--cache-ram' && (i + 1 >= argv.length || argv[i + 1]!.startsWith('-')) ? [arg, 'default'] : [arg])),
     strict: true,
     options: {
       host: { type: 'string' },
@@ -197,6 +204,10 @@ export function parseCliArgs(argv: string[]): CliOptions {
       'max-history': { type: 'string' },
       'max-history-size': { type: 'string' },
       'editor-dir': { type: 'string' },
+      'cache-classic': { type: 'boolean' },
+      'cache-lru': { type: 'string' },
+      'cache-none': { type: 'boolean' },
+      'cache-ram': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -227,6 +238,14 @@ export function parseCliArgs(argv: string[]): CliOptions {
   if (values['max-history']) out.maxHistory = parsePositiveInt(values['max-history'], '--max-history');
   if (values['max-history-size']) out.maxHistoryBytes = parseSize(values['max-history-size'], '--max-history-size');
   if (values['editor-dir']) out.editorDir = values['editor-dir'];
+  const ram = values['cache-ram'];
+  const cache = cacheOptionsFromFlags({
+    ...(values['cache-classic'] ? { classic: true } : {}),
+    ...(values['cache-lru'] !== undefined ? { lru: values['cache-lru'] } : {}),
+    ...(values['cache-none'] ? { none: true } : {}),
+    ...(ram !== undefined ? { ram: ram === 'default' ? true : ram } : {}),
+  });
+  if (cache) out.cache = cache;
   if (values.help) out.help = true;
   return out;
 }

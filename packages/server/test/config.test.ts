@@ -41,3 +41,13 @@ test('CLI flags map onto the options', () => {
   assert.throws(() => parseCliArgs(['--max-upload-size', 'lots']), /--max-upload-size must be a size/);
   assert.throws(() => parseCliArgs(['--bogus']), /bogus/);
 });
+
+test('ComfyUI\'s cache flags: --cache-lru N, --cache-none, --cache-ram with or without a value, one at a time', () => {
+  assert.equal(parseCliArgs([]).cache, undefined, 'the default cache (classic)');
+  assert.deepEqual(parseCliArgs(['--cache-lru', '16']).cache, { mode: 'lru', maxEntries: 16 });
+  assert.deepEqual(parseCliArgs(['--cache-none', '--port', '0']).cache, { mode: 'none' });
+  assert.deepEqual(parseCliArgs(['--cache-ram']).cache, { mode: 'ram', ramHeadroomBytes: 4 * 1024 ** 3 });
+  assert.deepEqual(parseCliArgs(['--cache-ram', '--port', '0']).cache, { mode: 'ram', ramHeadroomBytes: 4 * 1024 ** 3 });
+  assert.deepEqual(parseCliArgs(['--cache-ram', '2']).cache, { mode: 'ram', ramHeadroomBytes: 2 * 1024 ** 3 });
+  assert.throws(() => parseCliArgs(['--cache-none', '--cache-classic']), /use one cache flag at a time/);
+});

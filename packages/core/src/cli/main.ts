@@ -14,6 +14,7 @@ import { consoleLogger } from '../logger.ts';
 import { loadWorkflowFile, WorkflowFormatError } from '../workflow/load.ts';
 import { validatePrompt, type ValidationResult } from '../validation.ts';
 import { Executor } from '../executor.ts';
+import { cacheOptionsFromFlags } from '../cache-flags.ts';
 import { objectInfo } from '../object-info.ts';
 import { ProgressDisplay } from './progress-display.ts';
 import type { ApiPrompt } from '../workflow/api-format.ts';
@@ -128,14 +129,23 @@ export function describeValidation(result: ValidationResult): string[] {
   return lines;
 }
 
-async function runCommand(file: string, options: HostFlags & { outputs?: string[]; quiet?: boolean; json?: boolean }) {
+async function runCommand(
+  file: string,
+  options: HostFlags & { outputs?: string[]; quiet?: boolean; json?: boolean; cacheClassic?: boolean; cacheLru?: string; cacheNone?: boolean; cacheRam?: string | true },
+) {
+  let cache;
+  try {
+    cache = cacheOptionsFromFlags({ classic: options.cacheClassic, lru: options.cacheLru, none: options.cacheNone, ram: options.cacheRam });
+  } catch (error) {
+    throw new CliExit(EXIT.usage, (error as Error).message);
+  }
   const host = await openHost(options);
   const { loaded, validation } = await readAndValidate(file, host, options, options.outputs);
   const problems = describeValidation(validation);
   if (!validation.ok) throw new CliExit(EXIT.invalidWorkflow, `${file} is not a valid workflow:\n  ${problems.join('\n  ')}`);
   if (problems.length) console.error(`warning: some outputs will not run:\n  ${problems.join('\n  ')}`);
 
-  const executor = new Executor(host.registry, { paths: host.paths, logger: consoleLogger(options.verbose ? 'debug' : 'info') });
+  const executor = new Executor(host.registry, { paths: host.paths, logger: consoleLogger(options.verbose ? 'debug' : 'info'), ...(cache ? { cache } : {}) });
   const display = new ProgressDisplay(validation.prompt, process.stderr, options.quiet);
   const abort = new AbortController();
   const onSigint = () => {
@@ -237,7 +247,12 @@ export function buildProgram(): Command {
       .argument('<workflow>', 'workflow JSON file (API format or saved from the editor)')
       .addOption(new Option('--outputs <ids...>', 'run only these output nodes (by id)'))
       .option('-q, --quiet', 'no progress display')
-      .option('--json', 'print the result (status, UI outputs, files) as JSON on stdout'),
+      .option('--json', 'print the result (status, UI outputs, files) as JSON on stdout')
+      // ComfyUI's cache flags: a run is one prompt, so they matter for workflows that repeat a sub-graph.
+      .option('--cache-classic', 'keep the last prompt\'s node results (the default)')
+      .option('--cache-lru <n>', 'keep the n most recently used node results')
+      .option('--cache-none', 'keep no node results between prompts')
+      .option('--cache-ram [gb]', 'keep node results while more than gb GB of memory is free (default 4)'),
   ).action(runCommand);
 
   hostOptions(
