@@ -42,6 +42,7 @@ import { ancestorsOf, compareIds, findCycles, linkedSources, outputsDownstream, 
 import { comboValues, comfyInputSpec } from './object-info.ts';
 import { NodeInputError } from './errors.ts';
 import { ownValue, setOwn } from './own-keys.ts';
+import { isTypeCompatible } from './socket-types.ts';
 
 /** A prompt-level error (`error` in the 400 response of `POST /prompt`). */
 export interface PromptError {
@@ -228,17 +229,7 @@ export async function validatePrompt(
   return { ok: true, nodeErrors, outputs: good, prompt: copy };
 }
 
-/**
- * Whether a link carrying `received` may feed an input of type `expected`, as ComfyUI's
- * `validate_node_input`: equal names, `*` on either side, or comma-separated unions that share a type.
- */
-export function isTypeCompatible(received: string, expected: string): boolean {
-  if (received === expected || received === '*' || expected === '*') return true;
-  const receivedTypes = new Set(received.split(',').map((t) => t.trim()));
-  const expectedTypes = expected.split(',').map((t) => t.trim());
-  if (receivedTypes.has('*') || expectedTypes.includes('*')) return true;
-  return expectedTypes.some((t) => receivedTypes.has(t));
-}
+export { isTypeCompatible } from './socket-types.ts';
 
 // --- prompt-level checks ---------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ import {
   float,
   int,
   isTypeCompatible,
+  typesCompatible,
   socket,
   string,
   validatePrompt,
@@ -341,6 +342,11 @@ test('types match like ComfyUI: * accepts anything, comma-separated unions match
   assert.equal(isTypeCompatible('FLOAT, STRING', 'INT,FLOAT'), true);
   assert.equal(isTypeCompatible('STRING', 'INT,FLOAT'), false);
   assert.equal(isTypeCompatible('MODEL', 'CLIP'), false);
+  assert.equal(isTypeCompatible('MODEL', 'model'), false, 'case-sensitive, as ComfyUI');
+  assert.equal(isTypeCompatible('INT, FLOAT', 'FLOAT'), true, 'spaces after commas ignored');
+  // The editor's check (typesCompatible, what litegraph is given) says the same for every pair of names.
+  const names = ['MODEL', 'model', 'INT, FLOAT', 'INT,FLOAT', 'FLOAT', '*', 'IMAGE', 'LATENT,IMAGE'];
+  for (const a of names) for (const b of names) assert.equal(typesCompatible(a, b), isTypeCompatible(a, b), `${a} -> ${b}`);
 
   const prompt = defaultPrompt();
   prompt['20'] = { class_type: 'Numbers', inputs: {} };

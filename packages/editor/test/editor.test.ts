@@ -283,6 +283,24 @@ describe('editor', () => {
     await page.close();
   });
 
+  test('the editor links what the server accepts: the same type rule (case-sensitive, spaces after commas ignored)', async () => {
+    const { page } = await openEditor(browser.context, server.url);
+    const verdicts = await page.evaluate(() => {
+      const check = (globalThis as unknown as { LiteGraph: { isValidConnection(a: unknown, b: unknown): boolean } }).LiteGraph;
+      return [
+        check.isValidConnection('MODEL', 'model'),
+        check.isValidConnection('INT, FLOAT', 'FLOAT'),
+        check.isValidConnection('FLOAT', 'INT,FLOAT'),
+        check.isValidConnection('STRING', '*'),
+        check.isValidConnection('LATENT', 'IMAGE'),
+        check.isValidConnection('', 'IMAGE'),
+      ];
+    });
+    // validation.ts's isTypeCompatible gives the same answers (core's validation tests).
+    assert.deepEqual(verdicts, [false, true, true, true, false, true]);
+    await page.close();
+  });
+
   test('an out-of-range value is refused by the server and marked on that input', async () => {
     const { page } = await openEditor(browser.context, server.url);
     // The widget clamps what is typed; a file can still carry any value.

@@ -3,6 +3,7 @@
  * its globals to the rest of the editor with the package's own type declarations.
  */
 import type * as Lite from 'litegraph.js';
+import { typesCompatible } from './core.ts';
 
 declare global {
   interface Window {
@@ -19,6 +20,11 @@ if (!window.LiteGraph) {
 }
 
 export const LiteGraph = window.LiteGraph;
+// litegraph's own check ignores case and keeps the spaces after commas; the server's does neither. The editor
+// lets the user draw exactly the links validation accepts (one rule: core's socket-types.ts).
+// (litegraph.js's type declarations leave isValidConnection out.)
+(LiteGraph as unknown as { isValidConnection: (a: string | number, b: string | number) => boolean }).isValidConnection = (typeA, typeB) =>
+  typesCompatible(typeA, typeB);
 export const LGraph = window.LGraph;
 export const LGraphCanvas = window.LGraphCanvas;
 export const LGraphNode = window.LGraphNode;

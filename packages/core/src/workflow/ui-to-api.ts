@@ -17,6 +17,7 @@
  */
 import type { AnyNodeDefinition, InputSpec } from '../node-definition.ts';
 import { NodeRegistry } from '../registry.ts';
+import { isTypeCompatible } from '../socket-types.ts';
 import type { ApiLink, ApiPrompt } from './api-format.ts';
 import {
   NodeMode,
@@ -100,20 +101,18 @@ function controlValueCount(name: string, spec: InputSpec): number {
   }
 }
 
-/** litegraph's type compatibility: equal (case-insensitive), a wildcard, or comma-separated lists sharing a type. */
+/**
+ * The editor's side of the one type rule (socket-types.ts, what validation applies): litegraph's untyped slots
+ * (undefined, '', 0) link to anything, its type lists are comma-joined, its numeric event types link to equal
+ * ones. Unlike litegraph's own check, case-sensitive and blind to spaces after commas, as the server is.
+ */
 export function typesCompatible(a: UiDataType | undefined, b: UiDataType | undefined): boolean {
   const norm = (t: UiDataType | undefined) => (Array.isArray(t) ? t.join(',') : t);
   const x = norm(a);
   const y = norm(b);
-  if (x === undefined || y === undefined || x === '' || y === '' || x === '*' || y === '*' || x === 0 || y === 0) {
-    return true;
-  }
-  const xs = String(x).toLowerCase();
-  const ys = String(y).toLowerCase();
-  if (xs === ys) return true;
-  if (!xs.includes(',') && !ys.includes(',')) return false;
-  const ySet = new Set(ys.split(','));
-  return xs.split(',').some((t) => ySet.has(t));
+  if (x === undefined || y === undefined || x === '' || y === '' || x === 0 || y === 0) return true;
+  if (typeof x === 'number' || typeof y === 'number') return x === y;
+  return isTypeCompatible(String(x), String(y));
 }
 
 // ---------------------------------------------------------------------------------------------------------
