@@ -139,3 +139,26 @@ test('a filename_prefix too long for a file name is a clear error on SaveImage, 
   assert.equal(result.error?.node_type, 'SaveImage');
   assert.match(result.error!.message, /^filename_prefix is too long: a file name may have 255 bytes, and "<name>_00001_\.png" would have 413; use a shorter name$/);
 });
+
+test('SaveImage and PreviewImage refuse what is not an IMAGE on their input, saying what came', async () => {
+  const registry = await packRegistry();
+  const ctx = { paths: host.paths, log: silentLogger } as never;
+  const cases: Array<[unknown, RegExp]> = [
+    [{ samples: { data: new Float32Array(4), shape: [1, 4, 1, 1] } }, /got an object with keys samples$/],
+    [{ data: new Float32Array(12), shape: [2, 2, 3] }, /got a tensor of shape \[2, 2, 3\]$/],
+    [{ data: new Float32Array(50), shape: [1, 5, 2, 5] }, /got a tensor of shape \[1, 5, 2, 5\]$/],
+    [undefined, /got undefined$/],
+    [3, /got a number \(3\)$/],
+  ];
+  for (const id of ['SaveImage', 'PreviewImage']) {
+    const node = registry.get(id)!;
+    for (const [images, says] of cases) {
+      assert.throws(
+        () => node.execute({ images, filename_prefix: 'bad' } as never, ctx),
+        (error: Error) => error.name === 'NodeInputError' && /^images: expected an IMAGE/.test(error.message) && says.test(error.message),
+        `${id}: ${JSON.stringify(images)}`,
+      );
+    }
+  }
+  assert.equal(readdirSync(host.paths.output).some((f) => f.startsWith('bad')), false, 'nothing was written');
+});

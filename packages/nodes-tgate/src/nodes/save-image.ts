@@ -1,4 +1,4 @@
-import { defineNode, socket, string, type ApiPromptLike } from '@gategraph/core';
+import { defineNode, NodeInputError, socket, string, type ApiPromptLike } from '@gategraph/core';
 import { asciiJson, encodePng, imageToRgb8, type Tensor } from '@gategraph/diffusion';
 import { randomBytes } from 'node:crypto';
 import { saveTarget, writeNumbered, type SavedFile } from '../image-files.ts';
@@ -12,6 +12,36 @@ function metadata(prompt: ApiPromptLike | undefined, extra: Record<string, unkno
   if (prompt !== undefined) text.prompt = asciiJson(prompt);
   for (const [key, value] of Object.entries(extra ?? {})) text[key] = asciiJson(value);
   return text;
+}
+
+/** What a value on an IMAGE link is, for a message that says what came instead of a tensor. */
+function describeValue(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  if (Array.isArray(value)) return `a list of ${value.length}`;
+  if (typeof value !== 'object') return `a ${typeof value} (${JSON.stringify(value)?.slice(0, 40)})`;
+  const shape = (value as { shape?: unknown }).shape;
+  return Array.isArray(shape) ? `a tensor of shape [${shape.join(', ')}]` : `an object with keys ${Object.keys(value).slice(0, 6).join(', ') || '(none)'}`;
+}
+
+/**
+ * The images input checked before anything is written: an IMAGE is [batch >= 1, height, width, 1..4 channels] of
+ * float32 values; anything else (a pack node returning another kind of value on an IMAGE link, a LATENT's
+ * shape) is refused on the input, saying what came.
+ */
+function checkImages(images: unknown): Tensor {
+  const t = images as Partial<Tensor> | null | undefined;
+  const shape = t?.shape;
+  const ok =
+    Array.isArray(shape) &&
+    shape.length === 4 &&
+    shape.every((d) => Number.isInteger(d) && d > 0) &&
+    shape[3]! <= 4 &&
+    t!.data instanceof Float32Array &&
+    t!.data.length === shape.reduce((a, b) => a * b, 1);
+  if (!ok) {
+    throw new NodeInputError(`images: expected an IMAGE (a tensor [batch, height, width, channels 1-4] of floats in 0..1) but got ${describeValue(images)}`, 'images');
+  }
+  return t as Tensor;
 }
 
 /** One PNG per batch item; bytes truncated like ComfyUI's (np.clip(255 * x).astype(uint8)). */
@@ -44,7 +74,8 @@ export const SaveImage = defineNode({
   hidden: { prompt: 'PROMPT', extra_pnginfo: 'EXTRA_PNGINFO' },
   outputs: [],
   outputNode: true,
-  execute({ images, filename_prefix, prompt, extra_pnginfo }, ctx) {
+  execute({ images: received, filename_prefix, prompt, extra_pnginfo }, ctx) {
+    const images = checkImages(received);
     const target = saveTarget(ctx.paths.output, expandPrefix(filename_prefix, images));
     const files = encodeBatch(images, metadata(prompt, extra_pnginfo));
     const saved: SavedFile[] = writeNumbered(target, files, 'output');
@@ -64,7 +95,8 @@ export const PreviewImage = defineNode({
   hidden: { prompt: 'PROMPT', extra_pnginfo: 'EXTRA_PNGINFO' },
   outputs: [],
   outputNode: true,
-  execute({ images, prompt, extra_pnginfo }, ctx) {
+  execute({ images: received, prompt, extra_pnginfo }, ctx) {
+    const images = checkImages(received);
     // A random suffix per run, as ComfyUI's "ComfyUI_temp_xxxxx": previews of two prompts never collide.
     const suffix = Array.from(randomBytes(5), (b) => 'abcdefghijklmnopqrstuvwxyz'[b % 26]).join('');
     const target = saveTarget(ctx.paths.temp, `gategraph_temp_${suffix}`);
