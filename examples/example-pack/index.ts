@@ -1,5 +1,6 @@
 import { definePack } from '@gategraph/core';
 import { FormatNumber } from './src/format-number.ts';
+import { ImageBlend } from './src/image-blend.ts';
 import { RandomSeedList } from './src/random-seed-list.ts';
 import { RegexReplace } from './src/regex-replace.ts';
 import { SaveText } from './src/save-text.ts';
@@ -20,6 +21,7 @@ export default definePack({
     RandomSeedList,
     ShowText,
     SaveText,
+    ImageBlend,
   ],
   // Served at /extensions/example-pack/; the editor imports every .js file in it.
   webDirectory: 'web',

@@ -57,6 +57,7 @@ test('the example pack loads through loadPacks with all its nodes and its web fo
     'RandomSeedList',
     'ShowText',
     'SaveText',
+    'ImageBlend',
   ]);
   assert.deepEqual(listWebExtensions(report), [
     { pack: 'example-pack', urlPrefix: '/extensions/example-pack/', dir: join(packRoot, 'web'), files: ['show-text.js'] },
@@ -148,4 +149,22 @@ test("RandomSeedList's fingerprint: 'from seed' is cached between runs, 'fresh e
   const second = await run(executor, prompt('fresh each run'), 'fp-4');
   assert.ok(second.executed.includes('seeds'), 'a NaN fingerprint must re-run the node');
   assert.notDeepEqual(first.outputs.show, second.outputs.show);
+});
+
+test('ImageBlend (a port written with the tensor helpers) gives ComfyUI\'s formulas, resizing and broadcasting image2', async () => {
+  const node = registry.get('ImageBlend')!;
+  // image1: 2 images of 2x2 RGB; image2: one 1x1 image, resized to 2x2 and blended into both.
+  const image1 = { data: Float32Array.from({ length: 24 }, (_, i) => (i % 10) / 10), shape: [2, 2, 2, 3] };
+  const image2 = { data: Float32Array.of(0.2, 0.6, 0.9), shape: [1, 1, 1, 3] };
+  const blend = async (mode: string, factor: number) => ((await node.execute({ image1, image2, blend_factor: factor, blend_mode: mode } as never, {} as never)) as [{ data: Float32Array; shape: number[] }])[0];
+  const expect = (f: (a: number, b: number) => number, factor: number) =>
+    Array.from(image1.data, (a, i) => Math.min(1, Math.max(0, a * (1 - factor) + f(a, image2.data[i % 3]!) * factor)));
+  const close = (actual: Float32Array, wanted: number[], what: string) => wanted.forEach((w, i) => assert.ok(Math.abs(actual[i]! - w) < 1e-6, `${what} [${i}]: ${actual[i]} vs ${w}`));
+  const multiply = await blend('multiply', 0.7);
+  assert.deepEqual(multiply.shape, [2, 2, 2, 3]);
+  close(multiply.data, expect((a, b) => a * b, 0.7), 'multiply');
+  close((await blend('screen', 1)).data, expect((a, b) => 1 - (1 - a) * (1 - b), 1), 'screen');
+  close((await blend('overlay', 0.5)).data, expect((a, b) => (a <= 0.5 ? 2 * a * b : 1 - 2 * (1 - a) * (1 - b)), 0.5), 'overlay');
+  close((await blend('difference', 1)).data, expect((a, b) => a - b, 1), 'difference, clamped at 0');
+  close((await blend('normal', 0)).data, Array.from(image1.data), 'factor 0 is image1');
 });

@@ -168,6 +168,29 @@ export {
   type SingleFileOverrides,
   type LoraUse,
 } from './single-file-model.ts';
+// Tensor helpers for ported nodes (torch's broadcasting, cat/stack/slice/mean/repeat/permute, IMAGE/MASK/LATENT resize).
+export {
+  broadcastShape,
+  broadcastTo,
+  elementwise,
+  plus,
+  minus,
+  times,
+  dividedBy,
+  maximum,
+  minimum,
+  map,
+  cat,
+  stack,
+  slice,
+  mean,
+  repeat,
+  permute,
+  resizeImage,
+  resizeMask,
+  resizeLatent,
+  type ResizeMode,
+} from './tensor-ops.ts';
 export { textEncoderVariant, exportedLayerCount, type TextEncoderVariant } from './text-encoder-variants.ts';
 export { decodeLatents, encodeImage, type VaeModel, type VaeOptions } from './vae.ts';
 export { FULL_VARIANT, OnnxUnetRunner, timestepTensor, type UnetRunner } from './unet-runner.ts';
