@@ -25,7 +25,7 @@ import {
   type OpenedVae,
 } from '@gategraph/diffusion';
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
-import { basename, dirname, extname, join } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { loadModel, loadTextEncoder, loadVae } from './model-cache.ts';
 
 /** Extensions read as safetensors (ComfyUI lists `.sft` as the same format). */
@@ -86,7 +86,29 @@ function cacheDirFor(file: string, ctx: Pick<ExecutionContext, 'log' | 'paths'>)
 }
 const announcedReadOnly = new Set<string>();
 
+/**
+ * Builds from one file run one after another in this process (two workers loading the same checkpoint would
+ * otherwise write the same cache entries at once); the second then finds the first's entries.
+ */
+const builds = new Map<string, Promise<unknown>>();
+async function oneBuildAtATime<T>(file: string, build: () => Promise<T>): Promise<T> {
+  const key = resolve(file);
+  const run = (builds.get(key) ?? Promise.resolve()).catch(() => {}).then(build);
+  builds.set(key, run);
+  try {
+    return await run;
+  } finally {
+    if (builds.get(key) === run) builds.delete(key);
+  }
+}
+
 const COMPONENT_LABELS = { text_encoder: 'text encoder', unet: 'UNet', vae_decoder: 'VAE decoder', vae_encoder: 'VAE encoder' } as const;
+
+/** The log line of a component being built (a first use takes seconds to minutes). */
+function announceBuild(ctx: Pick<ExecutionContext, 'log'>, label: string) {
+  return (component: keyof typeof COMPONENT_LABELS, source: string) =>
+    ctx.log.info(`${label}: building the ${COMPONENT_LABELS[component]} from ${source} (first use of this file; cached for later runs)`);
+}
 
 /**
  * The model built from `provenance` (its checkpoint, VAE file and LoRAs), opened and shared. The first load of a
@@ -94,14 +116,14 @@ const COMPONENT_LABELS = { text_encoder: 'text encoder', unet: 'UNet', vae_decod
  */
 export async function loadSingleFileModel(provenance: SingleFileProvenance, ctx: Pick<ExecutionContext, 'log' | 'progress' | 'paths'>, label: string): Promise<DiffusionModel> {
   let done = 0;
-  const built = await modelFolderFromCheckpoint(provenance.checkpoint, provenance.family, {
+  const built = await oneBuildAtATime(provenance.checkpoint, () => modelFolderFromCheckpoint(provenance.checkpoint, provenance.family, {
     ...cacheDirFor(provenance.checkpoint, ctx),
     ...(provenance.vae ? { vae: provenance.vae } : {}),
     unetLoras: provenance.unetLoras,
     textLoras: provenance.textLoras,
     ...(provenance.overrides ? { overrides: provenance.overrides } : {}),
     onBuild(component, source) {
-      ctx.log.info(`${label}: building the ${COMPONENT_LABELS[component]} from ${source} (first use of this file; cached for later runs)`);
+      announceBuild(ctx, label)(component, source);
       ctx.progress(done++, 4);
     },
     onLoraReport(component, report) {
@@ -115,7 +137,7 @@ export async function loadSingleFileModel(provenance: SingleFileProvenance, ctx:
         ctx.log.warn(`${label}: ${report.unmatched.length} LoRA modules match nothing in this checkpoint and were skipped: ${shown}${report.unmatched.length > 8 ? ', ...' : ''}`);
       }
     },
-  });
+  }));
   if (built.built.length) {
     ctx.progress(4, 4);
     // Every tensor no graph reads is named (a variant architecture, a merge artefact), once, when the graphs are
@@ -149,12 +171,9 @@ export function textEncoderFileProblem(path: string): string | undefined {
 export async function loadTextEncoderFile(path: string, ctx: Pick<ExecutionContext, 'log' | 'paths'>, label: string): Promise<OpenedTextEncoder> {
   const detected = detectTextEncoderFile(path);
   if ('refusal' in detected) throw detected.error;
-  const { dir } = await textEncoderFolderFromFile(path, detected.family, {
-    ...cacheDirFor(path, ctx),
-    onBuild(component, source) {
-      ctx.log.info(`${label}: building the ${COMPONENT_LABELS[component]} from ${source} (first use of this file; cached for later runs)`);
-    },
-  });
+  const { dir } = await oneBuildAtATime(path, () =>
+    textEncoderFolderFromFile(path, detected.family, { ...cacheDirFor(path, ctx), onBuild: announceBuild(ctx, label) }),
+  );
   return loadTextEncoder(dir, label);
 }
 
@@ -174,12 +193,6 @@ function fileProblem(path: string, what: string, detect: (path: string) => objec
 
 /** A standalone VAE file (models/vae/), built once and opened. */
 export async function loadVaeFile(path: string, ctx: Pick<ExecutionContext, 'log' | 'paths'>, label: string): Promise<OpenedVae> {
-  const { dir, built } = await vaeFolderFromFile(path, {
-    ...cacheDirFor(path, ctx),
-    onBuild(component, source) {
-      ctx.log.info(`${label}: building the ${COMPONENT_LABELS[component]} from ${source} (first use of this file; cached for later runs)`);
-    },
-  });
-  void built;
+  const { dir } = await oneBuildAtATime(path, () => vaeFolderFromFile(path, { ...cacheDirFor(path, ctx), onBuild: announceBuild(ctx, label) }));
   return loadVae(dir, label);
 }
