@@ -7,13 +7,18 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { postJson, startTestServer, TestClient, until } from './helpers.ts';
 
-test('POST /free {unload_models} calls each loaded pack\'s onFree hook; free_memory alone does not', async () => {
+/** A server loading one pack from custom_nodes/holder.mjs, written by `source(marker)`; `marker` is the file its onFree appends to. */
+async function serverWithPack(source: (marker: string) => string) {
   const dir = mkdtempSync(join(tmpdir(), 'gg-free-'));
   const marker = join(dir, 'freed.txt');
   mkdirSync(join(dir, 'custom_nodes'));
-  writeFileSync(
-    join(dir, 'custom_nodes', 'holder.mjs'),
-    `import { appendFileSync } from 'node:fs';
+  writeFileSync(join(dir, 'custom_nodes', 'holder.mjs'), source(marker));
+  return { marker, server: await startTestServer({ dir, registry: undefined, customNodesDir: join(dir, 'custom_nodes') }) };
+}
+
+test('POST /free {unload_models} calls each loaded pack\'s onFree hook; free_memory alone does not', async () => {
+  const { marker, server } = await serverWithPack(
+    (marker) => `import { appendFileSync } from 'node:fs';
 import { defineNode, definePack } from '@gategraph/core';
 export default definePack({
   name: 'holder',
@@ -22,7 +27,6 @@ export default definePack({
 });
 `,
   );
-  const server = await startTestServer({ dir, registry: undefined, customNodesDir: join(dir, 'custom_nodes') });
   try {
     assert.equal((await postJson(`${server.url}/free`, { free_memory: true })).status, 200);
     assert.equal(existsSync(marker), false, 'free_memory alone clears caches but keeps models loaded');
@@ -34,13 +38,9 @@ export default definePack({
 });
 
 test('POST /free during a prompt answers at once and takes effect when the prompt is done, never under a running node', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'gg-free-'));
-  const marker = join(dir, 'freed.txt');
-  mkdirSync(join(dir, 'custom_nodes'));
   // A node that holds "models" while it runs, as a sampler holds its sessions: it fails if they are released.
-  writeFileSync(
-    join(dir, 'custom_nodes', 'holder.mjs'),
-    `import { appendFileSync } from 'node:fs';
+  const { marker, server } = await serverWithPack(
+    (marker) => `import { appendFileSync } from 'node:fs';
 import { defineNode, definePack, int } from '@gategraph/core';
 let loaded = true;
 export default definePack({
@@ -69,7 +69,6 @@ export default definePack({
 });
 `,
   );
-  const server = await startTestServer({ dir, registry: undefined, customNodesDir: join(dir, 'custom_nodes') });
   const client = await TestClient.connect(server.url, randomUUID());
   try {
     const promptId = randomUUID();
