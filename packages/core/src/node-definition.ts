@@ -114,6 +114,16 @@ export interface ComboInput<T extends string = string> extends CommonInputOption
 export interface SocketInput<T = unknown> extends CommonInputOptions {
   readonly kind: 'SOCKET';
   type: string;
+  /**
+   * ComfyUI's `("BOOL", {"default": False})`: a socket of a pack's own type with a default also takes a JSON
+   * constant in the prompt, passed to the node as it is (and the default is in object_info for the editor).
+   */
+  default?: T;
+  /**
+   * The socket takes a JSON constant in the prompt, passed as it is, as ComfyUI passes constants to any
+   * non-primitive input. Off by default: a constant where a MODEL or LATENT must be linked is refused.
+   */
+  acceptsConstant?: boolean;
   /** Phantom field carrying the value type; never set at run time. */
   readonly __value?: T;
 }

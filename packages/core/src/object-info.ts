@@ -177,6 +177,7 @@ export function comfyInputSpec(spec: InputSpec, context: ComboContext = {}): Com
       break;
     case 'SOCKET':
       type = spec.type;
+      set('default', spec.default);
       break;
   }
   if (spec.kind !== 'SOCKET') set('forceInput', spec.forceInput);

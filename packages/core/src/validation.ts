@@ -17,7 +17,8 @@
  *   Deviations: BOOLEAN accepts true/false, numbers (0 is false) and the strings "true"/"false" — ComfyUI's
  *   `bool("false")` is True, which nobody means; `null` and objects are rejected for every widget; NaN is
  *   rejected for FLOAT; a constant given to a non-primitive socket (MODEL, LATENT...) is rejected instead of
- *   being passed to the node.
+ *   being passed to the node, unless the socket declares a `default` or `acceptsConstant` (ComfyUI passes
+ *   constants to every such input; refusing them by default tells API users which input needs a link).
  * - FLOAT `round` and INT `step` are not enforced: ComfyUI applies them in the editor's widgets only, and
  *   API clients get their values through unchanged; we do the same so results match ComfyUI's.
  * - A required lazy input must still be connected (ComfyUI does the same; `execute` is typed to receive a
@@ -524,6 +525,8 @@ function convertConstant(spec: InputSpec, value: unknown): Conversion {
     case 'SOCKET': {
       const types = spec.type.split(',').map((t) => t.trim());
       if (types.includes('*')) return { ok: true, value };
+      // A pack's own socket type with a default, or one that says so, takes the constant as it is (ComfyUI).
+      if (spec.default !== undefined || spec.acceptsConstant === true) return { ok: true, value };
       // A socket of primitive type (e.g. socket('INT')) takes the constant if any of its types does.
       for (const type of types) {
         if (!(PRIMITIVES as readonly string[]).includes(type)) continue;

@@ -14,6 +14,7 @@ import {
   string,
   validatePrompt,
   MAX_DEPENDENT_OUTPUTS,
+  objectInfo,
   type ApiPrompt,
   type NodeError,
   type ValidationResult,
@@ -830,4 +831,27 @@ test('node ids that are Object.prototype keys are ordinary ids', async () => {
   assert.deepEqual(Object.keys(result.nodeErrors), ['toString']);
   assert.match(result.nodeErrors['toString']!.errors[0]!.message, /linked to node hasOwnProperty, which does not exist/);
   assert.ok(Object.hasOwn(result.prompt, '__proto__'), 'a "__proto__" node stays a node of the prompt');
+});
+
+test('a socket of a pack\'s own type takes a JSON constant when it declares a default or accepts constants; others still need a link', async () => {
+  const registry = new NodeRegistry();
+  registry.register(
+    defineNode({
+      id: 'Flags',
+      outputNode: true,
+      inputs: {
+        enabled: socket<boolean>('BOOL', { default: false }),
+        settings: socket<Record<string, unknown>>('SETTINGS', { acceptsConstant: true }),
+        model: socket('MODEL', { optional: true }),
+      },
+      outputs: [],
+      execute: notRunHere,
+    }),
+  );
+  const ok = await validatePrompt({ '1': { class_type: 'Flags', inputs: { enabled: true, settings: { strength: 0.5, tags: ['a'] } } } }, registry);
+  assert.deepEqual(ok.nodeErrors, {});
+  assert.deepEqual(ok.prompt['1']!.inputs, { enabled: true, settings: { strength: 0.5, tags: ['a'] } }, 'passed as they are');
+  const refused = await validatePrompt({ '1': { class_type: 'Flags', inputs: { enabled: true, settings: {}, model: 'tiny-sd' } } }, registry);
+  assert.equal(refused.nodeErrors['1']?.errors[0]?.message, 'Input "model" needs a link from a MODEL output, but got the constant "tiny-sd"');
+  assert.deepEqual(objectInfo(registry).Flags!.input.required!.enabled, ['BOOL', { default: false }], 'the default is in object_info, as ComfyUI shows it');
 });
