@@ -31,7 +31,7 @@ const describe = (value: unknown): string =>
 export function checkNodeDefinition(definition: unknown): string[] {
   if (!isRecord(definition)) return [`a node definition must be an object made with defineNode(), got ${describe(definition)}`];
   const problems: string[] = [];
-  const { id, inputs, hidden, outputs, execute, validate, fingerprint } = definition;
+  const { id, inputs, hidden, outputs, execute, validate, fingerprint, validatesInputs } = definition;
 
   if (typeof id !== 'string' || id.trim() === '') problems.push(`"id" must be a non-empty string, got ${describe(id)}`);
   if (typeof execute !== 'function') problems.push(`has no execute function ("execute" is ${describe(execute)})`);
@@ -42,6 +42,16 @@ export function checkNodeDefinition(definition: unknown): string[] {
 
   if (!isRecord(inputs)) problems.push(`"inputs" must be an object of input specs (use {} for none), got ${describe(inputs)}`);
   else for (const [name, spec] of Object.entries(inputs)) problems.push(...checkInputSpec(name, spec));
+
+  if (validatesInputs !== undefined) {
+    if (validatesInputs !== 'all' && !(Array.isArray(validatesInputs) && validatesInputs.every((n) => typeof n === 'string'))) {
+      problems.push(`"validatesInputs" must be 'all' or a list of input names, got ${describe(validatesInputs)}`);
+    } else if (validate === undefined) {
+      problems.push('"validatesInputs" names inputs the validate hook checks, but the node has no validate hook');
+    } else if (Array.isArray(validatesInputs) && isRecord(inputs)) {
+      for (const name of validatesInputs) if (!(name in inputs)) problems.push(`"validatesInputs" names "${name}", which is not an input`);
+    }
+  }
 
   if (hidden !== undefined) {
     if (!isRecord(hidden)) problems.push(`"hidden" must be an object like { prompt: 'PROMPT' }, got ${describe(hidden)}`);

@@ -261,6 +261,8 @@ export interface ValidateContext extends ComboContext {
   nodeId: string;
   /** The node feeding one of this node's inputs (undefined: a constant, not connected, or a node with errors). */
   linked(input: string): UpstreamNode | undefined;
+  /** The type each linked input receives (its source output's type): ComfyUI's `input_types`. */
+  inputTypes: Readonly<Record<string, string>>;
 }
 
 /**
@@ -299,6 +301,12 @@ export interface NodeDefinition<
    * only when the node's own inputs passed the built-in checks; `context.linked` shows the nodes upstream.
    */
   validate?(inputs: ValidateInputs<I>, context: ValidateContext): true | string | Promise<true | string>;
+  /**
+   * ComfyUI's VALIDATE_INPUTS taking an input as an argument: the inputs `validate` checks itself. For them the
+   * built-in checks are skipped (a constant reaches the hook as the prompt has it: no conversion, no min/max or
+   * combo check; a link of any type is accepted, its type in `context.inputTypes`). `'all'`: every input.
+   */
+  validatesInputs?: readonly string[] | 'all';
   /**
    * Extra cache key. When the node's output depends on something outside its inputs (a file on disk, the
    * clock), return a value that changes when that does: the node re-runs whenever it differs from last time.

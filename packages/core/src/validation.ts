@@ -23,6 +23,8 @@
  *   API clients get their values through unchanged; we do the same so results match ComfyUI's.
  * - A required lazy input must still be connected (ComfyUI does the same; `execute` is typed to receive a
  *   value from it). Optional inputs may be absent; hidden inputs are never read from the prompt.
+ * - Inputs a node lists in `validatesInputs` (ComfyUI's VALIDATE_INPUTS arguments) skip the checks above: the
+ *   hook gets the constant as the prompt has it and `context.inputTypes` says what type each link carries.
  * - The node's `validate` hook receives the converted constant inputs, and only when the node's own inputs
  *   passed the checks above (its types promise well-typed values). Hooks run after every node's inputs were
  *   checked, upstream first, and `context.linked(input)` shows the upstream nodes that have no errors (their
@@ -157,11 +159,13 @@ export async function validatePrompt(
   const comboContext = options.context ?? {};
   const ordered = [...toValidate].sort(compareIds);
   const constantsOf = new Map<string, Record<string, unknown>>();
+  const inputTypesOf = new Map<string, Record<string, string>>();
   for (const id of ordered) {
     const node = copy[id]!;
     const checked = checkInputs(node, registry.get(node.class_type)!, copy, registry, comboContext);
     for (const error of checked.errors) addError(id, error);
     constantsOf.set(id, checked.constants);
+    inputTypesOf.set(id, checked.inputTypes);
   }
   const upstreamOf = (id: string, output: number): UpstreamNode | undefined => {
     if (errors.has(id) || !constantsOf.has(id)) return undefined;
@@ -176,7 +180,7 @@ export async function validatePrompt(
     const node = copy[id]!;
     const definition = registry.get(node.class_type)!;
     if (!definition.validate || errors.has(id)) continue;
-    const context: ValidateContext = { ...comboContext, nodeId: id, linked: (input) => linkedFrom(node, input) };
+    const context: ValidateContext = { ...comboContext, nodeId: id, linked: (input) => linkedFrom(node, input), inputTypes: inputTypesOf.get(id)! };
     const error = await runValidateHook(definition, constantsOf.get(id)!, context);
     if (error) addError(id, error);
   }
@@ -350,19 +354,29 @@ function checkInputs(
   prompt: ApiPrompt,
   registry: NodeRegistry,
   context: ComboContext,
-): { errors: NodeError[]; constants: Record<string, unknown> } {
+): { errors: NodeError[]; constants: Record<string, unknown>; inputTypes: Record<string, string> } {
   const errors: NodeError[] = [];
   const constants: Record<string, unknown> = {};
+  const inputTypes: Record<string, string> = {};
+  const taken = definition.validatesInputs;
   for (const [name, spec] of Object.entries(definition.inputs)) {
     try {
-      const error = checkInput(name, spec, node, prompt, registry, constants, context);
+      const takenOver = taken === 'all' || (taken?.includes(name) ?? false);
+      const error = checkInput(name, spec, node, prompt, registry, { constants, inputTypes, takenOver }, context);
       if (error) errors.push(error);
     } catch (error) {
       // A combo whose options function throws (e.g. an unreadable model folder).
       errors.push(exceptionError(error, `could not check input "${name}"`, name));
     }
   }
-  return { errors, constants };
+  return { errors, constants, inputTypes };
+}
+
+/** What checkInput fills in, and whether the node's own validate hook checks this input instead. */
+interface InputCheckState {
+  constants: Record<string, unknown>;
+  inputTypes: Record<string, string>;
+  takenOver: boolean;
 }
 
 function checkInput(
@@ -371,9 +385,10 @@ function checkInput(
   node: ApiNode,
   prompt: ApiPrompt,
   registry: NodeRegistry,
-  constants: Record<string, unknown>,
+  state: InputCheckState,
   context: ComboContext,
 ): NodeError | undefined {
+  const { constants } = state;
   const inputs = node.inputs;
   const config = () => comfyInputSpec(spec, context);
   if (!Object.hasOwn(inputs, name) || inputs[name] === undefined) {
@@ -390,12 +405,17 @@ function checkInput(
   }
 
   let value: unknown = inputs[name];
-  if (Array.isArray(value)) return checkLink(name, spec, value, inputs, prompt, registry, config);
+  if (Array.isArray(value)) return checkLink(name, spec, value, inputs, prompt, registry, config, state);
 
   // ComfyUI lets clients pass a list as a constant by wrapping it: {"__value__": [...]}.
   if (isPlainObject(value) && Object.hasOwn(value, '__value__')) {
     value = value['__value__'];
     inputs[name] = value;
+  }
+  if (state.takenOver) {
+    // The node's validate hook checks this one (ComfyUI's VALIDATE_INPUTS argument): as the prompt has it.
+    constants[name] = value;
+    return undefined;
   }
   const converted = convertConstant(spec, value);
   if (!converted.ok) {
@@ -460,6 +480,7 @@ function checkLink(
   prompt: ApiPrompt,
   registry: NodeRegistry,
   config: () => unknown,
+  state: InputCheckState,
 ): NodeError | undefined {
   const bad = (message: string): NodeError => ({
     type: 'bad_linked_input',
@@ -488,8 +509,9 @@ function checkLink(
   }
 
   const output = outputs[slot]!;
+  state.inputTypes[name] = output.type;
   const expected = expectedType(spec);
-  if (!isTypeCompatible(output.type, expected)) {
+  if (!state.takenOver && !isTypeCompatible(output.type, expected)) {
     const outputName = output.name ?? output.type;
     return {
       type: 'return_type_mismatch',

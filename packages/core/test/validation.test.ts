@@ -14,6 +14,7 @@ import {
   string,
   validatePrompt,
   MAX_DEPENDENT_OUTPUTS,
+  checkNodeDefinition,
   objectInfo,
   type ApiPrompt,
   type NodeError,
@@ -854,4 +855,37 @@ test('a socket of a pack\'s own type takes a JSON constant when it declares a de
   const refused = await validatePrompt({ '1': { class_type: 'Flags', inputs: { enabled: true, settings: {}, model: 'tiny-sd' } } }, registry);
   assert.equal(refused.nodeErrors['1']?.errors[0]?.message, 'Input "model" needs a link from a MODEL output, but got the constant "tiny-sd"');
   assert.deepEqual(objectInfo(registry).Flags!.input.required!.enabled, ['BOOL', { default: false }], 'the default is in object_info, as ComfyUI shows it');
+});
+
+test('validatesInputs (ComfyUI\'s VALIDATE_INPUTS arguments): the hook gets those inputs unchecked, with the types of their links', async () => {
+  const seen: Array<{ inputs: Record<string, unknown>; types: Record<string, string> }> = [];
+  const registry = new NodeRegistry();
+  registry.register(defineNode({ id: 'MakeFloat', inputs: {}, outputs: [{ type: 'FLOAT' }], execute: notRunHere }));
+  registry.register(
+    defineNode({
+      id: 'Scale',
+      outputNode: true,
+      inputs: { amount: int({ default: 1, min: 0, max: 10 }), factor: socket('INT'), label: string() },
+      outputs: [],
+      validatesInputs: ['amount', 'factor'],
+      validate(inputs, context) {
+        seen.push({ inputs: { ...inputs }, types: { ...context.inputTypes } });
+        // Taken-over inputs arrive as the prompt has them, whatever their declared type says.
+        return (inputs.amount as unknown) === 'many' ? true : `amount ${String(inputs.amount)} is not "many"`;
+      },
+      execute: notRunHere,
+    }),
+  );
+  const prompt: ApiPrompt = {
+    src: { class_type: 'MakeFloat', inputs: {} },
+    s: { class_type: 'Scale', inputs: { amount: 'many', factor: ['src', 0], label: 7 } },
+  };
+  const ok = await validatePrompt(prompt, registry);
+  assert.deepEqual(ok.nodeErrors, {}, 'a string where an INT is declared, and a FLOAT link into an INT socket: the hook decides');
+  assert.deepEqual(seen.at(-1), { inputs: { amount: 'many', label: '7' }, types: { factor: 'FLOAT' } }, 'inputs it does not take are still converted');
+  const refused = await validatePrompt({ ...prompt, s: { class_type: 'Scale', inputs: { amount: 50, factor: ['src', 0], label: 'x' } } }, registry);
+  assert.equal(refused.nodeErrors.s?.errors[0]?.message, 'amount 50 is not "many"', 'no value_bigger_than_max: the hook checked it');
+  assert.deepEqual(checkNodeDefinition(defineNode({ id: 'Bad', inputs: { a: int() }, outputs: [], validatesInputs: ['b'], validate: () => true, execute: notRunHere })), [
+    '"validatesInputs" names "b", which is not an input',
+  ]);
 });
