@@ -6,7 +6,8 @@
  * nothing.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -122,6 +123,23 @@ export class TorchSide {
     const reply = await this.#read();
     if ('error' in reply) throw new Error(`the PyTorch child: ${String(reply.error)}`);
     return reply as T;
+  }
+  /**
+   * One eager forward at timestep 500 on the given sample [batch, 4, h, w] and text context, exchanged through
+   * files in a temporary folder (megabytes do not belong on the line protocol): its output and the child's time.
+   */
+  async forward(sample: Float32Array, context: Float32Array, batch: number, size: number): Promise<{ out: Float32Array; ms: number }> {
+    const dir = mkdtempSync(join(tmpdir(), 'gategraph-torch-'));
+    try {
+      writeFileSync(join(dir, 'sample.f32'), sample);
+      writeFileSync(join(dir, 'timestep.f32'), new Float32Array(batch).fill(500));
+      writeFileSync(join(dir, 'context.f32'), context);
+      const r = await this.ask<{ ms: number }>({ cmd: 'forward', dir, batch, size });
+      const bytes = readFileSync(join(dir, 'torch_out.f32'));
+      return { out: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4), ms: r.ms };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
   quit(): void {
     this.#child.stdin.end(`${JSON.stringify({ cmd: 'quit' })}\n`);

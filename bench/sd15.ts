@@ -46,7 +46,7 @@
  * command that makes it and exits 0 (it is 3.4 GB and takes minutes), or with --export runs that command first.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import {
@@ -198,25 +198,15 @@ const checkBatch = Math.max(...BATCHES);
     process.exit(1);
   }
   if (torch) {
-    const dir = mkdtempSync(join(tmpdir(), 'gategraph-sd15-'));
-    try {
-      writeFileSync(join(dir, 'sample.f32'), sample.data);
-      writeFileSync(join(dir, 'timestep.f32'), new Float32Array(checkBatch).fill(500));
-      writeFileSync(join(dir, 'context.f32'), context.data);
-      const r = await torch.ask<{ ms: number }>({ cmd: 'forward', dir, batch: checkBatch, size: SIZE });
-      const bytes = readFileSync(join(dir, 'torch_out.f32'));
-      const ref = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-      const { rel, maxDiff, maxRef, sameLength } = compareOutputs(ortOut.data, ref);
-      const ok = sameLength && rel < TOLERANCE;
-      console.log(
-        `check (batch ${checkBatch}, same inputs): relative L2 error ${rel.toExponential(2)}, max |diff| ${maxDiff.toExponential(2)} ` +
-          `(output max |value| ${maxRef.toFixed(3)}); tolerance ${TOLERANCE}: ${ok ? 'same function' : 'FAIL'} ` +
-          `[untimed: ORT ${ms(ortMs)}, torch ${ms(r.ms)}, first call of each]`,
-      );
-      if (!ok) failed = true;
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const r = await torch.forward(sample.data, context.data, checkBatch, SIZE);
+    const { rel, maxDiff, maxRef, sameLength } = compareOutputs(ortOut.data, r.out);
+    const ok = sameLength && rel < TOLERANCE;
+    console.log(
+      `check (batch ${checkBatch}, same inputs): relative L2 error ${rel.toExponential(2)}, max |diff| ${maxDiff.toExponential(2)} ` +
+        `(output max |value| ${maxRef.toFixed(3)}); tolerance ${TOLERANCE}: ${ok ? 'same function' : 'FAIL'} ` +
+        `[untimed: ORT ${ms(ortMs)}, torch ${ms(r.ms)}, first call of each]`,
+    );
+    if (!ok) failed = true;
   }
 }
 if (failed) {

@@ -45,8 +45,8 @@
  * time other processes took during the rounds (/proc/stat), peak RSS of both processes.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -464,19 +464,7 @@ if (DO_STEP) {
         process.exit(1);
       }
     }
-    if (torch) {
-      const dir = mkdtempSync(join(tmpdir(), 'gategraph-single-file-'));
-      try {
-        writeFileSync(join(dir, 'sample.f32'), sample.data);
-        writeFileSync(join(dir, 'timestep.f32'), new Float32Array(checkBatch).fill(500));
-        writeFileSync(join(dir, 'context.f32'), context.data);
-        await torch.ask({ cmd: 'forward', dir, batch: checkBatch, size: SIZE });
-        const bytes = readFileSync(join(dir, 'torch_out.f32'));
-        outs.torch = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-    }
+    if (torch) outs.torch = (await torch.forward(sample.data, context.data, checkBatch, SIZE)).out;
     for (const [x, ref, required] of [['built', 'export', true], ['built', 'torch', true], ['export', 'torch', false]] as const) {
       if (!outs[x] || !outs[ref]) continue;
       const c = compareOutputs(outs[x]!, outs[ref]!);
