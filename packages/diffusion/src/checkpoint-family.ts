@@ -30,6 +30,7 @@ import {
   type TextEncoderInfo,
   type VaeInfo,
 } from './checkpoint-parts.ts';
+import { statSync } from 'node:fs';
 import { UnsupportedModelError, type UnsupportedKind } from './unsupported-model.ts';
 import { PickleFileError, assertNotPickle } from './pickle-files.ts';
 import { SafetensorsError, SafetensorsFile } from './safetensors.ts';
@@ -200,6 +201,41 @@ const FAMILY_NAMES: Record<SdFamily, string> = { sd1: 'SD-1.x', sd2: 'SD-2.x' };
  * LoRA's alphas are read. Throws UnsupportedCheckpointError for files gategraph does not run.
  */
 export function describeSingleFile(path: string): SingleFileInfo {
+  // Validation asks for every prompt and the loader again when it runs: a file read once is answered from memory
+  // (its answer or its refusal) until it changes, as readDeclaredIo answers for ONNX files.
+  let identity: string | undefined;
+  try {
+    const st = statSync(path);
+    identity = `${st.size}:${st.mtimeMs}:${st.ino}`;
+  } catch {
+    // not readable: reading it says so
+  }
+  const known = identity !== undefined ? described.get(path) : undefined;
+  if (known && known.identity === identity) {
+    if ('error' in known) throw known.error;
+    return structuredClone(known.info);
+  }
+  let result: { info: SingleFileInfo } | { error: unknown };
+  try {
+    result = { info: readSingleFile(path) };
+  } catch (error) {
+    if (!(error instanceof UnsupportedModelError)) throw error; // I/O errors are not remembered
+    result = { error };
+  }
+  if (identity !== undefined) {
+    described.delete(path);
+    described.set(path, { identity, ...result });
+    if (described.size > DESCRIBED_ENTRIES) described.delete(described.keys().next().value as string);
+  }
+  if ('error' in result) throw result.error;
+  return structuredClone(result.info);
+}
+
+/** Files recently described, by path, with their size/mtime/inode when read. */
+const described = new Map<string, { identity: string } & ({ info: SingleFileInfo } | { error: unknown })>();
+const DESCRIBED_ENTRIES = 64;
+
+function readSingleFile(path: string): SingleFileInfo {
   assertNotPickle(path);
   try {
     const file = SafetensorsFile.open(path);
