@@ -68,6 +68,12 @@ export interface RunOptions {
   extraData?: { extra_pnginfo?: Record<string, unknown>; client_id?: string; [key: string]: unknown };
   /** Abort to interrupt the run. */
   signal?: AbortSignal;
+  /**
+   * Polled wherever the signal is checked (`ctx.throwIfAborted()`, `ctx.progress()`, between nodes): an
+   * interrupt a host can raise while a node runs synchronously (a flag in shared memory set by another
+   * thread), which an AbortSignal cannot deliver until the node yields.
+   */
+  interruptRequested?: () => boolean;
   /** Receives every event, synchronously, in order. A listener that throws is logged and ignored. */
   onEvent?: (event: ExecutionEvent) => void;
 }
@@ -186,6 +192,7 @@ class PromptRun {
   }
 
   get #signal(): AbortSignal {
+    if (!this.#controller.signal.aborted && this.options.interruptRequested?.()) this.#controller.abort(new InterruptedError());
     return this.#controller.signal;
   }
 
@@ -445,7 +452,7 @@ class PromptRun {
     const promptId = this.options.promptId;
     const signal = this.#signal;
     const throwIfAborted = () => {
-      if (signal.aborted) throw new InterruptedError();
+      if (this.#signal.aborted) throw new InterruptedError();
     };
     let last: { value: number; max: number } | undefined;
     const context: ExecutionContext = {

@@ -106,6 +106,12 @@ export class PromptWorker {
 
     const progress = new PromptProgressState(item.promptId);
     const onEvent = (event: ExecutionEvent) => {
+      if (event.type === 'node_started' || event.type === 'node_finished') {
+        // For progress_state only: not a ComfyUI message.
+        const state = progress.apply(event);
+        if (state) this.#hub.send(clientId, 'progress_state', state);
+        return;
+      }
       if (event.type === 'preview') {
         this.#hub.sendPreview(clientId, event.data.image.format, event.data.image.data);
         return;
