@@ -205,6 +205,29 @@ export {
   type StepPlan,
   type StepPlanner,
 } from './sampling.ts';
+// Sampling wrappers: chains around the run, UNet calls, CFG mixes and predictions, and the host's service that
+// turns a MODEL's patches into them (what a pack registers its patch kinds with).
+export { composeWrappers, type Wrapper } from './wrappers/chain.ts';
+export {
+  wrappersAt,
+  type SamplingWrappers,
+  type UnetCall,
+  type UnetOutputs,
+  type CfgCall,
+  type PredictionCall,
+  type StepValues,
+} from './wrappers/types.ts';
+export {
+  samplingExtensions,
+  SamplingExtensions,
+  PatchError,
+  isPatchError,
+  type ModelPatch,
+  type PatchableModel,
+  type RunLog,
+  type SamplingRun,
+  type SamplingExtension,
+} from './wrappers/extensions.ts';
 export {
   latentPreviewRgb,
   fitLatentRgbMap,

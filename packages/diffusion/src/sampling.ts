@@ -20,6 +20,9 @@
  * The loop itself knows nothing about attention: it builds the standard feeds for the chosen batch, adds the
  * planner's extra inputs verbatim (they must match the batch the plan chose: 2B rows for 'cfg', B otherwise),
  * and applies CFG only when the batch is 'cfg'.
+ *
+ * Wrappers (wrappers/types.ts) chain around the whole run, each UNet call, each CFG mix and each step's
+ * prediction; with none, every call is made directly, so unwrapped sampling is unchanged bit for bit.
  */
 import { concatBatch, guidance, splitBatch, type Tensor } from './tensor.ts';
 import { canShareCall, concatCrossAttn, runHalvesSeparately } from './cross-attn-batch.ts';
@@ -27,6 +30,8 @@ import { blendMasked, concatChannels } from './inpaint.ts';
 import type { Scheduler, StepNoise } from './schedulers/types.ts';
 import type { FeedValue } from './sessions.ts';
 import { FULL_VARIANT, timestepTensor, type UnetRunner } from './unet-runner.ts';
+import { composeWrappers } from './wrappers/chain.ts';
+import { wrappersAt, type CfgCall, type PredictionCall, type SamplingWrappers, type UnetCall, type UnetOutputs } from './wrappers/types.ts';
 
 /**
  * Which branches one UNet call computes:
@@ -144,6 +149,12 @@ export interface SampleOptions {
   signal?: AbortSignal;
   /** Same as signal, as a callback (for executors with their own interruption flag). */
   shouldInterrupt?: () => boolean;
+  /**
+   * Wrappers of the run, its UNet calls, CFG mixes and predictions, one set per extension, the first
+   * outermost (samplingExtensions().wrappersFor makes them from a MODEL's patches). The step-level chains are
+   * taken from this list as given to sample(), whatever a `sample` wrapper passes on.
+   */
+  wrappers?: readonly SamplingWrappers[];
 }
 
 export interface SampleResult {
@@ -167,7 +178,13 @@ function expandBatch(t: Tensor, batch: number, name: string): Tensor {
   throw new RangeError(`sample: ${name} has batch ${b} but the latent has batch ${batch}; give one embedding or one per latent`);
 }
 
-export async function sample(options: SampleOptions): Promise<SampleResult> {
+export function sample(options: SampleOptions): Promise<SampleResult> {
+  const outer = wrappersAt(options.wrappers, 'sample');
+  const loop = (o: SampleOptions) => runLoop(o, options.wrappers);
+  return outer.length ? composeWrappers(loop, outer)(options) : loop(options);
+}
+
+async function runLoop(options: SampleOptions, wrappers: readonly SamplingWrappers[] | undefined): Promise<SampleResult> {
   const { unet, scheduler, cfg, planner } = options;
   const io = unet.io;
   checkShape(options.latent, 'latent', 4);
@@ -231,6 +248,15 @@ export async function sample(options: SampleOptions): Promise<SampleResult> {
   };
   const mask = options.denoiseMask;
   const total = scheduler.timesteps.length;
+  // The step-level chains, built once; undefined where nothing wraps that point (the direct call is made).
+  const unetWrappers = wrappersAt(wrappers, 'unet');
+  const cfgWrappers = wrappersAt(wrappers, 'cfg');
+  const predictionWrappers = wrappersAt(wrappers, 'prediction');
+  const callUnet = unetWrappers.length
+    ? composeWrappers((call: UnetCall): Promise<UnetOutputs> => unetCall(unet, call, { contextName: io.encoderHiddenStates, contexts: [neg!, pos] }), unetWrappers)
+    : undefined;
+  const mixCfg = cfgWrappers.length ? composeWrappers((call: CfgCall) => Promise.resolve(guidance(call.uncond, call.cond, call.cfg)), cfgWrappers) : undefined;
+  const finishPrediction = predictionWrappers.length ? composeWrappers((call: PredictionCall) => Promise.resolve(call.prediction), predictionWrappers) : undefined;
   const plans: StepPlan[] = [];
   const unetMs: number[] = [];
   let x = scheduler.addNoise(options.latent, options.noise);
@@ -280,9 +306,11 @@ export async function sample(options: SampleOptions): Promise<SampleResult> {
     let out: Record<string, Tensor>;
     try {
       const fetches = [io.outSample, ...capture];
-      out = separate
-        ? await runHalvesSeparately(unet, plan.variant, feeds, { rows, contextName: io.encoderHiddenStates, contexts: [neg!, pos] }, fetches)
-        : await unet.run(plan.variant, feeds, fetches);
+      out = callUnet
+        ? await callUnet({ variant: plan.variant, feeds, fetches, rows, plan, context: ctx })
+        : separate
+          ? await runHalvesSeparately(unet, plan.variant, feeds, { rows, contextName: io.encoderHiddenStates, contexts: [neg!, pos] }, fetches)
+          : await unet.run(plan.variant, feeds, fetches);
     } catch (err) {
       // say which step and plan failed (ORT's own messages name only a node deep in the graph)
       const msg = err instanceof Error ? err.message : String(err);
@@ -293,13 +321,15 @@ export async function sample(options: SampleOptions): Promise<SampleResult> {
     if (raw.shape[0] !== rows) {
       throw new Error(`Sampling step ${i + 1} of ${total}: UNet variant "${plan.variant}" returned batch ${raw.shape[0]} for a "${plan.batch}" step of ${rows} rows`);
     }
+    const stepValues = mixCfg || finishPrediction ? valuesOf(scheduler, plan, ctx, x) : undefined;
     let modelOutput: Tensor;
     if (plan.batch === 'cfg') {
       const [uncond, cond] = splitBatch(raw, 2) as [Tensor, Tensor];
-      modelOutput = guidance(uncond, cond, cfg);
+      modelOutput = mixCfg ? await mixCfg({ ...stepValues!, uncond, cond, cfg }) : guidance(uncond, cond, cfg);
     } else {
       modelOutput = raw;
     }
+    if (finishPrediction) modelOutput = await finishPrediction({ ...stepValues!, prediction: modelOutput });
     if (planner?.afterStep) {
       const captured: Record<string, Tensor> = {};
       for (const n of capture) captured[n] = out[n]!;
@@ -315,4 +345,24 @@ export async function sample(options: SampleOptions): Promise<SampleResult> {
     options.onProgress?.(i + 1, total, preview);
   }
   return { latent: scheduler.finalLatent(x), plans, unetMs };
+}
+
+/** A UNet call as the loop makes it: one call, or the halves apart when the prompts cannot share one (no context fed). */
+function unetCall(unet: UnetRunner, call: UnetCall, halves: { contextName: string; contexts: [Tensor, Tensor] }): Promise<UnetOutputs> {
+  const separate = call.plan.batch === 'cfg' && !(halves.contextName in call.feeds);
+  return separate
+    ? runHalvesSeparately(unet, call.variant, { ...call.feeds }, { rows: call.rows, ...halves }, call.fetches)
+    : unet.run(call.variant, { ...call.feeds }, call.fetches);
+}
+
+/** What the cfg and prediction wrappers know of step i: the sample and the scheduler's conversions. */
+function valuesOf(scheduler: Scheduler, plan: StepPlan, context: StepContext, sample: Tensor) {
+  const i = context.step;
+  return {
+    plan,
+    context,
+    sample,
+    toDenoised: (prediction: Tensor) => scheduler.denoised(prediction, i, sample),
+    fromDenoised: (denoised: Tensor) => scheduler.modelOutputFor(denoised, i, sample),
+  };
 }

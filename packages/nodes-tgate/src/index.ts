@@ -19,7 +19,7 @@ import { InpaintModelConditioning, SetLatentNoiseMask, VAEEncodeForInpaint } fro
 import { PreviewImage, SaveImage } from './nodes/save-image.ts';
 import { CacheCrossAttn, CacheSelfAttn, DeepCache, GateSchedule, TGatePreset } from './nodes/tgate-nodes.ts';
 import { GateAdvisor } from './nodes/gate-advisor.ts';
-import { registerTgatePlanners } from './tgate/register.ts';
+import { registerTgateExtension } from './tgate/register.ts';
 
 export * from './types.ts';
 export * from './patches.ts';
@@ -27,7 +27,7 @@ export { runSampler, initialNoise, previewPacer, PREVIEW_INTERVAL_MS, type Sampl
 import { releaseAllModels } from './model-cache.ts';
 export { releaseAllModels };
 export * from './tgate/schedule.ts';
-export { planForPatches, samplingFor, registerTgatePlanners } from './tgate/register.ts';
+export { planForPatches, samplingFor, registerTgateExtension, type PlannedSampling } from './tgate/register.ts';
 export { recommendGate, relativeChange, AttentionChangeProbe } from './nodes/gate-advisor.ts';
 export { drawLineChart, type LineChart } from './tgate/plot.ts';
 
@@ -53,10 +53,10 @@ export const baseNodes = [
   PreviewImage,
 ] as const;
 
-/** TGATE and DeepCache (category sampling/tgate): patches on MODEL, planned by KSampler (tgate/register.ts). */
+/** TGATE and DeepCache (category sampling/tgate): patches on MODEL, run by their sampling extension (tgate/register.ts). */
 export const tgateNodes = [GateSchedule, CacheCrossAttn, CacheSelfAttn, DeepCache, TGatePreset, GateAdvisor] as const;
 
-registerTgatePlanners();
+registerTgateExtension();
 
 export default definePack({
   name: 'nodes-tgate',

@@ -7,10 +7,9 @@
  * imports this file: `socket('MODEL')` inputs are then typed `ModelRef`, and so on.
  */
 import { BYTE_SIZE } from '@gategraph/core';
-import type { DiffusionModel, ModelComponent, OpenedTextEncoder, OpenedVae, Tensor } from '@gategraph/diffusion';
+import type { DiffusionModel, ModelComponent, ModelPatch, OpenedTextEncoder, OpenedVae, PatchableModel, Tensor } from '@gategraph/diffusion';
 import { statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { ModelPatch } from './patches.ts';
 
 /**
  * MODEL: the denoising UNet of a checkpoint plus the patches nodes added to it (TGATE, DeepCache, ...).
@@ -19,7 +18,7 @@ import type { ModelPatch } from './patches.ts';
  * value with one more patch, and the value it received is untouched (other branches of the graph may use it).
  * `model` is shared by every value made from one checkpoint: its ONNX sessions are opened once.
  */
-export class ModelRef {
+export class ModelRef implements PatchableModel {
   readonly patches: readonly ModelPatch[];
 
   constructor(

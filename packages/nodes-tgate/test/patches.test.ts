@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { defineNode, estimateByteSize, silentLogger, socket, string, type ApiPrompt, type ExecutionContext } from '@gategraph/core';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodePrompt, OnnxUnetRunner, openModelFolder, randn, sample, schedulerForKSampler, zeros, type Tensor } from '@gategraph/diffusion';
-import { registerPatchPlanner, type ModelPatch } from '../src/patches.ts';
+import { encodePrompt, OnnxUnetRunner, openModelFolder, randn, sample, samplingExtensions, schedulerForKSampler, zeros, type Tensor } from '@gategraph/diffusion';
+import type { ModelPatch } from '../src/patches.ts';
 import type { Latent } from '../src/types.ts';
 import { ClipRef, ModelRef, VaeRef } from '../src/types.ts';
 import { defaultPrompt, host, noModel, packRegistry, testModelDir, validateAndRun } from './helpers.ts';
@@ -31,19 +31,30 @@ const CaptureLatent = defineNode({
   },
 });
 
-// A planner for 'test-plain' patches that plans exactly the plain steps and counts them.
+// An extension for 'test-plain' patches whose `sample` wrapper installs a planner of exactly the plain steps,
+// counting them.
 const planned: number[] = [];
-registerPatchPlanner(['test-plain'], (patches, context) => ({
-  planner: {
-    planStep(step, ctx) {
-      planned.push(step);
-      return { variant: 'full', batch: ctx.defaultBatch };
+samplingExtensions().register({
+  owner: 'patches.test',
+  kinds: ['test-plain'],
+  wrap: () => ({
+    async sample(next, options) {
+      try {
+        return await next({
+          ...options,
+          planner: {
+            planStep(step, ctx) {
+              planned.push(step);
+              return { variant: 'full', batch: ctx.defaultBatch };
+            },
+          },
+        });
+      } finally {
+        planned.push(-1); // marks that the run ended and the wrapper released what it held
+      }
     },
-  },
-  dispose() {
-    planned.push(-1); // marks that KSampler released the plan
-  },
-}));
+  }),
+});
 
 async function registry() {
   const r = await packRegistry();
@@ -96,13 +107,13 @@ test('KSampler without patches is exactly the engine\'s plain sampling', { skip:
   }
 });
 
-test('a patched MODEL is a new value: its patches reach the planner, the original MODEL stays plain', { skip: noModel }, async () => {
+test('a patched MODEL is a new value: its patches reach their extension, the original MODEL stays plain', { skip: noModel }, async () => {
   await registry();
   captured.clear();
   planned.length = 0;
   const { result } = await validateAndRun(graph('test-plain'));
   assert.equal(result.status, 'success', JSON.stringify(result.error));
-  assert.deepEqual(planned, [...Array.from({ length: 25 }, (_, i) => i), -1], 'the planner planned the 25 steps of the patched sampler only, then was disposed');
+  assert.deepEqual(planned, [...Array.from({ length: 25 }, (_, i) => i), -1], 'the planner planned the 25 steps of the patched sampler only, then the wrapper ended');
   assert.deepEqual(captured.get('patched')!.samples.data, captured.get('plain')!.samples.data, 'a plan of plain steps gives the plain result');
 });
 

@@ -10,15 +10,23 @@
  * threshold relative to the step before. It bounds the per-step change, not the drift accumulated over
  * many steps, so treat it as a starting point and compare images. When the last change is still above the
  * threshold there is no such g: the advisor returns the step count (TGATE off) and says so.
+ *
+ * The recording is a `sample` wrapper handed to the sampler directly (no patch on the MODEL): it runs the
+ * gated UNet variant with every module computed, so the run is the plain run, and collects the attn2 outputs.
  */
 import { combo, defineNode, float, int, socket } from '@gategraph/core';
-import { SAMPLER_NAMES, SCHEDULER_NAMES, captureAttentionStepper, prepareCachedUnet, type Tensor } from '@gategraph/diffusion';
-import { registerPatchPlanner, type ModelPatch } from '../patches.ts';
+import {
+  SAMPLER_NAMES,
+  SCHEDULER_NAMES,
+  captureAttentionStepper,
+  prepareCachedUnet,
+  type DiffusionModel,
+  type SamplingWrappers,
+  type Tensor,
+} from '@gategraph/diffusion';
 import { ModelRef } from '../types.ts';
 import { drawLineChart } from '../tgate/plot.ts';
 import { runSampler } from './ksampler.ts';
-
-const PROBE = 'tgate-advisor-probe';
 
 /** Collects the per-step relative change of the attn2 outputs. */
 export class AttentionChangeProbe {
@@ -62,19 +70,19 @@ export function recommendGate(changes: readonly number[], threshold: number): nu
   return g;
 }
 
-let registered = false;
-function registerProbe(): void {
-  if (registered) return;
-  registered = true;
-  registerPatchPlanner([PROBE], async (patches, ctx) => {
-    const probe = patches[0]!.settings.probe as AttentionChangeProbe;
-    const cached = await prepareCachedUnet(ctx.model, { attn2: true, attn1: false });
-    return {
-      planner: captureAttentionStepper(cached.layout, 'attn2', (_step, outputs) => probe.record(outputs)),
-      unet: cached.runner,
-      dispose: () => cached.release(),
-    };
-  });
+/** Runs the sampling on the attn2-gated variant, every module computed, handing each step's attn2 outputs to `probe`. */
+export function attentionProbeWrapper(model: DiffusionModel, probe: AttentionChangeProbe): SamplingWrappers {
+  return {
+    async sample(next, options) {
+      const cached = await prepareCachedUnet(model, { attn2: true, attn1: false });
+      try {
+        const planner = captureAttentionStepper(cached.layout, 'attn2', (_step, outputs) => probe.record(outputs));
+        return await next({ ...options, planner, unet: cached.runner });
+      } finally {
+        await cached.release();
+      }
+    },
+  };
 }
 
 export const GateAdvisor = defineNode({
@@ -111,13 +119,11 @@ export const GateAdvisor = defineNode({
     { type: 'STRING', name: 'summary', tooltip: 'The measured changes and the recommendation, in words.' },
   ],
   async execute(inputs, ctx) {
-    registerProbe();
     const probe = new AttentionChangeProbe();
     if (inputs.model.patches.length) ctx.log.info('GateAdvisor measures the plain model: the patches on its MODEL input are not applied.');
-    const patch: ModelPatch = { kind: PROBE, settings: { probe }, nodeId: ctx.nodeId, describe: () => 'GateAdvisor: record cross-attention outputs' };
     await runSampler(
       {
-        model: new ModelRef(inputs.model.model, [patch]),
+        model: new ModelRef(inputs.model.model),
         seed: inputs.seed,
         steps: inputs.steps,
         cfg: inputs.cfg,
@@ -129,6 +135,7 @@ export const GateAdvisor = defineNode({
         denoise: 1,
       },
       ctx,
+      { wrappers: [attentionProbeWrapper(inputs.model.model, probe)] },
     );
     const total = probe.changes.length + 1;
     const gate = recommendGate(probe.changes, inputs.threshold);

@@ -16,6 +16,7 @@ import {
   type LatentRgbMap,
   type Scheduler,
   type DiffusionModel,
+  type SamplingWrappers,
   type Tensor,
   concatBatch,
   concatChannels,
@@ -24,7 +25,7 @@ import {
   zeros,
 } from '@gategraph/diffusion';
 import { checkSamplingSize, conditioningFor, latentSamplesFor } from '../latent.ts';
-import { applyPatches, PatchError } from '../patches.ts';
+import { isPatchError, samplingWrappersFor } from '../patches.ts';
 import { checkSamplerInputs } from '../queue-checks.ts';
 import type { Conditioning, Latent, ModelRef } from '../types.ts';
 
@@ -153,8 +154,19 @@ function itemOf(t: Tensor, b: number): Tensor {
 /** ComfyUI's blank_inpaint_image_like: an all-black image's SD latent, per channel. */
 const BLANK_INPAINT_LATENT = [0.8223, -0.6876, 0.6364, 0.138];
 
+/** What a node running the sampler adds beyond its MODEL's patches. */
+export interface RunSamplerOptions {
+  /** Wrappers chained outside the patches' (GateAdvisor's attention probe), the first outermost. */
+  wrappers?: readonly SamplingWrappers[];
+}
+
+/** A PatchError, from planning or from preparing a wrapper, is the user's error on the `model` input. */
+function asModelInputError(error: unknown): unknown {
+  return isPatchError(error) ? new NodeInputError(`model: ${error.message}`, 'model') : error;
+}
+
 /** What KSampler does (exported for sampler nodes to come): checks, noise, patches, the engine's loop with progress and previews. */
-export async function runSampler(settings: SamplerSettings, ctx: ExecutionContext): Promise<Latent> {
+export async function runSampler(settings: SamplerSettings, ctx: ExecutionContext, options: RunSamplerOptions = {}): Promise<Latent> {
   const model = settings.model.model;
   const latent = settings.latent_image;
   const samples = latentSamplesFor(latent, model, 'latent_image');
@@ -172,9 +184,9 @@ export async function runSampler(settings: SamplerSettings, ctx: ExecutionContex
   // comes back as it was (as in ComfyUI).
   if (total === 0) return { samples, ...(latent.batch_index ? { batch_index: latent.batch_index } : {}) };
 
-  let patched;
+  let patched: SamplingWrappers[];
   try {
-    patched = await applyPatches(settings.model.patches, {
+    patched = await samplingWrappersFor(settings.model.patches, {
       model,
       steps: total,
       cfg,
@@ -185,9 +197,9 @@ export async function runSampler(settings: SamplerSettings, ctx: ExecutionContex
       signal: ctx.signal,
     });
   } catch (error) {
-    if (error instanceof PatchError) throw new NodeInputError(`model: ${error.message}`, 'model');
-    throw error;
+    throw asModelInputError(error);
   }
+  const wrappers = [...(options.wrappers ?? []), ...patched];
 
   // Previews are a convenience: a model whose VAE cannot be fitted still samples, without them.
   let previewMap: LatentRgbMap | undefined;
@@ -200,7 +212,7 @@ export async function runSampler(settings: SamplerSettings, ctx: ExecutionContex
   const previewDue = previewPacer();
   try {
     const result = await sample({
-      unet: patched?.unet ?? OnnxUnetRunner.forModel(model),
+      unet: OnnxUnetRunner.forModel(model),
       scheduler,
       positive,
       negative,
@@ -211,7 +223,7 @@ export async function runSampler(settings: SamplerSettings, ctx: ExecutionContex
       // add_noise off: ComfyUI samples from zero noise, i.e. from the latent as it is.
       noise: settings.addNoise === false ? zeros(samples.shape) : initialNoise(settings.seed, samples.shape, latent.batch_index),
       ...(scheduler.stochastic ? { stepNoise: createAncestralNoiseGenerator(settings.seed) } : {}),
-      ...(patched ? { planner: patched.planner } : {}),
+      ...(wrappers.length ? { wrappers } : {}),
       previews: previewMap !== undefined,
       signal: ctx.signal,
       onProgress(step, steps, preview) {
@@ -224,9 +236,7 @@ export async function runSampler(settings: SamplerSettings, ctx: ExecutionContex
     return out;
   } catch (error) {
     if (error instanceof SamplingInterruptedError) throw new InterruptedError(error.message);
-    throw error;
-  } finally {
-    await patched?.dispose?.();
+    throw asModelInputError(error);
   }
 }
 

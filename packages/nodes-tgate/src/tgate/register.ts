@@ -1,8 +1,10 @@
 /**
  * How KSampler runs MODELs patched by CacheCrossAttn / CacheSelfAttn ('tgate') and DeepCache ('deepcache'):
- * the patches become one ExecutionPlan (planTgate, planDeepCache, combinePlans: TGATE + DeepCache resets
- * DeepCache at the gate step and the step after, as T-GATE's own combination), the plan's notes go to the
- * sampler's log, and the engine's adapter (planStepper) runs it on the cached UNet variants.
+ * one sampling extension handles both kinds, because their combination is its own schedule. The patches become
+ * one ExecutionPlan (planTgate, planDeepCache, combinePlans: TGATE + DeepCache resets DeepCache at the gate step
+ * and the step after, as T-GATE's own combination), the plan's notes go to the sampler's log, and a `sample`
+ * wrapper runs the engine's adapter (planStepper) on the cached UNet variants for the length of the run.
+ * Wrappers of other kinds (a pack's CFG rescale, a step recorder) chain with it at the other points.
  *
  * A plan whose steps are all plain (gate at or past the last step, DeepCache interval 1) builds nothing and
  * runs the plain UNet exactly as an unpatched KSampler does.
@@ -20,10 +22,16 @@ import {
   planStepper,
   planTgate,
   prepareCachedUnet,
+  samplingExtensions,
   type DiffusionModel,
   type ExecutionPlan,
+  type SamplingExtension,
+  type SamplingRun,
+  type SamplingWrappers,
+  type StepPlanner,
+  type UnetRunner,
 } from '@gategraph/diffusion';
-import { PatchError, registerPatchPlanner, type ModelPatch, type PatchContext, type PatchedSampling } from '../patches.ts';
+import { PatchError, type ModelPatch } from '../patches.ts';
 import {
   DEEPCACHE_INPUTS,
   DEEPCACHE_PATCH,
@@ -144,8 +152,16 @@ export function planForPatches(patches: readonly ModelPatch[], model: DiffusionM
   return { plan, notes: [...notes, ...plan.notes].map(withInputNames) };
 }
 
+/** What the sampling loop runs for a plan, and how to release it once the run has ended. */
+export interface PlannedSampling {
+  planner: StepPlanner;
+  /** A runner with the UNet variants the planner asks for; absent: the model's plain UNet. */
+  unet?: UnetRunner;
+  dispose?(): void | Promise<void>;
+}
+
 /** Builds what the sampling loop runs for a plan: nothing extra for a plain plan, the cached variants otherwise. */
-export async function samplingFor(plan: ExecutionPlan, model: DiffusionModel, patches: readonly ModelPatch[]): Promise<PatchedSampling> {
+export async function samplingFor(plan: ExecutionPlan, model: DiffusionModel, patches: readonly ModelPatch[]): Promise<PlannedSampling> {
   if (isPlainPlan(plan)) return { planner: planStepper(plan, null) };
   let cached;
   try {
@@ -160,7 +176,8 @@ export async function samplingFor(plan: ExecutionPlan, model: DiffusionModel, pa
   return { planner: planStepper(plan, cached.layout), unet: cached.runner, dispose: () => cached.release() };
 }
 
-async function build(patches: readonly ModelPatch[], ctx: PatchContext): Promise<PatchedSampling> {
+/** Plans the run when it is asked for (errors before anything runs), and prepares the variants when it starts. */
+function wrap(patches: readonly ModelPatch[], ctx: SamplingRun): SamplingWrappers {
   const { plan, notes } = planForPatches(patches, ctx.model, ctx.steps, ctx.cfg);
   const fixed = ctx.model.io.unet.fixedBatch;
   const latentBatch = ctx.latentShape[0] ?? 1;
@@ -173,15 +190,26 @@ async function build(patches: readonly ModelPatch[], ctx: PatchContext): Promise
   }
   // A setting that switches the method off is worth a warning: the user asked for a speed-up they will not get.
   for (const note of notes) (/no effect|no-op|is off/i.test(note) ? ctx.log.warn(note) : ctx.log.info(note));
-  return samplingFor(plan, ctx.model, patches);
+  return {
+    async sample(next, options) {
+      // Two planners cannot both decide which variant runs: say so rather than drop one silently.
+      if (options.planner) {
+        throw new PatchError(`the TGATE/DeepCache nodes (${patches.map((p) => `#${p.nodeId ?? '?'}`).join(', ')}) plan every step, and another sampling wrapper already installed a step planner`);
+      }
+      const sampling = await samplingFor(plan, ctx.model, patches);
+      try {
+        return await next({ ...options, planner: sampling.planner, ...(sampling.unet ? { unet: sampling.unet } : {}) });
+      } finally {
+        await sampling.dispose?.();
+      }
+    },
+  };
 }
 
-let registered = false;
-/** Registers the TGATE / DeepCache planners (once per process). */
-export function registerTgatePlanners(): void {
-  if (registered) return;
-  registered = true;
-  registerPatchPlanner([TGATE_PATCH], build);
-  registerPatchPlanner([DEEPCACHE_PATCH], build);
-  registerPatchPlanner([TGATE_PATCH, DEEPCACHE_PATCH], build);
+/** The extension for 'tgate' and 'deepcache' patches: one, since the two plan together. */
+const extension: SamplingExtension = { owner: 'nodes-tgate', kinds: [TGATE_PATCH, DEEPCACHE_PATCH], wrap };
+
+/** Registers the TGATE / DeepCache extension with the host's sampling-extension service (again: no change). */
+export function registerTgateExtension(): void {
+  samplingExtensions().register(extension);
 }
