@@ -12,7 +12,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { register as registerModuleHooks } from 'node:module';
-import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { stat } from 'node:fs/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { checkNodeDefinition } from './check-node-definition.ts';
@@ -108,8 +108,9 @@ interface Candidate {
  * Imports the packs and registers their nodes into `options.registry`: workspace packages first, then the
  * entries of `customNodesDir` in name order. Never throws for a broken pack; see the report.
  *
- * Side effect: installs (once per process) a module resolution hook so that packs importing
- * `@gategraph/core` get the host's copy (see pack-core-resolve-hook.mjs).
+ * Side effect: installs a module resolution hook so that packs importing `@gategraph/core`, or another
+ * `@gategraph/*` package one of `packages` depends on (`@gategraph/diffusion`), get the host's copy (see
+ * pack-core-resolve-hook.mjs). It is registered again only when `packages` adds a folder it does not know.
  */
 export async function loadPacks(options: LoadPacksOptions): Promise<PackLoadReport> {
   const logger = options.logger ?? silentLogger;
@@ -118,8 +119,6 @@ export async function loadPacks(options: LoadPacksOptions): Promise<PackLoadRepo
     report.failed.push(failure);
     logger.error(`pack "${failure.name}" failed to load (${failure.root}): ${failure.error}`);
   };
-  installCoreResolveHook();
-
   const candidates: Candidate[] = [];
   for (const spec of options.packages ?? []) {
     const dir = await resolvePackageDir(spec, options.resolveFrom ?? process.cwd());
@@ -127,6 +126,8 @@ export async function loadPacks(options: LoadPacksOptions): Promise<PackLoadRepo
     else if (isAbsolute(spec)) candidates.push({ name: packNameFromPath(spec), root: dir, provisionalName: true });
     else candidates.push({ name: spec, root: dir, provisionalName: false });
   }
+  // Before any pack is imported: the host's own packs are where custom_nodes/ packs find @gategraph/*.
+  await installPackResolveHook(candidates.map((c) => c.root));
   if (options.customNodesDir !== undefined) {
     const dir = resolve(options.customNodesDir);
     try {
@@ -322,9 +323,21 @@ function firstFrameInside(stack: string, root: string): string | undefined {
   return undefined;
 }
 
-let coreResolveHookInstalled = false;
-function installCoreResolveHook(): void {
-  if (coreResolveHookInstalled) return;
-  coreResolveHookInstalled = true;
-  registerModuleHooks(new URL('./pack-core-resolve-hook.mjs', import.meta.url));
+/** Package folders (and pack files) the resolve hook already resolves from, as URLs of files inside them. */
+const hookAnchors = new Set<string>();
+let hookRegistered = false;
+
+async function installPackResolveHook(roots: readonly string[]): Promise<void> {
+  const fresh: string[] = [];
+  for (const root of roots) {
+    // A URL of a file inside the folder: resolution starts at the folder's own node_modules.
+    const anchor = pathToFileURL((await stat(root)).isDirectory() ? join(root, 'package.json') : root).href;
+    if (!hookAnchors.has(anchor)) fresh.push(anchor);
+  }
+  if (hookRegistered && fresh.length === 0) return;
+  hookRegistered = true;
+  for (const anchor of fresh) hookAnchors.add(anchor);
+  // Hooks run on the loader thread: the folders travel as `initialize` data; a later registration adds its own
+  // (the hook keeps one list, so the resolution order stays the host's load order).
+  registerModuleHooks(new URL('./pack-core-resolve-hook.mjs', import.meta.url), { data: { anchors: fresh } });
 }
