@@ -22,8 +22,10 @@ import { createApp } from './app.ts';
 import { defaultEditorDir, resolveConfig, workspaceInstallCommand, type ConfigInput, type ServerConfig } from './config.ts';
 import { PromptQueue } from './queue.ts';
 import { normalizeRequestUrl, upgradeRefusal } from './security.ts';
-import { MemoryActions } from './memory-actions.ts';
+import { MemoryActions, packHooksUnloader, type ModelUnloader } from './memory-actions.ts';
 import { PromptWorker } from './worker.ts';
+import { InProcessRunner, type PromptRunner } from './prompt-runner.ts';
+import { ExecutorThread } from './executor-thread.ts';
 import { WsHub } from './ws-hub.ts';
 
 export { resolveConfig, parseCliArgs, CLI_USAGE, DEFAULT_HOST, DEFAULT_PORT, type ServerConfig, type ConfigInput } from './config.ts';
@@ -32,6 +34,7 @@ export { DurableStore, StoreDamagedError, HISTORY_EXTRA_DATA_LIMIT, type QueueIt
 export { DataDirLockedError, LOCK_FILE } from './data-lock.ts';
 export { WsHub, BINARY_PREVIEW_IMAGE, PREVIEW_FORMAT } from './ws-hub.ts';
 export { ALL_CACHED_NOTE } from './worker.ts';
+export { DEFAULT_HARD_STOP_MS, HARD_STOP_REASON, THREAD_RESTARTED_REASON } from './executor-thread.ts';
 export { originAllowed, isLoopbackHostname, canonicalHostname, isPublicRequest, normalizeRequestUrl } from './security.ts';
 
 export interface StartServerOptions extends ConfigInput {
@@ -46,6 +49,18 @@ export interface StartServerOptions extends ConfigInput {
   extraPacks?: string[];
   /** Output cache settings of the executor(s). */
   cache?: OutputCacheOptions;
+  /**
+   * Where nodes run: `thread` (the default when the server loads the packs) runs them in a worker thread, so a
+   * node computing synchronously never stalls HTTP and websocket; `in-process` runs them on the server's event
+   * loop. A `registry` of node objects runs in-process (functions cannot cross to a thread); asking for
+   * `thread` with one is an error. See the README's "Where nodes run".
+   */
+  execution?: 'thread' | 'in-process';
+  /**
+   * In the thread: how long after an interrupt a node may go on before its thread is terminated (and a fresh
+   * one started); default DEFAULT_HARD_STOP_MS.
+   */
+  hardStopMs?: number;
   logger?: Logger;
   /** Environment read for HOST, PORT and GATEGRAPH_TOKEN; default `process.env`. */
   env?: NodeJS.ProcessEnv;
@@ -138,45 +153,63 @@ async function startWith(
 ): Promise<GategraphServer> {
   for (const dir of [config.paths.output, config.paths.input, config.paths.temp]) mkdirSync(dir, { recursive: true });
 
+  const execution = options.execution ?? (options.registry ? 'in-process' : 'thread');
+  if (execution === 'thread' && options.registry) {
+    throw new Error("execution 'thread' loads the packs from their paths in the thread; a registry of node objects runs only 'in-process'");
+  }
   let registry: NodeRegistry;
   let extensions = options.webExtensions ?? [];
-  let freeHooks: Array<() => void | Promise<void>> = [];
+  let unloadModels: ModelUnloader = packHooksUnloader([]);
+  let thread: ExecutorThread | undefined;
   if (options.registry) {
     registry = options.registry;
   } else {
-    const host = await createHost({
-      root,
-      paths: config.paths,
+    const packOptions = {
       ...(options.customNodesDir !== undefined ? { customNodesDir: options.customNodesDir } : {}),
       ...(options.extraPacks ? { extraPacks: options.extraPacks } : {}),
-      logger,
-    });
+    };
+    // The server's registry validates prompts and answers object_info; the thread loads the same packs to run
+    // them. Both load at once.
+    const hostLoading = createHost({ root, paths: config.paths, ...packOptions, logger });
+    const threadStarting =
+      execution === 'thread'
+        ? ExecutorThread.start({
+            init: { root, paths: config.paths, ...packOptions, ...(options.cache ? { cache: options.cache } : {}), executors: config.workers },
+            logger,
+            ...(options.hardStopMs !== undefined ? { hardStopMs: options.hardStopMs } : {}),
+            serverPacks: hostLoading.then((host) => host.packs.loaded.map((pack) => pack.name)),
+          })
+        : undefined;
+    const [host, started] = await Promise.all([hostLoading, threadStarting]);
     registry = host.registry;
     extensions = listWebExtensions(host.packs);
-    freeHooks = host.packs.loaded.flatMap((pack) => (pack.onFree ? [pack.onFree] : []));
+    thread = started;
+    unloadModels = thread
+      ? () => thread!.unloadModels()
+      : packHooksUnloader(host.packs.loaded.flatMap((pack) => (pack.onFree ? [pack.onFree] : [])));
   }
 
-  const { queue, recovered } = PromptQueue.open({
-    dataDir: config.dataDir,
-    maxHistory: config.maxHistory,
-    maxHistoryBytes: config.maxHistoryBytes,
-    logger,
-    ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
-  });
+  let opened: ReturnType<typeof PromptQueue.open>;
+  try {
+    opened = PromptQueue.open({
+      dataDir: config.dataDir,
+      maxHistory: config.maxHistory,
+      maxHistoryBytes: config.maxHistoryBytes,
+      logger,
+      ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
+    });
+  } catch (error) {
+    // Another server holds the folder, say: a started thread would keep this process alive.
+    await thread?.close();
+    throw error;
+  }
+  const { queue, recovered } = opened;
   const hub = new WsHub({ logger });
   let workers: PromptWorker[] = [];
-  const memory = new MemoryActions(() => workers, freeHooks, logger);
-  workers = Array.from(
-    { length: config.workers },
-    () =>
-      new PromptWorker({
-        queue,
-        hub,
-        logger,
-        memory,
-        executor: new Executor(registry, { paths: config.paths, logger, ...(options.cache ? { cache: options.cache } : {}) }),
-      }),
-  );
+  const memory = new MemoryActions(() => workers, unloadModels, logger);
+  const runner = (slot: number): PromptRunner =>
+    thread ? thread.runner(slot) : new InProcessRunner(new Executor(registry, { paths: config.paths, logger, ...(options.cache ? { cache: options.cache } : {}) }));
+  workers = Array.from({ length: config.workers }, (_, slot) => new PromptWorker({ queue, hub, logger, memory, runner: runner(slot) }));
 
   // Queue changes are announced once per tick, however many happened in it.
   let statusScheduled = false;
@@ -248,6 +281,7 @@ async function startWith(
     // The port is taken (say): leave the data folder as it was found, its lock released.
     clearInterval(pinger);
     queue.close();
+    await thread?.close();
     throw error;
   }
   const address = server.address();
@@ -267,6 +301,7 @@ async function startWith(
         new Promise<false>((resolve) => setTimeout(() => resolve(false), INTERRUPT_GRACE_MS).unref()),
       ]);
       if (!settled) logger.warn('A running prompt did not stop in time; it will be reported as interrupted on the next start');
+      await thread?.close();
       queue.close();
       hub.closeAll();
       server.closeIdleConnections();

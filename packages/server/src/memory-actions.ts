@@ -3,7 +3,8 @@
  * prompts, never under a running one. Unloading models releases the sessions a running sampler holds, so it
  * waits until no worker runs a prompt; emptying a worker's output cache waits until that worker's prompt is done.
  */
-import type { Executor, Logger } from '@gategraph/core';
+import type { Logger } from '@gategraph/core';
+import type { PromptRunner } from './prompt-runner.ts';
 
 export interface FreeRequest {
   /** Empty the output cache (ComfyUI's `free_memory`; `unload_models` implies it). */
@@ -12,10 +13,24 @@ export interface FreeRequest {
   unloadModels: boolean;
 }
 
-/** What the memory actions need of a worker: whether it runs a prompt, and its executor's cache. */
+/** What the memory actions need of a worker: whether it runs a prompt, and its runner's output cache. */
 export interface WorkerState {
   readonly current: unknown;
-  readonly executor: Pick<Executor, 'cache'>;
+  readonly runner: Pick<PromptRunner, 'clearCache'>;
+}
+
+/**
+ * Releases the models the packs hold, where they hold them: this thread's packs' hooks (in-process), or the
+ * execution thread's (executor-thread.ts). Says how many hooks ran and which failed.
+ */
+export type ModelUnloader = () => Promise<{ hooks: number; failures: string[] }>;
+
+/** The unloader for packs loaded in this thread: runs their `onFree` hooks; one that fails does not stop the others. */
+export function packHooksUnloader(hooks: ReadonlyArray<() => void | Promise<void>>): ModelUnloader {
+  return async () => {
+    const results = await Promise.allSettled(hooks.map(async (hook) => hook()));
+    return { hooks: results.length, failures: results.flatMap((r) => (r.status === 'rejected' ? [String(r.reason)] : [])) };
+  };
 }
 
 export class MemoryActions {
@@ -26,7 +41,7 @@ export class MemoryActions {
 
   constructor(
     readonly workers: () => readonly WorkerState[],
-    readonly freeHooks: ReadonlyArray<() => void | Promise<void>>,
+    readonly unloadModels: ModelUnloader,
     readonly logger: Logger,
   ) {}
 
@@ -55,7 +70,7 @@ export class MemoryActions {
     let freed = 0;
     for (const worker of [...this.#cachesToFree]) {
       if (worker.current !== undefined) continue;
-      worker.executor.cache.clear();
+      await worker.runner.clearCache();
       this.#cachesToFree.delete(worker);
       freed++;
     }
@@ -63,8 +78,8 @@ export class MemoryActions {
     if (!this.#unloadPending || this.workers().some((w) => w.current !== undefined)) return;
     this.#unloadPending = false;
     // A pack hook that fails must not fail the others: the cache is already free.
-    const results = await Promise.allSettled(this.freeHooks.map(async (hook) => hook()));
-    for (const r of results) if (r.status === 'rejected') this.logger.warn(`a pack failed to free its models: ${String(r.reason)}`);
-    this.logger.info(`Unloaded models (${results.length} pack hook${results.length === 1 ? '' : 's'})`);
+    const { hooks, failures } = await this.unloadModels();
+    for (const failure of failures) this.logger.warn(`a pack failed to free its models: ${failure}`);
+    this.logger.info(`Unloaded models (${hooks} pack hook${hooks === 1 ? '' : 's'})`);
   }
 }

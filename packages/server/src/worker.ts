@@ -3,17 +3,18 @@
  * the history entry, and only then sends ComfyUI's final `executing {node: null}`: a client that asks for
  * the history on that message always finds it.
  *
- * One worker by default. Each worker owns an Executor (an executor runs one prompt at a time); with one
- * worker the output cache is therefore shared by every prompt, which is what makes an unchanged resubmitted
- * prompt instant.
+ * One worker by default. Each worker owns a runner, i.e. an Executor (an executor runs one prompt at a time) in
+ * the execution thread or in this one (prompt-runner.ts); with one worker the output cache is therefore shared
+ * by every prompt, which is what makes an unchanged resubmitted prompt instant.
  */
-import type { ExecutionEvent, Executor, Logger, RunResult } from '@gategraph/core';
+import type { ExecutionEvent, Logger, RunResult } from '@gategraph/core';
 import { SERVER_STOPPED_MESSAGE, type PromptQueue } from './queue.ts';
 import type { HistoryEntry, QueueItem, StatusMessage } from './store.ts';
 import type { WsHub } from './ws-hub.ts';
 import { withoutServerPaths } from './client-text.ts';
 import type { MemoryActions } from './memory-actions.ts';
 import { PromptProgressState } from './progress-state.ts';
+import type { PromptRunner } from './prompt-runner.ts';
 
 /** Events kept in the history entry's `status.messages`, as ComfyUI keeps them. */
 const STATUS_EVENTS = new Set(['execution_start', 'execution_cached', 'execution_success', 'execution_error', 'execution_interrupted']);
@@ -35,7 +36,7 @@ export interface RunningPrompt {
 
 export interface WorkerOptions {
   queue: PromptQueue;
-  executor: Executor;
+  runner: PromptRunner;
   hub: WsHub;
   logger: Logger;
   /** `POST /free`'s actions, carried out between prompts. */
@@ -43,7 +44,7 @@ export interface WorkerOptions {
 }
 
 export class PromptWorker {
-  readonly executor: Executor;
+  readonly runner: PromptRunner;
   readonly #queue: PromptQueue;
   readonly #hub: WsHub;
   readonly #logger: Logger;
@@ -52,7 +53,7 @@ export class PromptWorker {
   #loop: Promise<void> | undefined;
 
   constructor(options: WorkerOptions) {
-    this.executor = options.executor;
+    this.runner = options.runner;
     this.#queue = options.queue;
     this.#hub = options.hub;
     this.#logger = options.logger;
@@ -135,15 +136,13 @@ export class PromptWorker {
 
     let result: RunResult;
     try {
-      result = await this.executor.run(item.prompt, {
-        promptId: item.promptId,
-        outputs: item.outputs,
-        extraData: item.extraData,
-        signal: current.controller.signal,
-        onEvent,
-      });
+      result = await this.runner.run(
+        { prompt: item.prompt, promptId: item.promptId, outputs: item.outputs, extraData: item.extraData },
+        { signal: current.controller.signal, onEvent },
+      );
     } catch (error) {
-      // The executor rejects only on misuse (a second concurrent run); report it like a failed prompt.
+      // The runner rejects only on misuse (a second concurrent run) or when the execution thread cannot start;
+      // report it like a failed prompt.
       const message = (error as Error).message;
       const data = {
         prompt_id: item.promptId,
