@@ -1,25 +1,21 @@
 /**
- * The dependency structure of an API prompt: who feeds whom. Used by validation (cycles, ancestors of
- * outputs) and by the executor (what to run, in which order).
+ * Graph algorithms over node ids, independent of what a node is: each takes the nodes and a function giving
+ * a node's dependencies (the nodes it links from). The prompt graph (`prompt-graph.ts`) supplies that function
+ * under its one rule for "a node's links", so validation, signatures and the executor agree.
  */
-import { isLink, type ApiPrompt } from './workflow/api-format.ts';
 
-/** The ids of the nodes an input list links from (duplicates removed, dangling ids kept). */
-export function linkedSources(inputs: Record<string, unknown>): string[] {
-  const sources = new Set<string>();
-  for (const value of Object.values(inputs)) if (isLink(value)) sources.add(String(value[0]));
-  return [...sources];
-}
+/** The nodes `id` links from (duplicates allowed, ids outside the graph ignored by the callers). */
+export type Dependencies = (id: string) => readonly string[];
 
-/** Every node reachable upstream from `targets`, targets included. Links to unknown ids are skipped. */
-export function ancestorsOf(prompt: ApiPrompt, targets: Iterable<string>): Set<string> {
+/** Every node reachable upstream from `targets`, targets included; `exists` filters out dangling ids. */
+export function ancestorsOf(targets: Iterable<string>, deps: Dependencies, exists: (id: string) => boolean): Set<string> {
   const seen = new Set<string>();
   const stack = [...targets];
   while (stack.length) {
     const id = stack.pop()!;
-    if (seen.has(id) || !Object.hasOwn(prompt, id)) continue;
+    if (seen.has(id) || !exists(id)) continue;
     seen.add(id);
-    for (const src of linkedSources(prompt[id]!.inputs)) stack.push(src);
+    for (const src of deps(id)) stack.push(src);
   }
   return seen;
 }
@@ -28,7 +24,7 @@ export function ancestorsOf(prompt: ApiPrompt, targets: Iterable<string>): Set<s
  * Nodes that lie on a cycle among `nodes` (Tarjan's strongly connected components; a component of size > 1,
  * or a node linking to itself, is a cycle). Empty when the sub-graph is acyclic.
  */
-export function findCycles(prompt: ApiPrompt, nodes: Iterable<string> = Object.keys(prompt)): string[][] {
+export function findCycles(nodes: Iterable<string>, deps: Dependencies): string[][] {
   const within = new Set(nodes);
   const index = new Map<string, number>();
   const low = new Map<string, number>();
@@ -47,7 +43,7 @@ export function findCycles(prompt: ApiPrompt, nodes: Iterable<string> = Object.k
       counter++;
       stack.push(id);
       onStack.add(id);
-      work.push({ id, next: 0, deps: linkedSources(prompt[id]?.inputs ?? {}).filter((d) => within.has(d)) });
+      work.push({ id, next: 0, deps: deps(id).filter((d) => within.has(d)) });
     };
     open(start);
     while (work.length) {
@@ -78,47 +74,19 @@ export function findCycles(prompt: ApiPrompt, nodes: Iterable<string> = Object.k
 }
 
 /**
- * A topological order of `nodes` (dependencies first). Ties keep the numeric-then-lexical id order, so runs
- * are deterministic. Throws if the sub-graph has a cycle (validate first).
- */
-export function topologicalOrder(prompt: ApiPrompt, nodes: Iterable<string>): string[] {
-  const within = new Set(nodes);
-  const pending = new Map<string, number>();
-  const dependents = new Map<string, string[]>();
-  for (const id of within) {
-    const deps = linkedSources(prompt[id]?.inputs ?? {}).filter((d) => within.has(d));
-    pending.set(id, deps.length);
-    for (const d of deps) (dependents.get(d) ?? dependents.set(d, []).get(d)!).push(id);
-  }
-  const ready = [...within].filter((id) => pending.get(id) === 0).sort(compareIds);
-  const order: string[] = [];
-  while (ready.length) {
-    const id = ready.shift()!;
-    order.push(id);
-    for (const next of dependents.get(id) ?? []) {
-      const left = pending.get(next)! - 1;
-      pending.set(next, left);
-      if (left === 0) insertSorted(ready, next);
-    }
-  }
-  if (order.length !== within.size) throw new Error('The graph has a cycle');
-  return order;
-}
-
-/**
  * `nodes` reordered so that every node comes after the nodes it links from (among `nodes`), otherwise keeping
  * their order; linear in the links (a depth-first walk). Unlike topologicalOrder it does not throw on a
  * cycle: a node already being visited is not waited for.
  */
-export function upstreamFirst(prompt: ApiPrompt, nodes: readonly string[]): string[] {
+export function upstreamFirst(nodes: readonly string[], deps: Dependencies): string[] {
   const within = new Set(nodes);
   const done = new Set<string>();
   const order: string[] = [];
   for (const start of nodes) {
     if (done.has(start)) continue;
     done.add(start);
-    const stack: Array<{ id: string; deps: string[]; next: number }> = [
-      { id: start, deps: linkedSources(prompt[start]?.inputs ?? {}), next: 0 },
+    const stack: Array<{ id: string; deps: readonly string[]; next: number }> = [
+      { id: start, deps: deps(start), next: 0 },
     ];
     while (stack.length) {
       const frame = stack[stack.length - 1]!;
@@ -128,7 +96,7 @@ export function upstreamFirst(prompt: ApiPrompt, nodes: readonly string[]): stri
         stack.pop();
       } else if (within.has(dep) && !done.has(dep)) {
         done.add(dep);
-        stack.push({ id: dep, deps: linkedSources(prompt[dep]?.inputs ?? {}), next: 0 });
+        stack.push({ id: dep, deps: deps(dep), next: 0 });
       }
     }
   }
@@ -196,10 +164,4 @@ export function compareIds(a: string, b: string): number {
   const nb = Number(b);
   if (Number.isFinite(na) && Number.isFinite(nb) && na !== nb) return na - nb;
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function insertSorted(list: string[], id: string): void {
-  let i = 0;
-  while (i < list.length && compareIds(list[i]!, id) < 0) i++;
-  list.splice(i, 0, id);
 }

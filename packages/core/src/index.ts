@@ -7,6 +7,8 @@ export * from './errors.ts';
 export * from './registry.ts';
 export * from './events.ts';
 export * from './graph.ts';
+export * from './prompt-graph.ts';
+export * from './graph-builder.ts';
 export * from './workflow/api-format.ts';
 export * from './packs.ts';
 export * from './check-node-definition.ts';

@@ -124,6 +124,12 @@ export interface SocketInput<T = unknown> extends CommonInputOptions {
    * non-primitive input. Off by default: a constant where a MODEL or LATENT must be linked is refused.
    */
   acceptsConstant?: boolean;
+  /**
+   * ComfyUI's `rawLink`: `execute` receives the link itself (`[sourceId, outputSlot]`), not the value. The
+   * source still runs first. For nodes that build graphs from the prompt (a loop's closing node finding its
+   * opening node).
+   */
+  rawLink?: boolean;
   /** Phantom field carrying the value type; never set at run time. */
   readonly __value?: T;
 }
@@ -140,6 +146,53 @@ export interface HiddenValues {
   EXTRA_PNGINFO: Record<string, unknown> | undefined;
   /** The id of the node being executed. */
   UNIQUE_ID: string;
+  /** The live prompt: the submitted nodes and those expansions added so far (ComfyUI's `DYNPROMPT`). */
+  DYNPROMPT: PromptView;
+}
+
+/** A node as the live prompt shows it. */
+export interface PromptViewNode {
+  readonly class_type: string;
+  readonly inputs: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * Read access to the prompt being run, expansions included (ComfyUI's DynamicPrompt): a node that expands into
+ * a copy of part of the graph (a loop body) reads it here.
+ */
+export interface PromptView {
+  get(id: string): PromptViewNode | undefined;
+  has(id: string): boolean;
+  /** Every node id, submitted ones first, then expanded ones in the order they were added. */
+  ids(): string[];
+  /** The node the editor shows `id` on: itself, or the node whose expansion made it (or its override). */
+  displayId(id: string): string | undefined;
+  /** The node whose expansion made `id`; null for a submitted node, undefined for an unknown id. */
+  parentId(id: string): string | null | undefined;
+  /** The submitted node `id` descends from (itself for a submitted node). */
+  realId(id: string): string | undefined;
+}
+
+/** A link in an API prompt: `[source node id, output slot]`. */
+export type PromptLink = [string, number];
+
+/** A node of an expansion: an API node, optionally shown on another node in the editor. */
+export interface ExpandedNode {
+  class_type: string;
+  inputs: Record<string, unknown>;
+  /** The node its progress and errors are shown on (ComfyUI's `override_display_id`); default: the parent's. */
+  override_display_id?: string;
+}
+
+/**
+ * What `execute` returns to expand into a sub-graph (ComfyUI's `{"result": ..., "expand": graph}`): the
+ * nodes to add (ids made unique by a GraphBuilder from `ctx.graph()`), and the node's outputs, each a value or
+ * a link to an output of a node in the expansion (`builderNode.out(slot)`), resolved once that node has run.
+ */
+export interface ExpansionResult {
+  outputs: readonly unknown[];
+  expand: Record<string, ExpandedNode>;
+  ui?: UiOutput;
 }
 export type HiddenKind = keyof HiddenValues;
 
@@ -155,6 +208,11 @@ export interface OutputSpec {
   /** The node returns an array for this output; downstream nodes run once per element. */
   isList?: boolean;
 }
+
+/** What `checkLazyStatus` receives: every input as a value, `undefined` where not available yet. */
+export type LazyStatusInputs<I extends InputsShape, H extends HiddenShape = {}> = { [K in keyof I]?: ValueOf<I[K]> } & {
+  [K in keyof H]: HiddenValues[H[K]];
+};
 
 /** A lazily evaluated input value. */
 export type Lazy<T> = () => Promise<T>;
@@ -229,6 +287,27 @@ export interface ExecutionContext {
   /** Messages go to the host's log with the node id attached. */
   log: Logger;
   paths: HostPaths;
+  /**
+   * A builder for an expansion: node ids it makes are prefixed with `<this node>.<call>.<n>.`, so they are
+   * unique and the same on every run (ComfyUI's GraphBuilder with its default prefix).
+   */
+  graph(): GraphBuilderLike;
+}
+
+/** What `ctx.graph()` returns; the class is `GraphBuilder` in `graph-builder.ts`. */
+export interface GraphBuilderLike {
+  readonly prefix: string;
+  node(classType: string, inputs?: Record<string, unknown>, id?: string): GraphBuilderNodeLike;
+  lookup(id: string): GraphBuilderNodeLike | undefined;
+  finalize(): Record<string, ExpandedNode>;
+}
+
+export interface GraphBuilderNodeLike {
+  /** The full (prefixed) id. */
+  readonly id: string;
+  out(slot: number): PromptLink;
+  set(input: string, value: unknown): this;
+  overrideDisplayId(id: string): this;
 }
 
 /** What `validate` receives: the constant (widget) inputs; linked inputs are absent (not known yet). */
@@ -293,6 +372,22 @@ export interface NodeDefinition<
   outputNode?: boolean;
   /** Every input arrives as an array of all values (ComfyUI's `INPUT_IS_LIST`): no per-element mapping. */
   inputIsList?: L;
+  /**
+   * The node takes inputs it does not declare (ComfyUI's `**kwargs` with an any-key INPUT_TYPES, or V3's
+   * `accept_all_inputs`): every key of its prompt entry reaches `execute`, constants as they are and links
+   * resolved (their sources planned and run like any other link). Their types are not checked.
+   */
+  acceptsUndeclaredInputs?: boolean;
+  /**
+   * The node waits rather than computes (network, a timer, another process): it may run while other nodes run
+   * (ComfyUI runs `async def` nodes so). Other nodes run one at a time.
+   */
+  concurrent?: boolean;
+  /**
+   * Its output must not be shared with another node with the same inputs (ComfyUI's `NOT_IDEMPOTENT`): the node
+   * id is part of its cache key, as for a node taking `UNIQUE_ID`.
+   */
+  notIdempotent?: boolean;
   deprecated?: boolean;
   experimental?: boolean;
   /**
@@ -313,10 +408,17 @@ export interface NodeDefinition<
    * Return `NaN` to run every time (ComfyUI's convention). Receives the resolved non-lazy constant inputs.
    */
   fingerprint?(inputs: ValidateInputs<I>, context: FingerprintContext): unknown | Promise<unknown>;
+  /**
+   * ComfyUI's `check_lazy_status`: called before `execute` with the values available now (a lazy input not yet
+   * evaluated is `undefined`; one already available, e.g. cached, is passed as its value); returns the names of
+   * the lazy inputs it needs. Those are evaluated and the hook is asked again, until it asks for nothing new.
+   * `execute` then reads lazy inputs as usual (`await inputs.x()`), at once for the evaluated ones.
+   */
+  checkLazyStatus?(inputs: LazyStatusInputs<I, H>, ctx: ExecutionContext): readonly string[] | Promise<readonly string[]>;
   execute(
     inputs: InputValues<I, H, L>,
     ctx: ExecutionContext,
-  ): Promise<OutputValues<O> | NodeResult<O>> | OutputValues<O> | NodeResult<O>;
+  ): Promise<OutputValues<O> | NodeResult<O> | ExpansionResult> | OutputValues<O> | NodeResult<O> | ExpansionResult;
 }
 
 /** A definition with its generic parameters erased, as stored in the registry. */
@@ -338,4 +440,19 @@ export function defineNode<
 /** True if a value returned by `execute` is the `{ outputs, ui }` form rather than a bare outputs array. */
 export function isNodeResult(value: unknown): value is NodeResult<readonly OutputSpec[]> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** True if a value returned by `execute` expands the node into a sub-graph. */
+export function isExpansionResult(value: unknown): value is ExpansionResult {
+  return isNodeResult(value) && 'expand' in value && (value as { expand?: unknown }).expand != null;
+}
+
+/**
+ * ComfyUI's ExecutionBlocker: returned as an output value, it stops the nodes that consume it (for that list
+ * element) from running; their outputs are blockers too, so everything downstream is skipped. With a message,
+ * the first node it stops reports an `execution_error` ("Execution Blocked: <message>") and the rest of the
+ * prompt runs on; without one, it blocks silently (an output switched off).
+ */
+export class ExecutionBlocker {
+  constructor(readonly message: string | null = null) {}
 }

@@ -5,30 +5,28 @@
 // types, `NodeInputError` class and socket types instead of a second, incompatible instance.
 //
 // The host's other `@gategraph/*` packages (`@gategraph/diffusion`: tensors, the sampling-extension service)
-// are resolved the same way, as if imported from inside the host's own packs: `initialize` receives the
-// folders of the workspace packs the host loads (core cannot depend on them), and the first of them that
-// resolves the name gives the host's copy. A name none of them resolves falls back to the pack's own lookup.
+// are resolved the same way, each from inside itself: `initialize` receives their names and the URLs of their
+// package.json files (loadPacks finds them among the host's own packs and their dependencies, which core
+// cannot depend on). Names not in that list resolve as usual.
 const insideCore = new URL('./index.ts', import.meta.url).href;
 
-/** URLs of files inside the host's packs, in the order the host loads them; grows with each registration. */
-const anchors = [];
+/** Package name -> URL of its package.json, for the host's packages; the first registration of a name wins. */
+const shared = new Map();
 
 export function initialize(data) {
-  for (const anchor of data?.anchors ?? []) if (!anchors.includes(anchor)) anchors.push(anchor);
+  for (const [name, url] of Object.entries(data?.packages ?? {})) if (!shared.has(name)) shared.set(name, url);
+}
+
+/** `@gategraph/name` of a specifier (`@gategraph/name` or `@gategraph/name/sub/path`). */
+function packageName(specifier) {
+  const [scope, name] = specifier.split('/', 2);
+  return `${scope}/${name}`;
 }
 
 export async function resolve(specifier, context, nextResolve) {
   if (specifier === '@gategraph/core' || specifier.startsWith('@gategraph/core/')) {
     return nextResolve(specifier, { ...context, parentURL: insideCore });
   }
-  if (specifier.startsWith('@gategraph/')) {
-    for (const parentURL of anchors) {
-      try {
-        return await nextResolve(specifier, { ...context, parentURL });
-      } catch {
-        // Not a dependency of this pack of the host's: try the next one.
-      }
-    }
-  }
-  return nextResolve(specifier, context);
+  const inside = specifier.startsWith('@gategraph/') ? shared.get(packageName(specifier)) : undefined;
+  return nextResolve(specifier, inside ? { ...context, parentURL: inside } : context);
 }

@@ -13,7 +13,7 @@
 import { spawnSync } from 'node:child_process';
 import { register as registerModuleHooks } from 'node:module';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { stat } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { checkNodeDefinition } from './check-node-definition.ts';
 import { silentLogger, type Logger } from './logger.ts';
@@ -109,8 +109,8 @@ interface Candidate {
  * entries of `customNodesDir` in name order. Never throws for a broken pack; see the report.
  *
  * Side effect: installs a module resolution hook so that packs importing `@gategraph/core`, or another
- * `@gategraph/*` package one of `packages` depends on (`@gategraph/diffusion`), get the host's copy (see
- * pack-core-resolve-hook.mjs). It is registered again only when `packages` adds a folder it does not know.
+ * `@gategraph/*` package that one of `packages` is or depends on (`@gategraph/diffusion`), get the host's copy
+ * (see pack-core-resolve-hook.mjs). It is registered again only when `packages` brings a package it does not map.
  */
 export async function loadPacks(options: LoadPacksOptions): Promise<PackLoadReport> {
   const logger = options.logger ?? silentLogger;
@@ -323,21 +323,49 @@ function firstFrameInside(stack: string, root: string): string | undefined {
   return undefined;
 }
 
-/** Package folders (and pack files) the resolve hook already resolves from, as URLs of files inside them. */
-const hookAnchors = new Set<string>();
+/** The `@gategraph/*` packages the resolve hook already maps, by name: URL of the package's package.json. */
+const sharedPackages = new Map<string, string>();
 let hookRegistered = false;
 
-async function installPackResolveHook(roots: readonly string[]): Promise<void> {
-  const fresh: string[] = [];
+/**
+ * The host's `@gategraph/*` packages that `roots` (the host's own packs) are or depend on, with the URL of each
+ * one's package.json, for those that declare `exports` (a package resolves its own name only then). Core is
+ * left out: the hook always maps it to itself.
+ */
+async function packagesOfHostPacks(roots: readonly string[]): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  const manifestOf = async (dir: string) => JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as Manifest;
   for (const root of roots) {
-    // A URL of a file inside the folder: resolution starts at the folder's own node_modules.
-    const anchor = pathToFileURL((await stat(root)).isDirectory() ? join(root, 'package.json') : root).href;
-    if (!hookAnchors.has(anchor)) fresh.push(anchor);
+    if (!(await stat(root)).isDirectory()) continue;
+    const own = await manifestOf(root).catch(() => undefined);
+    if (!own) continue;
+    const names = [own.name, ...Object.keys(own.dependencies ?? {}), ...Object.keys(own.peerDependencies ?? {})];
+    for (const name of names) {
+      if (typeof name !== 'string' || !name.startsWith('@gategraph/') || name === '@gategraph/core' || found.has(name)) continue;
+      const dir = name === own.name ? root : await resolvePackageDir(name, root);
+      if (typeof dir !== 'string') continue;
+      const real = await realpath(dir);
+      const manifest = await manifestOf(real).catch(() => undefined);
+      if (manifest?.name === name && manifest.exports !== undefined) found.set(name, pathToFileURL(join(real, 'package.json')).href);
+    }
   }
-  if (hookRegistered && fresh.length === 0) return;
+  return found;
+}
+
+interface Manifest {
+  name?: unknown;
+  exports?: unknown;
+  dependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
+}
+
+async function installPackResolveHook(roots: readonly string[]): Promise<void> {
+  const fresh: Record<string, string> = {};
+  for (const [name, url] of await packagesOfHostPacks(roots)) if (!sharedPackages.has(name)) fresh[name] = url;
+  if (hookRegistered && Object.keys(fresh).length === 0) return;
   hookRegistered = true;
-  for (const anchor of fresh) hookAnchors.add(anchor);
-  // Hooks run on the loader thread: the folders travel as `initialize` data; a later registration adds its own
-  // (the hook keeps one list, so the resolution order stays the host's load order).
-  registerModuleHooks(new URL('./pack-core-resolve-hook.mjs', import.meta.url), { data: { anchors: fresh } });
+  for (const [name, url] of Object.entries(fresh)) sharedPackages.set(name, url);
+  // Hooks run on the loader thread: the packages travel as `initialize` data. A later registration (a host
+  // with other packs) adds only names not mapped yet, so the first host's copy of a package stays the one.
+  registerModuleHooks(new URL('./pack-core-resolve-hook.mjs', import.meta.url), { data: { packages: fresh } });
 }

@@ -41,7 +41,8 @@
 import type { AnyNodeDefinition, ComboContext, InputSpec, UpstreamNode, ValidateContext } from './node-definition.ts';
 import type { NodeRegistry } from './registry.ts';
 import { isLink, type ApiLink, type ApiNode, type ApiPrompt } from './workflow/api-format.ts';
-import { ancestorsOf, compareIds, findCycles, linkedSources, outputsDownstream, upstreamFirst } from './graph.ts';
+import { compareIds, outputsDownstream } from './graph.ts';
+import { PromptGraph } from './prompt-graph.ts';
 import { comboValues, comfyInputSpec } from './object-info.ts';
 import { NodeInputError } from './errors.ts';
 import { ownValue, setOwn } from './own-keys.ts';
@@ -148,10 +149,12 @@ export async function validatePrompt(
     list.push(error);
   };
 
-  const toValidate = ancestorsOf(copy, outputs);
-  const cycles = findCycles(copy, toValidate);
+  // The executor's own graph: the links validated are exactly the links that run (prompt-graph.ts's rule).
+  const graph = new PromptGraph(copy, registry);
+  const toValidate = graph.ancestors(outputs);
+  const cycles = graph.cycles(toValidate);
   for (const cycle of cycles) {
-    for (const error of cycleErrors(copy, cycle)) addError(error.nodeId, error.error);
+    for (const error of cycleErrors(copy, graph, cycle)) addError(error.nodeId, error.error);
   }
   // Inputs first, for every node, then the nodes' own hooks, upstream before downstream: a hook may look at
   // upstream nodes' constants, which are converted and checked by then, and sees only nodes with no errors at
@@ -176,7 +179,7 @@ export async function validatePrompt(
     const value = ownValue(node.inputs, input);
     return isLink(value) ? upstreamOf(String(value[0]), value[1]) : undefined;
   };
-  for (const id of upstreamFirst(copy, ordered)) {
+  for (const id of graph.upstreamFirst(ordered)) {
     const node = copy[id]!;
     const definition = registry.get(node.class_type)!;
     if (!definition.validate || errors.has(id)) continue;
@@ -189,7 +192,7 @@ export async function validatePrompt(
   // errors, along every link (the executor runs every linked source). Iterative, for very long chains.
   const consumers = new Map<string, string[]>();
   for (const id of toValidate) {
-    for (const source of linkedSources(copy[id]!.inputs)) {
+    for (const source of graph.sources(id)) {
       if (toValidate.has(source)) (consumers.get(source) ?? consumers.set(source, []).get(source)!).push(id);
     }
   }
@@ -288,11 +291,11 @@ function checkNodesExist(prompt: Record<string, unknown>, registry: NodeRegistry
 }
 
 /** Each node on a cycle gets an error naming the path, in data-flow order (`a -> b` means a feeds b). */
-function cycleErrors(prompt: ApiPrompt, cycle: string[]): Array<{ nodeId: string; error: NodeError }> {
+function cycleErrors(prompt: ApiPrompt, graph: PromptGraph, cycle: string[]): Array<{ nodeId: string; error: NodeError }> {
   const members = new Set(cycle);
   const consumers = new Map<string, string[]>();
   for (const id of cycle) {
-    for (const source of linkedSources(prompt[id]!.inputs)) {
+    for (const source of graph.sources(id)) {
       if (members.has(source)) (consumers.get(source) ?? consumers.set(source, []).get(source)!).push(id);
     }
   }
@@ -359,9 +362,14 @@ function checkInputs(
   const constants: Record<string, unknown> = {};
   const inputTypes: Record<string, string> = {};
   const taken = definition.validatesInputs;
-  for (const [name, spec] of Object.entries(definition.inputs)) {
+  const specs = Object.entries(definition.inputs);
+  // A node taking undeclared inputs gets them unchecked, as a VALIDATE_INPUTS argument would (links must exist).
+  if (definition.acceptsUndeclaredInputs) {
+    for (const name of Object.keys(node.inputs)) if (!Object.hasOwn(definition.inputs, name)) specs.push([name, UNDECLARED_INPUT]);
+  }
+  for (const [name, spec] of specs) {
     try {
-      const takenOver = taken === 'all' || (taken?.includes(name) ?? false);
+      const takenOver = spec === UNDECLARED_INPUT || taken === 'all' || (taken?.includes(name) ?? false);
       const error = checkInput(name, spec, node, prompt, registry, { constants, inputTypes, takenOver }, context);
       if (error) errors.push(error);
     } catch (error) {
@@ -371,6 +379,9 @@ function checkInputs(
   }
   return { errors, constants, inputTypes };
 }
+
+/** The spec an undeclared input of a node that `acceptsUndeclaredInputs` is checked against. */
+const UNDECLARED_INPUT: InputSpec = { kind: 'SOCKET', type: '*', optional: true };
 
 /** What checkInput fills in, and whether the node's own validate hook checks this input instead. */
 interface InputCheckState {

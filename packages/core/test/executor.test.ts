@@ -237,10 +237,13 @@ function makeWorld() {
 }
 
 /** Runs and records the events. */
+/** Runs a prompt; `events` are the ComfyUI messages, `lifecycle` the host-only node_started / node_finished. */
 async function run(executor: Executor, prompt: ApiPrompt, outputs: string[], extra: Partial<RunOptions> = {}) {
   const events: ExecutionEvent[] = [];
-  const result = await executor.run(prompt, { promptId: 'p1', outputs, onEvent: (e) => events.push(e), ...extra });
-  return { result, events };
+  const lifecycle: ExecutionEvent[] = [];
+  const onEvent = (e: ExecutionEvent) => (e.type === 'node_started' || e.type === 'node_finished' ? lifecycle : events).push(e);
+  const result = await executor.run(prompt, { promptId: 'p1', outputs, onEvent, ...extra });
+  return { result, events, lifecycle };
 }
 
 const node = (class_type: string, inputs: Record<string, unknown> = {}) => ({ class_type, inputs });

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { silentLogger, type ExecutionContext } from '@gategraph/core';
+import { GraphBuilder, silentLogger, type ExecutionContext } from '@gategraph/core';
 import { encodePng, type Tensor } from '@gategraph/diffusion';
 import type { Latent } from '../src/types.ts';
 import { defaultPrompt, host, noModel, packRegistry, validateAndRun } from './helpers.ts';
@@ -32,6 +32,7 @@ async function run(type: string, inputs: Record<string, unknown>): Promise<unkno
     progress() {},
     log: silentLogger,
     paths: host.paths,
+    graph: () => new GraphBuilder(`${type}.0.0.`),
   };
   return (await definition.execute(inputs as never, ctx)) as unknown[];
 }
