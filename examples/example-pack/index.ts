@@ -3,6 +3,7 @@ import { FormatNumber } from './src/format-number.ts';
 import { ImageBlend } from './src/image-blend.ts';
 import { RandomSeedList } from './src/random-seed-list.ts';
 import { RegexReplace } from './src/regex-replace.ts';
+import { RescaleCFG } from './src/rescale-cfg.ts';
 import { SaveText } from './src/save-text.ts';
 import { ShowText } from './src/show-text.ts';
 import { StringConcat } from './src/string-concat.ts';
@@ -22,6 +23,7 @@ export default definePack({
     ShowText,
     SaveText,
     ImageBlend,
+    RescaleCFG,
   ],
   // Served at /extensions/example-pack/; the editor imports every .js file in it.
   webDirectory: 'web',

@@ -58,6 +58,7 @@ test('the example pack loads through loadPacks with all its nodes and its web fo
     'ShowText',
     'SaveText',
     'ImageBlend',
+    'RescaleCFG',
   ]);
   assert.deepEqual(listWebExtensions(report), [
     { pack: 'example-pack', urlPrefix: '/extensions/example-pack/', dir: join(packRoot, 'web'), files: ['show-text.js'] },
