@@ -244,7 +244,7 @@ export type InputValues<I extends InputsShape, H extends HiddenShape = {}, L ext
 /** Value types of the outputs. Authors get `unknown` per slot unless they type the socket via SocketTypes. */
 export type OutputValue<O extends OutputSpec> = O['type'] extends keyof SocketTypes ? SocketTypes[O['type']] : unknown;
 export type OutputValues<O extends readonly OutputSpec[]> = {
-  [K in keyof O]: O[K] extends OutputSpec ? (O[K]['isList'] extends true ? OutputValue<O[K]>[] : OutputValue<O[K]>) : never;
+  [K in keyof O]: O[K] extends OutputSpec ? (O[K]['isList'] extends true ? Array<OutputValue<O[K]> | ExecutionBlocker> : OutputValue<O[K]> | ExecutionBlocker) : never;
 };
 
 /** What a node shows in the UI after running (e.g. `{ images: [{filename, subfolder, type}] }`). */
