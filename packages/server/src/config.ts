@@ -157,6 +157,8 @@ Options:
   --max-json-depth <n>      deepest nesting of a JSON body (default 128)
   --max-concurrent-uploads <n> uploads received at once; more get 503 (default 4)
   --workers <n>             prompts run at the same time (default 1)
+  --execution <where>       where nodes run: thread (default; the server stays responsive while a node
+                            computes) or in-process (on the server's event loop)
   --max-history <n>         history entries kept (default 10000)
   --max-history-size <size> history kept in bytes, workflows included (default 256MB)
   --editor-dir <dir>        built editor files (default packages/editor/dist)
@@ -172,6 +174,8 @@ export interface CliOptions extends ConfigInput {
   extraPacks?: string[];
   /** The output cache ComfyUI's `--cache-*` flags ask for. */
   cache?: OutputCacheOptions;
+  /** `--execution`: where nodes run (see StartServerOptions.execution). */
+  execution?: 'thread' | 'in-process';
   help?: boolean;
 }
 
@@ -201,6 +205,7 @@ export function parseCliArgs(argv: string[]): CliOptions {
       'max-concurrent-uploads': { type: 'string' },
       'max-image-pixels': { type: 'string' },
       workers: { type: 'string' },
+      execution: { type: 'string' },
       'max-history': { type: 'string' },
       'max-history-size': { type: 'string' },
       'editor-dir': { type: 'string' },
@@ -235,6 +240,12 @@ export function parseCliArgs(argv: string[]): CliOptions {
     out.maxImageDimension = parsePositiveInt(values['max-image-dimension'], '--max-image-dimension');
   }
   if (values.workers) out.workers = parsePositiveInt(values.workers, '--workers');
+  if (values.execution !== undefined) {
+    if (values.execution !== 'thread' && values.execution !== 'in-process') {
+      throw new Error(`--execution must be thread or in-process (got ${JSON.stringify(values.execution)})`);
+    }
+    out.execution = values.execution;
+  }
   if (values['max-history']) out.maxHistory = parsePositiveInt(values['max-history'], '--max-history');
   if (values['max-history-size']) out.maxHistoryBytes = parseSize(values['max-history-size'], '--max-history-size');
   if (values['editor-dir']) out.editorDir = values['editor-dir'];

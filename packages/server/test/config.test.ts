@@ -51,3 +51,10 @@ test('ComfyUI\'s cache flags: --cache-lru N, --cache-none, --cache-ram with or w
   assert.deepEqual(parseCliArgs(['--cache-ram', '2']).cache, { mode: 'ram', ramHeadroomBytes: 2 * 1024 ** 3 });
   assert.throws(() => parseCliArgs(['--cache-none', '--cache-classic']), /use one cache flag at a time/);
 });
+
+test('--execution picks where nodes run: thread or in-process, nothing else', () => {
+  assert.equal(parseCliArgs([]).execution, undefined, 'the default: the thread when the server loads the packs');
+  assert.equal(parseCliArgs(['--execution', 'in-process']).execution, 'in-process');
+  assert.equal(parseCliArgs(['--execution', 'thread']).execution, 'thread');
+  assert.throws(() => parseCliArgs(['--execution', 'process']), /--execution must be thread or in-process/);
+});
