@@ -23,5 +23,6 @@ export * from './workflow/schemas.ts';
 export * from './workflow/ui-format.ts';
 export * from './workflow/ui-to-api.ts';
 export * from './workflow/load.ts';
+export * from './workflow/number-literals.ts';
 export * from './host.ts';
 export * from './own-keys.ts';

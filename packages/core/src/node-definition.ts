@@ -342,6 +342,11 @@ export interface ValidateContext extends ComboContext {
   linked(input: string): UpstreamNode | undefined;
   /** The type each linked input receives (its source output's type): ComfyUI's `input_types`. */
   inputTypes: Readonly<Record<string, string>>;
+  /**
+   * How each number constant was written in the prompt's JSON: 'int' (`1`) or 'float' (`1.0`, `1.5`), as
+   * Python's json tells them apart (a prompt built in-process: by its value). For hooks that take inputs over.
+   */
+  numberKinds: Readonly<Record<string, 'int' | 'float'>>;
 }
 
 /**

@@ -47,6 +47,7 @@ import { comboValues, comfyInputSpec } from './object-info.ts';
 import { NodeInputError } from './errors.ts';
 import { ownValue, setOwn } from './own-keys.ts';
 import { isTypeCompatible } from './socket-types.ts';
+import { copyNumberKinds, numberKind, type NumberKind } from './workflow/number-literals.ts';
 
 /** A prompt-level error (`error` in the 400 response of `POST /prompt`). */
 export interface PromptError {
@@ -163,8 +164,10 @@ export async function validatePrompt(
   const ordered = [...toValidate].sort(compareIds);
   const constantsOf = new Map<string, Record<string, unknown>>();
   const inputTypesOf = new Map<string, Record<string, string>>();
+  const numberKindsOf = new Map<string, Record<string, NumberKind>>();
   for (const id of ordered) {
     const node = copy[id]!;
+    numberKindsOf.set(id, numberKindsIn(node.inputs));
     const checked = checkInputs(node, registry.get(node.class_type)!, copy, registry, comboContext);
     for (const error of checked.errors) addError(id, error);
     constantsOf.set(id, checked.constants);
@@ -183,7 +186,13 @@ export async function validatePrompt(
     const node = copy[id]!;
     const definition = registry.get(node.class_type)!;
     if (!definition.validate || errors.has(id)) continue;
-    const context: ValidateContext = { ...comboContext, nodeId: id, linked: (input) => linkedFrom(node, input), inputTypes: inputTypesOf.get(id)! };
+    const context: ValidateContext = {
+      ...comboContext,
+      nodeId: id,
+      linked: (input) => linkedFrom(node, input),
+      inputTypes: inputTypesOf.get(id)!,
+      numberKinds: numberKindsOf.get(id)!,
+    };
     const error = await runValidateHook(definition, constantsOf.get(id)!, context);
     if (error) addError(id, error);
   }
@@ -685,12 +694,23 @@ function copyPrompt(prompt: Record<string, unknown>): ApiPrompt {
   for (const [id, node] of Object.entries(prompt)) {
     if (isPlainObject(node)) {
       const inputs = isPlainObject(node['inputs']) ? { ...node['inputs'] } : {};
+      if (isPlainObject(node['inputs'])) copyNumberKinds(node['inputs'], inputs);
       setOwn(copy, id, { ...(node as unknown as ApiNode), inputs });
     } else {
       setOwn(copy, id, node as ApiNode);
     }
   }
   return copy;
+}
+
+/** The kind each number constant was written with (before conversion: an INT input truncates 1.5). */
+function numberKindsIn(inputs: Record<string, unknown>): Record<string, NumberKind> {
+  const kinds: Record<string, NumberKind> = {};
+  for (const key of Object.keys(inputs)) {
+    const kind = numberKind(inputs, key);
+    if (kind) setOwn(kinds, key, kind);
+  }
+  return kinds;
 }
 
 function rejected(prompt: ApiPrompt, error: PromptError): ValidationResult {

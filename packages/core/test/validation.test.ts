@@ -889,3 +889,29 @@ test('validatesInputs (ComfyUI\'s VALIDATE_INPUTS arguments): the hook gets thos
     '"validatesInputs" names "b", which is not an input',
   ]);
 });
+
+test('number literal kinds: 1 and 1.0 reach a taking-over validate hook as int and float; in-process prompts by value', async () => {
+  const { defineNode: define, float: floatInput, NodeRegistry: Registry, parseJsonKeepingNumberKinds, numberKind } = await import('../src/index.ts');
+  const seen: Array<Record<string, string>> = [];
+  const registry = new Registry();
+  registry.register(
+    define({
+      id: 'Kinds',
+      outputNode: true,
+      inputs: { a: floatInput(), b: floatInput(), c: floatInput() },
+      validatesInputs: 'all',
+      validate: (_inputs, ctx) => (seen.push({ ...ctx.numberKinds }), true),
+      outputs: [],
+      execute: () => ({ ui: {} }),
+    }),
+  );
+  const parsed = parseJsonKeepingNumberKinds('{"1": {"class_type": "Kinds", "inputs": {"a": 1, "b": 1.0, "c": 2e3}}}') as Record<string, { inputs: Record<string, number> }>;
+  assert.deepEqual(parsed['1']!.inputs, { a: 1, b: 1, c: 2000 });
+  assert.equal(numberKind(parsed['1']!.inputs, 'b'), 'float');
+  assert.ok((await validatePrompt(parsed as never, registry)).ok);
+  assert.deepEqual(seen.pop(), { a: 'int', b: 'float', c: 'float' });
+  assert.ok((await validatePrompt({ '1': { class_type: 'Kinds', inputs: { a: 1, b: 1.5, c: 3 } } }, registry)).ok);
+  assert.deepEqual(seen.pop(), { a: 'int', b: 'float', c: 'int' });
+  // A key written twice is parsed as JSON.parse does (the last wins), as Python's json would.
+  assert.deepEqual(parseJsonKeepingNumberKinds('{"a": 1, "a": 2}'), { a: 2 });
+});

@@ -2,6 +2,8 @@
  * The HTTP routes of ComfyUI's API, each at `/<route>` and `/api/<route>`, with ComfyUI's JSON shapes and
  * status codes. Errors are JSON `{error: {type, message, ...}}` meant for people.
  */
+import type { IncomingMessage } from 'node:http';
+import { jsonKeepingNumberKinds } from './prompt-body.ts';
 import { randomUUID } from 'node:crypto';
 import { freemem, totalmem } from 'node:os';
 import { mkdir, rm } from 'node:fs/promises';
@@ -101,18 +103,21 @@ function apiRouter(ctx: AppContext): express.Router {
   const { config, queue, registry, logger } = ctx;
   const router = express.Router({ caseSensitive: true });
   // ComfyUI's own example client posts JSON without a Content-Type (urllib), so parse any non-multipart body.
-  const json = express.json({
+  const bodyOptions = {
     limit: config.maxBodyBytes,
-    type: (req) => !String(req.headers['content-type'] ?? '').startsWith('multipart/'),
+    type: (req: IncomingMessage) => !String(req.headers['content-type'] ?? '').startsWith('multipart/'),
     // Checked on the raw bytes before parsing: a prompt nested thousands deep would be stored, then break
     // every later GET /history that serializes it.
-    verify: (_req, _res, buffer) => {
+    verify: (_req: IncomingMessage, _res: unknown, buffer: Buffer) => {
       const depth = jsonNestingDepth(buffer, config.maxJsonDepth);
       if (depth > config.maxJsonDepth) {
         throw Object.assign(new Error(`The request body is nested deeper than ${config.maxJsonDepth} levels (--max-json-depth)`), { type: 'json.too_deep' });
       }
     },
-  });
+  };
+  const json = express.json(bodyOptions);
+  // A prompt keeps its number literals' kinds (1 vs 1.0) for nodes that validate their own inputs.
+  const promptJson = jsonKeepingNumberKinds(bodyOptions);
   const body = (req: Request): Record<string, unknown> => {
     const value: unknown = req.body;
     if (value === undefined) return {};
@@ -127,7 +132,7 @@ function apiRouter(ctx: AppContext): express.Router {
     res.json(status());
   });
 
-  router.post('/prompt', json, async (req, res) => {
+  router.post('/prompt', promptJson, async (req, res) => {
     const request = body(req);
     if (request.prompt === undefined) {
       const error = promptError('no_prompt', 'No prompt provided: send {"prompt": {...API format...}}', 'No prompt provided');

@@ -3,6 +3,7 @@
  * POST /prompt body. The format is detected, checked against its published schema, and UI workflows are
  * converted to the API prompt that is executed.
  */
+import { parseJsonKeepingNumberKinds } from './number-literals.ts';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { ApiPrompt } from './api-format.ts';
@@ -135,7 +136,7 @@ export async function parseWorkflowFile(path: string, options: ParseWorkflowFile
   const text = new TextDecoder('utf-8').decode(bytes).replace(/^\uFEFF/, '');
   if (text.trim() === '') throw new WorkflowFormatError(`${path} is empty; expected a workflow in JSON`);
   try {
-    return JSON.parse(text) as unknown;
+    return parseJsonKeepingNumberKinds(text);
   } catch (error) {
     throw new WorkflowFormatError(`${path} is not valid JSON: ${jsonErrorWithLocation((error as Error).message, text)}`);
   }
