@@ -1,11 +1,11 @@
 /**
  * ComfyUI's `progress_state` websocket message: after each change, the state of every node of the prompt that
  * has started (`running`, `finished`, `error`; pending ones are left out) with its progress, sent to the
- * prompt's own client only. Made from the executor's events: `execution_cached` (finished), `executing`
- * (running; the executor runs one node at a time, so the node that ran before it has finished), `progress`,
- * `executed`, and `execution_success` / `execution_error` at the end.
+ * prompt's own client only. Made from the executor's events: `execution_cached`, the host-only `node_started` / `node_finished`
+ * (which say which node an expanded node is shown on and which node made it; nodes may run at the same time,
+ * so one starting does not end another), `progress`, and `execution_error` for the failing node.
  */
-import type { ExecutionEvent } from '@gategraph/core';
+import type { ExecutionEvent, NodeRef } from '@gategraph/core';
 
 export type NodeRunState = 'running' | 'finished' | 'error';
 
@@ -30,29 +30,27 @@ export class PromptProgressState {
     let changed = false;
     switch (event.type) {
       case 'execution_cached':
-        for (const id of event.data.nodes) changed = this.#set(id, 'finished', 1, 1) || changed;
+        // Submitted nodes found in the cache as the prompt starts: finished before anything runs.
+        for (const id of event.data.nodes) changed = this.#set({ node: id, display_node: id, parent_node: null, real_node: id }, 'finished', 1, 1) || changed;
         break;
-      case 'executing':
-        changed = this.#finishRunning(event.data.node ?? undefined);
-        if (event.data.node !== null) changed = this.#set(event.data.node, 'running', 0, 1) || changed;
+      case 'node_started':
+        changed = this.#set(event.data, 'running', 0, 1);
         break;
-      case 'progress':
-        changed = this.#set(event.data.node, 'running', event.data.value, event.data.max);
-        break;
-      case 'executed': {
-        // Also sent for a cached output node, to replay its UI: then it is finished already.
+      case 'node_finished': {
         const node = this.#nodes.get(event.data.node);
-        changed = this.#set(event.data.node, 'finished', node?.max ?? 1, node?.max ?? 1);
+        const max = node?.max ?? 1;
+        changed = this.#set(event.data, 'finished', max, max);
         break;
       }
-      case 'execution_success':
-        changed = this.#finishRunning(undefined);
+      case 'progress': {
+        const node = this.#nodes.get(event.data.node);
+        if (node) changed = this.#set(refOf(node), 'running', event.data.value, event.data.max);
         break;
+      }
       case 'execution_error': {
-        const id = event.data.node_id;
-        if (id === null) break;
-        const node = this.#nodes.get(id);
-        changed = this.#set(id, 'error', node?.value ?? 0, node?.max ?? 1);
+        const node = this.#nodes.get(event.data.node_id);
+        // A blocker's message is an error event for a node that did not run: it stays as it was.
+        if (node && event.data.exception_type !== 'ExecutionBlocked') changed = this.#set(refOf(node), 'error', node.value, node.max);
         break;
       }
       default:
@@ -61,33 +59,24 @@ export class PromptProgressState {
     return changed ? { prompt_id: this.promptId, nodes: Object.fromEntries(this.#nodes) } : undefined;
   }
 
-  /** Running nodes other than `except` are finished; true when any was. */
-  #finishRunning(except: string | undefined): boolean {
-    let changed = false;
-    for (const node of this.#nodes.values()) {
-      if (node.state !== 'running' || node.node_id === except) continue;
-      node.state = 'finished';
-      node.value = node.max;
-      changed = true;
-    }
-    return changed;
-  }
-
   /** Sets a node's state; true when that changed anything. */
-  #set(id: string, state: NodeRunState, value: number, max: number): boolean {
-    const current = this.#nodes.get(id);
+  #set(ref: Omit<NodeRef, 'prompt_id'>, state: NodeRunState, value: number, max: number): boolean {
+    const current = this.#nodes.get(ref.node);
     if (current && current.state === state && current.value === value && current.max === max) return false;
-    this.#nodes.set(id, {
+    this.#nodes.set(ref.node, {
       value,
       max,
       state,
-      node_id: id,
+      node_id: ref.node,
       prompt_id: this.promptId,
-      // No node expansion yet: every node is its own display node and has no parent.
-      display_node_id: id,
-      parent_node_id: null,
-      real_node_id: id,
+      display_node_id: ref.display_node,
+      parent_node_id: ref.parent_node,
+      real_node_id: ref.real_node,
     });
     return true;
   }
+}
+
+function refOf(node: NodeProgress): Omit<NodeRef, 'prompt_id'> {
+  return { node: node.node_id, display_node: node.display_node_id, parent_node: node.parent_node_id, real_node: node.real_node_id };
 }

@@ -127,7 +127,10 @@ export class PromptWorker {
       if (event.type === 'execution_interrupted' && current.stopping) {
         data = { ...data, reason: 'server_stopped', message: SERVER_STOPPED_MESSAGE };
       }
-      if (STATUS_EVENTS.has(event.type)) messages.push([event.type, data]);
+      // A blocker's message is sent as an error event but does not fail the prompt; ComfyUI keeps it out of
+      // the history's status too.
+      const blockedNote = event.type === 'execution_error' && event.data.exception_type === 'ExecutionBlocked';
+      if (STATUS_EVENTS.has(event.type) && !blockedNote) messages.push([event.type, data]);
       this.#hub.send(clientId, event.type, data);
       // After the event it follows from, to the prompt's client only (as ComfyUI's WebUIProgressHandler).
       const state = progress.apply(event);
@@ -187,7 +190,8 @@ export class PromptWorker {
 function historyEntry(item: QueueItem, result: RunResult, messages: StatusMessage[]): HistoryEntry {
   const meta: HistoryEntry['meta'] = {};
   for (const nodeId of Object.keys(result.outputs)) {
-    meta[nodeId] = { node_id: nodeId, display_node: nodeId, parent_node: null, real_node_id: nodeId };
+    // An expanded output node is shown on the node that made it (the executor says which).
+    meta[nodeId] = result.meta?.[nodeId] ?? { node_id: nodeId, display_node: nodeId, parent_node: null, real_node_id: nodeId };
   }
   return {
     prompt: [item.number, item.promptId, item.prompt, item.extraData, item.outputs],

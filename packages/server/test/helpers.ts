@@ -122,6 +122,35 @@ export function testRegistry(): NodeRegistry {
   );
   registry.register(
     defineNode({
+      id: 'TestWait',
+      category: 'test',
+      description: 'Waits (a timer, like a node waiting for a remote service): runs alongside other nodes.',
+      concurrent: true,
+      inputs: { value: socket('INT'), ms: int({ default: 100, min: 0, max: 10000 }) },
+      outputs: [{ type: 'INT' }],
+      async execute(inputs, ctx) {
+        await sleep(inputs.ms, ctx.signal);
+        return [inputs.value] as [number];
+      },
+    }),
+  );
+  registry.register(
+    defineNode({
+      id: 'TestExpandSave',
+      category: 'test',
+      description: 'Expands into TestSlow -> TestSaveImage (an output node of the expansion) and outputs the slow value.',
+      inputs: { value: socket('INT') },
+      outputs: [{ type: 'INT' }],
+      execute(inputs, ctx) {
+        const graph = ctx.graph();
+        const slow = graph.node('TestSlow', { value: inputs.value, steps: 2, step_ms: 5, previews: 'none' });
+        graph.node('TestSaveImage', { value: slow.out(0), filename_prefix: 'expanded' });
+        return { outputs: [slow.out(0)], expand: graph.finalize() };
+      },
+    }),
+  );
+  registry.register(
+    defineNode({
       id: 'TestFail',
       category: 'test',
       outputNode: true,

@@ -75,3 +75,42 @@ test('a failing node is reported in state error', { timeout: 30_000 }, async () 
     await client.close();
   }
 });
+
+test('progress_state: concurrent nodes run at once; an expanded node names the node that made it; history meta too', { timeout: 30_000 }, async () => {
+  const client = await TestClient.connect(server.url, randomUUID());
+  try {
+    const id = randomUUID();
+    const queued = await postJson(`${server.url}/prompt`, {
+      prompt: {
+        '1': { class_type: 'TestConstant', inputs: { value: 9 } },
+        '2': { class_type: 'TestWait', inputs: { value: ['1', 0], ms: 300 } },
+        '3': { class_type: 'TestWait', inputs: { value: ['1', 0], ms: 301 } },
+        '4': { class_type: 'TestExpandSave', inputs: { value: ['2', 0] } },
+        '5': { class_type: 'TestSaveImage', inputs: { value: ['4', 0], filename_prefix: 'a' } },
+        '6': { class_type: 'TestSaveImage', inputs: { value: ['3', 0], filename_prefix: 'b' } },
+      },
+      client_id: client.clientId,
+      prompt_id: id,
+    });
+    assert.equal(queued.status, 200, JSON.stringify(queued.json));
+    await client.done(id);
+    const states = client.messages.filter((m) => m.type === 'progress_state').map((m) => m.data as { nodes: Nodes });
+    assert.ok(states.some((s) => s.nodes['2']?.state === 'running' && s.nodes['3']?.state === 'running'), 'both waits were running at once');
+    const last = states.at(-1)!.nodes;
+    const expanded = Object.values(last).filter((n) => n.parent_node_id !== null);
+    assert.ok(expanded.length >= 2, JSON.stringify(last));
+    for (const node of expanded) {
+      assert.equal(node.parent_node_id, '4');
+      assert.equal(node.display_node_id, '4');
+      assert.equal(node.real_node_id, '4');
+      assert.equal(node.state, 'finished');
+    }
+    const history = (await (await fetch(`${server.url}/history/${id}`)).json()) as Record<string, { outputs: Record<string, unknown>; meta: Record<string, { display_node: string; parent_node: string | null }> }>;
+    const entry = history[id]!;
+    const expandedSave = Object.keys(entry.outputs).find((nodeId) => nodeId.startsWith('4.'));
+    assert.ok(expandedSave, `the expansion's save node is in the history: ${Object.keys(entry.outputs).join(', ')}`);
+    assert.deepEqual({ display: entry.meta[expandedSave]!.display_node, parent: entry.meta[expandedSave]!.parent_node }, { display: '4', parent: '4' });
+  } finally {
+    await client.close();
+  }
+});
