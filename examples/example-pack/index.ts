@@ -1,5 +1,7 @@
 import { definePack } from '@gategraph/core';
 import { FormatNumber } from './src/format-number.ts';
+import { AverageNumbers, HalfOf, IntCompare, IntMath, OutputGate, WaitSeconds } from './src/flow-helpers.ts';
+import { WhileLoopClose, WhileLoopOpen } from './src/while-loop.ts';
 import { ImageBlend } from './src/image-blend.ts';
 import { RandomSeedList } from './src/random-seed-list.ts';
 import { RegexReplace } from './src/regex-replace.ts';
@@ -24,6 +26,14 @@ export default definePack({
     SaveText,
     ImageBlend,
     RescaleCFG,
+    WhileLoopOpen,
+    WhileLoopClose,
+    IntMath,
+    IntCompare,
+    OutputGate,
+    AverageNumbers,
+    WaitSeconds,
+    HalfOf,
   ],
   // Served at /extensions/example-pack/; the editor imports every .js file in it.
   webDirectory: 'web',

@@ -59,6 +59,14 @@ test('the example pack loads through loadPacks with all its nodes and its web fo
     'SaveText',
     'ImageBlend',
     'RescaleCFG',
+    'WhileLoopOpen',
+    'WhileLoopClose',
+    'IntMath',
+    'IntCompare',
+    'OutputGate',
+    'AverageNumbers',
+    'WaitSeconds',
+    'HalfOf',
   ]);
   assert.deepEqual(listWebExtensions(report), [
     { pack: 'example-pack', urlPrefix: '/extensions/example-pack/', dir: join(packRoot, 'web'), files: ['show-text.js'] },

@@ -8,7 +8,7 @@
 import type { HiddenKind } from './node-definition.ts';
 
 const INPUT_KINDS = ['INT', 'FLOAT', 'STRING', 'BOOLEAN', 'COMBO', 'SOCKET'] as const;
-const HIDDEN_KINDS: readonly HiddenKind[] = ['PROMPT', 'EXTRA_PNGINFO', 'UNIQUE_ID'];
+const HIDDEN_KINDS: readonly HiddenKind[] = ['PROMPT', 'EXTRA_PNGINFO', 'UNIQUE_ID', 'DYNPROMPT'];
 const BUILDER_OF: Record<(typeof INPUT_KINDS)[number], string> = {
   INT: 'int()',
   FLOAT: 'float()',
@@ -31,13 +31,20 @@ const describe = (value: unknown): string =>
 export function checkNodeDefinition(definition: unknown): string[] {
   if (!isRecord(definition)) return [`a node definition must be an object made with defineNode(), got ${describe(definition)}`];
   const problems: string[] = [];
-  const { id, inputs, hidden, outputs, execute, validate, fingerprint, validatesInputs } = definition;
+  const { id, inputs, hidden, outputs, execute, validate, fingerprint, validatesInputs, checkLazyStatus } = definition;
 
   if (typeof id !== 'string' || id.trim() === '') problems.push(`"id" must be a non-empty string, got ${describe(id)}`);
   if (typeof execute !== 'function') problems.push(`has no execute function ("execute" is ${describe(execute)})`);
   if (validate !== undefined && typeof validate !== 'function') problems.push(`"validate" must be a function, got ${describe(validate)}`);
   if (fingerprint !== undefined && typeof fingerprint !== 'function') {
     problems.push(`"fingerprint" must be a function, got ${describe(fingerprint)}`);
+  }
+  if (checkLazyStatus !== undefined && typeof checkLazyStatus !== 'function') {
+    problems.push(`"checkLazyStatus" must be a function, got ${describe(checkLazyStatus)}`);
+  }
+  for (const flag of ['acceptsUndeclaredInputs', 'concurrent', 'notIdempotent'] as const) {
+    const value = definition[flag];
+    if (value !== undefined && typeof value !== 'boolean') problems.push(`"${flag}" must be true or false, got ${describe(value)}`);
   }
 
   if (!isRecord(inputs)) problems.push(`"inputs" must be an object of input specs (use {} for none), got ${describe(inputs)}`);
