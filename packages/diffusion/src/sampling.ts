@@ -31,6 +31,7 @@ import type { Scheduler, StepNoise } from './schedulers/types.ts';
 import type { FeedValue } from './sessions.ts';
 import { FULL_VARIANT, timestepTensor, type UnetRunner } from './unet-runner.ts';
 import { composeWrappers } from './wrappers/chain.ts';
+import { isPatchError } from './wrappers/extensions.ts';
 import { wrappersAt, type CfgCall, type PredictionCall, type SamplingWrappers, type UnetCall, type UnetOutputs } from './wrappers/types.ts';
 
 /**
@@ -312,6 +313,8 @@ async function runLoop(options: SampleOptions, wrappers: readonly SamplingWrappe
           ? await runHalvesSeparately(unet, plan.variant, feeds, { rows, contextName: io.encoderHiddenStates, contexts: [neg!, pos] }, fetches)
           : await unet.run(plan.variant, feeds, fetches);
     } catch (err) {
+      // A wrapper's PatchError is the user's (a setting that cannot run): it stays as it is.
+      if (isPatchError(err)) throw err;
       // say which step and plan failed (ORT's own messages name only a node deep in the graph)
       const msg = err instanceof Error ? err.message : String(err);
       throw new Error(`Sampling step ${i + 1} of ${total} (UNet variant "${plan.variant}", batch "${plan.batch}", ${rows} rows) failed: ${msg}`, { cause: err });

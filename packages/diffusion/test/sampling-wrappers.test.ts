@@ -158,3 +158,14 @@ test('wrappers at the unet point nest around each call, the first outermost', { 
   await sample({ ...base(), scheduler: schedulerForKSampler({ sampler_name: 'euler', scheduler: 'normal', steps: 1, denoise: 1 }, model.schedulerConfig), wrappers: [named('a'), named('b')] });
   assert.deepEqual(order, ['a>', 'b>', '<b', '<a']);
 });
+
+test('a PatchError from a wrapper inside the loop reaches the caller as it is, other errors name the step', { skip: noModel }, async () => {
+  await assert.rejects(
+    sample({ ...base(), wrappers: [{ unet: async () => { throw new PatchError('this setting cannot run'); } }] }),
+    (error: Error) => error instanceof PatchError && error.message === 'this setting cannot run',
+  );
+  await assert.rejects(
+    sample({ ...base(), wrappers: [{ unet: async () => { throw new Error('boom'); } }] }),
+    /^Error: Sampling step 1 of 6 \(UNet variant "full", batch "cfg", 2 rows\) failed: boom$/,
+  );
+});
