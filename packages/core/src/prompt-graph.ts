@@ -47,44 +47,45 @@ interface Origin {
 }
 
 export class PromptGraph {
-  readonly #nodes = new Map<string, ApiNode>();
+  /** The submitted prompt (not copied: built per run, it must cost nothing for a large prompt). */
+  readonly #prompt: ApiPrompt;
+  /** Nodes added by expansions, and where they came from. */
+  readonly #expanded = new Map<string, ApiNode>();
   readonly #origins = new Map<string, Origin>();
   readonly #links = new Map<string, GraphLink[]>();
   readonly #sources = new Map<string, readonly string[]>();
   #consumers: Map<string, string[]> | undefined;
+  #view: PromptView | undefined;
   readonly #registry: NodeRegistry;
 
   /** `prompt` must be an object (validation and the executor check that first); its nodes are not copied. */
   constructor(prompt: ApiPrompt, registry: NodeRegistry) {
     this.#registry = registry;
-    for (const id of Object.keys(prompt)) {
-      this.#nodes.set(id, ownValue(prompt, id)!);
-      this.#origins.set(id, { parent: null, display: id, real: id });
-    }
+    this.#prompt = prompt;
   }
 
   has(id: string): boolean {
-    return this.#nodes.has(id);
+    return Object.hasOwn(this.#prompt, id) || this.#expanded.has(id);
   }
 
   ids(): string[] {
-    return [...this.#nodes.keys()];
+    return [...Object.keys(this.#prompt), ...this.#expanded.keys()];
   }
 
   /** The node as the prompt has it (undefined for an unknown id). */
   node(id: string): ApiNode | undefined {
-    return this.#nodes.get(id);
+    return ownValue(this.#prompt, id) ?? this.#expanded.get(id);
   }
 
   /** The definition of the node's class (undefined: unknown id or class). */
   definition(id: string): AnyNodeDefinition | undefined {
-    const node = this.#nodes.get(id);
+    const node = this.node(id);
     return typeof node?.class_type === 'string' ? this.#registry.get(node.class_type) : undefined;
   }
 
   /** The node and its definition, or a `MalformedPromptError` naming what is missing. */
   require(id: string, linkedFrom?: { node: string; input: string }): { node: ApiNode; definition: AnyNodeDefinition } {
-    const node = this.#nodes.get(id);
+    const node = this.node(id);
     if (!node || typeof node !== 'object' || typeof node.class_type !== 'string') {
       const where = linkedFrom ? `Input "${linkedFrom.input}" of node ${linkedFrom.node} links to node ${id}, which` : `Node ${id}`;
       const what = node ? 'has no class_type' : 'is not in the prompt';
@@ -108,7 +109,7 @@ export class PromptGraph {
     let links = this.#links.get(id);
     if (links) return links;
     links = [];
-    const node = this.#nodes.get(id);
+    const node = this.node(id);
     const definition = this.definition(id);
     if (node && definition && typeof node.inputs === 'object' && node.inputs !== null) {
       for (const input of inputNames(node, definition)) {
@@ -136,7 +137,7 @@ export class PromptGraph {
   consumers(id: string): readonly string[] {
     if (!this.#consumers) {
       this.#consumers = new Map();
-      for (const consumer of this.#nodes.keys()) this.#addConsumerLinks(consumer);
+      for (const consumer of this.ids()) this.#addConsumerLinks(consumer);
     }
     return this.#consumers.get(id) ?? [];
   }
@@ -169,14 +170,14 @@ export class PromptGraph {
     const from = this.origin(parent);
     const added: string[] = [];
     for (const [id, node] of Object.entries(nodes)) {
-      if (this.#nodes.has(id)) {
+      if (this.has(id)) {
         throw new MalformedPromptError(
           `Node ${parent} expanded into a node with id "${id}", which is already in the prompt. Build expansions with ctx.graph() so ids are unique.`,
           parent,
         );
       }
       const display = typeof node.override_display_id === 'string' ? node.override_display_id : from.display;
-      this.#nodes.set(id, { class_type: node.class_type, inputs: node.inputs });
+      this.#expanded.set(id, { class_type: node.class_type, inputs: node.inputs });
       this.#origins.set(id, { parent, display, real: from.real });
       added.push(id);
     }
@@ -184,18 +185,23 @@ export class PromptGraph {
     return added;
   }
 
-  /** Read-only access for nodes (the `DYNPROMPT` hidden input). */
+  /** Read-only access for nodes (the `DYNPROMPT` hidden input); one object per graph. */
   view(): PromptView {
+    this.#view ??= this.#makeView();
+    return this.#view;
+  }
+
+  #makeView(): PromptView {
     return {
       get: (id) => {
-        const node = this.#nodes.get(id);
+        const node = this.node(id);
         return node ? (Object.freeze({ class_type: node.class_type, inputs: Object.freeze({ ...node.inputs }) }) as PromptViewNode) : undefined;
       },
-      has: (id) => this.#nodes.has(id),
+      has: (id) => this.has(id),
       ids: () => this.ids(),
-      displayId: (id) => (this.#nodes.has(id) ? this.origin(id).display : undefined),
-      parentId: (id) => (this.#nodes.has(id) ? this.origin(id).parent : undefined),
-      realId: (id) => (this.#nodes.has(id) ? this.origin(id).real : undefined),
+      displayId: (id) => (this.has(id) ? this.origin(id).display : undefined),
+      parentId: (id) => (this.has(id) ? this.origin(id).parent : undefined),
+      realId: (id) => (this.has(id) ? this.origin(id).real : undefined),
     };
   }
 

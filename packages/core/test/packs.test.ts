@@ -294,7 +294,7 @@ test('checkNodeDefinition accepts a defineNode definition and names each problem
     'input "mode": default "c" is not one of the options (a, b)',
     `input "model": a socket needs a non-empty "type" such as 'MODEL', got undefined`,
     '"seed" is declared both as an input and as a hidden input',
-    'hidden input "id" has unknown kind "NODE_ID" (expected one of PROMPT, EXTRA_PNGINFO, UNIQUE_ID)',
+    'hidden input "id" has unknown kind "NODE_ID" (expected one of PROMPT, EXTRA_PNGINFO, UNIQUE_ID, DYNPROMPT)',
     'output 0 must be an object with a non-empty "type" such as \'LATENT\', got object',
   ]);
 });

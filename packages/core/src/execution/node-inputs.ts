@@ -22,21 +22,23 @@ export type ResolvedInput =
   | { kind: 'list'; values: unknown[] }
   | { kind: 'lazy'; evaluate: () => Promise<unknown[]>; source: string | undefined; slot: number };
 
-/** Where a linked input's value comes from: the list an available source produced. */
-export type LinkedValues = (source: string, slot: number, input: string) => Promise<unknown[]>;
+/** Where a linked input's value comes from: the list a source produced (a promise if it must run again first). */
+export type LinkedValues = (source: string, slot: number, input: string) => unknown[] | Promise<unknown[]>;
 
 /**
  * The node's inputs (declared ones, plus undeclared keys for a node that accepts them): constants as
  * one-element lists, non-lazy links as their source's list, `rawLink` inputs as the link, lazy ones as an
  * evaluation the node may ask for.
  */
-export async function resolveInputs(
+export function resolveInputs(
   node: ApiNode,
   definition: AnyNodeDefinition,
   linked: LinkedValues,
   lazyLink: (input: string, source: string, slot: number) => () => Promise<unknown[]>,
-): Promise<Map<string, ResolvedInput>> {
+): Map<string, ResolvedInput> | Promise<Map<string, ResolvedInput>> {
   const inputs = new Map<string, ResolvedInput>();
+  // Sources are normally in the run already: then this is synchronous (no turn of the event loop per node).
+  const waiting: Array<Promise<void>> = [];
   for (const name of inputNames(node, definition)) {
     const spec: InputSpec | undefined = Object.hasOwn(definition.inputs, name) ? definition.inputs[name] : undefined;
     const raw = ownValue(node.inputs, name);
@@ -47,12 +49,16 @@ export async function resolveInputs(
     } else if (spec?.kind === 'SOCKET' && spec.rawLink) {
       inputs.set(name, { kind: 'list', values: [[String(raw[0]), raw[1]]] });
     } else if (!spec?.lazy) {
-      inputs.set(name, { kind: 'list', values: await linked(String(raw[0]), raw[1], name) });
+      const values = linked(String(raw[0]), raw[1], name);
+      if (Array.isArray(values)) inputs.set(name, { kind: 'list', values });
+      else waiting.push(values.then((list) => void inputs.set(name, { kind: 'list', values: list })));
     } else {
       inputs.set(name, { kind: 'lazy', evaluate: lazyLink(name, String(raw[0]), raw[1]), source: String(raw[0]), slot: raw[1] });
     }
   }
-  return inputs;
+  if (waiting.length === 0) return inputs;
+  // Keep the input-name order the node sees, whatever order the re-run sources finished in.
+  return Promise.all(waiting).then(() => new Map(inputNames(node, definition).filter((n) => inputs.has(n)).map((n) => [n, inputs.get(n)!])));
 }
 
 /** How many times a node runs: once with whole lists, else once per index of its longest non-lazy list. */

@@ -40,6 +40,8 @@ export interface RunServices {
   readonly signal: AbortSignal;
   /** How many nodes have started executing so far in the run (to notice that others ran meanwhile). */
   readonly startedCount: number;
+  /** Someone receives events (else a node need not build them). */
+  readonly listening: boolean;
   emit(event: ExecutionEvent): void;
   ref(id: string): NodeRef;
   /** An available lazy source's outputs without running anything (in the run or the cache). */
@@ -80,16 +82,19 @@ export async function runNode(run: RunServices, id: string): Promise<NodeRunResu
   const lazy: LazyScope = { settled: false, pending: [] };
   let inputs: Map<string, ResolvedInput> | undefined;
   try {
-    inputs = await resolveInputs(node, definition, (source, slot) => valuesOf(run, id, source, slot), (input, source, slot) =>
+    const resolved = resolveInputs(node, definition, (source, slot) => valuesOf(run, id, source, slot), (input, source, slot) =>
       lazyLink(run, id, input, source, slot, lazy),
     );
+    inputs = resolved instanceof Map ? resolved : await resolved;
     const hidden: HiddenValues = { PROMPT: run.prompt, EXTRA_PNGINFO: run.extraPngInfo, UNIQUE_ID: id, DYNPROMPT: run.graph.view() };
-    const ctx = nodeContext(run, id, node);
+    const ctx = new NodeContext(run, id, node.class_type);
     run.started(id);
-    const ref = run.ref(id);
-    run.emit({ type: 'executing', data: { node: id, display_node: ref.display_node, prompt_id: run.promptId } });
-    run.emit({ type: 'node_started', data: ref });
-    if (definition.checkLazyStatus) await lazyStatusRounds(run, id, definition, inputs, hidden, ctx.context);
+    if (run.listening) {
+      const ref = run.ref(id);
+      run.emit({ type: 'executing', data: { node: id, display_node: ref.display_node, prompt_id: run.promptId } });
+      run.emit({ type: 'node_started', data: ref });
+    }
+    if (definition.checkLazyStatus) await lazyStatusRounds(run, id, definition, inputs, hidden, ctx);
 
     const calls = callCount(definition, inputs);
     const results: CallResult[] = [];
@@ -105,12 +110,14 @@ export async function runNode(run: RunServices, id: string): Promise<NodeRunResu
         continue;
       }
       ctx.startCall(index);
-      const returned = await definition.execute(callArguments(definition, inputs, index, hidden) as never, ctx.context);
+      let returned: unknown = definition.execute(callArguments(definition, inputs, index, hidden) as never, ctx);
+      // Awaited only when it is a promise: most nodes are synchronous, and every await is a turn of the loop.
+      if (isThenable(returned)) returned = await returned;
       results.push(normaliseResult(id, node, definition, returned));
     }
     // A lazy input started but not awaited must finish before the run moves on.
-    await Promise.allSettled(lazy.pending);
-    const entry = await withExpansions(run, id, definition, results);
+    if (lazy.pending.length) await Promise.allSettled(lazy.pending);
+    const entry = results.some((r) => r.expand) ? await withExpansions(run, id, definition, results) : mergeResults(definition, results);
     return { entry, blocked: calls > 0 && blocked === calls };
   } catch (error) {
     if (error instanceof NodeFailure) throw error;
@@ -120,14 +127,11 @@ export async function runNode(run: RunServices, id: string): Promise<NodeRunResu
   }
 }
 
-/** The outputs list of `source` at `slot`, running it again if the run released it. */
-async function valuesOf(run: RunServices, id: string, source: string, slot: number): Promise<unknown[]> {
-  let entry = run.scheduler.value(source);
-  if (!entry) {
-    await run.scheduler.require([source], id);
-    entry = run.scheduler.value(source)!;
-  }
-  return entry.outputs[slot]!;
+/** The outputs list of `source` at `slot`; a promise only when the run released it and must produce it again. */
+function valuesOf(run: RunServices, id: string, source: string, slot: number): unknown[] | Promise<unknown[]> {
+  const entry = run.scheduler.value(source);
+  if (entry) return entry.outputs[slot]!;
+  return run.scheduler.require([source], id).then(() => run.scheduler.value(source)!.outputs[slot]!);
 }
 
 /** A memoised evaluation of a lazy linked input: runs the upstream sub-graph on first call. */
@@ -213,7 +217,6 @@ function reportBlocked(run: RunServices, id: string, node: ApiNode, message: str
  * and run (the node lends its slot meanwhile), then their links read back as values.
  */
 async function withExpansions(run: RunServices, id: string, definition: AnyNodeDefinition, results: CallResult[]): Promise<CacheEntry> {
-  if (!results.some((r) => r.expand)) return mergeResults(definition, results);
   const added: string[] = [];
   for (const result of results) if (result.expand) added.push(...addExpansion(run, id, result.expand));
   await run.signatures.compute(added);
@@ -287,40 +290,71 @@ function descendantsOf(graph: PromptGraph, id: string): Set<string> {
   return seen;
 }
 
-function nodeContext(run: RunServices, id: string, node: ApiNode): { context: ExecutionContext; startCall(index: number): void } {
-  const { promptId, signal } = run;
-  const throwIfAborted = () => {
-    if (run.signal.aborted) throw new InterruptedError();
-  };
-  let last: { value: number; max: number } | undefined;
-  let call = 0;
-  let builders = 0;
-  const context: ExecutionContext = {
-    nodeId: id,
-    promptId,
-    signal,
-    throwIfAborted,
-    log: run.logger.child(`${node.class_type}#${id}`),
-    paths: run.paths,
-    progress: (value: number, max: number, preview?: PreviewImage) => {
-      throwIfAborted();
-      // A repeat of the last value carries no news (several layers may report the same step). A value
-      // going back is kept: it is a new pass (a second sampler in the same node), not noise.
-      const stale = last !== undefined && last.max === max && last.value === value;
-      if (!stale && Number.isFinite(value) && Number.isFinite(max)) {
-        last = { value, max };
-        run.emit({ type: 'progress', data: { value, max, prompt_id: promptId, node: id } });
-      }
-      if (preview) run.emit({ type: 'preview', data: { prompt_id: promptId, node: id, image: preview } });
-    },
-    graph: () => new GraphBuilder(`${id}.${call}.${builders++}.`),
-  };
-  return {
-    context,
-    startCall: (index) => {
-      last = undefined;
-      call = index;
-      builders = 0;
-    },
-  };
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
+}
+
+/**
+ * A node's `ctx`. A class rather than an object of closures: one is made per node run, and its methods are
+ * bound once so a node may still pass `ctx.progress` around on its own.
+ */
+class NodeContext implements ExecutionContext {
+  readonly nodeId: string;
+  readonly promptId: string;
+  readonly paths: HostPaths;
+  #log: Logger | undefined;
+  #last: { value: number; max: number } | undefined;
+  #call = 0;
+  #builders = 0;
+
+  constructor(
+    readonly run: RunServices,
+    id: string,
+    readonly classType: string,
+  ) {
+    this.nodeId = id;
+    this.promptId = run.promptId;
+    this.paths = run.paths;
+    this.throwIfAborted = this.throwIfAborted.bind(this);
+    this.progress = this.progress.bind(this);
+    this.graph = this.graph.bind(this);
+  }
+
+  get signal(): AbortSignal {
+    return this.run.signal;
+  }
+
+  /** Scoped `<class_type>#<id>`, made when first used. */
+  get log(): Logger {
+    this.#log ??= this.run.logger.child(`${this.classType}#${this.nodeId}`);
+    return this.#log;
+  }
+
+  throwIfAborted(): void {
+    if (this.run.signal.aborted) throw new InterruptedError();
+  }
+
+  progress(value: number, max: number, preview?: PreviewImage): void {
+    this.throwIfAborted();
+    // A repeat of the last value carries no news (several layers may report the same step). A value going
+    // back is kept: it is a new pass (a second sampler in the same node), not noise.
+    const last = this.#last;
+    const stale = last !== undefined && last.max === max && last.value === value;
+    if (!stale && Number.isFinite(value) && Number.isFinite(max)) {
+      this.#last = { value, max };
+      this.run.emit({ type: 'progress', data: { value, max, prompt_id: this.promptId, node: this.nodeId } });
+    }
+    if (preview) this.run.emit({ type: 'preview', data: { prompt_id: this.promptId, node: this.nodeId, image: preview } });
+  }
+
+  graph(): GraphBuilder {
+    return new GraphBuilder(`${this.nodeId}.${this.#call}.${this.#builders++}.`);
+  }
+
+  /** Call `index` of a list-mapped node starts: progress and builder numbering restart. */
+  startCall(index: number): void {
+    this.#last = undefined;
+    this.#call = index;
+    this.#builders = 0;
+  }
 }

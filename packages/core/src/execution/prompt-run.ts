@@ -41,6 +41,7 @@ export class PromptRun implements RunServices {
   readonly scheduler: Scheduler;
   readonly signatures: Signatures;
   startedCount = 0;
+  readonly listening: boolean;
   /** The user (or host) interrupted, as opposed to the run aborting its nodes after a failure. */
   #interrupted = false;
 
@@ -52,6 +53,7 @@ export class PromptRun implements RunServices {
     readonly prompt: ApiPrompt,
     readonly options: RunOptions,
   ) {
+    this.listening = options.onEvent !== undefined;
     this.#targets = new Set(Array.isArray(options.outputs) ? options.outputs.map(String) : []);
     const isObject = typeof prompt === 'object' && prompt !== null && !Array.isArray(prompt);
     this.graph = new PromptGraph(isObject ? prompt : {}, registry);
@@ -175,14 +177,14 @@ export class PromptRun implements RunServices {
     this.cache.set(this.signatures.get(id)!, entry);
     this.executed.push(id);
     if (hasUi(entry.ui)) this.#reportUi(id, entry.ui);
-    this.emit({ type: 'node_finished', data: { ...this.ref(id), outcome: blocked ? 'blocked' : 'executed' } });
+    if (this.listening) this.emit({ type: 'node_finished', data: { ...this.ref(id), outcome: blocked ? 'blocked' : 'executed' } });
     return entry;
   }
 
   #onCacheHit(id: string, entry: CacheEntry): void {
     this.#markCached(id);
     if (this.#targets.has(id) && hasUi(entry.ui)) this.#reportUi(id, entry.ui);
-    this.emit({ type: 'node_finished', data: { ...this.ref(id), outcome: 'cached' } });
+    if (this.listening) this.emit({ type: 'node_finished', data: { ...this.ref(id), outcome: 'cached' } });
   }
 
   #markCached(id: string): void {

@@ -63,7 +63,8 @@ export class Scheduler {
   readonly #lent = new Map<string, number>();
   #seq = 0;
   #failure: { error: unknown } | undefined;
-  #wake: (() => void) | undefined;
+  #done: (() => void) | undefined;
+  #pumping = false;
   #dirty = false;
 
   constructor(host: SchedulerHost) {
@@ -79,23 +80,41 @@ export class Scheduler {
   async run(targets: readonly string[]): Promise<void> {
     for (const id of targets) this.#keep.add(id);
     this.#stage(targets);
-    for (;;) {
-      this.#dirty = false;
-      if (!this.#failure) this.#startReady();
-      if (!this.#failure && this.#running.size > 0 && this.#deadlocked()) {
-        this.fail(this.#cycleError());
-      }
-      if (this.#running.size === 0) break;
-      // Something changed while starting nodes (a node's synchronous part staged more): look again first.
-      if (this.#dirty) continue;
-      await new Promise<void>((resolve) => {
-        this.#wake = resolve;
-      });
-    }
+    await new Promise<void>((resolve) => {
+      this.#done = resolve;
+      this.#pump();
+    });
     if (this.#failure) throw this.#failure.error;
     const stuck = [...this.#staged.keys()];
     if (stuck.length) {
       throw new MalformedPromptError(`Nodes ${stuck.join(', ')} could not run: they wait for each other (a cycle).`, stuck[0]!);
+    }
+  }
+
+  /**
+   * Starts what can start, after anything changed (a node done, a wait begun, a failure). Synchronous, so a
+   * node's completion starts the next one without a turn of the event loop; a call made while pumping (a
+   * node's synchronous part staging more) makes the running pump look again.
+   */
+  #pump(): void {
+    if (this.#pumping) {
+      this.#dirty = true;
+      return;
+    }
+    this.#pumping = true;
+    try {
+      do {
+        this.#dirty = false;
+        if (!this.#failure) this.#startReady();
+        if (!this.#failure && this.#running.size > 0 && this.#deadlocked()) this.fail(this.#cycleError());
+      } while (this.#dirty);
+    } finally {
+      this.#pumping = false;
+    }
+    if (this.#running.size === 0 && this.#done) {
+      const done = this.#done;
+      this.#done = undefined;
+      done();
     }
   }
 
@@ -163,40 +182,60 @@ export class Scheduler {
         this.#becomeAvailable(id, hit);
         continue;
       }
-      const links = graph.links(id);
-      const strong = new Set<string>();
-      for (const link of links) {
-        const source = graph.require(link.source, { node: id, input: link.input });
-        const count = source.definition.outputs.length;
-        if (!Number.isInteger(link.slot) || link.slot < 0 || link.slot >= count) {
-          const names = source.definition.outputs.map((o) => o.name ?? o.type).join(', ') || 'none';
-          throw new MalformedPromptError(
-            `Input "${link.input}" of node ${id} (${graph.node(id)!.class_type}) links to output slot ${link.slot} of node ${link.source} (${source.node.class_type}), which has ${count} output(s): ${names}.`,
-            id,
-          );
-        }
-        if (!link.lazy) strong.add(link.source);
+      const strong = this.#strongSources(id);
+      for (const source of graph.sources(id)) this.#consumersLeft.set(source, (this.#consumersLeft.get(source) ?? 0) + 1);
+      let depsLeft = 0;
+      for (const source of strong) {
+        if (this.#available.has(source)) continue;
+        depsLeft++;
+        const waiting = this.#waitingOn.get(source);
+        if (waiting) waiting.push(id);
+        else this.#waitingOn.set(source, [id]);
       }
-      for (const source of new Set(links.map((l) => l.source))) this.#consumersLeft.set(source, (this.#consumersLeft.get(source) ?? 0) + 1);
-      const waiting = [...strong].filter((s) => !this.#available.has(s));
-      const state: Staged = { depsLeft: waiting.length, rank: this.#rank(id), seq: this.#seq++, concurrent: definition.concurrent === true };
+      const state: Staged = { depsLeft, rank: this.#rank(id), seq: this.#seq++, concurrent: definition.concurrent === true };
       this.#staged.set(id, state);
-      for (const source of waiting) (this.#waitingOn.get(source) ?? this.#waitingOn.set(source, []).get(source)!).push(id);
       // Reversed onto the stack, so sources are staged (and tie-broken) in input order.
-      for (let i = waiting.length - 1; i >= 0; i--) stack.push(waiting[i]!);
+      for (let i = strong.length - 1; i >= 0; i--) if (!this.#available.has(strong[i]!)) stack.push(strong[i]!);
       if (state.depsLeft === 0) this.#makeReady(id, state);
     }
   }
 
+  /**
+   * The distinct non-lazy sources of a staged node, each checked to exist with the output slot its link
+   * reads (validation did this for a submitted prompt; an expansion is checked here).
+   */
+  #strongSources(id: string): string[] {
+    const graph = this.#host.graph;
+    const strong: string[] = [];
+    for (const link of graph.links(id)) {
+      const source = graph.definition(link.source) ? { definition: graph.definition(link.source)!, node: graph.node(link.source)! } : graph.require(link.source, { node: id, input: link.input });
+      const count = source.definition.outputs.length;
+      if (!Number.isInteger(link.slot) || link.slot < 0 || link.slot >= count) {
+        const names = source.definition.outputs.map((o) => o.name ?? o.type).join(', ') || 'none';
+        throw new MalformedPromptError(
+          `Input "${link.input}" of node ${id} (${graph.node(id)!.class_type}) links to output slot ${link.slot} of node ${link.source} (${source.node.class_type}), which has ${count} output(s): ${names}.`,
+          id,
+        );
+      }
+      if (!link.lazy && !strong.includes(link.source)) strong.push(link.source);
+    }
+    return strong;
+  }
+
   /** ComfyUI's pick order: 0 output node, 1 feeds one, 2 two links from one, 3 anything else. */
   #rank(id: string): number {
+    if (this.#isOutput(id)) return 0;
     const graph = this.#host.graph;
-    const isOutput = (node: string) => graph.definition(node)?.outputNode === true;
-    if (isOutput(id)) return 0;
-    const next = graph.consumers(id);
-    if (next.some(isOutput)) return 1;
-    if (next.some((c) => graph.consumers(c).some(isOutput))) return 2;
-    return 3;
+    let rank = 3;
+    for (const consumer of graph.consumers(id)) {
+      if (this.#isOutput(consumer)) return 1;
+      if (rank === 3) for (const next of graph.consumers(consumer)) if (this.#isOutput(next)) rank = 2;
+    }
+    return rank;
+  }
+
+  #isOutput(id: string): boolean {
+    return this.#host.graph.definition(id)?.outputNode === true;
   }
 
   #makeReady(id: string, state: Staged): void {
@@ -228,7 +267,6 @@ export class Scheduler {
   }
 
   async #runTask(id: string): Promise<void> {
-    await undefined; // the node starts after the loop has finished picking (its synchronous part may stage more)
     try {
       const entry = await this.#host.execute(id);
       if (!this.#failure) this.#complete(id, entry);
@@ -292,7 +330,7 @@ export class Scheduler {
 
   /** Every running node waits for the graph and nothing can start: they wait for each other. */
   #deadlocked(): boolean {
-    if (this.#readyConcurrent.length || this.#resumers.length) return false;
+    if (this.#suspensions.size === 0 || this.#readyConcurrent.length || this.#resumers.length) return false;
     if (this.#slot === null && this.#readyExclusive.some((q) => q.length)) return false;
     const suspended = new Set([...this.#suspensions].map((s) => s.requester));
     return [...this.#running].every((id) => suspended.has(id));
@@ -309,9 +347,6 @@ export class Scheduler {
   }
 
   #notify(): void {
-    this.#dirty = true;
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
+    this.#pump();
   }
 }
