@@ -13,6 +13,7 @@
  */
 import { freemem } from 'node:os';
 import type { UiOutput } from './node-definition.ts';
+import { hostMemoryLedger, type MemoryLedger } from './memory-ledger.ts';
 
 export type CacheMode = 'classic' | 'lru' | 'none' | 'ram';
 export const CACHE_MODES: readonly CacheMode[] = ['classic', 'lru', 'none', 'ram'];
@@ -28,6 +29,11 @@ export interface OutputCacheOptions {
   ramHeadroomBytes?: number;
   /** `ram` mode: the machine's available memory now (default: `os.freemem()`, MemAvailable on Linux). */
   availableMemory?: () => number;
+  /**
+   * Who holds the models' memory (default: the host's ledger). In `ram` mode the cache makes room whenever
+   * that changes (a model opened), and `stats().modelBytes` reports it.
+   */
+  ledger?: MemoryLedger;
 }
 
 /** ComfyUI's default headroom for `--cache-ram` without a value. */
@@ -51,6 +57,8 @@ export interface CacheStats {
   evictions: number;
   maxEntries: number;
   maxBytes: number;
+  /** What the loaded models hold, as the memory ledger says (`memory-ledger.ts`). */
+  modelBytes: number;
 }
 
 /**
@@ -70,6 +78,7 @@ export class OutputCache {
   readonly maxBytes: number;
   readonly ramHeadroomBytes: number;
   readonly #availableMemory: () => number;
+  readonly #ledger: MemoryLedger;
   /** Insertion order is recency order: a hit moves the entry to the end. */
   readonly #entries = new Map<string, StoredEntry>();
   #pinned = new Set<string>();
@@ -87,6 +96,16 @@ export class OutputCache {
     this.maxBytes = checkBound('maxBytes', options.maxBytes);
     this.ramHeadroomBytes = this.mode === 'ram' ? checkBound('ramHeadroomBytes', options.ramHeadroomBytes ?? DEFAULT_RAM_HEADROOM_BYTES) : 0;
     this.#availableMemory = options.availableMemory ?? freemem;
+    this.#ledger = options.ledger ?? hostMemoryLedger();
+    if (this.mode === 'ram') {
+      // Held weakly: a cache nobody uses any more must not be kept alive by the ledger.
+      const self = new WeakRef(this);
+      const stop = this.#ledger.onChange(() => {
+        const cache = self.deref();
+        if (cache) cache.#relieveMemoryPressure();
+        else stop();
+      });
+    }
   }
 
   /** Looks an entry up, counting a hit or a miss and marking it recently used. */
@@ -165,6 +184,7 @@ export class OutputCache {
       evictions: this.#evictions,
       maxEntries: this.maxEntries,
       maxBytes: this.maxBytes,
+      modelBytes: this.#ledger.heldBytes(),
     };
   }
 

@@ -17,6 +17,7 @@ export * from './object-info.ts';
 export * from './validation.ts';
 export * from './signature.ts';
 export * from './cache.ts';
+export * from './memory-ledger.ts';
 export * from './cache-flags.ts';
 export * from './executor.ts';
 export * from './workflow/schemas.ts';

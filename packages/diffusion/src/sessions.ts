@@ -24,9 +24,9 @@
  * Models are always loaded by file path, never read into JS memory: ORT then finds external weights
  * (`model.onnx_data`, `weights.pb`) next to the file and maps them itself, and files over 2 GiB work.
  */
-import { realpathSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { type Tensor } from './tensor.ts';
 
@@ -143,6 +143,8 @@ interface Entry {
   running: Set<Promise<unknown>>;
   /** Order in which entries went idle (refs 0, session kept open); undefined while leased. */
   idleSince: number | undefined;
+  /** The weights' bytes on disk (the model file and its external data), counted while the session is open. */
+  bytes?: number;
 }
 
 /** How a lease shares memory with other sessions (see "Idle sessions" above). */
@@ -245,6 +247,7 @@ export class SessionPool {
   readonly settings: SessionSettings;
   readonly #entries = new Map<string, Entry>();
   #idleCounter = 0;
+  readonly #listeners = new Set<() => void>();
   /** Sessions opened over the pool's life (tests and diagnostics: proves sharing and laziness). */
   opened = 0;
   /** At most this many idle sessions stay open (least recently released closed first). */
@@ -305,6 +308,26 @@ export class SessionPool {
     return n;
   }
 
+  /**
+   * Bytes the open sessions hold, estimated as their weights' size on disk (fp32 weights are loaded as they
+   * are stored; activations come and go with each run and are not counted).
+   */
+  get openBytes(): number {
+    let total = 0;
+    for (const e of this.#entries.values()) if (e.opening && e.bytes !== undefined) total += e.bytes;
+    return total;
+  }
+
+  /** Calls `listener` whenever a session opens or closes; the returned function stops it. */
+  onOpenChange(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #openChanged(): void {
+    for (const listener of [...this.#listeners]) listener();
+  }
+
   /** Number of distinct (path, settings) entries with at least one lease. */
   get leasedCount(): number {
     let n = 0;
@@ -319,6 +342,8 @@ export class SessionPool {
     const p = evicting.then(() => ort.InferenceSession.create(e.path, e.options)).then(
       (s) => {
         this.opened++;
+        e.bytes = weightBytes(e.path);
+        this.#openChanged();
         return s;
       },
       (err: unknown) => {
@@ -365,6 +390,7 @@ export class SessionPool {
     await Promise.allSettled([...e.running]);
     const session = await opening.catch(() => undefined);
     await session?.release();
+    if (session) this.#openChanged();
   }
 
   /** Closes every open session (the server's /free). Leases stay valid and reopen their file on next use. */
@@ -381,6 +407,26 @@ let defaultPool: SessionPool | undefined;
 export function getDefaultSessionPool(): SessionPool {
   defaultPool ??= new SessionPool();
   return defaultPool;
+}
+
+/**
+ * The model file's size plus its external data files (`<name>_data`, `<name>.data`, `<name>.onnx_data`,
+ * `weights.pb` beside it: the names exporters use), for the memory ledger.
+ */
+function weightBytes(path: string): number {
+  const size = (file: string) => {
+    try {
+      return statSync(file).size;
+    } catch {
+      return 0;
+    }
+  };
+  const base = path.replace(/\.onnx$/, '');
+  const siblings = new Set([`${path}_data`, `${path}.data`, `${base}.onnx_data`, `${base}.data`, join(dirname(path), 'weights.pb')]);
+  siblings.delete(path);
+  let total = size(path);
+  for (const file of siblings) total += size(file);
+  return total;
 }
 
 /** `path` resolved through symlinks; as given (absolute) when it does not exist yet (the open then says so). */

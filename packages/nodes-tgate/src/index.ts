@@ -25,6 +25,7 @@ export * from './types.ts';
 export * from './patches.ts';
 export { runSampler, initialNoise, previewPacer, PREVIEW_INTERVAL_MS, type SamplerSettings } from './nodes/ksampler.ts';
 import { releaseAllModels } from './model-cache.ts';
+import { reportSessionMemory } from './session-memory.ts';
 export { releaseAllModels };
 export * from './tgate/schedule.ts';
 export { planForPatches, samplingFor, registerTgateExtension, type PlannedSampling } from './tgate/register.ts';
@@ -57,6 +58,7 @@ export const baseNodes = [
 export const tgateNodes = [GateSchedule, CacheCrossAttn, CacheSelfAttn, DeepCache, TGatePreset, GateAdvisor] as const;
 
 registerTgateExtension();
+reportSessionMemory();
 
 export default definePack({
   name: 'nodes-tgate',
