@@ -5,6 +5,9 @@
  * `inputs.ts` (`int()`, `float()`, `combo()`, `socket()`...), which carry their value type, so `execute`
  * receives correctly typed inputs without annotations. The same object is turned into ComfyUI's
  * `object_info` entry by `object-info.ts`, validated by `validation.ts` and run by `executor.ts`.
+ *
+ * Longer than the other core files on purpose: this is the whole API a node author reads (types, each with its
+ * documentation at the point of use); split, it would scatter one reference over several files.
  */
 import type { Logger } from './logger.ts';
 

@@ -14,6 +14,9 @@
  *
  * Node definitions are needed to name widget values. A node whose class is unknown is still converted (links
  * only) and reported in `warnings`; validation then reports the unknown class.
+ *
+ * One conversion in one file (over 400 lines): its rules (bypass, reroutes, primitives, subgraphs, widget
+ * layout) depend on each other and read best in order.
  */
 import type { AnyNodeDefinition, InputSpec } from '../node-definition.ts';
 import { NodeRegistry } from '../registry.ts';
