@@ -22,7 +22,11 @@ export type ExecutionEvent =
   /** Nodes whose outputs came from the cache (sent once, before anything executes). */
   | { type: 'execution_cached'; data: { nodes: string[]; prompt_id: string; timestamp: number } }
   | { type: 'executing'; data: { node: string | null; display_node: string | null; prompt_id: string } }
-  | { type: 'progress'; data: { value: number; max: number; prompt_id: string; node: string } }
+  /**
+   * `node` is the node shown (ComfyUI sends the display node, so a progress bar lands on a node of the
+   * canvas); `node_id` is the node reporting, which differs for a node made by an expansion.
+   */
+  | { type: 'progress'; data: { value: number; max: number; prompt_id: string; node: string; node_id: string } }
   /** Not JSON: the server sends it as a binary frame. */
   | { type: 'preview'; data: { prompt_id: string; node: string; image: PreviewImage } }
   | { type: 'executed'; data: { node: string; display_node: string; output: UiOutput; prompt_id: string } }

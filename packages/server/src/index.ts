@@ -250,7 +250,7 @@ async function startWith(
       for (const worker of workers) {
         const current = worker.current;
         if (current && current.clientId === sid && current.node !== null) {
-          ws.send(JSON.stringify({ type: 'executing', data: { node: current.node, display_node: current.node, prompt_id: current.item.promptId } }));
+          ws.send(JSON.stringify({ type: 'executing', data: { node: current.node, display_node: current.displayNode ?? current.node, prompt_id: current.item.promptId } }));
         }
       }
     });

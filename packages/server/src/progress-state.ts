@@ -43,7 +43,7 @@ export class PromptProgressState {
         break;
       }
       case 'progress': {
-        const node = this.#nodes.get(event.data.node);
+        const node = this.#nodes.get(event.data.node_id ?? event.data.node);
         if (node) changed = this.#set(refOf(node), 'running', event.data.value, event.data.max);
         break;
       }

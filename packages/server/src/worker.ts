@@ -29,6 +29,8 @@ export interface RunningPrompt {
   clientId: string | undefined;
   /** The node executing now (null between nodes). */
   node: string | null;
+  /** The node the editor shows it on (the expanding node for a node an expansion made). */
+  displayNode: string | null;
   controller: AbortController;
   /** Set when the server interrupts the prompt because it is stopping. */
   stopping?: boolean;
@@ -99,7 +101,7 @@ export class PromptWorker {
 
   async #runOne(item: QueueItem): Promise<void> {
     const clientId = typeof item.extraData.client_id === 'string' ? item.extraData.client_id : undefined;
-    const current: RunningPrompt = { item, clientId, node: null, controller: new AbortController() };
+    const current: RunningPrompt = { item, clientId, node: null, displayNode: null, controller: new AbortController() };
     this.#current = current;
     const messages: StatusMessage[] = [];
     let executedCount = 0;
@@ -120,6 +122,7 @@ export class PromptWorker {
       let data: Record<string, unknown> = event.data;
       if (event.type === 'executing') {
         current.node = event.data.node;
+        current.displayNode = event.data.display_node;
         if (event.data.node !== null) executedCount++;
       }
       if (event.type === 'execution_success' && executedCount === 0) data = { ...data, note: ALL_CACHED_NOTE };

@@ -306,6 +306,7 @@ class NodeContext implements ExecutionContext {
   #last: { value: number; max: number } | undefined;
   #call = 0;
   #builders = 0;
+  #display: string | undefined;
 
   constructor(
     readonly run: RunServices,
@@ -342,7 +343,8 @@ class NodeContext implements ExecutionContext {
     const stale = last !== undefined && last.max === max && last.value === value;
     if (!stale && Number.isFinite(value) && Number.isFinite(max)) {
       this.#last = { value, max };
-      this.run.emit({ type: 'progress', data: { value, max, prompt_id: this.promptId, node: this.nodeId } });
+      this.#display ??= this.run.graph.origin(this.nodeId).display;
+      this.run.emit({ type: 'progress', data: { value, max, prompt_id: this.promptId, node: this.#display, node_id: this.nodeId } });
     }
     if (preview) this.run.emit({ type: 'preview', data: { prompt_id: this.promptId, node: this.nodeId, image: preview } });
   }
