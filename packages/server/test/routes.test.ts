@@ -22,7 +22,7 @@ test('every route answers under / and /api with ComfyUI shapes', async () => {
 
     const info = await getJson(`${base}/object_info`);
     assert.equal(info.status, 200);
-    assert.deepEqual(Object.keys(info.json).sort(), ['TestConstant', 'TestFail', 'TestSaveImage', 'TestSlow']);
+    assert.deepEqual(Object.keys(info.json).sort(), ['TestConstant', 'TestExpandSave', 'TestFail', 'TestSaveImage', 'TestSlow', 'TestWait']);
     const save = info.json.TestSaveImage;
     assert.equal(save.output_node, true);
     assert.deepEqual(save.input.required.filename_prefix, ['STRING', { default: 'test' }]);
