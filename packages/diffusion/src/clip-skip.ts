@@ -30,8 +30,24 @@ export function clipLayerCount(width: number, exported: number): ClipLayerCount 
   return width === SD2_WIDTH && exported === SD2_EXPORTED_LAYERS ? { exported, full: exported + 1 } : { exported, full: exported };
 }
 
-/** The text encoder's own last_hidden_state, or the normalised output of layer `index` (0-based, of the export). */
-export type ClipLayerChoice = { readonly kind: 'export' } | { readonly kind: 'layer'; readonly index: number };
+/**
+ * The text encoder's own last_hidden_state, the normalised output of layer `index` (0-based, of the export), or
+ * its raw output (`hidden`: before the final layer norm, SDXL's encoders: ComfyUI's layer_norm_hidden_state off).
+ */
+export type ClipLayerChoice =
+  | { readonly kind: 'export' }
+  | { readonly kind: 'layer'; readonly index: number }
+  | { readonly kind: 'hidden'; readonly index: number };
+
+/**
+ * SDXL's clip skip: both encoders return the raw output of layer N + stop (ComfyUI's SDXL default -2, the
+ * penultimate; -1 the last layer's output without the final norm), a `stop` past the first layer meaning the
+ * last layer, as ComfyUI.
+ */
+export function chooseRawLayer(stop: number, layers: number): ClipLayerChoice {
+  if (!(Number.isInteger(stop) && stop < 0)) throw new ClipLayerError(`stop_at_clip_layer must be a negative whole number (-1 = the last layer); got ${stop}`);
+  return { kind: 'hidden', index: -stop > layers ? layers - 1 : layers + stop };
+}
 
 /** A clip skip the export cannot produce, with the sentence that says why. */
 export class ClipLayerError extends RangeError {

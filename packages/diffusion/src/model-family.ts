@@ -17,7 +17,7 @@ import { UnsupportedModelError } from './unsupported-model.ts';
 export { UnsupportedModelError, type UnsupportedKind } from './unsupported-model.ts';
 
 /** What this engine runs: Stable Diffusion 1.x / 2.x ONNX folders (optimum and diffusers layouts). */
-const RUNS = 'gategraph runs Stable Diffusion 1.x and 2.x ONNX folders';
+const RUNS = 'gategraph runs Stable Diffusion 1.x, 2.x and SDXL (base) ONNX folders';
 
 /** File extensions of single-file checkpoints that users keep next to their model folders. */
 export const CHECKPOINT_FILE_EXTENSIONS: readonly string[] = ['.safetensors', '.ckpt', '.pt', '.pth', '.bin'];
@@ -49,15 +49,16 @@ export function checkSupportedModel(path: string): void {
   if (has('transformer') && !has('unet')) {
     throw new UnsupportedModelError(path, 'transformer', `this model${pipelineNote(pipeline)} denoises with a transformer (transformer/), not a UNet: ${RUNS}`);
   }
-  if (/XL/i.test(pipeline) || has('text_encoder_2') || has('tokenizer_2')) {
-    throw new UnsupportedModelError(path, 'sdxl', `this is an SDXL model${pipelineNote(pipeline)} (a second text encoder, UNet inputs text_embeds and time_ids): ${RUNS}; SDXL is not supported yet`);
+  const sdxl = /XL/i.test(pipeline) || has('text_encoder_2') || has('tokenizer_2');
+  if (sdxl && !has('text_encoder')) {
+    throw new UnsupportedModelError(path, 'sdxl', `this is an SDXL refiner${pipelineNote(pipeline)} (only the second text encoder; time_ids with an aesthetic score): ${RUNS}; the refiner is not supported yet`);
   }
   if (pipeline && !isStableDiffusionPipeline(pipeline)) {
     throw new UnsupportedModelError(path, 'pipeline', `model_index.json names the pipeline ${pipeline}: ${RUNS} (StableDiffusionPipeline and its ONNX / optimum / LCM forms)`);
   }
   const unet = declared(path, 'unet');
-  if (unet && unet.inputs.some((i) => i.name === 'text_embeds' || i.name === 'time_ids')) {
-    throw new UnsupportedModelError(path, 'sdxl', `its UNet takes text_embeds and time_ids, so it is an SDXL UNet: ${RUNS}; SDXL is not supported yet`);
+  if (unet && !sdxl && unet.inputs.some((i) => i.name === 'text_embeds' || i.name === 'time_ids')) {
+    throw new UnsupportedModelError(path, 'sdxl', `its UNet takes text_embeds and time_ids (an SDXL UNet), but the folder has no text_encoder_2/ and tokenizer_2/ to make them`);
   }
   for (const component of ONNX_COMPONENTS) {
     const io = declared(path, component);
@@ -92,7 +93,7 @@ function pipelineNote(pipeline: string): string {
 
 /** StableDiffusionPipeline and its ONNX / optimum / img2img / inpaint / LCM forms. */
 function isStableDiffusionPipeline(pipeline: string): boolean {
-  return /^(Onnx|ORT)?(StableDiffusion|LatentConsistencyModel)(Img2Img|Inpaint|Inpainting)?Pipeline$/.test(pipeline);
+  return /^(Onnx|ORT)?(StableDiffusion|StableDiffusionXL|LatentConsistencyModel)(Img2Img|Inpaint|Inpainting)?Pipeline$/.test(pipeline);
 }
 
 function readIndex(folder: string): Record<string, unknown> | undefined {

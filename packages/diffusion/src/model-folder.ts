@@ -23,7 +23,7 @@ import { missingTokenizerFiles } from './tokenizer-files.ts';
 import { cpuFloat32ModelPath, cpuFloat32Needs, fusedAttentionModelPath, readDeclaredIo, type DeclaredIo } from '@gategraph/onnx-graph';
 import { CHECKPOINT_FILE_EXTENSIONS, checkSupportedModel, UnsupportedModelError } from './model-family.ts';
 
-export type ComponentName = 'text_encoder' | 'unet' | 'vae_decoder' | 'vae_encoder';
+export type ComponentName = 'text_encoder' | 'text_encoder_2' | 'unet' | 'vae_decoder' | 'vae_encoder';
 const REQUIRED: readonly ComponentName[] = ['text_encoder', 'unet', 'vae_decoder'];
 /** External weight files ORT finds next to model.onnx (optimum writes model.onnx_data, older diffusers weights.pb). */
 const EXTERNAL_WEIGHT_FILES = ['model.onnx_data', 'weights.pb'];
@@ -111,6 +111,12 @@ export interface UnetIo {
   fixedBatch?: number;
   sequenceLength?: number;
   crossAttentionDim: number;
+  /**
+   * SDXL's added conditioning (diffusers' addition_embed_type "text_time"): the pooled, projected text of the
+   * second encoder (`text_embeds`, [B, dim]) and the size conditioning (`time_ids`, [B, count]: 6 for the base
+   * model (original size, crop, target size), 5 for the refiner (original size, crop, aesthetic score)).
+   */
+  added?: { textEmbeds: string; textEmbedsDim: number; timeIds: string; timeIdsCount: number };
 }
 
 export interface TextEncoderIo {
@@ -119,6 +125,7 @@ export interface TextEncoderIo {
   sequenceLength: number;
   hiddenSize: number;
   lastHiddenState: string;
+  /** pooler_output, or text_embeds (the projected pooled output of CLIPTextModelWithProjection, SDXL's second encoder). */
   pooled?: string;
 }
 
@@ -147,10 +154,13 @@ export interface DiffusionModel {
   readonly schedulerConfig: Readonly<Record<string, unknown>>;
   readonly tokenizer: ClipTokenizer;
   readonly textEncoder: ModelComponent;
+  /** SDXL's second text encoder (OpenCLIP bigG with projection) and its tokenizer (padding with "!"). */
+  readonly tokenizer2?: ClipTokenizer;
+  readonly textEncoder2?: ModelComponent;
   readonly unet: ModelComponent;
   readonly vaeDecoder: ModelComponent;
   readonly vaeEncoder?: ModelComponent;
-  readonly io: { text: TextEncoderIo; unet: UnetIo; vae: VaeIo };
+  readonly io: { text: TextEncoderIo; text2?: TextEncoderIo; unet: UnetIo; vae: VaeIo };
   /** Things that work but deserve a note (missing optional files, defaults used). */
   readonly warnings: readonly string[];
   /** Releases this model's session leases (the sessions close when no other model holds them). */
@@ -423,9 +433,12 @@ export async function openModelFolder(dir: string, options: OpenModelOptions = {
     const text = textEncoderIo(folder, textEncoder, tokenizer);
     const unetIo = unetIoOf(folder, unet);
     const vae = vaeIo(folder, vaeDecoder, vaeEncoder, warnings);
+    const second = unetIo.added || existsSync(join(folder, 'text_encoder_2', 'model.onnx')) ? await openSecondEncoder(folder, openComponent, unetIo) : undefined;
 
-    if (unetIo.crossAttentionDim !== text.hiddenSize) {
-      throw new ModelFolderError(folder, `the text encoder's hidden size is ${text.hiddenSize} but the UNet's cross-attention dim is ${unetIo.crossAttentionDim}: text_encoder and unet come from different models`);
+    const width = text.hiddenSize + (second?.io.hiddenSize ?? 0);
+    if (unetIo.crossAttentionDim !== width) {
+      const encoders = second ? `the text encoders' hidden sizes are ${text.hiddenSize} + ${second.io.hiddenSize} = ${width}` : `the text encoder's hidden size is ${text.hiddenSize}`;
+      throw new ModelFolderError(folder, `${encoders} but the UNet's cross-attention dim is ${unetIo.crossAttentionDim}: the text encoders and unet come from different models`);
     }
     if (unetIo.sequenceLength !== undefined && unetIo.sequenceLength !== text.sequenceLength) {
       throw new ModelFolderError(folder, `the text encoder yields ${text.sequenceLength} tokens but the UNet expects ${unetIo.sequenceLength}: text_encoder and unet come from different models`);
@@ -442,10 +455,11 @@ export async function openModelFolder(dir: string, options: OpenModelOptions = {
       schedulerConfig,
       tokenizer,
       textEncoder,
+      ...(second ? { tokenizer2: second.tokenizer, textEncoder2: second.component } : {}),
       unet,
       vaeDecoder,
       ...(vaeEncoder ? { vaeEncoder } : {}),
-      io: { text, unet: unetIo, vae },
+      io: { text, ...(second ? { text2: second.io } : {}), unet: unetIo, vae },
       warnings,
       async release() {
         if (released) return;
@@ -458,6 +472,43 @@ export async function openModelFolder(dir: string, options: OpenModelOptions = {
     await Promise.all(leases.map((l) => l.release()));
     throw err;
   }
+}
+
+/**
+ * SDXL's second text encoder: text_encoder_2/ and tokenizer_2/, whose projected pooled output (`text_embeds`)
+ * must have the width the UNet's `text_embeds` takes.
+ */
+async function openSecondEncoder(
+  folder: string,
+  open: (name: ComponentName) => Promise<ModelComponent>,
+  unet: UnetIo,
+): Promise<{ component: ModelComponent; tokenizer: ClipTokenizer; io: TextEncoderIo }> {
+  const missing: string[] = [];
+  if (!existsSync(join(folder, 'text_encoder_2', 'model.onnx'))) missing.push('text_encoder_2/model.onnx');
+  const gap = missingTokenizerFiles(join(folder, 'tokenizer_2'));
+  if (gap !== undefined) missing.push(`tokenizer_2/${gap}`);
+  if (missing.length) {
+    throw new ModelFolderError(folder, `an SDXL model needs its second text encoder: missing ${missing.join(', ')}`);
+  }
+  let tokenizer: ClipTokenizer;
+  try {
+    tokenizer = ClipTokenizer.load(join(folder, 'tokenizer_2'));
+  } catch (err) {
+    throw new ModelFolderError(folder, `tokenizer_2: ${(err as Error).message}`);
+  }
+  const component = await open('text_encoder_2');
+  const io = textEncoderIo(folder, component, tokenizer);
+  if (unet.added) {
+    const pooled = io.pooled === undefined ? undefined : component.output(io.pooled);
+    const dim = pooled ? num(pooled.shape[1]) : undefined;
+    if (!pooled || io.pooled !== 'text_embeds') {
+      throw new ModelFolderError(folder, `text_encoder_2/model.onnx has no "text_embeds" output (the projected pooled text the UNet's ${unet.added.textEmbeds} takes); export it as CLIPTextModelWithProjection`, 'text_encoder_2');
+    }
+    if (dim !== undefined && dim !== unet.added.textEmbedsDim) {
+      throw new ModelFolderError(folder, `text_encoder_2's text_embeds are ${dim} wide but the UNet's ${unet.added.textEmbeds} takes ${unet.added.textEmbedsDim}: they come from different models`, 'text_encoder_2');
+    }
+  }
+  return { component, tokenizer, io };
 }
 
 /**
@@ -518,8 +569,8 @@ export async function openVaeFolder(dir: string, options: OpenModelOptions & { n
  * What encodes prompts: a DiffusionModel's text side, or a text encoder opened on its own (openTextEncoderFolder,
  * for ComfyUI's CLIPLoader), which has no UNet to bound its prompt chunks.
  */
-export type OpenedTextEncoder = Pick<DiffusionModel, 'dir' | 'name' | 'index' | 'tokenizer' | 'textEncoder' | 'warnings' | 'release'> & {
-  readonly io: { readonly text: TextEncoderIo; readonly unet?: Pick<UnetIo, 'sequenceLength'> };
+export type OpenedTextEncoder = Pick<DiffusionModel, 'dir' | 'name' | 'index' | 'tokenizer' | 'textEncoder' | 'tokenizer2' | 'textEncoder2' | 'warnings' | 'release'> & {
+  readonly io: { readonly text: TextEncoderIo; readonly text2?: TextEncoderIo; readonly unet?: Pick<UnetIo, 'sequenceLength'> };
 };
 
 /** A text encoder alone: a folder holding text_encoder/model.onnx and tokenizer/ (an ONNX model folder works too). */
@@ -683,6 +734,7 @@ function unetIoOf(folder: string, c: ComponentDeclaration): UnetIo {
   if (crossAttentionDim === undefined) {
     throw new ModelFolderError(folder, `cannot tell the UNet's cross-attention dim: encoder_hidden_states is [${ehs.shape.join(', ')}] and unet/config.json has no cross_attention_dim`, c.name);
   }
+  const added = addedConditioning(folder, c);
   const h = num(sample.shape[2]);
   const w = num(sample.shape[3]);
   const batch = num(sample.shape[0]);
@@ -701,7 +753,33 @@ function unetIoOf(folder: string, c: ComponentDeclaration): UnetIo {
     ...(h !== undefined && w !== undefined ? { fixedLatentSize: [h, w] as [number, number] } : {}),
     ...(batch !== undefined ? { fixedBatch: batch } : {}),
     ...(seq !== undefined ? { sequenceLength: seq } : {}),
+    ...(added ? { added } : {}),
   };
+}
+
+/** An SDXL UNet's text_embeds / time_ids inputs and their widths (from the graph, else unet/config.json). */
+function addedConditioning(folder: string, c: ComponentDeclaration): UnetIo['added'] {
+  const textEmbeds = c.inputs.find((i) => i.name === 'text_embeds');
+  const timeIds = c.inputs.find((i) => i.name === 'time_ids');
+  if (!textEmbeds && !timeIds) return undefined;
+  if (!textEmbeds || !timeIds) {
+    throw new ModelFolderError(folder, `unet/model.onnx takes ${textEmbeds ? 'text_embeds' : 'time_ids'} but not ${textEmbeds ? 'time_ids' : 'text_embeds'}: SDXL's added conditioning needs both`, c.name);
+  }
+  requireFloat(folder, c, textEmbeds);
+  requireFloat(folder, c, timeIds);
+  // projection_class_embeddings_input_dim = text_embeds width + time_ids count * addition_time_embed_dim
+  const projection = int(c.config.projection_class_embeddings_input_dim);
+  const timeDim = int(c.config.addition_time_embed_dim);
+  const timeIdsCount = num(timeIds.shape[1]);
+  const textEmbedsDim = num(textEmbeds.shape[1]) ?? (projection !== undefined && timeDim !== undefined && timeIdsCount !== undefined ? projection - timeIdsCount * timeDim : undefined);
+  const count = timeIdsCount ?? (projection !== undefined && timeDim !== undefined && textEmbedsDim !== undefined ? (projection - textEmbedsDim) / timeDim : undefined);
+  if (textEmbedsDim === undefined || count === undefined || !Number.isInteger(count)) {
+    throw new ModelFolderError(folder, `cannot tell the widths of unet/model.onnx's text_embeds [${textEmbeds.shape.join(', ')}] and time_ids [${timeIds.shape.join(', ')}] (unet/config.json has no projection_class_embeddings_input_dim / addition_time_embed_dim)`, c.name);
+  }
+  if (count !== 5 && count !== 6) {
+    throw new ModelFolderError(folder, `unet/model.onnx takes ${count} time_ids; SDXL takes 6 (base) or 5 (refiner)`, c.name);
+  }
+  return { textEmbeds: textEmbeds.name, textEmbedsDim, timeIds: timeIds.name, timeIdsCount: count };
 }
 
 function vaeIo(folder: string, dec: ComponentDeclaration, enc: ComponentDeclaration | undefined, warnings: string[]): VaeIo {

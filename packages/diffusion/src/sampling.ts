@@ -141,6 +141,11 @@ export interface SampleOptions {
   /** An LCM UNet's `timestep_cond` (guidanceScaleEmbedding), [1, D]: fed to every call, one row per batch row. */
   timestepCond?: Tensor;
   /**
+   * SDXL's added conditioning of each prompt (the UNet's text_embeds [1, P] and time_ids [1, 5 or 6]): fed with
+   * the rows of its prompt, as encoder_hidden_states is. Required when the UNet takes them.
+   */
+  added?: { positive: AddedConditioning; negative?: AddedConditioning };
+  /**
    * Called after every step. `preview` is the model's current estimate of the clean latent (scaled latent
    * space, [B, C, h, w]), only when `previews` is true; turn it into RGB with latentPreviewRgb().
    */
@@ -156,6 +161,12 @@ export interface SampleOptions {
    * taken from this list as given to sample(), whatever a `sample` wrapper passes on.
    */
   wrappers?: readonly SamplingWrappers[];
+}
+
+/** One prompt's SDXL added conditioning (sdxl.ts). */
+export interface AddedConditioning {
+  textEmbeds: Tensor;
+  timeIds: Tensor;
 }
 
 export interface SampleResult {
@@ -206,6 +217,9 @@ async function runLoop(options: SampleOptions, wrappers: readonly SamplingWrappe
         : `sample: the UNet's sample input has ${io.sampleChannels} channels, not ${C} + ${extraChannels}`,
     );
   }
+  if (io.added && (!options.added || (cfg !== 1 && !options.added.negative))) {
+    throw new RangeError(`sample: this UNet takes ${io.added.textEmbeds} and ${io.added.timeIds} (SDXL's pooled text and size conditioning): give them for ${options.added ? 'the negative prompt too' : 'each prompt'} (added)`);
+  }
   if (io.timestepCond && !options.timestepCond) {
     throw new RangeError(`sample: this UNet takes ${io.timestepCond.name} (an LCM UNet's guidance embedding): give timestepCond (guidanceScaleEmbedding)`);
   }
@@ -238,6 +252,22 @@ async function runLoop(options: SampleOptions, wrappers: readonly SamplingWrappe
     const t = batch === 'cond' ? pos : batch === 'uncond' ? neg! : concatCrossAttn([neg!, pos]);
     context[batch] = t;
     return t;
+  };
+
+  // SDXL's text_embeds and time_ids of each batch kind, rows as encoder_hidden_states', built once.
+  const addedFeeds: Partial<Record<CfgBatch, Record<string, Tensor>>> = {};
+  const addedFor = (batch: CfgBatch): Record<string, Tensor> => {
+    const added = io.added!;
+    const cached = addedFeeds[batch];
+    if (cached) return cached;
+    const of = (c: AddedConditioning | undefined, which: string): AddedConditioning => {
+      if (!c) throw new Error(`sample: a "${batch}" step needs the ${which} prompt's added conditioning, and none was given`);
+      return { textEmbeds: expandBatch(c.textEmbeds, B, `${which} text_embeds`), timeIds: expandBatch(c.timeIds, B, `${which} time_ids`) };
+    };
+    const parts = batch === 'cond' ? [of(options.added!.positive, 'positive')] : batch === 'uncond' ? [of(options.added!.negative, 'negative')] : [of(options.added!.negative, 'negative'), of(options.added!.positive, 'positive')];
+    const feedsOf = { [added.textEmbeds]: concatBatch(parts.map((p) => p.textEmbeds)), [added.timeIds]: concatBatch(parts.map((p) => p.timeIds)) };
+    addedFeeds[batch] = feedsOf;
+    return feedsOf;
   };
 
   // An LCM UNet's guidance embedding, one row per batch row: built once per row count (the same every step).
@@ -298,6 +328,7 @@ async function runLoop(options: SampleOptions, wrappers: readonly SamplingWrappe
     };
     if (!separate) feeds[io.encoderHiddenStates] = contextFor(plan.batch);
     if (io.timestepCond && options.timestepCond) feeds[io.timestepCond.name] = timestepCondFor(options.timestepCond, rows);
+    if (io.added) Object.assign(feeds, addedFor(plan.batch));
     for (const [name, value] of Object.entries(plan.extraInputs ?? {})) {
       if (name in feeds) throw new Error(`Sampling step ${i + 1} of ${total}: the planner's extra input "${name}" would replace a standard UNet input`);
       feeds[name] = value;

@@ -15,7 +15,7 @@
  * is cut and reported in `truncated`.
  */
 import * as ort from 'onnxruntime-node';
-import { chooseClipLayer, clipLayerCount, type ClipLayerChoice } from './clip-skip.ts';
+import { chooseClipLayer, chooseRawLayer, clipLayerCount, type ClipLayerChoice } from './clip-skip.ts';
 import { findEmbeddingFile, readEmbeddingFile } from './embeddings.ts';
 import type { DiffusionModel, TextEncoderIo, UnetIo } from './model-folder.ts';
 import { chunkPrompt, type ChunkEntry, type EmbeddingVectors } from './prompt-chunks.ts';
@@ -40,6 +40,12 @@ export interface EncodeOptions {
   embeddingFolders?: readonly string[];
   /** Chunks to keep; default promptChunkLimit(model). */
   maxChunks?: number;
+  /**
+   * Return the chosen layer's raw output (before the final layer norm), as SDXL's encoders do (ComfyUI's
+   * layer_norm_hidden_state false); the default layer is then the penultimate (-2). Read from the export's
+   * `hidden_states.N` outputs.
+   */
+  rawHiddenStates?: boolean;
 }
 
 export interface EncodedPrompt {
@@ -86,15 +92,19 @@ export async function encodePrompt(model: TextEncoderModel, text: string, option
     endId: tok.eosId,
     padId: tok.padId,
     maxLength: io.sequenceLength,
-    ...(options.embeddingFolders ? { embedding: embeddingLookup(options.embeddingFolders, io.hiddenSize) } : {}),
+    // Textual-inversion embeddings for SDXL's encoders (clip_l / clip_g tensors) are not read yet: as text.
+    ...(options.embeddingFolders && !options.rawHiddenStates ? { embedding: embeddingLookup(options.embeddingFolders, io.hiddenSize) } : {}),
   });
   const limit = options.maxChunks ?? promptChunkLimit(model);
   if (!(Number.isInteger(limit) && limit >= 1)) throw new RangeError(`maxChunks must be a whole number >= 1; got ${limit}`);
   const chunks = all.slice(0, limit);
   warnings.push(...widthWarnings(chunks, io.hiddenSize));
 
-  const layer: ClipLayerChoice =
-    options.stopAtClipLayer === undefined ? { kind: 'export' } : chooseClipLayer(options.stopAtClipLayer, clipLayerCount(io.hiddenSize, exportedLayerCount(model.textEncoder)));
+  const layer: ClipLayerChoice = options.rawHiddenStates
+    ? chooseRawLayer(options.stopAtClipLayer ?? -2, exportedLayerCount(model.textEncoder))
+    : options.stopAtClipLayer === undefined
+      ? { kind: 'export' }
+      : chooseClipLayer(options.stopAtClipLayer, clipLayerCount(io.hiddenSize, exportedLayerCount(model.textEncoder)));
   const withEmbeddings = chunks.some((c) => c.some((e) => e.kind === 'embedding' && e.vector.length === io.hiddenSize));
   const encode = await chunkEncoder(model, layer, withEmbeddings);
 
@@ -150,10 +160,17 @@ async function chunkEncoder(model: TextEncoderModel, layer: ClipLayerChoice, wit
   const tok = model.tokenizer;
   const L = io.sequenceLength;
   const D = io.hiddenSize;
-  const fetches = io.pooled ? [io.lastHiddenState, io.pooled] : [io.lastHiddenState];
+  // SDXL: the raw output of a layer, which optimum's exports expose as hidden_states.<layer + 1>.
+  const hiddenName = layer.kind === 'hidden' ? `hidden_states.${layer.index + 1}` : io.lastHiddenState;
+  if (layer.kind === 'hidden' && !model.textEncoder.output(hiddenName)) {
+    throw new Error(
+      `${model.textEncoder.name}/model.onnx has no output "${hiddenName}" (the output of layer ${layer.index + 1} before the final norm, which SDXL conditions on); export it with optimum-cli export onnx, which exposes every layer's hidden_states`,
+    );
+  }
+  const fetches = io.pooled ? [hiddenName, io.pooled] : [hiddenName];
   let run: (feeds: Record<string, FeedValue>) => Promise<Record<string, ort.OnnxValue>> = (feeds) => model.textEncoder.run(feeds, fetches);
   let table: { input: string; rows: (ids: number[]) => Map<number, Float32Array> } | undefined;
-  if (layer.kind === 'layer' || withEmbeddings) {
+  if (layer.kind === 'layer' || (withEmbeddings && layer.kind === 'export')) {
     const variant = await textEncoderVariant(model.textEncoder, {
       ...(layer.kind === 'layer' ? { hiddenLayer: layer.index } : {}),
       ...(withEmbeddings ? { tokenEmbeddingsInput: true } : {}),
@@ -186,8 +203,8 @@ async function chunkEncoder(model: TextEncoderModel, layer: ClipLayerChoice, wit
       feeds[table.input] = { data: embeds, shape: [1, L, D] };
     }
     const out = await run(feeds);
-    const hidden = fromOrtTensor(io.lastHiddenState, out[io.lastHiddenState]!);
-    if (hidden.data.length !== L * D) throw new Error(`the text encoder returned ${io.lastHiddenState} [${hidden.shape.join(', ')}], expected [1, ${L}, ${D}]`);
+    const hidden = fromOrtTensor(hiddenName, out[hiddenName]!);
+    if (hidden.data.length !== L * D) throw new Error(`the text encoder returned ${hiddenName} [${hidden.shape.join(', ')}], expected [1, ${L}, ${D}]`);
     const pooled = io.pooled && out[io.pooled] ? fromOrtTensor(io.pooled, out[io.pooled]!) : undefined;
     // A copy: weighting works in place, and ORT's output buffers are not ours to change.
     return { hidden: Float32Array.from(hidden.data), ...(pooled ? { pooled } : {}), ids };

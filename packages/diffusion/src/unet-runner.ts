@@ -68,7 +68,13 @@ export class OnnxUnetRunner implements UnetRunner {
       declared = new Set((await lease.session()).inputNames);
       this.#inputNames.set(variant, declared);
     }
-    const standard = new Set([this.io.sample, this.io.timestep, this.io.encoderHiddenStates, ...(this.io.timestepCond ? [this.io.timestepCond.name] : [])]);
+    const standard = new Set([
+      this.io.sample,
+      this.io.timestep,
+      this.io.encoderHiddenStates,
+      ...(this.io.timestepCond ? [this.io.timestepCond.name] : []),
+      ...(this.io.added ? [this.io.added.textEmbeds, this.io.added.timeIds] : []),
+    ]);
     const used: Record<string, FeedValue> = {};
     const unknown: string[] = [];
     for (const [name, value] of Object.entries(feeds)) {

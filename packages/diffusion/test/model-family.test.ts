@@ -62,7 +62,7 @@ test('Stable Diffusion 1.x / 2.x folders pass: the embedded model and optimum / 
 
 test('each unsupported kind is refused with one sentence saying what it is', () => {
   const cases: Array<{ path: string; kind: string; says: RegExp }> = [
-    { path: folder({ _class_name: 'ORTStableDiffusionXLPipeline' }, ['unet', 'text_encoder_2']), kind: 'sdxl', says: /this is an SDXL model \(ORTStableDiffusionXLPipeline\).*SDXL is not supported yet$/ },
+    { path: folder({ _class_name: 'ORTStableDiffusionXLPipeline' }, ['unet', 'text_encoder_2']), kind: 'sdxl', says: /this is an SDXL refiner \(ORTStableDiffusionXLPipeline\).*the refiner is not supported yet$/ },
     { path: folder({ _class_name: 'StableDiffusionPipeline' }, ['unet', 'tokenizer_2']), kind: 'sdxl', says: /SDXL/ },
     { path: folder({ _class_name: 'StableDiffusion3Pipeline' }, ['transformer', 'text_encoder_3']), kind: 'sd3', says: /Stable Diffusion 3 model/ },
     { path: folder({ _class_name: 'PixArtAlphaPipeline' }, ['transformer']), kind: 'pixart', says: /PixArt model \(PixArtAlphaPipeline\)/ },

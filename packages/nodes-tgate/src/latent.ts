@@ -4,7 +4,7 @@
  * (samplingSizeProblem), so a size is refused with the same words when queued and when run.
  */
 import { NodeInputError } from '@gategraph/core';
-import { zeros, type DiffusionModel, type Tensor } from '@gategraph/diffusion';
+import { defaultSdxlSizes, sdxlTimeIds, zeros, type AddedConditioning, type DiffusionModel, type Tensor } from '@gategraph/diffusion';
 import type { Conditioning, Latent } from './types.ts';
 import { activationLimit, estimateUnetBytes, estimateVaeDecodeBytes, formatBytes, largestSquareSide } from './memory.ts';
 import { sizingOf, trainedSize, type ModelSizing, type SizedModel } from './sizing.ts';
@@ -161,6 +161,29 @@ export function checkVaeSize(model: SizedModel, samples: Tensor, input: string):
 }
 
 /** The one embedding of a CONDITIONING, checked against the UNet. */
+/**
+ * SDXL's added conditioning of a prompt for the UNet: its pooled text (`text_embeds`) and its size conditioning
+ * (`time_ids`: the sizes CLIPTextEncodeSDXL set, else ComfyUI's default, the latent's size in pixels with no
+ * crop). Undefined for a UNet without them.
+ */
+export function addedConditioningFor(conditioning: Conditioning, model: DiffusionModel, input: string, latentShape: readonly number[]): AddedConditioning | undefined {
+  const added = model.io.unet.added;
+  if (!added) return undefined;
+  const entry = conditioning[0]!;
+  if (!entry.pooled || entry.pooled.shape[1] !== added.textEmbedsDim) {
+    throw new NodeInputError(
+      `${input} has no pooled text ${added.textEmbedsDim} wide (it has ${entry.pooled ? `[${entry.pooled.shape.join(', ')}]` : 'none'}), which ${model.name}'s SDXL UNet takes as text_embeds: encode it with the CLIP of the same checkpoint`,
+      input,
+    );
+  }
+  if (added.timeIdsCount !== 6) {
+    throw new NodeInputError(`${input}: ${model.name}'s UNet takes ${added.timeIdsCount} time_ids (an SDXL refiner's), which this sampler does not make yet`, input);
+  }
+  const scale = model.io.vae.scaleFactor;
+  const sizes = entry.sdxl ?? defaultSdxlSizes(latentShape[3]! * scale, latentShape[2]! * scale);
+  return { textEmbeds: entry.pooled, timeIds: sdxlTimeIds(sizes) };
+}
+
 export function conditioningFor(conditioning: Conditioning, model: DiffusionModel, input: string): Tensor {
   if (!Array.isArray(conditioning) || conditioning.length === 0) {
     throw new NodeInputError(`${input} is an empty CONDITIONING; connect a CLIPTextEncode`, input);

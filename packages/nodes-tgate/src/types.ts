@@ -7,7 +7,7 @@
  * imports this file: `socket('MODEL')` inputs are then typed `ModelRef`, and so on.
  */
 import { BYTE_SIZE } from '@gategraph/core';
-import type { DiffusionModel, ModelComponent, ModelPatch, OpenedTextEncoder, OpenedVae, PatchableModel, Tensor } from '@gategraph/diffusion';
+import type { DiffusionModel, ModelComponent, ModelPatch, OpenedTextEncoder, OpenedVae, PatchableModel, SdxlSizes, Tensor } from '@gategraph/diffusion';
 import { statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
@@ -85,8 +85,13 @@ export class VaeRef {
 export interface ConditioningEntry {
   /** The text encoder's last hidden state, [1, L, D] (L = 77, D = the UNet's cross-attention width). */
   readonly hiddenStates: Tensor;
-  /** The pooled embedding [1, D'] when the text encoder has one (SDXL needs it; SD-1.x does not use it). */
+  /** The pooled embedding [1, D'] when the text encoder has one (SDXL's text_embeds; SD-1.x does not use it). */
   readonly pooled?: Tensor;
+  /**
+   * SDXL's size conditioning (CLIPTextEncodeSDXL's width, height, crop and target size; ComfyUI's conditioning
+   * keys). Absent: the sampler uses the latent's size in pixels, no crop, as ComfyUI does.
+   */
+  readonly sdxl?: SdxlSizes;
   /** The prompt as written, for error messages and diagnostics. */
   readonly text: string;
   /** The folder of the checkpoint whose text encoder made it: the sampler checks it fits the UNet. */

@@ -1,7 +1,17 @@
-import { defineNode, NodeInputError, socket, string } from '@gategraph/core';
-import { ClipLayerError, EmbeddingFileError, encodePrompt, PromptWeightError, truncationWarning } from '@gategraph/diffusion';
+import { defineNode, NodeInputError, socket, string, type ExecutionContext } from '@gategraph/core';
+import {
+  ClipLayerError,
+  EmbeddingFileError,
+  encodePrompt,
+  encodeSdxlPrompt,
+  isSdxlTextModel,
+  PromptWeightError,
+  truncationWarning,
+  type EncodedPrompt,
+  type SdxlSizes,
+} from '@gategraph/diffusion';
 import { embeddingFolders } from '../folders.ts';
-import type { Conditioning, ConditioningEntry } from '../types.ts';
+import type { ClipRef, Conditioning, ConditioningEntry } from '../types.ts';
 
 /**
  * The longest prompt text taken, in characters: far more than any encoder reads (16 chunks of 75 tokens at most),
@@ -38,27 +48,44 @@ export const CLIPTextEncode = defineNode({
     // A text that came over a link was not seen by validate.
     const problem = tooLong(text);
     if (problem) throw new NodeInputError(problem, 'text');
-    const model = clip.model;
-    let encoded;
-    try {
-      encoded = await encodePrompt(model, text, {
-        ...(clip.stopAtClipLayer !== undefined ? { stopAtClipLayer: clip.stopAtClipLayer } : {}),
-        embeddingFolders: embeddingFolders(ctx.paths.models),
-      });
-    } catch (err) {
-      if (err instanceof PromptWeightError || err instanceof EmbeddingFileError) throw new NodeInputError(err.message, 'text');
-      if (err instanceof ClipLayerError) throw new NodeInputError(err.message, 'clip');
-      throw err;
-    }
-    for (const warning of encoded.warnings) ctx.log.warn(warning);
-    if (encoded.truncated !== undefined) ctx.log.warn(truncationWarning(encoded.hiddenStates.shape[1]!, encoded.truncated));
-    const entry: ConditioningEntry = {
-      hiddenStates: encoded.hiddenStates,
-      ...(encoded.pooled ? { pooled: encoded.pooled } : {}),
-      text,
-      modelDir: model.dir,
-    };
-    const conditioning: Conditioning = [entry];
-    return [conditioning];
+    return [await encodeConditioning(clip, text, ctx)];
   },
 });
+
+/**
+ * A prompt encoded as the CLIP's model does it (SDXL: both encoders, the second's pooled output; others: the
+ * one encoder), with ComfyUI's syntax; problems in the text or the clip skip are the user's, on those inputs.
+ * `textG` is SDXL's second encoder's own text (CLIPTextEncodeSDXL's text_g).
+ */
+export async function encodeConditioning(
+  clip: ClipRef,
+  text: string,
+  ctx: ExecutionContext,
+  options: { textG?: string; textInput?: string; sdxl?: SdxlSizes } = {},
+): Promise<Conditioning> {
+  const model = clip.model;
+  const encodeOptions = {
+    ...(clip.stopAtClipLayer !== undefined ? { stopAtClipLayer: clip.stopAtClipLayer } : {}),
+    embeddingFolders: embeddingFolders(ctx.paths.models),
+  };
+  let encoded: EncodedPrompt;
+  try {
+    encoded = isSdxlTextModel(model)
+      ? await encodeSdxlPrompt(model, text, { ...encodeOptions, ...(options.textG !== undefined ? { textG: options.textG } : {}) })
+      : await encodePrompt(model, text, encodeOptions);
+  } catch (err) {
+    if (err instanceof PromptWeightError || err instanceof EmbeddingFileError) throw new NodeInputError(err.message, options.textInput ?? 'text');
+    if (err instanceof ClipLayerError) throw new NodeInputError(err.message, 'clip');
+    throw err;
+  }
+  for (const warning of encoded.warnings) ctx.log.warn(warning);
+  if (encoded.truncated !== undefined) ctx.log.warn(truncationWarning(encoded.hiddenStates.shape[1]!, encoded.truncated));
+  const entry: ConditioningEntry = {
+    hiddenStates: encoded.hiddenStates,
+    ...(encoded.pooled ? { pooled: encoded.pooled } : {}),
+    ...(options.sdxl ? { sdxl: options.sdxl } : {}),
+    text: options.textG !== undefined && options.textG !== text ? `${text} | ${options.textG}` : text,
+    modelDir: model.dir,
+  };
+  return [entry];
+}

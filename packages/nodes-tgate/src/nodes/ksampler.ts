@@ -24,7 +24,7 @@ import {
   resizeBilinear,
   zeros,
 } from '@gategraph/diffusion';
-import { checkSamplingSize, conditioningFor, latentSamplesFor } from '../latent.ts';
+import { addedConditioningFor, checkSamplingSize, conditioningFor, latentSamplesFor } from '../latent.ts';
 import { isPatchError, samplingWrappersFor } from '../patches.ts';
 import { checkSamplerInputs } from '../queue-checks.ts';
 import type { Conditioning, Latent, ModelRef } from '../types.ts';
@@ -178,6 +178,8 @@ export async function runSampler(settings: SamplerSettings, ctx: ExecutionContex
   checkSamplingSize(model, samples, cfgRows, 'latent_image');
   const positive = conditioningFor(settings.positive, model, 'positive');
   const negative = conditioningFor(settings.negative, model, 'negative');
+  const addedPositive = addedConditioningFor(settings.positive, model, 'positive', samples.shape);
+  const addedNegative = addedConditioningFor(settings.negative, model, 'negative', samples.shape);
   const scheduler = schedulerFor(settings, model.schedulerConfig);
   const total = scheduler.timesteps.length;
   // denoise 0, a window starting at or past the end (or a schedule with no step): nothing to do, the latent
@@ -220,6 +222,7 @@ export async function runSampler(settings: SamplerSettings, ctx: ExecutionContex
       latent: samples,
       ...inpaintingInputs(settings, model, samples),
       ...(lcmUnet ? { timestepCond: guidanceScaleEmbedding(settings.cfg, lcmUnet.dim) } : {}),
+      ...(addedPositive ? { added: { positive: addedPositive, ...(addedNegative ? { negative: addedNegative } : {}) } } : {}),
       // add_noise off: ComfyUI samples from zero noise, i.e. from the latent as it is.
       noise: settings.addNoise === false ? zeros(samples.shape) : initialNoise(settings.seed, samples.shape, latent.batch_index),
       ...(scheduler.stochastic ? { stepNoise: createAncestralNoiseGenerator(settings.seed) } : {}),
