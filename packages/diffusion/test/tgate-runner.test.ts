@@ -31,6 +31,7 @@ import {
   type StepPlan,
   meanOfHalves,
   guidanceScaleEmbedding,
+  type AddedConditioning,
   type Tensor,
 } from '../src/index.ts';
 import { TEST_MODEL, tempDir } from './fixtures/test-model.ts';
@@ -82,13 +83,20 @@ const handPlan = (steps: PlannedStep[]): ExecutionPlan => ({ kind: 'tgate+deepca
  * What a UNet of another family takes beside the standard inputs (GATEGRAPH_TEST_MODEL may be an LCM or an
  * inpainting export): an LCM UNet's guidance embedding, an inpainting UNet's extra channels.
  */
-function samplingExtras(h: number, w: number): { timestepCond?: Tensor; concatLatent?: Tensor } {
+function samplingExtras(h: number, w: number): { timestepCond?: Tensor; concatLatent?: Tensor; added?: { positive: AddedConditioning; negative: AddedConditioning } } {
   const io = model.io.unet;
   const extra = io.sampleChannels - io.latentChannels;
   return {
     ...(io.timestepCond ? { timestepCond: guidanceScaleEmbedding(8, io.timestepCond.dim) } : {}),
     ...(extra > 0 ? { concatLatent: randn([1, extra, h, w], 12) } : {}),
+    ...(io.added ? { added: { positive: addedOf(13), negative: addedOf(14) } } : {}),
   };
+}
+
+/** An SDXL UNet's text_embeds and time_ids for one prompt (random pooled text, sizes as a 1024 px image). */
+function addedOf(seed: number): AddedConditioning {
+  const added = model.io.unet.added!;
+  return { textEmbeds: randn([1, added.textEmbedsDim], seed), timeIds: { data: Float32Array.from([1024, 1024, 0, 0, 1024, 1024]), shape: [1, 6] } };
 }
 
 /** The standard feeds of a step on fixed inputs: the latent (twice for 'cfg'), timestep 500, the texts. */
@@ -99,11 +107,14 @@ function sameFeeds(rows: number, batch: StepPlan['batch'] = rows === 2 ? 'cfg' :
   const text = randn([1, 77, io.crossAttentionDim], 8);
   const neg = randn([1, 77, io.crossAttentionDim], 9);
   const cond = io.timestepCond ? guidanceScaleEmbedding(8, io.timestepCond.dim) : undefined;
+  const added = io.added ? { pos: addedOf(13), neg: addedOf(14) } : undefined;
+  const pick = (key: keyof AddedConditioning) => (batch === 'cfg' ? concatBatch([added!.neg[key], added!.pos[key]]) : batch === 'cond' ? added!.pos[key] : added!.neg[key]);
   return {
     [io.sample]: rows === 2 ? concatBatch([latent, latent]) : latent,
     [io.timestep]: timestepTensor(io, 500, rows),
     [io.encoderHiddenStates]: batch === 'cfg' ? concatBatch([neg, text]) : batch === 'cond' ? text : neg,
     ...(io.timestepCond && cond ? { [io.timestepCond.name]: rows === 2 ? concatBatch([cond, cond]) : cond } : {}),
+    ...(io.added && added ? { [io.added.textEmbeds]: pick('textEmbeds'), [io.added.timeIds]: pick('timeIds') } : {}),
   };
 }
 
