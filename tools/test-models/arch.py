@@ -142,6 +142,114 @@ def text_config(family, scale):
     return cfg
 
 
+
+# ------------------------------------------------------------------------------------------ SDXL
+# SDXL base (stabilityai/stable-diffusion-xl-base-1.0) and refiner (-refiner-1.0) UNet configs [recalled from the
+# hub's unet/config.json; diffusers 0.19.0.dev0 wrote them]. diffusers' attention_head_dim is the number of heads
+# (head width 64 everywhere); transformer_layers_per_block is per down block, reversed for the up blocks, the
+# last entry for the mid block.
+SDXL_UNET = {
+    "sdxl": dict(block_out_channels=[320, 640, 1280], attention_head_dim=[5, 10, 20],
+                 down_block_types=["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+                 up_block_types=["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+                 transformer_layers_per_block=[1, 2, 10], cross_attention_dim=2048,
+                 projection_class_embeddings_input_dim=2816),
+    "sdxl-refiner": dict(block_out_channels=[384, 768, 1536, 1536], attention_head_dim=[6, 12, 24, 24],
+                         down_block_types=["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+                         up_block_types=["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+                         transformer_layers_per_block=4, cross_attention_dim=1280,
+                         projection_class_embeddings_input_dim=2560),
+}
+# CI: head width 8 (1, 2, 4 heads: the up blocks' reversed list differs from the down blocks'), 4 norm groups;
+# the cross-attention width is te1 + te2 (32 + 40) for the base, te2 (40) for the refiner, text_embeds 48 wide
+# (te2's projection_dim, not its hidden size), addition_time_embed_dim kept at 256 (it is the interface: time_ids
+# go through a 256-wide sinusoid each, so projection_class_embeddings_input_dim = 48 + 6 * 256 / 48 + 5 * 256).
+SDXL_UNET_CI = {
+    "sdxl": dict(block_out_channels=[8, 16, 32], attention_head_dim=[1, 2, 4], cross_attention_dim=72,
+                 projection_class_embeddings_input_dim=48 + 6 * 256),
+    "sdxl-refiner": dict(block_out_channels=[8, 16, 24, 24], attention_head_dim=[1, 2, 3, 3], cross_attention_dim=40,
+                         projection_class_embeddings_input_dim=48 + 5 * 256),
+}
+SDXL_TIME_IDS = {"sdxl": 6, "sdxl-refiner": 5}  # (orig h, w, crop top, left, target h, w) / (..., aesthetic score)
+
+
+def sdxl_unet_config(arch, scale):
+    refiner = arch == "sdxl-refiner"
+    cfg = unet_config("sd15", "full")
+    cfg.update(SDXL_UNET[arch])
+    cfg.update(_diffusers_version="0.19.0.dev0", addition_embed_type="text_time", addition_time_embed_dim=256,
+               sample_size=128, upcast_attention=None, use_linear_projection=True)
+    if scale == "ci":
+        cfg.update(SDXL_UNET_CI[arch], norm_num_groups=4, sample_size=8)
+    # optimum-cli sets these on the UNet's config before saving it (its ONNX config reads them to build the
+    # text_embeds / time_ids inputs) [recalled: optimum exporters/utils.py _get_submodels_for_export_diffusion]
+    te2 = sdxl_text_config(2, scale)
+    cfg.update(requires_aesthetics_score=refiner, text_encoder_projection_dim=te2["projection_dim"])
+    return dict(sorted(cfg.items()))
+
+
+def sdxl_text_config(which, scale):
+    """SDXL's text encoders [recalled from the hub's text_encoder/ and text_encoder_2/config.json]: 1 = OpenAI
+    CLIP ViT-L/14 (CLIPTextModel, as SD-1.x's), 2 = OpenCLIP ViT-bigG/14 as transformers ships it
+    (CLIPTextModelWithProjection: 32 layers, 1280 wide, 20 heads, 5120 inner, exact gelu, projection 1280 without
+    bias). Both have eos_token_id 2, so transformers pools at argmax(input_ids) (its legacy rule), which is the
+    EOS since <|endoftext|> is the highest id. CI: 32 / 40 wide (4 / 5 heads of 8), te2's projection 48."""
+    cfg = text_config("sd15", scale)
+    cfg["_name_or_path"] = "stabilityai/stable-diffusion-xl-base-1.0/text_encoder" + ("_2" if which == 2 else "")
+    if which == 2:
+        cfg.update(architectures=["CLIPTextModelWithProjection"], hidden_act="gelu", hidden_size=1280,
+                   intermediate_size=5120, num_attention_heads=20, num_hidden_layers=32, projection_dim=1280)
+        if scale == "ci":
+            cfg.update(hidden_size=40, intermediate_size=160, num_attention_heads=5, projection_dim=48)
+    return cfg
+
+
+class SDXLUNet(M.UNet2DConditionModel):
+    """optimum's SDXL UNet signature: (sample, timestep, encoder_hidden_states, text_embeds, time_ids), the two
+    last ones being diffusers' added_cond_kwargs; the timestep handled as SDUNet does."""
+
+    def forward(self, sample, timestep, encoder_hidden_states, text_embeds, time_ids):
+        t = timestep[None] if timestep.dim() == 0 else timestep
+        t = t.expand(sample.shape[0])
+        return super().forward(sample, t, encoder_hidden_states, None, text_embeds, time_ids)
+
+
+class ClipHiddenStates(nn.Module):
+    """optimum's CLIP text export with output_hidden_states (set for both SDXL encoders): last_hidden_state,
+    pooler_output (CLIPTextModel) or text_embeds first, then last_hidden_state (CLIPTextModelWithProjection),
+    then hidden_states.0..L. Attributes keep transformers' scope names (/text_model/..., /text_projection)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.text_model = model.text_model
+        self.text_projection = getattr(model, "text_projection", None)
+
+    def forward(self, input_ids):
+        states = []
+        last, pooled = self.text_model(input_ids, states)
+        if self.text_projection is not None:
+            return (self.text_projection(pooled), last, *states)
+        return (last, pooled, *states)
+
+
+def build_sdxl_unet(cfg, seed):
+    torch.manual_seed(seed)
+    return perturb_norms(SDXLUNet(cfg).eval(), seed + 1)
+
+
+def transformer_scopes(model):
+    """{ONNX scope of each Transformer2DModel ('/down_blocks.1/attentions.0/'): its number of blocks}."""
+    import re
+
+    return {"/" + re.sub(r"\.(?!\d)", "/", name) + "/": len(m.transformer_blocks)
+            for name, m in model.named_modules() if isinstance(m, M.Transformer2DModel)}
+
+
+def build_sdxl_text(cfg, seed):
+    torch.manual_seed(seed)
+    cls = M.CLIPTextModelWithProjection if cfg["architectures"] == ["CLIPTextModelWithProjection"] else M.CLIPTextModel
+    return perturb_norms(cls(cfg).eval(), seed + 1)
+
 def vae_config(scale, sample_size=512, scaling_factor=0.18215):
     cfg = dict(
         _class_name="AutoencoderKL",

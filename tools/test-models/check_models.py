@@ -144,17 +144,30 @@ def plan_folder(folder, plan, tag, upcast):
             mean, _ = load_ref(folder, ref, call["derived"]["mean"])
             logvar, _ = load_ref(folder, ref, call["derived"]["logvar"])
             plan.expect.append((rid, oname, ("random", mean, logvar), tol, f"{tag} {call['name']} {oname} (sampled)"))
+    lines = []
+    # SDXL: the conditioning the references derive (concatenated penultimate states) from the references' own
+    # hidden states, so a reader can trust the tensor names it points at
+    cond = ref.get("conditioning")
+    if cond:
+        parts = [load_ref(folder, ref, c["outputs"][f"hidden_states.{len([k for k in c['outputs'] if k.startswith('hidden_states.')]) - 2}"])[0]
+                 for c in ref["calls"] if c["component"].startswith("text_encoder")]
+        got, _ = load_ref(folder, ref, cond["prompt_embeds"])
+        d = float(np.abs(np.concatenate(parts, axis=-1) - got).max())
+        lines.append((d == 0.0, f"{tag} conditioning.prompt_embeds = concat(hidden_states[-2] of each encoder): max diff {d:.1e}"))
+    hs = [c for c in ref["calls"] if c["name"] == "text_encoder.hidden_states"]
+    if not hs:
+        return lines
     # the clip-skip reference against the graph's own final layer norm weights
     te = onnx.load(os.path.join(folder, "text_encoder", "model.onnx"))
     w = {t.name: numpy_helper.to_array(t).astype(np.float32) for t in te.graph.initializer
          if t.name.startswith("text_model.final_layer_norm")}
-    hs = [c for c in ref["calls"] if c["name"] == "text_encoder.hidden_states"][0]
+    hs = hs[0]
     h2, _ = load_ref(folder, ref, hs["intermediates"][f"hidden_states.{len(hs['intermediates']) - 2}"])
     mu, var = h2.mean(-1, keepdims=True), h2.var(-1, keepdims=True)
     ln = (h2 - mu) / np.sqrt(var + 1e-5) * w["text_model.final_layer_norm.weight"] + w["text_model.final_layer_norm.bias"]
     skip, _ = load_ref(folder, ref, hs["derived"]["clip_skip_2"])
-    return [(float(np.abs(ln - skip).max()) < tol * 10, f"{tag} clip_skip_2 = final_layer_norm(hidden_states[-2]) "
-             f"(numpy, graph weights): max diff {np.abs(ln - skip).max():.2e}")]
+    return lines + [(float(np.abs(ln - skip).max()) < tol * 10, f"{tag} clip_skip_2 = final_layer_norm(hidden_states[-2]) "
+                     f"(numpy, graph weights): max diff {np.abs(ln - skip).max():.2e}")]
 
 
 def compare(plan, report):

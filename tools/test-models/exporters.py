@@ -232,6 +232,113 @@ def vae_job(scale, variants, work):
             "seconds": time.time() - t0}
 
 
+# ------------------------------------------------------------------------------------------ SDXL
+SDXL_UNET_DYN = {"sample": {0: "batch_size", 2: "height", 3: "width"},
+                 "encoder_hidden_states": {0: "batch_size", 1: "sequence_length"},
+                 "text_embeds": {0: "batch_size"}, "time_ids": {0: "batch_size"},
+                 "out_sample": {0: "batch_size", 2: "height", 3: "width"}}
+SDXL_UNET_INPUTS = ["sample", "timestep", "encoder_hidden_states", "text_embeds", "time_ids"]
+# time_ids per batch item: (original height, width, crop top, left, target height, width) for the base,
+# (original height, width, crop top, left, aesthetic score) for the refiner (diffusers' defaults 6.0 / 2.5)
+SDXL_TIME_IDS = {"sdxl": [[1024, 1024, 0, 0, 1024, 1024], [832, 1216, 0, 64, 832, 1216]],
+                 "sdxl-refiner": [[1024, 1024, 0, 0, 6.0], [832, 1216, 0, 64, 2.5]]}
+
+
+def sdxl_unet_inputs(arch, scale, cfg):
+    h, w = LATENT_HW[scale]
+    sample = torch.randn(2, 4, h, w, generator=_gen(arch, scale, "sample"))
+    ehs = torch.randn(2, 77, cfg["cross_attention_dim"], generator=_gen(arch, scale, "encoder_hidden_states"))
+    text_embeds = torch.randn(2, cfg["text_encoder_projection_dim"], generator=_gen(arch, scale, "text_embeds"))
+    time_ids = torch.tensor(SDXL_TIME_IDS[arch], dtype=torch.float32)
+    return sample, torch.tensor(TIMESTEP_SCALAR, dtype=torch.float32), ehs, text_embeds, time_ids
+
+
+def sdxl_unet_job(arch, scale, work, genuine=False):
+    """One SDXL-type UNet, optimum's layout. Unless genuine, torch exports the model with one transformer block
+    per Transformer2DModel (same weights for block 0) and derive.replicate_transformer_blocks adds the others:
+    torch 1.13 spends ~5 ms per node, and SDXL's 70 blocks make 25,600 nodes (2-4 minutes, vs ~6 s)."""
+    import onnx
+    import derive as D
+
+    t0 = time.time()
+    cfg = A.sdxl_unet_config(arch, scale)
+    model = A.build_sdxl_unet(cfg, A.seed_of(arch, "unet", scale))
+    args = sdxl_unet_inputs(arch, scale, cfg)
+    folder = os.path.join(work, f"unet-{arch}")
+    path = os.path.join(folder, "model.onnx")
+    if genuine:
+        T.export(model, args, path, SDXL_UNET_INPUTS, ["out_sample"], SDXL_UNET_DYN)
+        if T.uses_external_data(path):
+            T.merge_external(path, "model.onnx_data")
+    else:
+        small = A.SDXLUNet(dict(cfg, transformer_layers_per_block=1)).eval()
+        sd = model.state_dict()
+        small.load_state_dict({k: sd[k] for k in small.state_dict()})
+        T.export(small, args, path, SDXL_UNET_INPUTS, ["out_sample"], SDXL_UNET_DYN)
+        del small
+        big = A.count_params(model) * 4 > 2_000_000_000  # the full SDXL UNet (10.3 GB): weights outside the protobuf
+        data = os.path.join(folder, "model.onnx_data")
+        if T.uses_external_data(path):
+            T.merge_external(path, "model.onnx_data")
+            m = onnx.load(path, load_external_data=False)
+        else:
+            m = onnx.load(path)
+        sink = None
+        if big:
+            if os.path.exists(data) and not T.uses_external_data(path):
+                os.remove(data)
+            sink = T.ExternalSink(data)
+            for i, t in enumerate(m.graph.initializer):  # the small export's own weights, if torch kept them inline
+                if t.data_location != onnx.TensorProto.EXTERNAL and t.data_type == onnx.TensorProto.FLOAT \
+                        and len(t.raw_data) >= 1024:
+                    m.graph.initializer[i].CopyFrom(sink(onnx.numpy_helper.to_array(t), t.name))
+        D.replicate_transformer_blocks(m, sd, A.transformer_scopes(model), sink, folder)
+        if sink:
+            sink.close()
+        onnx.save_model(m, path)
+    captured = {}
+    hook = model.add_embedding.register_forward_hook(lambda mod, i, o: captured.setdefault("add_embedding", o))
+    with torch.no_grad():
+        out = model(*args)
+    hook.remove()
+    names = SDXL_UNET_INPUTS + ["out_sample", "add_embedding"]
+    refs = {k: _np(v) for k, v in zip(names, list(args) + [out, captured["add_embedding"]])}
+    r = {"files": {"optimum": folder}, "refs": refs, "config": cfg, "params": A.count_params(model),
+         "seconds": time.time() - t0}
+    return {"variants": {(arch, "optimum"): r}, "seconds": time.time() - t0}
+
+
+def sdxl_text_job(scale, encoders, work, ids_pairs):
+    """SDXL's text encoders (1: CLIP-L, 2: OpenCLIP-bigG with projection), exported as optimum does for SDXL
+    (output_hidden_states: hidden_states.0..L after the pooled / projected output). ids_pairs[which]: the
+    [2, 77] ids of ("", prompt) from that encoder's tokenizer (tokenizer_2 pads with "!")."""
+    t0 = time.time()
+    files, refs, cfgs, params = {}, {}, {}, {}
+    for which in encoders:
+        cfg = A.sdxl_text_config(which, scale)
+        model = A.build_sdxl_text(cfg, A.seed_of("sdxl", f"text_encoder_{which}", scale))
+        ids = torch.tensor(ids_pairs[which], dtype=torch.int64)
+        L = cfg["num_hidden_layers"]
+        first = ["text_embeds", "last_hidden_state"] if which == 2 else ["last_hidden_state", "pooler_output"]
+        names = first + [f"hidden_states.{k}" for k in range(L + 1)]
+        seq = {0: "batch_size", 1: "sequence_length"}
+        dyn = {"input_ids": seq, "text_embeds": {0: "batch_size"}, "pooler_output": {0: "batch_size"}}
+        dyn.update({n: seq for n in names if n not in dyn})
+        folder = os.path.join(work, f"sdxl-text_encoder_{which}")
+        path = os.path.join(folder, "model.onnx")
+        wrapped = A.ClipHiddenStates(model)
+        T.export(wrapped, (ids,), path, ["input_ids"], names, dyn)
+        if T.uses_external_data(path):  # bigG at full scale: 2.8 GB
+            T.merge_external(path, "model.onnx_data")
+        with torch.no_grad():
+            outs = wrapped(ids)
+        files[which] = folder
+        refs[which] = dict({"input_ids": ids.numpy()}, **{n: _np(o) for n, o in zip(names, outs)})
+        cfgs[which] = cfg
+        params[which] = A.count_params(model)
+    return {"files": files, "refs": refs, "config": cfgs, "params": params, "seconds": time.time() - t0}
+
+
 def _decoder(vae):
     return A.M.VaeDecoderExport(vae)
 
@@ -245,4 +352,5 @@ def run_job(job):
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1 if os.environ.get("TEST_MODELS_WORKER") else 2)
     kind, kw = job
-    return {"text": text_job, "unet": unet_job, "vae": vae_job}[kind](**kw)
+    return {"text": text_job, "unet": unet_job, "vae": vae_job, "sdxl_unet": sdxl_unet_job,
+            "sdxl_text": sdxl_text_job}[kind](**kw)

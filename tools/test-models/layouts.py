@@ -28,7 +28,8 @@ TOKENIZER_CASES = [
     " ".join(["pneumonoultramicroscopic volcano"] * 30),  # > 75 tokens: cut to [BOS] + 75 + [EOS]
 ]
 
-# kind "sd": a runnable SD-1.x/2.x folder with references; the others are refused by the engine (error tests).
+# kind "sd": a runnable SD-1.x/2.x folder with references; "sdxl": a runnable SDXL folder with references (the
+# engine refuses it until it supports SDXL); the others are refused by the engine (error tests).
 LAYOUTS = {
     "sd15-optimum": dict(kind="sd", family="sd15", unet="sd15", exporter="optimum", pipeline="StableDiffusionPipeline",
                          scheduler="pndm", desc="optimum-cli >= 1.24 export of SD-1.5 (float scalar timestep, latent_parameters)"),
@@ -54,7 +55,10 @@ LAYOUTS = {
                          pipeline="StableDiffusionInpaintPipeline", scheduler="pndm",
                          desc="SD-1.5 inpainting: 9-channel UNet sample"),
     "olive-fused": dict(kind="olive", desc="Olive/ORT-transformers optimized: com.microsoft NhwcConv + GroupNorm, float16 I/O (refused)"),
-    "sdxl-like": dict(kind="sdxl", desc="SDXL folder: text_encoder_2, tokenizer_2, UNet text_embeds/time_ids (refused)"),
+    "sdxl": dict(kind="sdxl", unet="sdxl", encoders=(1, 2), pipeline="StableDiffusionXLPipeline",
+                 desc="optimum-cli export of SDXL base: CLIP-L + OpenCLIP-bigG (hidden_states.*), UNet text_embeds/time_ids [B,6]"),
+    "sdxl-refiner": dict(kind="sdxl", unet="sdxl-refiner", encoders=(2,), pipeline="StableDiffusionXLImg2ImgPipeline",
+                         desc="optimum-cli export of the SDXL refiner: text_encoder_2 only, 4-level UNet, time_ids [B,5] (aesthetic score)"),
     "pixart": dict(kind="pixart", desc="PixArt-alpha folder: transformer/ instead of unet/ (refused)"),
     "sd3": dict(kind="sd3", desc="SD3 folder: transformer/, text_encoder_3/ (refused)"),
     "ckpt": dict(kind="ckpt", desc="a pickled .ckpt checkpoint (magic bytes only; refused, never unpickled)"),
@@ -71,6 +75,7 @@ def plan_jobs(names, scale, work, tokens, genuine=False):
     text = {}
     unets = set()
     vae = set()
+    sdxl_text = set()
     for n in names:
         L = LAYOUTS[n]
         if L["kind"] == "sd":
@@ -81,9 +86,20 @@ def plan_jobs(names, scale, work, tokens, genuine=False):
         elif L["kind"] == "olive":
             text.setdefault("sd15", set()).add("optimum")
             vae.update(["enc-optimum", "dec-optimum"])
-        elif L["kind"] in ("sdxl", "pixart"):
+        elif L["kind"] == "sdxl":
+            vae.update(["enc-optimum", "dec-optimum"])
+            unets.add((L["unet"], "optimum"))
+            sdxl_text.update(L["encoders"])
+        elif L["kind"] == "pixart":
             vae.update(["enc-optimum", "dec-optimum"])
     jobs = {}
+    for arch in ("sdxl", "sdxl-refiner"):
+        if (arch, "optimum") in unets:
+            unets.discard((arch, "optimum"))
+            jobs[("unet", arch)] = ("sdxl_unet", dict(arch=arch, scale=scale, work=work, genuine=genuine))
+    if sdxl_text:
+        jobs[("sdxl-text",)] = ("sdxl_text", dict(scale=scale, encoders=sorted(sdxl_text), work=work,
+                                                  ids_pairs={1: tokens["sd15"]["pair"], 2: tokens["sd21"]["pair"]}))
     for family in ("sd15", "sd21"):
         wanted = sorted(u for u in unets if E.UNET_ARCH[u[0]][0] == family)
         if wanted:
@@ -136,9 +152,9 @@ def copy_component(src, dst):
         shutil.copyfile(os.path.join(src, f), os.path.join(dst, f))
 
 
-def write_tokenizer(folder, family, scale, crlf=False):
+def write_tokenizer(folder, family, scale, crlf=False, name=None):
     vocab, merges, pad = tokenizer_for(family, scale)
-    name = "stabilityai/stable-diffusion-2-1" if family == "sd21" else "openai/clip-vit-large-patch14"
+    name = name or ("stabilityai/stable-diffusion-2-1" if family == "sd21" else "openai/clip-vit-large-patch14")
     C.write_tokenizer(folder, vocab, merges, pad_token=pad, crlf=crlf, name_or_path=name)
     if scale == "full" and not crlf:
         # full scale ships CLIP's own vocab.json / merges.txt bytes (the rewrite above has the same content)
@@ -493,32 +509,146 @@ def _copy_vae(folder, results, scale, **cfg):
         dump(vcfg, os.path.join(folder, c, "config.json"))
 
 
-def assemble_sdxl(folder, scale, results):
-    """Only what tells SDXL apart: model_index class, text_encoder_2/ + tokenizer_2/, UNet inputs text_embeds
-    [B,1280] and time_ids [B,6] (stub graphs with optimum's names; the VAE is the CI SD VAE)."""
-    b = ("sample", 0, "batch_size")
-    _save(_text_stub(768, 12), os.path.join(folder, "text_encoder"), {"architectures": ["CLIPTextModel"], "hidden_size": 768})
-    _save(_text_stub(1280, 32, "text_embeds", [("input_ids", 0, "batch_size"), 1280]), os.path.join(folder, "text_encoder_2"),
-          {"architectures": ["CLIPTextModelWithProjection"], "hidden_size": 1280, "projection_dim": 1280})
-    unet = T.stub_model([("sample", F32, ["batch_size", 4, "height", "width"]), ("timestep", F32, []),
-                         ("encoder_hidden_states", F32, ["batch_size", "sequence_length", 2048]),
-                         ("text_embeds", F32, ["batch_size", 1280]), ("time_ids", F32, ["batch_size", 6])],
-                        [("out_sample", F32, [b, 4, ("sample", 2, "height"), ("sample", 3, "width")])])
-    _save(unet, os.path.join(folder, "unet"), dict(A.unet_config("sd15", "full"), addition_embed_type="text_time",
-                                                     addition_time_embed_dim=256, cross_attention_dim=2048,
-                                                     projection_class_embeddings_input_dim=2816,
-                                                     attention_head_dim=[5, 10, 20], sample_size=128,
-                                                     transformer_layers_per_block=[1, 2, 10], use_linear_projection=True))
-    _copy_vae(folder, results, scale, scaling_factor=0.13025, sample_size=1024)
-    write_tokenizer(os.path.join(folder, "tokenizer"), "sd15", scale)
-    write_tokenizer(os.path.join(folder, "tokenizer_2"), "sd21", scale)
-    dump(scheduler_config("sdxl"), os.path.join(folder, "scheduler", "scheduler_config.json"))
-    dump({"_class_name": "StableDiffusionXLPipeline", "_diffusers_version": A.DIFFUSERS_VERSION,
-          "feature_extractor": [None, None], "force_zeros_for_empty_prompt": True, "image_encoder": [None, None],
-          "scheduler": ["diffusers", "EulerDiscreteScheduler"], "text_encoder": ["transformers", "CLIPTextModel"],
-          "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"], "tokenizer": ["transformers", "CLIPTokenizer"],
+def sdxl_model_index(L):
+    """model_index.json of stabilityai/stable-diffusion-xl-base-1.0 / -refiner-1.0 [recalled], as optimum-cli
+    re-saves it with a current diffusers (the source pipeline's config: `vae`, not vae_encoder/vae_decoder; the
+    keys a current diffusers adds, feature_extractor / image_encoder, null). The refiner has no text_encoder /
+    tokenizer and requires_aesthetics_score true."""
+    refiner = L["unet"] == "sdxl-refiner"
+    mi = {"_class_name": L["pipeline"], "_diffusers_version": A.DIFFUSERS_VERSION, "add_watermarker": None,
+          "feature_extractor": [None, None], "force_zeros_for_empty_prompt": not refiner,
+          "image_encoder": [None, None], "scheduler": ["diffusers", "EulerDiscreteScheduler"],
+          "text_encoder": [None, None] if refiner else ["transformers", "CLIPTextModel"],
+          "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"],
+          "tokenizer": [None, None] if refiner else ["transformers", "CLIPTokenizer"],
           "tokenizer_2": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "UNet2DConditionModel"],
-          "vae": ["diffusers", "AutoencoderKL"]}, os.path.join(folder, "model_index.json"))
+          "vae": ["diffusers", "AutoencoderKL"]}
+    if refiner:
+        mi["requires_aesthetics_score"] = True
+    return dict(sorted(mi.items()))
+
+
+def _tokenizer_entry(tok, folder):
+    return {"folder": folder, "bos_id": tok["bos"], "eos_id": tok["eos"], "pad_id": tok["pad"],
+            "vocab_size": tok["vocab_size"], "max_length": C.MAX_LENGTH, "cases": tok["cases"],
+            "note": "ids as transformers' CLIPTokenizer(padding='max_length', max_length=77, truncation=True)"}
+
+
+def assemble_sdxl(folder, name, L, scale, results, tokens):
+    """An optimum-cli SDXL folder (base or refiner) with references; see README.md, layouts sdxl / sdxl-refiner."""
+    te = results[("sdxl-text",)]
+    un = results[("unet", L["unet"], "optimum")]
+    va = results[("vae",)]
+    sdxl_name = "stabilityai/stable-diffusion-xl-" + ("refiner-1.0" if L["unet"] == "sdxl-refiner" else "base-1.0")
+    for which in L["encoders"]:
+        comp = "text_encoder_2" if which == 2 else "text_encoder"
+        copy_component(te["files"][which], os.path.join(folder, comp))
+        # optimum sets output_hidden_states on both SDXL encoders and export_model_type before saving the
+        # configs [recalled: optimum exporters/utils.py _get_submodels_for_export_diffusion]
+        cfg = dict(te["config"][which], output_hidden_states=True,
+                   export_model_type="clip-text-with-projection" if which == 2 else "clip-text")
+        dump(dict(sorted(cfg.items())), os.path.join(folder, comp, "config.json"))
+        tok = "tokenizer_2" if which == 2 else "tokenizer"
+        write_tokenizer(os.path.join(folder, tok), "sd21" if which == 2 else "sd15", scale,
+                        name=f"{sdxl_name}/{tok}")
+    copy_component(un["files"]["optimum"], os.path.join(folder, "unet"))
+    dump(un["config"], os.path.join(folder, "unet", "config.json"))
+    # SDXL's VAE: SD's architecture, scaling_factor 0.13025, force_upcast (it overflows in float16)
+    vcfg = dict(va["config"], _diffusers_version="0.20.0.dev0", scaling_factor=0.13025, force_upcast=True,
+                sample_size=1024 if scale == "full" else va["config"]["sample_size"])
+    for c, v in (("vae_encoder", "enc-optimum"), ("vae_decoder", "dec-optimum")):
+        copy_component(va["files"][v], os.path.join(folder, c))
+        dump(vcfg, os.path.join(folder, c, "config.json"))
+    dump(scheduler_config("sdxl"), os.path.join(folder, "scheduler", "scheduler_config.json"))
+    dump(sdxl_model_index(L), os.path.join(folder, "model_index.json"))
+    write_sdxl_references(folder, name, L, scale, results, tokens)
+
+
+def write_sdxl_references(folder, name, L, scale, results, tokens):
+    R = References(folder)
+    te = results[("sdxl-text",)]
+    hs = {}
+    for which in L["encoders"]:
+        comp = "text_encoder_2" if which == 2 else "text_encoder"
+        r = te["refs"][which]
+        nl = te["config"][which]["num_hidden_layers"]
+        R.tensor(f"{comp}.input_ids", r["input_ids"], "int64", texts=["", PROMPT],
+                 tokenizer="tokenizer_2" if which == 2 else "tokenizer")
+        outs = {}
+        for k, v in r.items():
+            if k == "input_ids":
+                continue
+            note = {"pooler_output": "final-layer-normed state at argmax(input_ids) (the EOS, the highest id)",
+                    "text_embeds": "pooled output (final-layer-normed state at argmax(input_ids)) through "
+                                   "text_projection (no bias)",
+                    "hidden_states.0": "embeddings (token + position)"}.get(k)
+            if k.startswith("hidden_states.") and k != "hidden_states.0":
+                i = int(k.split(".")[1])
+                note = f"output of encoder layer {i} of {nl} (layers.{i - 1}), before the final layer norm"
+            outs[k] = R.tensor(f"{comp}.{k}", v, "float32", **({"note": note} if note else {}))
+        R.call(name=comp, component=comp, inputs={"input_ids": f"{comp}.input_ids"}, outputs=outs)
+        hs[which] = r[f"hidden_states.{nl - 1}"]
+    # what diffusers' StableDiffusionXLPipeline.encode_prompt (and ComfyUI's SDXL CLIP) makes of them: each
+    # encoder's penultimate hidden state (hidden_states[-2], no final layer norm), concatenated on features;
+    # the pooled prompt embedding is text_encoder_2's text_embeds
+    emb = np.concatenate([hs[w] for w in L["encoders"]], axis=-1)
+    R.tensor("conditioning.prompt_embeds", emb, "float32",
+             note="concat(" + ", ".join(("text_encoder_2" if w == 2 else "text_encoder") + ".hidden_states[-2]"
+                                       for w in L["encoders"]) + ") on the last axis: the UNet's encoder_hidden_states")
+    conditioning = {"prompt_embeds": "conditioning.prompt_embeds", "pooled_prompt_embeds": "text_encoder_2.text_embeds"}
+
+    u = results[("unet", L["unet"], "optimum")]["refs"]
+    ins = {"sample": R.tensor("unet.sample", u["sample"], "float32"),
+           "timestep": R.tensor("unet.timestep", u["timestep"], "float32"),
+           "encoder_hidden_states": R.tensor("unet.encoder_hidden_states", u["encoder_hidden_states"], "float32",
+                                             note="seeded normal, not the text encoders' output"),
+           "text_embeds": R.tensor("unet.text_embeds", u["text_embeds"], "float32", note="seeded normal"),
+           "time_ids": R.tensor("unet.time_ids", u["time_ids"], "float32",
+                                note="(original h, w, crop top, left, aesthetic score) per item" if L["unet"] == "sdxl-refiner"
+                                else "(original h, w, crop top, left, target h, w) per item")}
+    R.tensor("unet.out_sample", u["out_sample"], "float32")
+    unet_model = onnx.load(os.path.join(folder, "unet", "model.onnx"), load_external_data=False)
+    ae = T.scope_boundary(unet_model, "/add_embedding/")
+    R.tensor("unet.add_embedding", u["add_embedding"], "float32", scope="/add_embedding",
+             onnx_tensor=ae[0] if len(ae) == 1 else ae,
+             note="add_embedding(concat(text_embeds, add_time_proj(time_ids.flatten()).reshape(B, -1))): what is "
+                  "added to the time embedding")
+    R.call(name="unet", component="unet", inputs=ins, outputs={"out_sample": "unet.out_sample"},
+           intermediates={"add_embedding": "unet.add_embedding"})
+
+    v = results[("vae",)]["refs"]
+    R.tensor("vae_decoder.latent_sample", v["latent"], "float32", note="unscaled latents (the decoder's own input)")
+    R.tensor("vae_decoder.sample", v["decoded"], "float32")
+    R.call(name="vae_decoder", component="vae_decoder", inputs={"latent_sample": "vae_decoder.latent_sample"},
+           outputs={"sample": "vae_decoder.sample"})
+    R.tensor("vae_encoder.sample", v["image"], "float32", note="pixels in [-1, 1]")
+    R.tensor("vae_encoder.parameters", v["parameters"], "float32",
+             note="quant_conv output: mean (channels 0-3) and logvar (4-7), unscaled")
+    R.tensor("vae_encoder.mean", v["mean"], "float32")
+    R.tensor("vae_encoder.logvar", v["logvar"], "float32", note="before diffusers' clamp to [-30, 20]")
+    R.call(name="vae_encoder", component="vae_encoder", inputs={"sample": "vae_encoder.sample"},
+           outputs={"latent_parameters": "vae_encoder.parameters"},
+           derived={"mean": "vae_encoder.mean", "logvar": "vae_encoder.logvar"})
+
+    toks = {}
+    for which in L["encoders"]:
+        tname = "tokenizer_2" if which == 2 else "tokenizer"
+        toks[tname] = _tokenizer_entry(tokens["sd21" if which == 2 else "sd15"], tname)
+    R.save({
+        "format": "gategraph-test-models/reference/1",
+        "layout": name,
+        "scale": scale,
+        "seed": int(os.environ.get("TEST_MODELS_SEED", "0")),
+        "byte_order": "little",
+        "file_dtype": "float32",
+        "computed_in": "float32 PyTorch on the float32 weights",
+        "tolerance": {"abs": 1e-4, "rel": 1e-4},
+        # the first tokenizer of the folder (tokenizer_2 in the refiner), then every tokenizer by folder name
+        "tokenizer": next(iter(toks.values())),
+        "tokenizers": toks,
+        "conditioning": dict(conditioning, note="diffusers' StableDiffusionXLPipeline.encode_prompt for the "
+                             "input_ids pair: prompt_embeds [2, 77, D1 + D2] and pooled_prompt_embeds [2, P]"),
+    })
 
 
 def _t5_stub():
@@ -605,7 +735,7 @@ def assemble(name, folder, scale, results, tokens):
     elif k == "olive":
         assemble_olive(folder, scale, results)
     elif k == "sdxl":
-        assemble_sdxl(folder, scale, results)
+        assemble_sdxl(folder, name, L, scale, results, tokens)
     elif k == "pixart":
         assemble_pixart(folder, scale, results)
     elif k == "sd3":

@@ -46,6 +46,30 @@ def save_with_external(model, path, data_name):
                     size_threshold=1024, convert_attribute=False)
 
 
+class ExternalSink:
+    """Appends tensors to an external data file (page-aligned, as merge_external lays it out) and returns the
+    TensorProto pointing at them: for graphs built in Python whose weights exceed protobuf's 2 GB."""
+
+    def __init__(self, data_path):
+        self.name = os.path.basename(data_path)
+        self.f = open(data_path, "ab")
+
+    def __call__(self, array, name):
+        data = np.ascontiguousarray(array, np.float32)
+        self.f.write(b"\0" * ((-self.f.tell()) % 4096))
+        offset = self.f.tell()
+        self.f.write(data.tobytes())
+        t = onnx.TensorProto(name=name, data_type=TensorProto.FLOAT, dims=list(data.shape))
+        for k, v in (("location", self.name), ("offset", str(offset)), ("length", str(data.nbytes))):
+            e = t.external_data.add()
+            e.key, e.value = k, v
+        t.data_location = TensorProto.EXTERNAL
+        return t
+
+    def close(self):
+        self.f.close()
+
+
 def scope_boundary(model, scope):
     """Tensors produced by nodes of `scope` (a name prefix such as /text_model/encoder/layers.3/) and consumed
     outside it or returned by the graph: the module's outputs, the rule docs/onnx-diffusion.md describes."""

@@ -195,13 +195,15 @@ class BasicTransformerBlock(nn.Module):
 
 
 class Transformer2DModel(nn.Module):
-    def __init__(self, heads, dim_head, in_channels, cross_attention_dim, groups=32, linear=False):
+    def __init__(self, heads, dim_head, in_channels, cross_attention_dim, groups=32, linear=False, num_layers=1):
         super().__init__()
         inner = heads * dim_head
         self.linear = linear  # diffusers' use_linear_projection (SD-2.x): proj_in/proj_out are Linear, not 1x1 Conv
         self.norm = nn.GroupNorm(groups, in_channels, eps=1e-6)
         self.proj_in = nn.Linear(in_channels, inner) if linear else nn.Conv2d(in_channels, inner, 1)
-        self.transformer_blocks = nn.ModuleList([BasicTransformerBlock(inner, heads, dim_head, cross_attention_dim)])
+        # num_layers: diffusers' transformer_layers_per_block (SDXL: 1, 2, 10 per level), blocks applied in sequence
+        self.transformer_blocks = nn.ModuleList([BasicTransformerBlock(inner, heads, dim_head, cross_attention_dim)
+                                                 for _ in range(num_layers)])
         self.proj_out = nn.Linear(inner, in_channels) if linear else nn.Conv2d(inner, in_channels, 1)
 
     def forward(self, x, ctx):
@@ -267,12 +269,12 @@ class TimestepEmbedding(nn.Module):
 class DownBlock(nn.Module):
     """CrossAttnDownBlock2D (with attentions) or DownBlock2D (without)."""
 
-    def __init__(self, cin, cout, temb, layers, cross, heads, xdim, add_down, groups=32, linear=False):
+    def __init__(self, cin, cout, temb, layers, cross, heads, xdim, add_down, groups=32, linear=False, tlayers=1):
         super().__init__()
         self.resnets = nn.ModuleList([ResnetBlock2D(cin if i == 0 else cout, cout, temb, groups=groups)
                                       for i in range(layers)])
         if cross:
-            self.attentions = nn.ModuleList([Transformer2DModel(heads, cout // heads, cout, xdim, groups, linear)
+            self.attentions = nn.ModuleList([Transformer2DModel(heads, cout // heads, cout, xdim, groups, linear, tlayers)
                                              for _ in range(layers)])
         else:
             self.attentions = None
@@ -294,7 +296,7 @@ class DownBlock(nn.Module):
 class UpBlock(nn.Module):
     """CrossAttnUpBlock2D or UpBlock2D, diffusers wiring."""
 
-    def __init__(self, cin, cout, prev, temb, layers, cross, heads, xdim, add_up, groups=32, linear=False):
+    def __init__(self, cin, cout, prev, temb, layers, cross, heads, xdim, add_up, groups=32, linear=False, tlayers=1):
         super().__init__()
         rs = []
         for i in range(layers + 1):
@@ -303,7 +305,7 @@ class UpBlock(nn.Module):
             rs.append(ResnetBlock2D(rin + skip, cout, temb, groups=groups))
         self.resnets = nn.ModuleList(rs)
         if cross:
-            self.attentions = nn.ModuleList([Transformer2DModel(heads, cout // heads, cout, xdim, groups, linear)
+            self.attentions = nn.ModuleList([Transformer2DModel(heads, cout // heads, cout, xdim, groups, linear, tlayers)
                                              for _ in range(layers + 1)])
         else:
             self.attentions = None
@@ -322,10 +324,10 @@ class UpBlock(nn.Module):
 
 
 class UNetMidBlock2DCrossAttn(nn.Module):
-    def __init__(self, c, temb, heads, xdim, groups=32, linear=False):
+    def __init__(self, c, temb, heads, xdim, groups=32, linear=False, tlayers=1):
         super().__init__()
         self.resnets = nn.ModuleList([ResnetBlock2D(c, c, temb, groups=groups), ResnetBlock2D(c, c, temb, groups=groups)])
-        self.attentions = nn.ModuleList([Transformer2DModel(heads, c // heads, c, xdim, groups, linear)])
+        self.attentions = nn.ModuleList([Transformer2DModel(heads, c // heads, c, xdim, groups, linear, tlayers)])
 
     def forward(self, x, temb, ctx):
         x = self.resnets[0](x, temb)
@@ -347,17 +349,31 @@ class UNet2DConditionModel(nn.Module):
         xdim = cfg["cross_attention_dim"]
         groups = cfg.get("norm_num_groups", 32)
         linear = bool(cfg.get("use_linear_projection", False))
+        # transformer_layers_per_block (SDXL): transformer blocks per Transformer2DModel, one int or one per down
+        # block; the up blocks take the list reversed and the mid block its last entry (absent key: 1)
+        tl = cfg.get("transformer_layers_per_block", 1)
+        tlayers = list(tl) if isinstance(tl, (list, tuple)) else [tl] * n
+        rtlayers = list(reversed(tlayers))
         temb = boc[0] * 4
         self.conv_in = nn.Conv2d(cfg["in_channels"], boc[0], 3, padding=1)
         self.time_proj = Timesteps(boc[0], cfg["flip_sin_to_cos"], cfg["freq_shift"])
         self.time_embedding = TimestepEmbedding(boc[0], temb, cfg.get("time_cond_proj_dim"))
+        # addition_embed_type "text_time" (SDXL): the pooled text embedding and the sinusoids of the size/crop
+        # (/aesthetic score) ids, concatenated, through a TimestepEmbedding added to the time embedding
+        if cfg.get("addition_embed_type") == "text_time":
+            self.add_time_proj = Timesteps(cfg["addition_time_embed_dim"], cfg["flip_sin_to_cos"], cfg["freq_shift"])
+            self.add_embedding = TimestepEmbedding(cfg["projection_class_embeddings_input_dim"], temb)
+        elif cfg.get("addition_embed_type") is not None:
+            raise ValueError(f"addition_embed_type {cfg['addition_embed_type']!r} is not implemented")
+        else:
+            self.add_embedding = None
         self.down_blocks = nn.ModuleList()
         out = boc[0]
         for i, t in enumerate(cfg["down_block_types"]):
             cin, out = out, boc[i]
             self.down_blocks.append(DownBlock(cin, out, temb, L, t.startswith("CrossAttn"), heads[i], xdim, i < n - 1,
-                                              groups, linear))
-        self.mid_block = UNetMidBlock2DCrossAttn(boc[-1], temb, heads[-1], xdim, groups, linear)
+                                              groups, linear, tlayers[i]))
+        self.mid_block = UNetMidBlock2DCrossAttn(boc[-1], temb, heads[-1], xdim, groups, linear, tlayers[-1])
         self.up_blocks = nn.ModuleList()
         rev = list(reversed(boc))
         prev = rev[0]
@@ -365,17 +381,22 @@ class UNet2DConditionModel(nn.Module):
             cout = rev[i]
             cin = rev[min(i + 1, n - 1)]
             self.up_blocks.append(UpBlock(cin, cout, prev, temb, L, t.startswith("CrossAttn"), rheads[i], xdim,
-                                          i < n - 1, groups, linear))
+                                          i < n - 1, groups, linear, rtlayers[i]))
             prev = cout
         self.conv_norm_out = nn.GroupNorm(cfg["norm_num_groups"], boc[0], eps=cfg["norm_eps"])
         self.conv_act = nn.SiLU()
         self.conv_out = nn.Conv2d(boc[0], cfg["out_channels"], 3, padding=1)
         self.layers = L
 
-    def forward(self, sample, timestep, encoder_hidden_states, timestep_cond=None):
+    def forward(self, sample, timestep, encoder_hidden_states, timestep_cond=None, text_embeds=None, time_ids=None):
         if timestep.dim() == 0:
             timestep = timestep[None].expand(sample.shape[0])
         emb = self.time_embedding(self.time_proj(timestep), timestep_cond)
+        if self.add_embedding is not None:
+            # diffusers' get_aug_embed for "text_time": every time id through the sinusoid, flattened per item
+            time_embeds = self.add_time_proj(time_ids.flatten()).reshape(text_embeds.shape[0], -1)
+            add_embeds = torch.cat([text_embeds, time_embeds], dim=-1).to(emb.dtype)
+            emb = emb + self.add_embedding(add_embeds)
         x = self.conv_in(sample)
         skips = (x,)
         for b in self.down_blocks:
@@ -453,9 +474,11 @@ class CLIPEncoder(nn.Module):
                                                       cfg.get("hidden_act", "quick_gelu"))
                                      for _ in range(cfg["num_hidden_layers"])])
 
-    def forward(self, x, mask):
+    def forward(self, x, mask, states=None):
         for l in self.layers:
             x = l(x, mask)
+            if states is not None:  # transformers' output_hidden_states: every layer's output
+                states.append(x)
         return x
 
 
@@ -480,12 +503,17 @@ class CLIPTextTransformer(nn.Module):
         n = cfg["max_position_embeddings"]
         self.register_buffer("causal_mask", torch.full((n, n), -1e9).triu(1)[None], persistent=False)
 
-    def forward(self, input_ids):
+    def forward(self, input_ids, states=None):
+        """states: a list to append transformers' hidden_states to (embeddings, then each layer's output, before
+        the final layer norm); None (the default) traces exactly what it always did."""
         s = input_ids.shape[-1]
         x = self.embeddings(input_ids)
-        x = self.encoder(x, self.causal_mask[:, :s, :s])
+        if states is not None:
+            states.append(x)
+        x = self.encoder(x, self.causal_mask[:, :s, :s], states)
         x = self.final_layer_norm(x)
-        eos = input_ids.to(torch.int32).argmax(dim=-1)  # EOS has the highest id (CLIP convention)
+        # EOS has the highest id (CLIP convention; transformers' rule whenever the config's eos_token_id is 2)
+        eos = input_ids.to(torch.int32).argmax(dim=-1)
         pooled = x[torch.arange(x.shape[0]), eos]
         return x, pooled
 
@@ -497,6 +525,20 @@ class CLIPTextModel(nn.Module):
 
     def forward(self, input_ids):
         return self.text_model(input_ids)
+
+
+class CLIPTextModelWithProjection(nn.Module):
+    """transformers' CLIPTextModelWithProjection (SDXL's text_encoder_2): the pooled output (final-layer-normed
+    state at the EOS) through text_projection, a Linear without bias, as text_embeds."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.text_model = CLIPTextTransformer(cfg)
+        self.text_projection = nn.Linear(cfg["hidden_size"], cfg["projection_dim"], bias=False)
+
+    def forward(self, input_ids):
+        last, pooled = self.text_model(input_ids)
+        return self.text_projection(pooled), last
 
 
 # ------------------------------------------------------------------------------------------ VAE

@@ -132,7 +132,7 @@ for (const layout of RUNNABLE_LAYOUTS) {
 test('each kind this engine does not run is refused with one sentence, before anything opens', async () => {
   const expected: Record<(typeof REFUSED_LAYOUTS)[number], { kind: string; says: RegExp }> = {
     'olive-fused': { kind: 'gpu-optimized', says: /unet\/model\.onnx was optimized for GPUs .*com\.microsoft (GroupNorm|NhwcConv)/ },
-    'sdxl-like': { kind: 'sdxl', says: /this is an SDXL model/ },
+    'sdxl-refiner': { kind: 'sdxl', says: /this is an SDXL refiner/ },
     pixart: { kind: 'pixart', says: /this is a PixArt model/ },
     sd3: { kind: 'sd3', says: /this is a Stable Diffusion 3 model/ },
     ckpt: { kind: 'pickle', says: /^this is a Python pickle .*so gategraph never opens it\. Convert it once to \.safetensors/ },
