@@ -84,16 +84,30 @@ def plan_folder(folder, plan, tag, upcast):
     fp16 = ref["tolerance"].get("abs", 0) >= 1e-2
     tol = 2e-2 if fp16 else 1e-4
 
-    def model_path(comp, edit=None, suffix=""):
+    def model_path(comp, call=None, edit=None, suffix=""):
         p = os.path.join(folder, comp, "model.onnx")
         if edit is None and not upcast:
             return p
-        m = onnx.load(p)
+        m = onnx.load(p, load_external_data=False)
+        external = sorted({e.value for t in m.graph.initializer for e in t.external_data if e.key == "location"})
+        if not external:
+            m = onnx.load(p)
+        elif upcast or "replace_token_embedding" in call:
+            raise ValueError(f"{p}: weight edits of a model with external data are not implemented")
         if upcast:
             m = upcast_fp32(m)
         if edit:
             edit(m)
-        q = os.path.join(plan.tmp, f"{tag}.{comp}{suffix}.onnx")
+        # a folder per edited copy: a model over 2 GB keeps its weights outside, reached through hard links
+        # (onnxruntime refuses a symbolic link that leaves the model's folder)
+        d = os.path.join(plan.tmp, f"{tag}.{comp}{suffix}")
+        os.makedirs(d, exist_ok=True)
+        for loc in external:
+            try:
+                os.link(os.path.join(os.path.dirname(p), loc), os.path.join(d, loc))
+            except OSError:
+                raise ValueError(f"{p}: cannot link its external data into {plan.tmp}; use a TMPDIR on the same file system")
+        q = os.path.join(d, "model.onnx")
         onnx.save_model(m, q)
         return q
 
@@ -135,7 +149,7 @@ def plan_folder(folder, plan, tag, upcast):
                     m.graph.output.append(onnx.ValueInfoProto(name=n))
         random = call.get("random_outputs", {})
         names = list(outs) + list(extra) + list(random)
-        plan.runs.append({"id": rid, "model": model_path(comp, edit, "." + call["name"] if edit else ""),
+        plan.runs.append({"id": rid, "model": model_path(comp, call, edit, "." + call["name"] if edit else ""),
                           "inputs": inputs, "outputs": names})
         for oname, tname in list(outs.items()) + list(extra.items()):
             arr, _ = load_ref(folder, ref, tname)
