@@ -43,16 +43,12 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   ModelComponent,
-  OnnxUnetRunner,
-  cacheNeedsOf,
   combinePlans,
   isPlainPlan,
   planDeepCache,
   getDefaultSessionPool,
   openUnet,
-  planStepper,
   planTgate,
-  prepareCachedUnet,
   randn,
   sample,
   schedulerForKSampler,
@@ -64,22 +60,12 @@ import {
 } from '../packages/diffusion/src/index.ts';
 import { discoverUNet, loadModel } from '../packages/onnx-graph/src/index.ts';
 import { PlanMacCounter, type PlanMacs } from './plan-macs.ts';
+import { cliOptions, median, prepareRun, type Run } from './unet-bench-kit.ts';
 import { peakResidentBytes } from '../packages/server/src/process-memory.ts';
 
 const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const args = process.argv.slice(2);
-const option = (name: string, fallback: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
-};
-const positiveInt = (name: string, fallback: string): number => {
-  const v = Number(option(name, fallback));
-  if (!Number.isInteger(v) || v < 1) {
-    console.error(`--${name} must be a whole number >= 1; got "${option(name, fallback)}"`);
-    process.exit(2);
-  }
-  return v;
-};
+const { option, positiveInt } = cliOptions(args);
 
 const unetArg = option('unet', process.env.GATEGRAPH_SD15_UNET || join(repoRoot, '.gategraph', 'sd15-unet', 'unet'));
 const unetDir = resolve(unetArg.endsWith('.onnx') ? dirname(unetArg) : unetArg);
@@ -139,21 +125,6 @@ const TIMED: Config[] = [
 const configNamed = (name: string) => TIMED.find((c) => c.name === name);
 
 // ---- sampling runs --------------------------------------------------------------------------------------
-interface Run {
-  plan: ExecutionPlan;
-  /** The runner and planner for one sampling run on this configuration. */
-  runner: OnnxUnetRunner;
-  planner?: () => ReturnType<typeof planStepper>;
-  /** Releases what the run holds (the gated lease; its session stays open idle until the plain UNet reopens). */
-  done(): Promise<void>;
-}
-
-async function prepareRun(unet: OpenedUnet, plan: ExecutionPlan): Promise<Run> {
-  if (isPlainPlan(plan)) return { plan, runner: OnnxUnetRunner.forModel(unet), done: async () => {} };
-  const cached = await prepareCachedUnet(unet, cacheNeedsOf(plan));
-  return { plan, runner: cached.runner, planner: () => planStepper(plan, cached.layout), done: () => cached.release() };
-}
-
 const latentShape = [1, 4, PX / 8, PX / 8];
 // Stand-ins for CLIP ViT-L/14's hidden states (SD-1.5's text encoder): [1, 77, 768], seeded.
 const positive = randn([1, 77, 768], 101);
@@ -293,10 +264,6 @@ console.log(
 if (MACS_ONLY) process.exit(failed ? 1 : 0);
 
 // ---- wall-clock -----------------------------------------------------------------------------------------
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 const unet = await openUnet(unetDir);
 const threads = getDefaultSessionPool().settings.intraOpNumThreads ?? availableParallelism();
