@@ -9,7 +9,9 @@
  *
  * The limit is half of the machine's RAM, or `GATEGRAPH_MAX_ACTIVATION_MB` when set.
  */
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { totalmem } from 'node:os';
+import { join } from 'node:path';
 import type { ModelSizing } from './sizing.ts';
 
 const F32 = 4;
@@ -93,4 +95,40 @@ export function largestSquareSide(factor: number, cap: number, limit: number, es
     else hi = mid;
   }
   return lo * factor;
+}
+
+/** ONNX components a model folder holds, whose weights are loaded into memory when it opens. */
+const WEIGHT_COMPONENTS = ['text_encoder', 'text_encoder_2', 'unet', 'vae_decoder', 'vae_encoder'];
+/** Memory the process needs besides the weights (the runtime, activations at small sizes, the server). */
+const RESERVE_BYTES = 2 * 1024 ** 3;
+
+/** The bytes of a model folder's weights: every file of its components (graphs and external data). */
+export function folderWeightBytes(dir: string): number {
+  let total = 0;
+  for (const component of WEIGHT_COMPONENTS) {
+    const folder = join(dir, component);
+    if (!existsSync(folder)) continue;
+    for (const name of readdirSync(folder)) {
+      const path = join(folder, name);
+      try {
+        const stat = statSync(path);
+        if (stat.isFile() && !name.endsWith('.json') && !name.endsWith('.txt')) total += stat.size;
+      } catch {
+        // unreadable: opening the model reports it
+      }
+    }
+  }
+  return total;
+}
+
+/**
+ * Why a model folder cannot be opened on this machine, or undefined: its float32 weights are held in memory
+ * once (the gated graphs share them), so they must fit the RAM with room for the process. Checked when a prompt
+ * is queued (an SDXL UNet alone is 10 GB).
+ */
+export function weightsProblem(dir: string, memory = totalmem()): string | undefined {
+  const bytes = folderWeightBytes(dir);
+  const room = memory - RESERVE_BYTES;
+  if (bytes <= room) return undefined;
+  return `its weights take ${formatBytes(bytes)} of memory once loaded, and this machine has ${formatBytes(memory)} of RAM (${formatBytes(RESERVE_BYTES)} kept for the rest): use a smaller model or a machine with more memory`;
 }

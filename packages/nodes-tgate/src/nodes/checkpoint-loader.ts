@@ -8,6 +8,7 @@ import { fileStamp } from '../model-file-input.ts';
 import { loadModel, modelFolderStamp } from '../model-cache.ts';
 import { checkpointFamily, isSafetensorsFile, loadSingleFileModel, type SingleFileProvenance } from '../single-file-loading.ts';
 import { ClipRef, ModelRef, VaeRef } from '../types.ts';
+import { weightsProblem } from '../memory.ts';
 
 /**
  * Loads a Stable Diffusion 1.x / 2.x checkpoint: an ONNX folder (diffusers / optimum layout) or a single-file
@@ -46,6 +47,8 @@ export const CheckpointLoaderSimple = defineNode({
     }
     // A single file that checkSupportedModel has no word for (.pt2, .pkl ...): refused here, never opened.
     if (isFile(dir) && !isSafetensorsFile(dir)) return `ckpt_name "${ckpt_name}": ${UNKNOWN_FILE}`;
+    const tooBig = isFile(dir) ? undefined : weightsProblem(dir);
+    if (tooBig) return `ckpt_name "${ckpt_name}": ${tooBig}`;
     return true;
   },
   // The folder's files can change under the same name (re-exported, retrained): load again when they do.
