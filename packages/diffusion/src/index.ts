@@ -102,7 +102,7 @@ export {
 export { checkSupportedModel, UnsupportedModelError, CHECKPOINT_FILE_EXTENSIONS, type UnsupportedKind } from './model-family.ts';
 export { ClipTokenizer, bundledClipTokenizerDir, truncationWarning, type TokenizedPrompt } from './tokenizer.ts';
 export { encodePrompt, inputIdsTensor, promptChunkLimit, MAX_PROMPT_CHUNKS, type EncodeOptions, type EncodedPrompt, type TextEncoderModel } from './text-encoder.ts';
-export { defaultSdxlSizes, encodeSdxlPrompt, isSdxlTextModel, sdxlTimeIds, type SdxlEncodedPrompt, type SdxlSizes, type SdxlTextModel } from './sdxl.ts';
+export { DEFAULT_AESTHETIC_SCORE, defaultSdxlSizes, encodeSdxlPrompt, isSdxlTextModel, sdxlRefinerTimeIds, sdxlTimeIds, type SdxlEncodedPrompt, type SdxlSizes, type SdxlTextModel } from './sdxl.ts';
 export { parsePromptWeights, parseFiniteWeights, pythonFloat, PromptWeightError, type WeightedSegment } from './prompt-weights.ts';
 export { chunkPrompt, MAX_WORD_LENGTH, type ChunkEntry, type ChunkingOptions, type EmbeddingVectors, type PromptChunks } from './prompt-chunks.ts';
 export { chooseClipLayer, clipLayerCount, ClipLayerError, type ClipLayerChoice, type ClipLayerCount } from './clip-skip.ts';

@@ -17,7 +17,7 @@ import { UnsupportedModelError } from './unsupported-model.ts';
 export { UnsupportedModelError, type UnsupportedKind } from './unsupported-model.ts';
 
 /** What this engine runs: Stable Diffusion 1.x / 2.x ONNX folders (optimum and diffusers layouts). */
-const RUNS = 'gategraph runs Stable Diffusion 1.x, 2.x and SDXL (base) ONNX folders';
+const RUNS = 'gategraph runs Stable Diffusion 1.x, 2.x and SDXL ONNX folders';
 
 /** File extensions of single-file checkpoints that users keep next to their model folders. */
 export const CHECKPOINT_FILE_EXTENSIONS: readonly string[] = ['.safetensors', '.ckpt', '.pt', '.pth', '.bin'];
@@ -50,9 +50,6 @@ export function checkSupportedModel(path: string): void {
     throw new UnsupportedModelError(path, 'transformer', `this model${pipelineNote(pipeline)} denoises with a transformer (transformer/), not a UNet: ${RUNS}`);
   }
   const sdxl = /XL/i.test(pipeline) || has('text_encoder_2') || has('tokenizer_2');
-  if (sdxl && !has('text_encoder')) {
-    throw new UnsupportedModelError(path, 'sdxl', `this is an SDXL refiner${pipelineNote(pipeline)} (only the second text encoder; time_ids with an aesthetic score): ${RUNS}; the refiner is not supported yet`);
-  }
   if (pipeline && !isStableDiffusionPipeline(pipeline)) {
     throw new UnsupportedModelError(path, 'pipeline', `model_index.json names the pipeline ${pipeline}: ${RUNS} (StableDiffusionPipeline and its ONNX / optimum / LCM forms)`);
   }

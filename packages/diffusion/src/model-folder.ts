@@ -127,6 +127,11 @@ export interface TextEncoderIo {
   lastHiddenState: string;
   /** pooler_output, or text_embeds (the projected pooled output of CLIPTextModelWithProjection, SDXL's second encoder). */
   pooled?: string;
+  /**
+   * SDXL's refiner conditions on its one encoder (OpenCLIP bigG) as the base model's second: the raw penultimate
+   * layer and the projected pooled output. Set on a refiner's text encoder.
+   */
+  sdxlRefiner?: boolean;
 }
 
 export interface VaeIo {
@@ -400,9 +405,13 @@ export async function openModelFolder(dir: string, options: OpenModelOptions = {
   const index = readJsonFile(folder, indexPath, 'model_index.json');
   assertSupportedFolder(folder);
 
-  const missing = REQUIRED.filter((c) => !existsSync(join(folder, c, 'model.onnx')));
-  const tokenizerGap = missingTokenizerFiles(join(folder, 'tokenizer'));
-  if (tokenizerGap !== undefined) missing.push(`tokenizer/${tokenizerGap}` as ComponentName);
+  // SDXL's refiner has only the second text encoder (text_encoder_2/, tokenizer_2/): it takes the first one's place.
+  const refiner = !existsSync(join(folder, 'text_encoder')) && existsSync(join(folder, 'text_encoder_2', 'model.onnx'));
+  const textDir = refiner ? 'text_encoder_2' : 'text_encoder';
+  const tokenizerDir = refiner ? 'tokenizer_2' : 'tokenizer';
+  const missing: string[] = REQUIRED.map((c) => (c === 'text_encoder' ? textDir : c)).filter((c) => !existsSync(join(folder, c, 'model.onnx')));
+  const tokenizerGap = missingTokenizerFiles(join(folder, tokenizerDir));
+  if (tokenizerGap !== undefined) missing.push(`${tokenizerDir}/${tokenizerGap}`);
   if (missing.length) {
     const names = missing.map((m) => (m.includes('/') ? m : `${m}/model.onnx`));
     throw new ModelFolderError(folder, `missing component${missing.length > 1 ? 's' : ''}: ${names.join(', ')}`);
@@ -415,7 +424,7 @@ export async function openModelFolder(dir: string, options: OpenModelOptions = {
 
   let tokenizer: ClipTokenizer;
   try {
-    tokenizer = ClipTokenizer.load(join(folder, 'tokenizer'));
+    tokenizer = ClipTokenizer.load(join(folder, tokenizerDir));
   } catch (err) {
     throw new ModelFolderError(folder, (err as Error).message);
   }
@@ -424,16 +433,19 @@ export async function openModelFolder(dir: string, options: OpenModelOptions = {
   const openComponent = (name: ComponentName) => openComponentIn(folder, name, name, pool, options.sessionSettings?.[name], leases, warnings, options.fuseAttention ?? true);
 
   try {
-    const textEncoder = await openComponent('text_encoder');
+    const textEncoder = await openComponent(refiner ? 'text_encoder_2' : 'text_encoder');
     const unet = await openComponent('unet');
     const vaeDecoder = await openComponent('vae_decoder');
     const vaeEncoder = existsSync(join(folder, 'vae_encoder', 'model.onnx')) ? await openComponent('vae_encoder') : undefined;
     if (!vaeEncoder) warnings.push('vae_encoder/model.onnx is missing: VAE encoding (img2img) is not available');
 
-    const text = textEncoderIo(folder, textEncoder, tokenizer);
     const unetIo = unetIoOf(folder, unet);
+    const text = { ...textEncoderIo(folder, textEncoder, tokenizer), ...(refiner ? { sdxlRefiner: true } : {}) };
+    if (refiner && unetIo.added && (text.pooled !== 'text_embeds' || unetIo.added.timeIdsCount !== 5)) {
+      throw new ModelFolderError(folder, `an SDXL refiner folder (text_encoder_2/ only) needs a UNet taking 5 time_ids and an encoder with text_embeds; this one takes ${unetIo.added.timeIdsCount} time_ids`);
+    }
     const vae = vaeIo(folder, vaeDecoder, vaeEncoder, warnings);
-    const second = unetIo.added || existsSync(join(folder, 'text_encoder_2', 'model.onnx')) ? await openSecondEncoder(folder, openComponent, unetIo) : undefined;
+    const second = !refiner && (unetIo.added || existsSync(join(folder, 'text_encoder_2', 'model.onnx'))) ? await openSecondEncoder(folder, openComponent, unetIo) : undefined;
 
     const width = text.hiddenSize + (second?.io.hiddenSize ?? 0);
     if (unetIo.crossAttentionDim !== width) {

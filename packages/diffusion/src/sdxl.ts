@@ -92,6 +92,17 @@ export function sdxlTimeIds(sizes: SdxlSizes): Tensor {
   return { data: Float32Array.from([height, width, cropH, cropW, targetHeight, targetWidth]), shape: [1, 6] };
 }
 
+/**
+ * The refiner's `time_ids` [1, 5]: original height, width, crop top, left, and the aesthetic score (ComfyUI's
+ * SDXLRefiner.encode_adm, diffusers' refiner pipeline).
+ */
+export function sdxlRefinerTimeIds(sizes: Pick<SdxlSizes, 'width' | 'height' | 'cropW' | 'cropH'>, aestheticScore: number): Tensor {
+  return { data: Float32Array.from([sizes.height, sizes.width, sizes.cropH, sizes.cropW, aestheticScore]), shape: [1, 5] };
+}
+
+/** ComfyUI's default aesthetic scores of a refiner prompt without one: 6 for the positive, 2.5 for the negative. */
+export const DEFAULT_AESTHETIC_SCORE = { positive: 6, negative: 2.5 } as const;
+
 /** ComfyUI's defaults for a prompt encoded without sizes (CLIPTextEncode): the latent's size in pixels, no crop. */
 export function defaultSdxlSizes(width: number, height: number): SdxlSizes {
   return { width, height, cropW: 0, cropH: 0, targetWidth: width, targetHeight: height };

@@ -52,9 +52,9 @@ function refusal(path: string): UnsupportedModelError {
   assert.fail(`${path} was accepted`);
 }
 
-test('Stable Diffusion 1.x / 2.x folders pass: the embedded model and optimum / diffusers pipeline names', () => {
+test('Stable Diffusion 1.x / 2.x / SDXL folders pass: the embedded model and optimum / diffusers pipeline names', () => {
   checkSupportedModel(tinySd);
-  for (const name of ['StableDiffusionPipeline', 'OnnxStableDiffusionPipeline', 'ORTStableDiffusionPipeline', 'ORTLatentConsistencyModelPipeline', 'OnnxStableDiffusionInpaintPipeline']) {
+  for (const name of ['StableDiffusionPipeline', 'OnnxStableDiffusionPipeline', 'ORTStableDiffusionPipeline', 'ORTLatentConsistencyModelPipeline', 'OnnxStableDiffusionInpaintPipeline', 'ORTStableDiffusionXLPipeline', 'StableDiffusionXLImg2ImgPipeline']) {
     const dir = folder({ _class_name: name }, ['unet']);
     checkSupportedModel(dir);
   }
@@ -62,8 +62,6 @@ test('Stable Diffusion 1.x / 2.x folders pass: the embedded model and optimum / 
 
 test('each unsupported kind is refused with one sentence saying what it is', () => {
   const cases: Array<{ path: string; kind: string; says: RegExp }> = [
-    { path: folder({ _class_name: 'ORTStableDiffusionXLPipeline' }, ['unet', 'text_encoder_2']), kind: 'sdxl', says: /this is an SDXL refiner \(ORTStableDiffusionXLPipeline\).*the refiner is not supported yet$/ },
-    { path: folder({ _class_name: 'StableDiffusionPipeline' }, ['unet', 'tokenizer_2']), kind: 'sdxl', says: /SDXL/ },
     { path: folder({ _class_name: 'StableDiffusion3Pipeline' }, ['transformer', 'text_encoder_3']), kind: 'sd3', says: /Stable Diffusion 3 model/ },
     { path: folder({ _class_name: 'PixArtAlphaPipeline' }, ['transformer']), kind: 'pixart', says: /PixArt model \(PixArtAlphaPipeline\)/ },
     { path: folder({ _class_name: 'FluxPipeline' }, ['transformer']), kind: 'flux', says: /Flux model/ },
@@ -78,10 +76,12 @@ test('each unsupported kind is refused with one sentence saying what it is', () 
   }
 });
 
-test('an SDXL UNet is told by its inputs even in a folder that says StableDiffusionPipeline', () => {
+test('an SDXL UNet is told by its inputs even in a folder that says StableDiffusionPipeline, and refused without its second text encoder', () => {
   const dir = folder({ _class_name: 'StableDiffusionPipeline' });
   onnxFile(join(dir, 'unet', 'model.onnx'), ['sample', 'timestep', 'encoder_hidden_states', 'text_embeds', 'time_ids']);
-  assert.equal(refusal(dir).kind, 'sdxl');
+  const error = refusal(dir);
+  assert.equal(error.kind, 'sdxl');
+  assert.match(error.reason, /its UNet takes text_embeds and time_ids \(an SDXL UNet\), but the folder has no text_encoder_2/);
 });
 
 test('a folder optimized for GPUs (com.microsoft fused operators) names the operators and the export to use instead', () => {

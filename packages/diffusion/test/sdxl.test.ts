@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import {
   createScheduler,
   defaultSdxlSizes,
+  encodePrompt,
   encodeSdxlPrompt,
   isSdxlTextModel,
   OnnxUnetRunner,
@@ -15,6 +16,7 @@ import {
   randn,
   sample,
   SessionPool,
+  sdxlRefinerTimeIds,
   sdxlTimeIds,
   zeros,
   type DiffusionModel,
@@ -94,4 +96,44 @@ test('sampling feeds each branch its own text_embeds and time_ids; the size cond
     sample({ unet: OnnxUnetRunner.forModel(model), scheduler: createScheduler('euler', model.schedulerConfig, 2), positive: positive.hiddenStates, cfg: 1, latent: zeros(shape), noise: randn(shape, 3) }),
     /takes text_embeds and time_ids/,
   );
+});
+
+test('the SDXL refiner: its one encoder conditions as the base model\'s second (raw penultimate layer, pooled output); 5 time_ids', async () => {
+  const refinerFolder = join(publishedTestModels(), 'sdxl-refiner');
+  const refiner = await openModelFolder(refinerFolder, { pool });
+  try {
+    assert.equal(refiner.io.text.sdxlRefiner, true);
+    assert.equal(refiner.io.unet.added?.timeIdsCount, 5);
+    const reference = readReference(refinerFolder) as ReturnType<typeof readReference> & { tokenizers: Record<string, { cases: Array<{ text: string; ids: number[] }> }> };
+    const call = reference.calls.find((c) => c.component === 'text_encoder_2')!;
+    const ids = referenceValues(refinerFolder, reference, call.inputs.input_ids!);
+    const length = ids.shape[1]!;
+    const row = (name: string, k: number): Tensor => {
+      const { data, shape } = referenceValues(refinerFolder, reference, name);
+      const per = shape.slice(1).reduce((a, b) => a * b, 1);
+      return { data: Float32Array.from(data as ArrayLike<number>).subarray(k * per, (k + 1) * per), shape: [1, ...shape.slice(1)] };
+    };
+    for (let k = 0; k < ids.shape[0]!; k++) {
+      const rowIds = Array.from(ids.data as ArrayLike<number>).slice(k * length, (k + 1) * length);
+      const text = reference.tokenizers.tokenizer_2!.cases.find((c) => c.ids.every((id, i) => id === rowIds[i]))!.text;
+      const encoded = await encodePrompt(refiner, text, { rawHiddenStates: true });
+      assert.ok(relativeError(encoded.hiddenStates.data, row('conditioning.prompt_embeds', k).data) <= 1e-4, `${JSON.stringify(text)}: prompt_embeds`);
+      assert.ok(relativeError(encoded.pooled!.data, row('text_encoder_2.text_embeds', k).data) <= 1e-4, `${JSON.stringify(text)}: pooled`);
+    }
+    const shape = [1, refiner.io.unet.latentChannels, 8, 8];
+    const text = await encodePrompt(refiner, 'a photo of a cat', { rawHiddenStates: true });
+    const run = (score: number) =>
+      sample({
+        unet: OnnxUnetRunner.forModel(refiner),
+        scheduler: createScheduler('euler', refiner.schedulerConfig, 3),
+        positive: text.hiddenStates,
+        added: { positive: { textEmbeds: text.pooled!, timeIds: sdxlRefinerTimeIds(defaultSdxlSizes(1024, 1024), score) } },
+        cfg: 1,
+        latent: zeros(shape),
+        noise: randn(shape, 5),
+      });
+    assert.ok(relativeError((await run(2.5)).latent.data, (await run(6)).latent.data) > 1e-4, 'the aesthetic score reaches the UNet');
+  } finally {
+    await refiner.release();
+  }
 });

@@ -96,7 +96,8 @@ function samplingExtras(h: number, w: number): { timestepCond?: Tensor; concatLa
 /** An SDXL UNet's text_embeds and time_ids for one prompt (random pooled text, sizes as a 1024 px image). */
 function addedOf(seed: number): AddedConditioning {
   const added = model.io.unet.added!;
-  return { textEmbeds: randn([1, added.textEmbedsDim], seed), timeIds: { data: Float32Array.from([1024, 1024, 0, 0, 1024, 1024]), shape: [1, 6] } };
+  const ids = added.timeIdsCount === 5 ? [1024, 1024, 0, 0, 6] : [1024, 1024, 0, 0, 1024, 1024];
+  return { textEmbeds: randn([1, added.textEmbedsDim], seed), timeIds: { data: Float32Array.from(ids), shape: [1, ids.length] } };
 }
 
 /** The standard feeds of a step on fixed inputs: the latent (twice for 'cfg'), timestep 500, the texts. */

@@ -9,7 +9,7 @@ import { LoraLoader, LoraLoaderModelOnly } from './nodes/lora-loader.ts';
 import { VAELoader } from './nodes/vae-loader.ts';
 import { CLIPLoader } from './nodes/clip-loader.ts';
 import { CLIPTextEncode } from './nodes/clip-text-encode.ts';
-import { CLIPTextEncodeSDXL } from './nodes/clip-text-encode-sdxl.ts';
+import { CLIPTextEncodeSDXL, CLIPTextEncodeSDXLRefiner } from './nodes/clip-text-encode-sdxl.ts';
 import { CLIPSetLastLayer } from './nodes/clip-set-last-layer.ts';
 import { EmptyLatentImage } from './nodes/empty-latent-image.ts';
 import { KSampler } from './nodes/ksampler.ts';
@@ -42,6 +42,7 @@ export const baseNodes = [
   LoraLoaderModelOnly,
   CLIPTextEncode,
   CLIPTextEncodeSDXL,
+  CLIPTextEncodeSDXLRefiner,
   CLIPSetLastLayer,
   EmptyLatentImage,
   KSampler,

@@ -4,7 +4,7 @@
  * (samplingSizeProblem), so a size is refused with the same words when queued and when run.
  */
 import { NodeInputError } from '@gategraph/core';
-import { defaultSdxlSizes, sdxlTimeIds, zeros, type AddedConditioning, type DiffusionModel, type Tensor } from '@gategraph/diffusion';
+import { DEFAULT_AESTHETIC_SCORE, defaultSdxlSizes, sdxlRefinerTimeIds, sdxlTimeIds, zeros, type AddedConditioning, type DiffusionModel, type Tensor } from '@gategraph/diffusion';
 import type { Conditioning, Latent } from './types.ts';
 import { activationLimit, estimateUnetBytes, estimateVaeDecodeBytes, formatBytes, largestSquareSide } from './memory.ts';
 import { sizingOf, trainedSize, type ModelSizing, type SizedModel } from './sizing.ts';
@@ -176,11 +176,13 @@ export function addedConditioningFor(conditioning: Conditioning, model: Diffusio
       input,
     );
   }
-  if (added.timeIdsCount !== 6) {
-    throw new NodeInputError(`${input}: ${model.name}'s UNet takes ${added.timeIdsCount} time_ids (an SDXL refiner's), which this sampler does not make yet`, input);
-  }
   const scale = model.io.vae.scaleFactor;
   const sizes = entry.sdxl ?? defaultSdxlSizes(latentShape[3]! * scale, latentShape[2]! * scale);
+  if (added.timeIdsCount === 5) {
+    // The refiner: sizes and crop, then the aesthetic score (ComfyUI: 6 for the positive, 2.5 for the negative).
+    const score = entry.aestheticScore ?? (input === 'negative' ? DEFAULT_AESTHETIC_SCORE.negative : DEFAULT_AESTHETIC_SCORE.positive);
+    return { textEmbeds: entry.pooled, timeIds: sdxlRefinerTimeIds(sizes, score) };
+  }
   return { textEmbeds: entry.pooled, timeIds: sdxlTimeIds(sizes) };
 }
 

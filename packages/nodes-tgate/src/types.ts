@@ -92,6 +92,8 @@ export interface ConditioningEntry {
    * keys). Absent: the sampler uses the latent's size in pixels, no crop, as ComfyUI does.
    */
   readonly sdxl?: SdxlSizes;
+  /** The SDXL refiner's aesthetic score (CLIPTextEncodeSDXLRefiner's ascore); absent: ComfyUI's 6 / 2.5. */
+  readonly aestheticScore?: number;
   /** The prompt as written, for error messages and diagnostics. */
   readonly text: string;
   /** The folder of the checkpoint whose text encoder made it: the sampler checks it fits the UNet. */

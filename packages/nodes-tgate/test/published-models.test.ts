@@ -55,7 +55,6 @@ for (const layout of RUNNABLE_LAYOUTS) {
 test('a workflow naming a refused kind fails validation on the loader with what the model is', async () => {
   const registry = await packRegistry();
   for (const [layout, says] of [
-    ['sdxl-refiner', /ckpt_name "sdxl-refiner": this is an SDXL refiner/],
     ['olive-fused', /ckpt_name "olive-fused": unet\/model\.onnx was optimized for GPUs/],
     ['pixart', /ckpt_name "pixart": this is a PixArt model/],
   ] as const) {

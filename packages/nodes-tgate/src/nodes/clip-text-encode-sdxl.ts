@@ -1,4 +1,4 @@
-import { defineNode, int, NodeInputError, socket, string } from '@gategraph/core';
+import { defineNode, float, int, NodeInputError, socket, string } from '@gategraph/core';
 import { isSdxlTextModel } from '@gategraph/diffusion';
 import { encodeConditioning, MAX_PROMPT_CHARACTERS } from './clip-text-encode.ts';
 
@@ -46,5 +46,32 @@ export const CLIPTextEncodeSDXL = defineNode({
       targetHeight: inputs.target_height,
     };
     return [await encodeConditioning(inputs.clip, inputs.text_l, ctx, { textG: inputs.text_g, textInput: 'text_g', sdxl })];
+  },
+});
+
+export const CLIPTextEncodeSDXLRefiner = defineNode({
+  id: 'CLIPTextEncodeSDXLRefiner',
+  displayName: 'CLIP Text Encode (SDXL Refiner)',
+  category: 'advanced/conditioning',
+  description:
+    'Encodes a prompt for the SDXL refiner with its conditioning: the aesthetic score (higher = what its training rated more beautiful; ' +
+    'ComfyUI uses 6 for prompts without one and 2.5 for negatives) and the image size.',
+  inputs: {
+    ascore: float({ default: 6.0, min: 0.0, max: 1000.0, step: 0.01, tooltip: 'Aesthetic score the refiner is told (6 is its usual positive, 2.5 its negative).' }),
+    width: size('width', 1024, 'the original image width the refiner is told.'),
+    height: size('height', 1024, 'the original image height.'),
+    text: string({ multiline: true, tooltip: 'The prompt; ComfyUI\'s syntax.' }),
+    clip: socket('CLIP', { tooltip: 'The CLIP of an SDXL refiner checkpoint.' }),
+  },
+  outputs: [{ type: 'CONDITIONING', name: 'CONDITIONING' }],
+  validate({ text }) {
+    return text !== undefined && text.length > MAX_PROMPT_CHARACTERS ? `text is ${text.length} characters long; prompts may have at most ${MAX_PROMPT_CHARACTERS}` : true;
+  },
+  async execute(inputs, ctx) {
+    if (!inputs.clip.model.io.text.sdxlRefiner) {
+      throw new NodeInputError(`clip: ${inputs.clip.model.name} is not an SDXL refiner (use CLIPTextEncodeSDXL for the base model, CLIPTextEncode for others)`, 'clip');
+    }
+    const sdxl = { width: inputs.width, height: inputs.height, cropW: 0, cropH: 0, targetWidth: inputs.width, targetHeight: inputs.height };
+    return [await encodeConditioning(inputs.clip, inputs.text, ctx, { sdxl, aestheticScore: inputs.ascore })];
   },
 });

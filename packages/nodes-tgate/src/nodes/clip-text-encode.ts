@@ -61,18 +61,20 @@ export async function encodeConditioning(
   clip: ClipRef,
   text: string,
   ctx: ExecutionContext,
-  options: { textG?: string; textInput?: string; sdxl?: SdxlSizes } = {},
+  options: { textG?: string; textInput?: string; sdxl?: SdxlSizes; aestheticScore?: number } = {},
 ): Promise<Conditioning> {
   const model = clip.model;
   const encodeOptions = {
     ...(clip.stopAtClipLayer !== undefined ? { stopAtClipLayer: clip.stopAtClipLayer } : {}),
     embeddingFolders: embeddingFolders(ctx.paths.models),
   };
+  // SDXL's refiner: its one encoder conditions as the base model's second (raw penultimate layer, pooled output).
+  const refiner = model.io.text.sdxlRefiner === true;
   let encoded: EncodedPrompt;
   try {
     encoded = isSdxlTextModel(model)
       ? await encodeSdxlPrompt(model, text, { ...encodeOptions, ...(options.textG !== undefined ? { textG: options.textG } : {}) })
-      : await encodePrompt(model, text, encodeOptions);
+      : await encodePrompt(model, text, { ...encodeOptions, ...(refiner ? { rawHiddenStates: true } : {}) });
   } catch (err) {
     if (err instanceof PromptWeightError || err instanceof EmbeddingFileError) throw new NodeInputError(err.message, options.textInput ?? 'text');
     if (err instanceof ClipLayerError) throw new NodeInputError(err.message, 'clip');
@@ -84,6 +86,7 @@ export async function encodeConditioning(
     hiddenStates: encoded.hiddenStates,
     ...(encoded.pooled ? { pooled: encoded.pooled } : {}),
     ...(options.sdxl ? { sdxl: options.sdxl } : {}),
+    ...(options.aestheticScore !== undefined ? { aestheticScore: options.aestheticScore } : {}),
     text: options.textG !== undefined && options.textG !== text ? `${text} | ${options.textG}` : text,
     modelDir: model.dir,
   };
