@@ -36,13 +36,11 @@
  * preceded by an untimed warm-up of its configuration (a short plan running each graph form it uses), which
  * also opens its sessions: session switches are not in the times.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  ModelComponent,
   combinePlans,
   isPlainPlan,
   planDeepCache,
@@ -60,7 +58,7 @@ import {
 } from '../packages/diffusion/src/index.ts';
 import { discoverUNet, loadModel } from '../packages/onnx-graph/src/index.ts';
 import { PlanMacCounter, type PlanMacs } from './plan-macs.ts';
-import { cliOptions, median, prepareRun, type Run } from './unet-bench-kit.ts';
+import { childPeakRss, childUnetIo, cliOptions, median, prepareRun, timeRounds, unopenedUnet, type Run } from './unet-bench-kit.ts';
 import { peakResidentBytes } from '../packages/server/src/process-memory.ts';
 
 const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -153,14 +151,7 @@ if (args[0] === '--child') {
   if (isPlainPlan(config.plan)) {
     unet = await openUnet(unetDir);
   } else {
-    // A gated run never needs the plain session: build the UNet handle from the io the parent read, with a lease
-    // that is never opened. (openUnet would open the plain session to read its inputs, and ORT does not hand all
-    // of a closed session's memory back to the OS: ~1 GB of it would stay in this process's RSS.)
-    const io = JSON.parse(process.env.GATEGRAPH_BENCH_UNET_IO ?? 'null') as UnetIo | null;
-    if (!io) throw new Error('--child needs GATEGRAPH_BENCH_UNET_IO (the parent sets it)');
-    const path = join(unetDir, 'model.onnx');
-    const lease = getDefaultSessionPool().acquire(path);
-    unet = { dir: unetDir, name: basename(unetDir) === 'unet' ? basename(dirname(unetDir)) : basename(unetDir), io: { unet: io }, unet: new ModelComponent('unet', path, lease, [], [], {}, 'model.onnx_data'), release: () => lease.release() };
+    unet = unopenedUnet(unetDir, childUnetIo(), basename(unetDir) === 'unet' ? basename(dirname(unetDir)) : basename(unetDir));
   }
   const run = await prepareRun(unet, config.plan);
   await generate(unet, run, 1);
@@ -271,43 +262,12 @@ console.log(
   `\nwall-clock: ${PX}x${PX} (latent ${PX / 8}x${PX / 8}), ${STEPS} steps, ${SAMPLER}/${SCHEDULER}, cfg ${CFG}, ${ROUNDS} round${ROUNDS > 1 ? 's' : ''}, ` +
     `onnxruntime CPU ${threads} intra-op threads; load average ${loadavg()[0]!.toFixed(1)}`,
 );
-const times = new Map<string, number[]>(TIMED.map((c) => [c.name, []]));
-for (let r = 0; r < ROUNDS; r++) {
-  for (let k = 0; k < TIMED.length; k++) {
-    const config = TIMED[(k + r) % TIMED.length]!;
-    // Untimed warm-up on this configuration's sessions (opening them if the last run used others): a short plan
-    // running every graph form the configuration runs (plain: one CFG step; TGATE: the gate step and one reuse step).
-    const t0 = performance.now();
-    const warm = await prepareRun(unet, config.warm);
-    await generate(unet, warm, 7);
-    await warm.done();
-    const warmMs = performance.now() - t0;
-
-    const run = await prepareRun(unet, config.plan);
-    const t1 = performance.now();
-    const latent = await generate(unet, run, 1);
-    const ms = performance.now() - t1;
-    await run.done();
-    if (!latent.data.every(Number.isFinite)) fail(`${config.name}: the latent has non-finite values`);
-    times.get(config.name)!.push(ms);
-    console.error(`  round ${r + 1}/${ROUNDS} ${config.name}: ${(ms / 1000).toFixed(2)} s (warm-up incl. session switch ${(warmMs / 1000).toFixed(1)} s)`);
-  }
-}
+const times = await timeRounds(unet, TIMED, ROUNDS, generate, (config, latent) => {
+  if (!latent.data.every(Number.isFinite)) fail(`${config.name}: the latent has non-finite values`);
+});
 await unet.release();
 
-const rssOf = (config: Config, io: UnetIo): string => {
-  if (!RSS) return '';
-  const child = spawnSync(
-    process.execPath,
-    ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', config.name, '--unet', unetDir, '--px', String(PX)],
-    { encoding: 'utf8', env: { ...process.env, GATEGRAPH_BENCH_UNET_IO: JSON.stringify(io) } },
-  );
-  if (child.status !== 0) {
-    console.error(`${config.name}: the RSS child failed: ${child.stderr.slice(0, 600)}`);
-    return 'failed';
-  }
-  return `${(JSON.parse(child.stdout.trim().split('\n').pop()!) as { peakRssMB: number }).peakRssMB.toFixed(0)} MB`;
-};
+const rssOf = (config: Config, io: UnetIo): string => (RSS ? childPeakRss(fileURLToPath(import.meta.url), config.name, unetDir, PX, io) : '');
 
 const tPlain = median(times.get('plain')!);
 const plainAtPx = planMacs(planFor(undefined), PX);

@@ -21,13 +21,11 @@
  * UNet: --unet, else GATEGRAPH_SDXL_UNET, else .gategraph/test-models-full/sdxl/unet. Without it the bench says
  * how to export it and exits 0 (a fresh clone has no 13 GB export).
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  ModelComponent,
   combinePlans,
   getDefaultSessionPool,
   isPlainPlan,
@@ -46,7 +44,7 @@ import {
 import { discoverUNet, loadModel } from '../packages/onnx-graph/src/index.ts';
 import { peakResidentBytes } from '../packages/server/src/process-memory.ts';
 import { PlanMacCounter, type PlanMacs } from './plan-macs.ts';
-import { cliOptions, median, prepareRun, type Run } from './unet-bench-kit.ts';
+import { childPeakRss, childUnetIo, cliOptions, median, prepareRun, timeRounds, unopenedUnet, type Run } from './unet-bench-kit.ts';
 
 const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const args = process.argv.slice(2);
@@ -133,12 +131,7 @@ if (args[0] === '--child') {
   if (isPlainPlan(config.plan)) {
     unet = await openUnet(unetDir);
   } else {
-    // A gated run never opens the plain session (see bench/tgate-sd15.ts): the UNet handle from the parent's io.
-    const io = JSON.parse(process.env.GATEGRAPH_BENCH_UNET_IO ?? 'null') as UnetIo | null;
-    if (!io) throw new Error('--child needs GATEGRAPH_BENCH_UNET_IO (the parent sets it)');
-    const path = join(unetDir, 'model.onnx');
-    const lease = getDefaultSessionPool().acquire(path);
-    unet = { dir: unetDir, name: basename(dirname(unetDir)), io: { unet: io }, unet: new ModelComponent('unet', path, lease, [], [], {}, 'model.onnx_data'), release: () => lease.release() };
+    unet = unopenedUnet(unetDir, childUnetIo(), basename(dirname(unetDir)));
   }
   const run = await prepareRun(unet, config.plan);
   await generate(unet, run, 1);
@@ -224,36 +217,12 @@ console.log(
   `\nwall-clock: ${PX}x${PX} (latent ${PX / 8}x${PX / 8}), ${STEPS} steps, euler/normal, cfg ${CFG}, ${ROUNDS} round${ROUNDS > 1 ? 's' : ''}, ` +
     `onnxruntime CPU ${threads} intra-op threads; load average ${loadavg()[0]!.toFixed(1)}`,
 );
-const times = new Map<string, number[]>(CONFIGS.map((c) => [c.name, []]));
-for (let r = 0; r < ROUNDS; r++) {
-  for (let k = 0; k < CONFIGS.length; k++) {
-    const config = CONFIGS[(k + r) % CONFIGS.length]!;
-    const t0 = performance.now();
-    const warm = await prepareRun(unet, config.warm);
-    await generate(unet, warm, 7);
-    await warm.done();
-    const warmMs = performance.now() - t0;
-    const run = await prepareRun(unet, config.plan);
-    const t1 = performance.now();
-    const latent = await generate(unet, run, 1);
-    const ms = performance.now() - t1;
-    await run.done();
-    if (!latent.data.every(Number.isFinite)) fail(`${config.name}: the latent has non-finite values`);
-    times.get(config.name)!.push(ms);
-    console.error(`  round ${r + 1}/${ROUNDS} ${config.name}: ${(ms / 1000).toFixed(2)} s (warm-up incl. session switch ${(warmMs / 1000).toFixed(1)} s)`);
-  }
-}
+const times = await timeRounds(unet, CONFIGS, ROUNDS, generate, (config, latent) => {
+  if (!latent.data.every(Number.isFinite)) fail(`${config.name}: the latent has non-finite values`);
+});
 await unet.release();
 
-const rssOf = (config: Config, io: UnetIo): string => {
-  if (!RSS) return '';
-  const child = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', config.name, '--unet', unetDir, '--px', String(PX)], {
-    encoding: 'utf8',
-    env: { ...process.env, GATEGRAPH_BENCH_UNET_IO: JSON.stringify(io) },
-  });
-  if (child.status !== 0) return `failed (${child.stderr.slice(0, 200)})`;
-  return `${(JSON.parse(child.stdout.trim().split('\n').pop()!) as { peakRssMB: number }).peakRssMB.toFixed(0)} MB`;
-};
+const rssOf = (config: Config, io: UnetIo): string => (RSS ? childPeakRss(fileURLToPath(import.meta.url), config.name, unetDir, PX, io) : '');
 const tPlain = median(times.get('plain')!);
 const plainAtPx = planMacs(CONFIGS[0]!.plan, PX);
 console.log(`\n| configuration | median time / image | runs | speed-up | conv/linear MAC reduction at ${PX} px | speed-up / MAC reduction | paper speed-up |${RSS ? ' peak RSS |' : ''}`);

@@ -94,29 +94,21 @@ function world() {
         return [values.reduce((a, b) => a + b, 0) / values.length];
       },
     }),
-    defineNode({
-      id: 'Sleep',
-      inputs: { value: socket('INT'), ms: int() },
-      outputs: [{ type: 'INT' }],
-      concurrent: true,
-      async execute({ value, ms }, ctx) {
-        const start = performance.now();
-        await new Promise((resolve) => setTimeout(resolve, ms));
-        spans.push({ id: ctx.nodeId, start, end: performance.now() });
-        return [value];
-      },
-    }),
-    defineNode({
-      id: 'Work',
-      inputs: { value: socket('INT'), ms: int() },
-      outputs: [{ type: 'INT' }],
-      async execute({ value, ms }, ctx) {
-        const start = performance.now();
-        await new Promise((resolve) => setTimeout(resolve, ms));
-        spans.push({ id: ctx.nodeId, start, end: performance.now() });
-        return [value];
-      },
-    }),
+    // The same wait, declared concurrent (Sleep) or not (Work), recording when it ran.
+    ...[true, false].map((concurrent) =>
+      defineNode({
+        id: concurrent ? 'Sleep' : 'Work',
+        inputs: { value: socket('INT'), ms: int() },
+        outputs: [{ type: 'INT' }],
+        concurrent,
+        async execute({ value, ms }, ctx) {
+          const start = performance.now();
+          await new Promise((resolve) => setTimeout(resolve, ms));
+          spans.push({ id: ctx.nodeId, start, end: performance.now() });
+          return [value];
+        },
+      }),
+    ),
     // ComfyUI's lazy mix: with ratio 0 only `a` is needed, with 1 only `b`, else both.
     defineNode({
       id: 'Mix',

@@ -264,18 +264,14 @@ export class ExecutorThread {
     this.#logger.error(`${why}; starting a fresh one`);
     this.#dropThread();
     for (const run of [...this.#runs.values()]) {
-      const node = firstRunning(run);
+      const { node, base } = stopAt(run);
       const data = {
-        prompt_id: run.request.promptId,
-        node_id: node?.id ?? null,
-        node_type: node?.type ?? null,
-        executed: run.executed,
+        ...base,
         exception_message: why,
         exception_type: 'ExecutionThreadError',
         traceback: [],
         current_inputs: {},
         current_outputs: {},
-        timestamp: Date.now(),
       };
       run.callbacks.onEvent({ type: 'execution_error', data } as unknown as ExecutionEvent);
       this.#settle(run, {
@@ -292,15 +288,7 @@ export class ExecutorThread {
   #restart(why: (run: InFlight) => { reason: string; message: string }): void {
     this.#dropThread();
     for (const run of [...this.#runs.values()]) {
-      const node = firstRunning(run);
-      const data = {
-        prompt_id: run.request.promptId,
-        node_id: node?.id ?? null,
-        node_type: node?.type ?? null,
-        executed: run.executed,
-        timestamp: Date.now(),
-        ...why(run),
-      };
+      const data = { ...stopAt(run).base, ...why(run) };
       run.callbacks.onEvent({ type: 'execution_interrupted', data } as ExecutionEvent);
       this.#settle(run, { status: 'interrupted', outputs: run.outputs, executed: run.executed, cached: run.cached });
     }
@@ -340,6 +328,13 @@ export class ExecutorThread {
       this.#send({ ...message, id });
     });
   }
+}
+
+/** Where a prompt stopped when its thread went away: the node it was in, and the fields its last event starts with. */
+function stopAt(run: InFlight) {
+  const node = firstRunning(run);
+  const base = { prompt_id: run.request.promptId, node_id: node?.id ?? null, node_type: node?.type ?? null, executed: run.executed, timestamp: Date.now() };
+  return { node, base };
 }
 
 function firstRunning(run: InFlight): { id: string; type: string | null } | undefined {
