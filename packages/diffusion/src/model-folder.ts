@@ -450,7 +450,7 @@ export async function openModelFolder(dir: string, options: OpenModelOptions = {
     const width = text.hiddenSize + (second?.io.hiddenSize ?? 0);
     if (unetIo.crossAttentionDim !== width) {
       const encoders = second ? `the text encoders' hidden sizes are ${text.hiddenSize} + ${second.io.hiddenSize} = ${width}` : `the text encoder's hidden size is ${text.hiddenSize}`;
-      throw new ModelFolderError(folder, `${encoders} but the UNet's cross-attention dim is ${unetIo.crossAttentionDim}: the text encoders and unet come from different models`);
+      throw new ModelFolderError(folder, `${encoders} but the UNet's cross-attention dim is ${unetIo.crossAttentionDim}: ${second ? 'the text encoders' : 'text_encoder'} and unet come from different models`);
     }
     if (unetIo.sequenceLength !== undefined && unetIo.sequenceLength !== text.sequenceLength) {
       throw new ModelFolderError(folder, `the text encoder yields ${text.sequenceLength} tokens but the UNet expects ${unetIo.sequenceLength}: text_encoder and unet come from different models`);
