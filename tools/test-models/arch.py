@@ -171,16 +171,28 @@ SDXL_UNET_CI = {
                          projection_class_embeddings_input_dim=48 + 5 * 256),
 }
 SDXL_TIME_IDS = {"sdxl": 6, "sdxl-refiner": 5}  # (orig h, w, crop top, left, target h, w) / (..., aesthetic score)
+# Distillations of SDXL base: the base architecture with their own weights. SDXL-Turbo (stabilityai/sdxl-turbo,
+# adversarial diffusion distillation) is trained at 512 px: unet sample_size 64 [recalled]. LCM-SDXL
+# (latent-consistency/lcm-sdxl) adds the guidance-scale embedding input: time_cond_proj_dim 256 [recalled], as
+# LCM_Dreamshaper_v7 for SD-1.5 (the `lcm` layout).
+SDXL_DISTILLED = {"sdxl-turbo": dict(sample_size=64), "lcm-sdxl": dict(time_cond_proj_dim=256)}
+
+
+def sdxl_base_arch(arch):
+    """The SDXL architecture an arch has: 'sdxl' for the base and its distillations, else itself."""
+    return "sdxl" if arch in SDXL_DISTILLED else arch
 
 
 def sdxl_unet_config(arch, scale):
     refiner = arch == "sdxl-refiner"
+    base = sdxl_base_arch(arch)
     cfg = unet_config("sd15", "full")
-    cfg.update(SDXL_UNET[arch])
+    cfg.update(SDXL_UNET[base])
     cfg.update(_diffusers_version="0.19.0.dev0", addition_embed_type="text_time", addition_time_embed_dim=256,
                sample_size=128, upcast_attention=None, use_linear_projection=True)
+    cfg.update(SDXL_DISTILLED.get(arch, {}))
     if scale == "ci":
-        cfg.update(SDXL_UNET_CI[arch], norm_num_groups=4, sample_size=8)
+        cfg.update(SDXL_UNET_CI[base], norm_num_groups=4, sample_size=8)
     # optimum-cli sets these on the UNet's config before saving it (its ONNX config reads them to build the
     # text_embeds / time_ids inputs) [recalled: optimum exporters/utils.py _get_submodels_for_export_diffusion]
     te2 = sdxl_text_config(2, scale)
@@ -206,12 +218,13 @@ def sdxl_text_config(which, scale):
 
 class SDXLUNet(M.UNet2DConditionModel):
     """optimum's SDXL UNet signature: (sample, timestep, encoder_hidden_states, text_embeds, time_ids), the two
-    last ones being diffusers' added_cond_kwargs; the timestep handled as SDUNet does."""
+    last ones being diffusers' added_cond_kwargs; the timestep handled as SDUNet does. An LCM-SDXL UNet
+    (time_cond_proj_dim) takes timestep_cond last, as optimum's UNetOnnxConfig orders it [recalled]."""
 
-    def forward(self, sample, timestep, encoder_hidden_states, text_embeds, time_ids):
+    def forward(self, sample, timestep, encoder_hidden_states, text_embeds, time_ids, timestep_cond=None):
         t = timestep[None] if timestep.dim() == 0 else timestep
         t = t.expand(sample.shape[0])
-        return super().forward(sample, t, encoder_hidden_states, None, text_embeds, time_ids)
+        return super().forward(sample, t, encoder_hidden_states, timestep_cond, text_embeds, time_ids)
 
 
 class ClipHiddenStates(nn.Module):

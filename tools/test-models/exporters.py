@@ -238,6 +238,14 @@ SDXL_UNET_DYN = {"sample": {0: "batch_size", 2: "height", 3: "width"},
                  "text_embeds": {0: "batch_size"}, "time_ids": {0: "batch_size"},
                  "out_sample": {0: "batch_size", 2: "height", 3: "width"}}
 SDXL_UNET_INPUTS = ["sample", "timestep", "encoder_hidden_states", "text_embeds", "time_ids"]
+
+
+def sdxl_unet_io(cfg):
+    """Input names and dynamic axes: optimum adds timestep_cond [batch_size, 256] after time_ids when the UNet
+    config has time_cond_proj_dim (LCM-SDXL) [optimum UNetOnnxConfig.inputs, recalled]."""
+    if cfg.get("time_cond_proj_dim") is None:
+        return SDXL_UNET_INPUTS, SDXL_UNET_DYN
+    return SDXL_UNET_INPUTS + ["timestep_cond"], dict(SDXL_UNET_DYN, timestep_cond={0: "batch_size"})
 # time_ids per batch item: (original height, width, crop top, left, target height, width) for the base,
 # (original height, width, crop top, left, aesthetic score) for the refiner (diffusers' defaults 6.0 / 2.5)
 SDXL_TIME_IDS = {"sdxl": [[1024, 1024, 0, 0, 1024, 1024], [832, 1216, 0, 64, 832, 1216]],
@@ -249,8 +257,11 @@ def sdxl_unet_inputs(arch, scale, cfg):
     sample = torch.randn(2, 4, h, w, generator=_gen(arch, scale, "sample"))
     ehs = torch.randn(2, 77, cfg["cross_attention_dim"], generator=_gen(arch, scale, "encoder_hidden_states"))
     text_embeds = torch.randn(2, cfg["text_encoder_projection_dim"], generator=_gen(arch, scale, "text_embeds"))
-    time_ids = torch.tensor(SDXL_TIME_IDS[arch], dtype=torch.float32)
-    return sample, torch.tensor(TIMESTEP_SCALAR, dtype=torch.float32), ehs, text_embeds, time_ids
+    time_ids = torch.tensor(SDXL_TIME_IDS[A.sdxl_base_arch(arch)], dtype=torch.float32)
+    args = (sample, torch.tensor(TIMESTEP_SCALAR, dtype=torch.float32), ehs, text_embeds, time_ids)
+    if cfg.get("time_cond_proj_dim"):  # LCM-SDXL: diffusers' guidance embedding of (w - 1), as the lcm layout
+        args += (A.guidance_embedding(LCM_GUIDANCE, cfg["time_cond_proj_dim"]),)
+    return args
 
 
 def sdxl_unet_job(arch, scale, work, genuine=False):
@@ -264,17 +275,18 @@ def sdxl_unet_job(arch, scale, work, genuine=False):
     cfg = A.sdxl_unet_config(arch, scale)
     model = A.build_sdxl_unet(cfg, A.seed_of(arch, "unet", scale))
     args = sdxl_unet_inputs(arch, scale, cfg)
+    in_names, dyn = sdxl_unet_io(cfg)
     folder = os.path.join(work, f"unet-{arch}")
     path = os.path.join(folder, "model.onnx")
     if genuine:
-        T.export(model, args, path, SDXL_UNET_INPUTS, ["out_sample"], SDXL_UNET_DYN)
+        T.export(model, args, path, in_names, ["out_sample"], dyn)
         if T.uses_external_data(path):
             T.merge_external(path, "model.onnx_data")
     else:
         small = A.SDXLUNet(dict(cfg, transformer_layers_per_block=1)).eval()
         sd = model.state_dict()
         small.load_state_dict({k: sd[k] for k in small.state_dict()})
-        T.export(small, args, path, SDXL_UNET_INPUTS, ["out_sample"], SDXL_UNET_DYN)
+        T.export(small, args, path, in_names, ["out_sample"], dyn)
         del small
         big = A.count_params(model) * 4 > 2_000_000_000  # the full SDXL UNet (10.3 GB): weights outside the protobuf
         data = os.path.join(folder, "model.onnx_data")
@@ -301,8 +313,10 @@ def sdxl_unet_job(arch, scale, work, genuine=False):
     with torch.no_grad():
         out = model(*args)
     hook.remove()
-    names = SDXL_UNET_INPUTS + ["out_sample", "add_embedding"]
+    names = in_names + ["out_sample", "add_embedding"]
     refs = {k: _np(v) for k, v in zip(names, list(args) + [out, captured["add_embedding"]])}
+    if "timestep_cond" in refs:
+        refs["guidance_scale"] = list(LCM_GUIDANCE)
     r = {"files": {"optimum": folder}, "refs": refs, "config": cfg, "params": A.count_params(model),
          "seconds": time.time() - t0}
     return {"variants": {(arch, "optimum"): r}, "seconds": time.time() - t0}

@@ -59,6 +59,12 @@ LAYOUTS = {
                  desc="optimum-cli export of SDXL base: CLIP-L + OpenCLIP-bigG (hidden_states.*), UNet text_embeds/time_ids [B,6]"),
     "sdxl-refiner": dict(kind="sdxl", unet="sdxl-refiner", encoders=(2,), pipeline="StableDiffusionXLImg2ImgPipeline",
                          desc="optimum-cli export of the SDXL refiner: text_encoder_2 only, 4-level UNet, time_ids [B,5] (aesthetic score)"),
+    "sdxl-turbo": dict(kind="sdxl", unet="sdxl-turbo", encoders=(1, 2), pipeline="StableDiffusionXLPipeline",
+                       scheduler="sdxl-turbo", repo="stabilityai/sdxl-turbo",
+                       desc="optimum-cli export of SDXL-Turbo: SDXL base architecture, own UNet weights, EulerAncestral trailing"),
+    "lcm-sdxl": dict(kind="sdxl", unet="lcm-sdxl", encoders=(1, 2), pipeline="StableDiffusionXLPipeline",
+                     scheduler="lcm-sdxl",
+                     desc="optimum-cli export of SDXL base with LCM-SDXL's UNet: + timestep_cond [B,256], LCMScheduler"),
     "pixart": dict(kind="pixart", desc="PixArt-alpha folder: transformer/ instead of unet/ (refused)"),
     "sd3": dict(kind="sd3", desc="SD3 folder: transformer/, text_encoder_3/ (refused)"),
     "ckpt": dict(kind="ckpt", desc="a pickled .ckpt checkpoint (magic bytes only; refused, never unpickled)"),
@@ -93,7 +99,7 @@ def plan_jobs(names, scale, work, tokens, genuine=False):
         elif L["kind"] == "pixart":
             vae.update(["enc-optimum", "dec-optimum"])
     jobs = {}
-    for arch in ("sdxl", "sdxl-refiner"):
+    for arch in ("sdxl", "sdxl-refiner", *A.SDXL_DISTILLED):
         if (arch, "optimum") in unets:
             unets.discard((arch, "optimum"))
             jobs[("unet", arch)] = ("sdxl_unet", dict(arch=arch, scale=scale, work=work, genuine=genuine))
@@ -228,6 +234,17 @@ def scheduler_config(kind):
                     clip_sample=False, interpolation_type="linear", prediction_type="epsilon", sample_max_value=1.0,
                     set_alpha_to_one=False, skip_prk_steps=True, steps_offset=1, timestep_spacing="leading",
                     use_karras_sigmas=False)
+    if kind == "sdxl-turbo":  # stabilityai/sdxl-turbo: SDXL's keys, euler ancestral, trailing [recalled]
+        return dict(scheduler_config("sdxl"), _class_name="EulerAncestralDiscreteScheduler",
+                    _diffusers_version="0.24.0.dev0", timestep_spacing="trailing")
+    if kind == "lcm-sdxl":
+        # latent-consistency/lcm-sdxl ships a UNet only; its model card builds the pipeline from SDXL base with
+        # LCMScheduler.from_config(pipe.scheduler.config) [recalled]. from_config keeps the Euler config's values
+        # where LCMScheduler has the key (set_alpha_to_one false, steps_offset 1, leading), LCMScheduler's
+        # defaults for the rest, and the unused keys ride along; save_pretrained writes the union
+        return dict(scheduler_config("sdxl"), _class_name="LCMScheduler", _diffusers_version=v, clip_sample_range=1.0,
+                    dynamic_thresholding_ratio=0.995, original_inference_steps=50, rescale_betas_zero_snr=False,
+                    thresholding=False, timestep_scaling=10.0)
     if kind == "pixart":
         return dict(_class_name="DPMSolverMultistepScheduler", _diffusers_version="0.22.0.dev0", **_BETAS,
                     algorithm_type="dpmsolver++", prediction_type="epsilon", solver_order=2, solver_type="midpoint",
@@ -515,9 +532,10 @@ def sdxl_model_index(L):
     keys a current diffusers adds, feature_extractor / image_encoder, null). The refiner has no text_encoder /
     tokenizer and requires_aesthetics_score true."""
     refiner = L["unet"] == "sdxl-refiner"
+    sched = scheduler_config(L.get("scheduler", "sdxl"))["_class_name"]
     mi = {"_class_name": L["pipeline"], "_diffusers_version": A.DIFFUSERS_VERSION, "add_watermarker": None,
           "feature_extractor": [None, None], "force_zeros_for_empty_prompt": not refiner,
-          "image_encoder": [None, None], "scheduler": ["diffusers", "EulerDiscreteScheduler"],
+          "image_encoder": [None, None], "scheduler": ["diffusers", sched],
           "text_encoder": [None, None] if refiner else ["transformers", "CLIPTextModel"],
           "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"],
           "tokenizer": [None, None] if refiner else ["transformers", "CLIPTokenizer"],
@@ -539,7 +557,7 @@ def assemble_sdxl(folder, name, L, scale, results, tokens):
     te = results[("sdxl-text",)]
     un = results[("unet", L["unet"], "optimum")]
     va = results[("vae",)]
-    sdxl_name = "stabilityai/stable-diffusion-xl-" + ("refiner-1.0" if L["unet"] == "sdxl-refiner" else "base-1.0")
+    sdxl_name = L.get("repo") or "stabilityai/stable-diffusion-xl-" + ("refiner-1.0" if L["unet"] == "sdxl-refiner" else "base-1.0")
     for which in L["encoders"]:
         comp = "text_encoder_2" if which == 2 else "text_encoder"
         copy_component(te["files"][which], os.path.join(folder, comp))
@@ -547,6 +565,8 @@ def assemble_sdxl(folder, name, L, scale, results, tokens):
         # configs [recalled: optimum exporters/utils.py _get_submodels_for_export_diffusion]
         cfg = dict(te["config"][which], output_hidden_states=True,
                    export_model_type="clip-text-with-projection" if which == 2 else "clip-text")
+        if "repo" in L:
+            cfg["_name_or_path"] = f"{sdxl_name}/{comp}"
         dump(dict(sorted(cfg.items())), os.path.join(folder, comp, "config.json"))
         tok = "tokenizer_2" if which == 2 else "tokenizer"
         write_tokenizer(os.path.join(folder, tok), "sd21" if which == 2 else "sd15", scale,
@@ -559,7 +579,7 @@ def assemble_sdxl(folder, name, L, scale, results, tokens):
     for c, v in (("vae_encoder", "enc-optimum"), ("vae_decoder", "dec-optimum")):
         copy_component(va["files"][v], os.path.join(folder, c))
         dump(vcfg, os.path.join(folder, c, "config.json"))
-    dump(scheduler_config("sdxl"), os.path.join(folder, "scheduler", "scheduler_config.json"))
+    dump(scheduler_config(L.get("scheduler", "sdxl")), os.path.join(folder, "scheduler", "scheduler_config.json"))
     dump(sdxl_model_index(L), os.path.join(folder, "model_index.json"))
     write_sdxl_references(folder, name, L, scale, results, tokens)
 
@@ -606,6 +626,10 @@ def write_sdxl_references(folder, name, L, scale, results, tokens):
            "time_ids": R.tensor("unet.time_ids", u["time_ids"], "float32",
                                 note="(original h, w, crop top, left, aesthetic score) per item" if L["unet"] == "sdxl-refiner"
                                 else "(original h, w, crop top, left, target h, w) per item")}
+    if "timestep_cond" in u:
+        ins["timestep_cond"] = R.tensor("unet.timestep_cond", u["timestep_cond"], "float32",
+                                        guidance_scale=u["guidance_scale"],
+                                        note="LCM guidance embedding of (w - 1) * 1000, 256 dims, [sin | cos], per item")
     R.tensor("unet.out_sample", u["out_sample"], "float32")
     unet_model = onnx.load(os.path.join(folder, "unet", "model.onnx"), load_external_data=False)
     ae = T.scope_boundary(unet_model, "/add_embedding/")

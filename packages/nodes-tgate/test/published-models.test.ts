@@ -16,7 +16,7 @@ before(() => {
   root = publishedTestModels();
 });
 
-/** A shipped workflow on `layout`, at 64x64 pixels and a few steps; LCM with its sampler and schedule. */
+/** A shipped workflow on `layout`, at 64x64 pixels and a few steps; LCM (SD-1.5 and SDXL) with its sampler and schedule, SDXL-Turbo with euler ancestral at cfg 1. */
 function workflow(file: 'default.json' | 'tgate.json', layout: string): ApiPrompt {
   const prompt = readJson<ApiPrompt>(join(repoRoot, 'workflows', file));
   for (const node of Object.values(prompt)) {
@@ -24,7 +24,9 @@ function workflow(file: 'default.json' | 'tgate.json', layout: string): ApiPromp
     if (node.class_type === 'EmptyLatentImage') Object.assign(node.inputs, { width: 64, height: 64 });
     if (node.class_type === 'KSampler') {
       node.inputs.steps = 6;
-      if (layout === 'lcm') Object.assign(node.inputs, { sampler_name: 'lcm', scheduler: 'sgm_uniform', cfg: 8 });
+      if (layout === 'lcm' || layout === 'lcm-sdxl') Object.assign(node.inputs, { sampler_name: 'lcm', scheduler: 'sgm_uniform', cfg: 8 });
+      // SDXL-Turbo as it is used: euler ancestral, guidance off (cfg 1), trailing-like timesteps
+      if (layout === 'sdxl-turbo') Object.assign(node.inputs, { sampler_name: 'euler_ancestral', scheduler: 'sgm_uniform', cfg: 1 });
     }
     if (node.class_type === 'GateSchedule') Object.assign(node.inputs, { gate_step: 3, warm_up: 1, sp_interval: 2 });
     if (node.class_type === 'SaveImage') node.inputs.filename_prefix = `${layout}-${file.replace('.json', '')}`;
