@@ -68,3 +68,12 @@ test('the SDXL encoders refuse a CLIP of another kind of model on their clip inp
     assert.match(result.error!.message, /^clip: /);
   }
 });
+
+test('LCM-SDXL with TGatePreset in its LCM mode (guidance-free, gate 1) samples with the lcm sampler and reuses the cached attention', async () => {
+  const p = prompt('lcm-sdxl', { class_type: 'CLIPTextEncode', inputs: { text: 'a cat' } }, 'lcm-sdxl-tgate');
+  p.preset = { class_type: 'TGatePreset', inputs: { model: ['ckpt', 0], model_family: 'LCM', with_deepcache: false } };
+  Object.assign(p.sampler!.inputs, { model: ['preset', 0], sampler_name: 'lcm', scheduler: 'sgm_uniform', cfg: 8, steps: 4 });
+  const gated = await image(p);
+  const plain = await image(prompt('lcm-sdxl', { class_type: 'CLIPTextEncode', inputs: { text: 'a cat' } }, 'lcm-sdxl-plain'));
+  assert.ok(differ(gated, plain), 'after the gate the cached cross-attention is reused: the image differs from the plain run');
+});
