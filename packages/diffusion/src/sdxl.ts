@@ -9,7 +9,8 @@
  * - `time_ids` are six numbers: the original size (height, width), the crop's top-left (top, left) and the
  *   target size (height, width); the UNet embeds each with a 256-wide sinusoid.
  *
- * Long prompts, weights and clip skip work per encoder as for SD-1.x (text-encoder.ts).
+ * Long prompts, weights, clip skip and textual-inversion embeddings (a file's `clip_l` and `clip_g` tensors)
+ * work per encoder as for SD-1.x (text-encoder.ts).
  */
 import type { DiffusionModel, TextEncoderIo, UnetIo } from './model-folder.ts';
 import type { Tensor } from './tensor.ts';
@@ -49,8 +50,9 @@ export async function encodeSdxlPrompt(model: SdxlTextModel, text: string, optio
   const raw = { ...options, rawHiddenStates: true };
   const first: TextEncoderModel = { tokenizer: model.tokenizer, textEncoder: model.textEncoder, io: { text: model.io.text, ...(model.io.unet ? { unet: model.io.unet } : {}) } };
   const second: TextEncoderModel = { tokenizer: model.tokenizer2!, textEncoder: model.textEncoder2!, io: { text: model.io.text2!, ...(model.io.unet ? { unet: model.io.unet } : {}) } };
-  const l = await encodePrompt(first, text, raw);
-  const g = await encodePrompt(second, options.textG ?? text, raw);
+  // An embedding file made for SDXL holds a tensor per encoder: clip_l for the first, clip_g for the second.
+  const l = await encodePrompt(first, text, { ...raw, embeddingKey: 'clip_l' });
+  const g = await encodePrompt(second, options.textG ?? text, { ...raw, embeddingKey: 'clip_g' });
   if (!g.pooled) throw new Error('text_encoder_2 returned no pooled output (text_embeds): it is not SDXL\'s second text encoder');
   const chunks = Math.max(l.chunks, g.chunks);
   const L = model.io.text.sequenceLength;

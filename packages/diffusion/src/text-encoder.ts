@@ -46,6 +46,11 @@ export interface EncodeOptions {
    * `hidden_states.N` outputs.
    */
   rawHiddenStates?: boolean;
+  /**
+   * Which tensor of an embedding file holding one per text encoder this encoder reads (`clip_l`, `clip_g`,
+   * `clip_h`); default by width (1024: `clip_h`, else `clip_l`). SDXL's encoders pass theirs.
+   */
+  embeddingKey?: string;
 }
 
 export interface EncodedPrompt {
@@ -92,8 +97,7 @@ export async function encodePrompt(model: TextEncoderModel, text: string, option
     endId: tok.eosId,
     padId: tok.padId,
     maxLength: io.sequenceLength,
-    // Textual-inversion embeddings for SDXL's encoders (clip_l / clip_g tensors) are not read yet: as text.
-    ...(options.embeddingFolders && !options.rawHiddenStates ? { embedding: embeddingLookup(options.embeddingFolders, io.hiddenSize) } : {}),
+    ...(options.embeddingFolders ? { embedding: embeddingLookup(options.embeddingFolders, io.hiddenSize, options.embeddingKey) } : {}),
   });
   const limit = options.maxChunks ?? promptChunkLimit(model);
   if (!(Number.isInteger(limit) && limit >= 1)) throw new RangeError(`maxChunks must be a whole number >= 1; got ${limit}`);
@@ -170,7 +174,7 @@ async function chunkEncoder(model: TextEncoderModel, layer: ClipLayerChoice, wit
   const fetches = io.pooled ? [hiddenName, io.pooled] : [hiddenName];
   let run: (feeds: Record<string, FeedValue>) => Promise<Record<string, ort.OnnxValue>> = (feeds) => model.textEncoder.run(feeds, fetches);
   let table: { input: string; rows: (ids: number[]) => Map<number, Float32Array> } | undefined;
-  if (layer.kind === 'layer' || (withEmbeddings && layer.kind === 'export')) {
+  if (layer.kind === 'layer' || withEmbeddings) {
     const variant = await textEncoderVariant(model.textEncoder, {
       ...(layer.kind === 'layer' ? { hiddenLayer: layer.index } : {}),
       ...(withEmbeddings ? { tokenEmbeddingsInput: true } : {}),
@@ -212,9 +216,9 @@ async function chunkEncoder(model: TextEncoderModel, layer: ClipLayerChoice, wit
 }
 
 /** `embedding:NAME` -> the vectors of the first file found, read once per prompt. */
-function embeddingLookup(folders: readonly string[], width: number): (name: string) => EmbeddingVectors | undefined {
+function embeddingLookup(folders: readonly string[], width: number, embeddingKey?: string): (name: string) => EmbeddingVectors | undefined {
   // SDXL-style embedding files hold one tensor per text encoder: clip_l (SD-1.x's) and clip_g, or SD-2.x's clip_h.
-  const key = width === 1024 ? 'clip_h' : 'clip_l';
+  const key = embeddingKey ?? (width === 1024 ? 'clip_h' : 'clip_l');
   const seen = new Map<string, EmbeddingVectors | undefined>();
   return (name) => {
     if (!seen.has(name)) {

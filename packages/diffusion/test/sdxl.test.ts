@@ -4,6 +4,8 @@
 // per branch, and the size conditioning reaches the UNet.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   createScheduler,
@@ -18,12 +20,15 @@ import {
   SessionPool,
   sdxlRefinerTimeIds,
   sdxlTimeIds,
+  textEncoderVariant,
   zeros,
   type DiffusionModel,
   type Tensor,
 } from '../src/index.ts';
 import { publishedTestModels, readReference, referenceValues } from './fixtures/published-models.ts';
 import { relativeError } from './fixtures/reference-calls.ts';
+import { readTableRows } from '../src/text-encoder-variants.ts';
+import { writeSafetensors } from './safetensors-bytes.ts';
 
 const pool = new SessionPool();
 let folder: string;
@@ -136,4 +141,26 @@ test('the SDXL refiner: its one encoder conditions as the base model\'s second (
   } finally {
     await refiner.release();
   }
+});
+
+test('an SDXL embedding file (clip_l and clip_g tensors) feeds each encoder its own vectors', async () => {
+  // The vectors of `embedding:cat` are the encoders' own token embeddings of the word: the prompt must encode
+  // exactly as the word itself, through each encoder's embedding input, on both the joined context and the pooled text.
+  const sdxlModel = model as Parameters<typeof encodeSdxlPrompt>[0];
+  const rowsOf = async (encoder: DiffusionModel['textEncoder'], tokenizer: DiffusionModel['tokenizer']) => {
+    const ids = tokenizer.tokenIds('cat');
+    const table = (await textEncoderVariant(encoder, { tokenEmbeddingsInput: true })).report.tokenEmbeddings!.table;
+    const rows = readTableRows(table, ids);
+    const width = table.dims[1]!;
+    const data = new Float32Array(ids.length * width);
+    ids.forEach((id, i) => data.set(rows.get(id)!, i * width));
+    return { dtype: 'F32', shape: [ids.length, width], bytes: new Uint8Array(data.buffer) };
+  };
+  const folder = mkdtempSync(join(tmpdir(), 'gg-sdxl-embedding-'));
+  writeSafetensors(join(folder, 'cat.safetensors'), { clip_l: await rowsOf(model.textEncoder, model.tokenizer), clip_g: await rowsOf(model.textEncoder2!, model.tokenizer2!) });
+  const word = await encodeSdxlPrompt(sdxlModel, 'a photo of a cat');
+  const embedded = await encodeSdxlPrompt(sdxlModel, 'a photo of a embedding:cat', { embeddingFolders: [folder] });
+  assert.deepEqual(embedded.warnings, []);
+  assert.ok(relativeError(embedded.hiddenStates.data, word.hiddenStates.data) <= 1e-5, 'the joined context');
+  assert.ok(relativeError(embedded.pooled.data, word.pooled.data) <= 1e-5, 'the pooled text');
 });
