@@ -1,13 +1,13 @@
 /**
- * What the SD-1.5 benchmarks share (bench/sd15.ts, bench/single-file.ts): medians and time formatting, the CPU time
- * of the whole machine and of one process (to tell how much of the CPU other work took during timed rounds), peak
+ * What the benchmarks share: command-line options, medians and time formatting, the CPU time of the whole machine
+ * and of one process (to tell how much of the CPU other work took during timed rounds: loadMeter), peak
  * resident memory, and the eager-PyTorch child (bench/sd15_torch.py) driven over a pipe so that its calls alternate
  * with onnxruntime's. A module, not a benchmark: run on its own (scripts/run-bench.mjs runs every file here) it does
  * nothing.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +15,23 @@ import { fileURLToPath } from 'node:url';
 export const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
 /** Debian's interpreter: the one with torch 1.13 and onnx (the python3 on PATH may be another). */
 export const python = '/usr/bin/python3';
+
+/** `--name value` options and `--name` flags of a bench's command line. */
+export function cliOptions(args: readonly string[]) {
+  const option = (name: string, fallback: string): string => {
+    const i = args.indexOf(`--${name}`);
+    return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : fallback;
+  };
+  const positiveInt = (name: string, fallback: string): number => {
+    const v = Number(option(name, fallback));
+    if (!Number.isInteger(v) || v < 1) {
+      console.error(`--${name} must be a whole number >= 1; got "${option(name, fallback)}"`);
+      process.exit(2);
+    }
+    return v;
+  };
+  return { option, positiveInt, flag: (name: string) => args.includes(`--${name}`) };
+}
 
 export const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -161,4 +178,37 @@ export function compareOutputs(x: ArrayLike<number>, ref: ArrayLike<number>): { 
     maxRef = Math.max(maxRef, Math.abs(ref[i]!));
   }
   return { rel: Math.sqrt(diff2 / ref2), maxDiff, maxRef, sameLength: x.length === ref.length };
+}
+
+/** What else the machine did during timed rounds: other processes' cores and the hypervisor's steal. */
+export interface LoadReport {
+  wallS: number;
+  othersCores: number;
+  stealCores: number;
+  load1AtEnd: number;
+}
+
+/**
+ * Starts measuring the machine's load; `stop()` says how many cores other processes used on average since (the
+ * machine's busy time less this process's and `childPid`'s) and how many the hypervisor stole.
+ */
+export function loadMeter(childPid?: number): { stop(): LoadReport } {
+  const cpu0 = machineCpuSeconds();
+  const own0 = process.cpuUsage();
+  const child0 = childPid !== undefined ? processCpuSeconds(childPid) : 0;
+  const wall0 = performance.now();
+  return {
+    stop() {
+      const wallS = (performance.now() - wall0) / 1000;
+      const ownCpu = process.cpuUsage(own0);
+      const oursS = (ownCpu.user + ownCpu.system) / 1e6 + (childPid !== undefined ? processCpuSeconds(childPid) - child0 : 0);
+      const cpu1 = machineCpuSeconds();
+      return {
+        wallS,
+        othersCores: Math.max(0, (cpu1.busy - cpu0.busy - oursS) / wallS),
+        stealCores: (cpu1.steal - cpu0.steal) / wallS,
+        load1AtEnd: loadavg()[0]!,
+      };
+    },
+  };
 }

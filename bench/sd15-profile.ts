@@ -25,6 +25,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_SESSION_SETTINGS, randn, resolveSessionSettings, type GraphOptimizationLevel } from '../packages/diffusion/src/index.ts';
 import { TensorProto_DataType, countMacs, encodeModel, loadModel, makeValueInfo, newGraph, newModel, newNode, newTensor } from '../packages/onnx-graph/src/index.ts';
+import { cliOptions } from './measure.ts';
 
 const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
 // The onnxruntime-node the engine loads (a dependency of packages/diffusion, not of the repository root).
@@ -33,10 +34,7 @@ type SessionOptions = import('../packages/diffusion/node_modules/onnxruntime-nod
 const ort = createRequire(join(repoRoot, 'packages', 'diffusion', 'package.json'))('onnxruntime-node') as OrtModule;
 
 const args = process.argv.slice(2);
-const option = (name: string, fallback: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : fallback;
-};
+const { option } = cliOptions(args);
 const usage = (message: string): never => {
   console.error(`bench/sd15-profile: ${message}`);
   process.exit(64);

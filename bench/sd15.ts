@@ -70,13 +70,10 @@ import {
   newNode,
   newTensor,
 } from '../packages/onnx-graph/src/index.ts';
-import { TorchSide, compareOutputs, gflops, machineCpuSeconds, median, ms, peakRssMB, processCpuSeconds, python, repoRoot } from './measure.ts';
+import { TorchSide, cliOptions, compareOutputs, gflops, loadMeter, median, ms, peakRssMB, python, repoRoot } from './measure.ts';
 
 const args = process.argv.slice(2);
-const option = (name: string, fallback: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : fallback;
-};
+const { option } = cliOptions(args);
 const usage = (message: string): never => {
   console.error(`bench/sd15: ${message}`);
   process.exit(64);
@@ -278,9 +275,7 @@ const keyOf = (it: Item) => (it.kind === 'gemm' ? `gemm ${it.n}` : `unet b${it.b
 /** rounds[r].get(item) = the ms of each engine in round r (GEMM_REPS products, or one UNet call). */
 const rounds: Array<Map<string, { ort: number[]; torch: number[] }>> = [];
 const GEMM_REPS = 3; // a few products per round steady the median at little cost next to the UNet calls
-const cpu0 = machineCpuSeconds();
-const own0 = process.cpuUsage();
-const child0 = torch ? processCpuSeconds(torch.pid) : 0;
+const load = loadMeter(torch?.pid);
 const wall0 = performance.now();
 for (let r = 0; r < RUNS; r++) {
   const round = new Map(items.map((it) => [keyOf(it), { ort: [] as number[], torch: [] as number[] }]));
@@ -313,13 +308,7 @@ for (let r = 0; r < RUNS; r++) {
   }
   console.error(`  round ${r + 1}/${RUNS} done, ${((performance.now() - wall0) / 1000).toFixed(0)} s`);
 }
-const wallS = (performance.now() - wall0) / 1000;
-const ownCpu = process.cpuUsage(own0);
-const oursS = (ownCpu.user + ownCpu.system) / 1e6 + (torch ? processCpuSeconds(torch.pid) - child0 : 0);
-const cpu1 = machineCpuSeconds();
-const othersCores = Math.max(0, (cpu1.busy - cpu0.busy - oursS) / wallS);
-const stealCores = (cpu1.steal - cpu0.steal) / wallS;
-const [load1AtEnd] = loadavg();
+const { wallS, othersCores, stealCores, load1AtEnd } = load.stop();
 const rss = { ort: peakRssMB('self'), torch: torch ? peakRssMB(torch.pid) : NaN };
 torch?.quit();
 await unet.release();

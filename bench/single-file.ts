@@ -65,13 +65,13 @@ import { checkpointSha256, unetFromCheckpoint } from '../packages/onnx-graph/src
 import { loadModel } from '../packages/onnx-graph/src/index.ts';
 import {
   TorchSide,
+  cliOptions,
   compareOutputs,
-  machineCpuSeconds,
+  loadMeter,
   median,
   memAvailableMB,
   ms,
   peakRssMB,
-  processCpuSeconds,
   python,
   repoRoot,
   resetPeakRss,
@@ -80,11 +80,7 @@ import {
 
 const thisFile = fileURLToPath(import.meta.url);
 const args = process.argv.slice(2);
-const option = (name: string, fallback: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : fallback;
-};
-const flag = (name: string) => args.includes(`--${name}`);
+const { option, flag } = cliOptions(args);
 const usage = (message: string): never => {
   console.error(`bench/single-file: ${message}`);
   process.exit(64);
@@ -496,9 +492,7 @@ if (DO_STEP) {
   const names: Engine[] = torch ? ['built', 'export', 'torch'] : ['built', 'export'];
   const times = new Map(BATCHES.map((b) => [b, new Map(names.map((n) => [n, [] as number[]]))]));
   let minAvailable = memAvailableMB();
-  const cpu0 = machineCpuSeconds();
-  const own0 = process.cpuUsage();
-  const child0 = torch ? processCpuSeconds(torch.pid) : 0;
+  const load = loadMeter(torch?.pid);
   const wall0 = performance.now();
   for (let r = 0; r < RUNS; r++) {
     const order = names.map((_, i) => names[(i + r) % names.length]!);
@@ -519,13 +513,7 @@ if (DO_STEP) {
     }
     console.error(`  round ${r + 1}/${RUNS} (order ${order.join(', ')}) done, ${((performance.now() - wall0) / 1000).toFixed(0)} s`);
   }
-  const wallS = (performance.now() - wall0) / 1000;
-  const ownCpu = process.cpuUsage(own0);
-  const oursS = (ownCpu.user + ownCpu.system) / 1e6 + (torch ? processCpuSeconds(torch.pid) - child0 : 0);
-  const cpu1 = machineCpuSeconds();
-  const othersCores = Math.max(0, (cpu1.busy - cpu0.busy - oursS) / wallS);
-  const stealCores = (cpu1.steal - cpu0.steal) / wallS;
-  const [load1AtEnd] = loadavg();
+  const { wallS, othersCores, stealCores, load1AtEnd } = load.stop();
   const rss = { ort: peakRssMB('self'), torch: torch ? peakRssMB(torch.pid) : NaN };
   torch?.quit();
   for (const e of engines) await e.unet.release();

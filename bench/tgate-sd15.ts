@@ -58,7 +58,8 @@ import {
 } from '../packages/diffusion/src/index.ts';
 import { discoverUNet, loadModel } from '../packages/onnx-graph/src/index.ts';
 import { PlanMacCounter, type PlanMacs } from './plan-macs.ts';
-import { childPeakRss, childUnetIo, cliOptions, median, prepareRun, timeRounds, unopenedUnet, type Run } from './unet-bench-kit.ts';
+import { cliOptions, median } from './measure.ts';
+import { childPeakRss, childUnetIo, prepareRun, timeRounds, unopenedUnet, type Run } from './unet-bench-kit.ts';
 import { peakResidentBytes } from '../packages/server/src/process-memory.ts';
 
 const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));

@@ -44,7 +44,8 @@ import {
 import { discoverUNet, loadModel } from '../packages/onnx-graph/src/index.ts';
 import { peakResidentBytes } from '../packages/server/src/process-memory.ts';
 import { PlanMacCounter, type PlanMacs } from './plan-macs.ts';
-import { childPeakRss, childUnetIo, cliOptions, median, prepareRun, timeRounds, unopenedUnet, type Run } from './unet-bench-kit.ts';
+import { cliOptions, median } from './measure.ts';
+import { childPeakRss, childUnetIo, prepareRun, timeRounds, unopenedUnet, type Run } from './unet-bench-kit.ts';
 
 const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const args = process.argv.slice(2);

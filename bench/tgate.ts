@@ -73,16 +73,14 @@ import {
   type UnetRunner,
 } from '../packages/diffusion/src/index.ts';
 import { loadModel } from '../packages/onnx-graph/src/index.ts';
+import { cliOptions } from './measure.ts';
 import { PlanMacCounter } from './plan-macs.ts';
 import { peakResidentBytes } from '../packages/server/src/process-memory.ts';
 import { formatCaption, judge, loadDomain, rng, sampleScene, tally, type Verdict } from '../packages/judge/src/index.ts';
 
 const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const args = process.argv.slice(2);
-const option = (name: string, fallback: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
-};
+const { option } = cliOptions(args);
 const modelDir = resolve(option('model', process.env.GATEGRAPH_TEST_MODEL || join(repoRoot, 'models', 'tiny-sd')));
 const IMAGES = Number(option('images', '16'));
 const RUNS = Number(option('runs', '7'));

@@ -1,6 +1,8 @@
 /**
- * What the UNet benchmarks on published architectures share (bench/tgate-sd15.ts, bench/tgate-sdxl.ts): argument
- * parsing, a sampling run per configuration (plain UNet, or the cached variants a plan needs), and medians.
+ * What the UNet benchmarks on published architectures share (bench/tgate-sd15.ts, bench/tgate-sdxl.ts): a
+ * sampling run per configuration (plain UNet, or the cached variants a plan needs), timed rounds and
+ * a child process's peak RSS. Options, medians and machine
+ * measurements are bench/measure.ts's.
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -18,22 +20,6 @@ import {
   type UnetIo,
 } from '../packages/diffusion/src/index.ts';
 
-export function cliOptions(args: readonly string[]) {
-  const option = (name: string, fallback: string): string => {
-    const i = args.indexOf(`--${name}`);
-    return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
-  };
-  const positiveInt = (name: string, fallback: string): number => {
-    const v = Number(option(name, fallback));
-    if (!Number.isInteger(v) || v < 1) {
-      console.error(`--${name} must be a whole number >= 1; got "${option(name, fallback)}"`);
-      process.exit(2);
-    }
-    return v;
-  };
-  return { option, positiveInt, flag: (name: string) => args.includes(`--${name}`) };
-}
-
 export interface Run {
   plan: ExecutionPlan;
   /** The runner and planner for one sampling run on this configuration. */
@@ -49,10 +35,6 @@ export async function prepareRun(unet: OpenedUnet, plan: ExecutionPlan): Promise
   return { plan, runner: cached.runner, planner: () => planStepper(plan, cached.layout), done: () => cached.release() };
 }
 
-export const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 /** A timed configuration: its plan, and a short plan that opens and warms its sessions first (untimed). */
 export interface TimedConfig {
