@@ -10,10 +10,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  defineNode,
   Executor,
   loadPacks,
   NodeRegistry,
   silentLogger,
+  socket,
+  string,
   validatePrompt,
   type ApiPrompt,
   type ExecutionEvent,
@@ -22,6 +25,7 @@ import {
   type RunResult,
 } from '@gategraph/core';
 import { isModelFolder } from '@gategraph/diffusion';
+import type { Latent } from '../src/types.ts';
 
 export const repoRoot = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 
@@ -138,4 +142,23 @@ export function runCli(workflow: string, paths: HostPaths): SpawnSyncReturns<str
     ['packages/core/bin/gategraph.mjs', 'run', workflow, '--output-dir', paths.output, '--models-dir', paths.models],
     { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, GATEGRAPH_MODELS: paths.models }, timeout: 300_000 },
   );
+}
+
+/**
+ * An output node (class `id`) that keeps the LATENT it receives under its `key` input, so a test can compare the
+ * latents of several samplers of one prompt.
+ */
+export function latentKeeper(id: string) {
+  const kept = new Map<string, Latent>();
+  const node = defineNode({
+    id,
+    inputs: { samples: socket('LATENT'), key: string() },
+    outputs: [],
+    outputNode: true,
+    execute({ samples, key }) {
+      kept.set(key, samples as Latent);
+      return { ui: { kept: [key] } };
+    },
+  });
+  return { kept, node };
 }

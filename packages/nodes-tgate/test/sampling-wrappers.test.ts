@@ -7,10 +7,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { createHost, defineNode, Executor, silentLogger, socket, string, validatePrompt, type ApiPrompt, type NodeRegistry } from '@gategraph/core';
+import { createHost, Executor, silentLogger, validatePrompt, type ApiPrompt, type NodeRegistry } from '@gategraph/core';
 import { maxAbsDiff, type Tensor } from '@gategraph/diffusion';
-import type { Latent } from '../src/types.ts';
-import { defaultPrompt, host, noModel, repoRoot } from './helpers.ts';
+import { defaultPrompt, host, latentKeeper, noModel, repoRoot } from './helpers.ts';
 
 // The pack, as a user would write it: a node that adds a patch of its own kind, and the extension for that kind.
 // Its wrappers record every UNet call (step, variant, rows) and move each step's clean-latent estimate toward
@@ -60,17 +59,7 @@ mkdirSync(packDir);
 writeFileSync(join(packDir, 'package.json'), JSON.stringify({ name: 'outside-pack', type: 'module', main: 'index.ts' }));
 writeFileSync(join(packDir, 'index.ts'), PACK_SOURCE);
 
-const kept = new Map<string, Latent>();
-const KeepLatent = defineNode({
-  id: 'TestKeepLatentWrappers',
-  inputs: { samples: socket('LATENT'), key: string() },
-  outputs: [],
-  outputNode: true,
-  execute({ samples, key }) {
-    kept.set(key, samples);
-    return { ui: { kept: [key] } };
-  },
-});
+const { kept, node: KeepLatent } = latentKeeper('TestKeepLatentWrappers');
 
 let registry: NodeRegistry;
 let calls: { step: number; variant: string; rows: number }[];

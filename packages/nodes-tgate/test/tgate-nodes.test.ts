@@ -3,23 +3,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { defineNode, socket, string, validatePrompt, type ApiPrompt } from '@gategraph/core';
+import { defineNode, socket, validatePrompt, type ApiPrompt } from '@gategraph/core';
 import { decodePng, type Tensor } from '@gategraph/diffusion';
-import type { Latent } from '../src/types.ts';
 import { recommendGate } from '../src/nodes/gate-advisor.ts';
-import { defaultPrompt, host, noModel, packRegistry, savedImages, validateAndRun } from './helpers.ts';
+import { defaultPrompt, host, latentKeeper, noModel, packRegistry, savedImages, validateAndRun } from './helpers.ts';
 
-const kept = new Map<string, Latent>();
-const KeepLatent = defineNode({
-  id: 'TestKeepLatentTgate',
-  inputs: { samples: socket('LATENT'), key: string() },
-  outputs: [],
-  outputNode: true,
-  execute({ samples, key }) {
-    kept.set(key, samples);
-    return { ui: { kept: [key] } };
-  },
-});
+const { kept, node: KeepLatent } = latentKeeper('TestKeepLatentTgate');
 
 const advice: { plot?: Tensor; gate?: number; summary?: string } = {};
 const KeepAdvice = defineNode({
