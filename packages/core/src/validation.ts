@@ -43,7 +43,6 @@ import type { NodeRegistry } from './registry.ts';
 import { isLink, type ApiNode, type ApiPrompt } from './workflow/api-format.ts';
 import { compareIds, outputsDownstream } from './graph.ts';
 import { PromptGraph } from './prompt-graph.ts';
-import { NodeInputError } from './errors.ts';
 import { ownValue, setOwn } from './own-keys.ts';
 import { article, checkInputs, isPlainObject, nodeLabel, runValidateHook } from './validation/input-checks.ts';
 import { copyNumberKinds, numberKind, type NumberKind } from './workflow/number-literals.ts';

@@ -9,8 +9,6 @@
  * A plan whose steps are all plain (gate at or past the last step, DeepCache interval 1) builds nothing and
  * runs the plain UNet exactly as an unpatched KSampler does.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import {
   CachedUnetError,
   PlanError,
