@@ -194,6 +194,7 @@ export {
 } from './tensor-ops.ts';
 export { textEncoderVariant, exportedLayerCount, type TextEncoderVariant } from './text-encoder-variants.ts';
 export { decodeLatents, encodeImage, type VaeModel, type VaeOptions } from './vae.ts';
+export { EXTERNAL_WEIGHT_FILES, weightFileBytes } from './weight-files.ts';
 export { FULL_VARIANT, OnnxUnetRunner, timestepTensor, type UnetRunner } from './unet-runner.ts';
 export {
   sample,

@@ -14,6 +14,7 @@
  * that the parts fit together and fails with one sentence that names the folder and what is wrong. After
  * that the sessions may be closed (pool.freeAll) and reopen on their next use; the metadata stays.
  */
+import { EXTERNAL_WEIGHT_FILES } from './weight-files.ts';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import type * as ort from 'onnxruntime-node';
@@ -25,8 +26,6 @@ import { CHECKPOINT_FILE_EXTENSIONS, checkSupportedModel, UnsupportedModelError 
 
 export type ComponentName = 'text_encoder' | 'text_encoder_2' | 'unet' | 'vae_decoder' | 'vae_encoder';
 const REQUIRED: readonly ComponentName[] = ['text_encoder', 'unet', 'vae_decoder'];
-/** External weight files ORT finds next to model.onnx (optimum writes model.onnx_data, older diffusers weights.pb). */
-const EXTERNAL_WEIGHT_FILES = ['model.onnx_data', 'weights.pb'];
 
 /** A dimension as ONNX declares it: a number when fixed, a name ("batch") when free. */
 export type Dim = number | string;

@@ -24,11 +24,12 @@
  * Models are always loaded by file path, never read into JS memory: ORT then finds external weights
  * (`model.onnx_data`, `weights.pb`) next to the file and maps them itself, and files over 2 GiB work.
  */
-import { realpathSync, statSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { type Tensor } from './tensor.ts';
+import { weightFileBytes } from './weight-files.ts';
 
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'layout' | 'all';
 
@@ -342,7 +343,7 @@ export class SessionPool {
     const p = evicting.then(() => ort.InferenceSession.create(e.path, e.options)).then(
       (s) => {
         this.opened++;
-        e.bytes = weightBytes(e.path);
+        e.bytes = weightFileBytes(e.path);
         this.#openChanged();
         return s;
       },
@@ -407,26 +408,6 @@ let defaultPool: SessionPool | undefined;
 export function getDefaultSessionPool(): SessionPool {
   defaultPool ??= new SessionPool();
   return defaultPool;
-}
-
-/**
- * The model file's size plus its external data files (`<name>_data`, `<name>.data`, `<name>.onnx_data`,
- * `weights.pb` beside it: the names exporters use), for the memory ledger.
- */
-function weightBytes(path: string): number {
-  const size = (file: string) => {
-    try {
-      return statSync(file).size;
-    } catch {
-      return 0;
-    }
-  };
-  const base = path.replace(/\.onnx$/, '');
-  const siblings = new Set([`${path}_data`, `${path}.data`, `${base}.onnx_data`, `${base}.data`, join(dirname(path), 'weights.pb')]);
-  siblings.delete(path);
-  let total = size(path);
-  for (const file of siblings) total += size(file);
-  return total;
 }
 
 /** `path` resolved through symlinks; as given (absolute) when it does not exist yet (the open then says so). */

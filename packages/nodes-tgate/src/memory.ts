@@ -9,9 +9,9 @@
  *
  * The limit is half of the machine's RAM, or `GATEGRAPH_MAX_ACTIVATION_MB` when set.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { join } from 'node:path';
+import { weightFileBytes } from '@gategraph/diffusion';
 import type { ModelSizing } from './sizing.ts';
 
 const F32 = 4;
@@ -102,23 +102,9 @@ const WEIGHT_COMPONENTS = ['text_encoder', 'text_encoder_2', 'unet', 'vae_decode
 /** Memory the process needs besides the weights (the runtime, activations at small sizes, the server). */
 const RESERVE_BYTES = 2 * 1024 ** 3;
 
-/** The bytes of a model folder's weights: every file of its components (graphs and external data). */
+/** The bytes of a model folder's weights: each component's graph and its external data. */
 export function folderWeightBytes(dir: string): number {
-  let total = 0;
-  for (const component of WEIGHT_COMPONENTS) {
-    const folder = join(dir, component);
-    if (!existsSync(folder)) continue;
-    for (const name of readdirSync(folder)) {
-      const path = join(folder, name);
-      try {
-        const stat = statSync(path);
-        if (stat.isFile() && !name.endsWith('.json') && !name.endsWith('.txt')) total += stat.size;
-      } catch {
-        // unreadable: opening the model reports it
-      }
-    }
-  }
-  return total;
+  return WEIGHT_COMPONENTS.reduce((total, component) => total + weightFileBytes(join(dir, component, 'model.onnx')), 0);
 }
 
 /**

@@ -3,10 +3,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { hostMemoryLedger, OutputCache } from '@gategraph/core';
 import { getDefaultSessionPool, openModelFolder } from '@gategraph/diffusion';
 import '../src/index.ts';
 import { noModel, testModelDir } from './helpers.ts';
+import { writeWithExternalData } from '../../diffusion/test/fixtures/onnx-rewrite.ts';
+import { copyTestModel } from '../../diffusion/test/fixtures/test-model.ts';
 
 test('opening a session adds its weights to the ledger; the ram-mode cache evicts then; freeing takes them off', { skip: noModel }, async () => {
   const ledger = hostMemoryLedger();
@@ -39,4 +42,24 @@ test('opening a session adds its weights to the ledger; the ram-mode cache evict
     await pool.freeAll();
   }
   assert.equal(ledger.heldBytes(), before, 'closed sessions hold nothing');
+});
+
+test('a UNet whose weights are external data counts them, also when it runs as its fused derived graph', { skip: noModel }, async () => {
+  const ledger = hostMemoryLedger();
+  const pool = getDefaultSessionPool();
+  await pool.freeAll();
+  const before = ledger.heldBytes();
+  // The embedded model with its UNet's weights moved to model.onnx_data, as optimum writes large models.
+  const folder = copyTestModel('session-memory-external');
+  writeWithExternalData(join(testModelDir, 'unet', 'model.onnx'), join(folder, 'unet', 'model.onnx'), join(folder, 'unet', 'model.onnx_data'), 'model.onnx_data');
+  const model = await openModelFolder(folder);
+  try {
+    await model.unet.lease.session();
+    assert.notEqual(model.unet.path, join(folder, 'unet', 'model.onnx'), 'the engine runs the fused graph');
+    const weights = statSync(join(folder, 'unet', 'model.onnx_data')).size;
+    assert.ok(ledger.heldBytes() - before >= weights, `the external weights (${weights} bytes) are counted: ${ledger.heldBytes() - before}`);
+  } finally {
+    await model.release();
+    await pool.freeAll();
+  }
 });
