@@ -208,7 +208,7 @@ export class Scheduler {
     const graph = this.#host.graph;
     const strong: string[] = [];
     for (const link of graph.links(id)) {
-      const source = graph.definition(link.source) ? { definition: graph.definition(link.source)!, node: graph.node(link.source)! } : graph.require(link.source, { node: id, input: link.input });
+      const source = graph.require(link.source, { node: id, input: link.input });
       const count = source.definition.outputs.length;
       if (!Number.isInteger(link.slot) || link.slot < 0 || link.slot >= count) {
         const names = source.definition.outputs.map((o) => o.name ?? o.type).join(', ') || 'none';
