@@ -17,6 +17,11 @@ in_proj split in q, k, v order, text_projection transposed, `resblocks.23` ignor
 `out_layers` Sequentials of ResBlock, `Downsample.op`, `Upsample.conv`; `ldm/modules/diffusionmodules/model.py`:
 Encoder/Decoder `down[i].block[j]`, `up[i]` inserted at the front so up.3 is the first decoder level, `mid.attn_1`
 AttnBlock with 1x1 Conv2d q/k/v/proj_out).
+SDXL (Stability's `sgm`, what sd_xl_base_1.0.safetensors holds) [recalled from sgm's openaimodel.py / encoders/
+modules.py, and consistent with ComfyUI's `supported_models.SDXL.process_clip_state_dict` prefixes, read via the
+search tools]: the same UNet / VAE names, plus `label_emb` = Sequential(Sequential(Linear, SiLU, Linear)) for
+the added (pooled text + size ids) embedding; the text encoders under `conditioner.embedders.N.`: a transformers
+CLIPTextModel as `.transformer` (FrozenCLIPEmbedder) and an open_clip model as `.model` (FrozenOpenCLIPEmbedder2).
 """
 import re
 
@@ -24,6 +29,11 @@ UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
 CLIP_L_PREFIX = "cond_stage_model.transformer."  # + transformers' own names (text_model.*)
 OPEN_CLIP_PREFIX = "cond_stage_model.model."
+# SDXL base: conditioner.embedders = [FrozenCLIPEmbedder (CLIP ViT-L), FrozenOpenCLIPEmbedder2 (OpenCLIP bigG), and
+# the size / crop embedders, which have no parameters]; the refiner's has the bigG one first
+SGM_CLIP_L_PREFIX = "conditioner.embedders.0.transformer."  # + transformers' names (text_model.*)
+SGM_CLIP_G_PREFIX = "conditioner.embedders.1.model."  # + open_clip names
+SGM_REFINER_CLIP_G_PREFIX = "conditioner.embedders.0.model."
 
 # ------------------------------------------------------------------------------------------ UNet
 # ResBlock (openaimodel.py): in_layers = [GroupNorm, SiLU, conv], emb_layers = [SiLU, Linear],
@@ -44,6 +54,10 @@ UNET_TOP_TO_LDM = {
     "time_embedding.linear_2": "time_embed.2",
     "conv_norm_out": "out.0",  # out = [GroupNorm, SiLU, conv]
     "conv_out": "out.2",
+    # SDXL's added embedding (diffusers addition_embed_type "text_time"; add_time_proj has no parameters): sgm's
+    # label_emb = Sequential(Sequential(Linear, SiLU, Linear)) for num_classes "sequential"
+    "add_embedding.linear_1": "label_emb.0.0",
+    "add_embedding.linear_2": "label_emb.0.2",
 }
 UNET_TOP_FROM_LDM = {v: k for k, v in UNET_TOP_TO_LDM.items()}
 
@@ -131,6 +145,8 @@ def ldm_to_unet(name, cfg):
             return f"down_blocks.{i}.downsamplers.0.conv.{om[1]}"
         if sub == 0:
             return f"down_blocks.{i}.resnets.{j}.{_resnet_from_ldm(rest)}"
+        if not _has_attn(cfg["down_block_types"][i]):  # SDXL's first level, the refiner's last: resnets only
+            raise KeyError(f"{name}: down level {i} has no attention")
         return f"down_blocks.{i}.attentions.{j}.{rest}"
     m = re.fullmatch(r"middle_block\.([012])\.(.+)", name)
     if m:
@@ -144,13 +160,14 @@ def ldm_to_unet(name, cfg):
         i, j = divmod(idx, L + 1)
         if sub == 0:
             return f"up_blocks.{i}.resnets.{j}.{_resnet_from_ldm(rest)}"
+        attn = _has_attn(cfg["up_block_types"][i])
         um = re.fullmatch(r"conv\.(weight|bias)", rest)
         if um:  # an Upsample: .1 on levels without attention, .2 after the attention otherwise
-            if j != L:
-                raise KeyError(name)
+            if j != L or sub != (2 if attn else 1):
+                raise KeyError(f"{name}: not where level {i}'s Upsample is")
             return f"up_blocks.{i}.upsamplers.0.conv.{um[1]}"
-        if sub != 1:
-            raise KeyError(name)
+        if sub != 1 or not attn:
+            raise KeyError(f"{name}: up level {i} has no attention there")
         return f"up_blocks.{i}.attentions.{j}.{rest}"
     raise KeyError(f"no diffusers name for LDM UNet key {name}")
 
@@ -261,6 +278,20 @@ def clip_l_to_ldm(name):
 def ldm_to_clip_l(name):
     if not name.startswith("text_model."):
         raise KeyError(f"not a CLIP-L key: {name}")
+    return name, "same"
+
+
+def hf_text_to_file(name):
+    """ComfyUI's standalone text-encoder files (clip_l.safetensors, clip_g.safetensors): transformers'
+    CLIPTextModel(WithProjection) names at the root, text_projection.weight [P, D] as transformers stores it."""
+    if not (name.startswith("text_model.") or name == "text_projection.weight"):
+        raise KeyError(f"not a transformers CLIP text name: {name}")
+    return name, "same"
+
+
+def file_to_hf_text(name):
+    if not (name.startswith("text_model.") or name == "text_projection.weight"):
+        raise KeyError(f"not a transformers CLIP text key: {name}")
     return name, "same"
 
 

@@ -1,6 +1,7 @@
 """Random-weight single-file Stable Diffusion checkpoints in the original LDM key layout (what ComfyUI's
-`models/checkpoints`, `models/vae` and `models/loras` hold), with PyTorch references computed by the
-diffusers-named modules (tools/tiny-sd/modules.py) built from the same weights. See README.md.
+`models/checkpoints`, `models/vae` and `models/loras` hold; SDXL in Stability's sgm variant of it, and ComfyUI's
+standalone `models/clip` files), with PyTorch references computed by the diffusers-named modules
+(tools/tiny-sd/modules.py) built from the same weights. See README.md.
 
     /usr/bin/python3 tools/test-checkpoints/make_checkpoints.py --out DIR --scale ci|full [--only NAME,...] [--list]
 """
@@ -10,6 +11,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import sys
 import time
 from collections import Counter
@@ -45,6 +47,19 @@ V_PRED_THRESHOLD = 0.09  # ComfyUI supported_models.SD20.model_type: std(unbiase
 MISSING_KEY = "model.diffusion_model.middle_block.1.transformer_blocks.0.attn2.to_k.weight"
 EXTRA_KEY = "model.diffusion_model.unknown_module.weight"
 SMALL = "sd15-small"  # item and model family name of the small checkpoint at the builders' defaults
+SDXL_SMALL = "sdxl-small"  # SDXL base (sgm layout) at the same defaults' divisibility, float16
+SDXL_REFINER_SMALL = "sdxl-refiner-small"
+CLIP_L_SMALL = "clip-l-small"  # ComfyUI's standalone text-encoder files, holding sdxl-small's text encoders
+CLIP_G_SMALL = "clip-g-small"
+SDXL_ITEMS = (SDXL_SMALL, SDXL_REFINER_SMALL, CLIP_L_SMALL, CLIP_G_SMALL)
+# SAI's model-spec key that published SDXL files carry [recalled, not read from a file]
+SDXL_META = {SDXL_SMALL: {"modelspec.architecture": "stable-diffusion-xl-v1-base"},
+             SDXL_REFINER_SMALL: {"modelspec.architecture": "stable-diffusion-xl-v1-refiner"}}
+# (original height, width, crop top, left, target height, width) per batch item, not square and with a crop so a
+# swapped or dropped id shows; the refiner's last id is the aesthetic score (6.0 / 2.5: diffusers' defaults for
+# the positive / negative prompt)
+SDXL_TIME_IDS = {"sdxl": [[1024, 1024, 0, 0, 1024, 1024], [512, 768, 16, 32, 1024, 1024]],
+                 "sdxl-refiner": [[1024, 1024, 0, 0, 6.0], [512, 768, 16, 32, 2.5]]}
 CLIP_TOKENIZER = os.path.join(ROOT, "packages", "diffusion", "assets", "clip-tokenizer")
 
 ITEMS = {  # name -> (file, what)
@@ -61,6 +76,16 @@ ITEMS = {  # name -> (file, what)
     "sd15-ckpt": ("sd15.ckpt", "torch.save pickle (zip) of sd15's LDM state dict: to be refused, never unpickled"),
     SMALL: ("sd15-small.safetensors", "SD-1.5 key layout at the published defaults' divisibility (32 groups, "
                                       "64-dim heads, real CLIP vocabulary), for end-to-end tests through the loaders"),
+    SDXL_SMALL: ("sdxl-small.safetensors", "SDXL base in Stability's sgm layout, float16, at the published defaults' "
+                                           "divisibility: UNet (text_time, transformer depths 1/2/10) + CLIP-L-like + "
+                                           "OpenCLIP-bigG-like (32 resblocks) + VAE"),
+    SDXL_REFINER_SMALL: ("sdxl-refiner-small.safetensors", "SDXL refiner in the sgm layout, float16: UNet (4 levels, "
+                                                           "depth 4, aesthetic score) + sdxl-small's bigG-like "
+                                                           "encoder and VAE"),
+    CLIP_L_SMALL: ("clip_l-small.safetensors", "ComfyUI-style standalone CLIP-L file (transformers names), float16: "
+                                               "sdxl-small's text encoder 1"),
+    CLIP_G_SMALL: ("clip_g-small.safetensors", "ComfyUI-style standalone CLIP-G file (transformers names + "
+                                               "text_projection.weight), float16: sdxl-small's text encoder 2"),
 }
 
 
@@ -81,6 +106,35 @@ def small_configs():
     vae.update(block_out_channels=[32, 64, 64, 64])
     assert unet["norm_num_groups"] == vae["norm_num_groups"] == 32 and text["vocab_size"] == A.FULL_VOCAB
     return {"unet": unet, "text": text, "vae": vae}
+
+
+def sdxl_small_configs():
+    """sdxl-small's / sdxl-refiner-small's configs, the same at both scales, on sd15-small's rules (32 norm groups,
+    64-channel heads, CLIP's full vocabulary and 77 positions, all widths multiples of 64 where heads are): SDXL's
+    block structure (arch.py's full configs: levels, transformer depths, linear projections, text_time added
+    embedding with 256-wide time-id sinusoids) at widths [32, 64, 64] / [32, 64, 64, 64]. Text encoders 64 wide
+    (1 head of 64, MLP 256): 1 = CLIP ViT-L-like (12 layers, quick_gelu), 2 = OpenCLIP bigG-like (32 layers, exact
+    gelu, projection 64 without bias). Cross-attention = te1 + te2 = 128 (base) / te2 = 64 (refiner); the added
+    embedding's input = te2's projection 64 + 6 (base) / 5 (refiner) time ids x 256."""
+    te1 = A.sdxl_text_config(1, "full")
+    te1.update(hidden_size=64, intermediate_size=256, num_attention_heads=1, projection_dim=64)
+    te2 = A.sdxl_text_config(2, "full")
+    te2.update(hidden_size=64, intermediate_size=256, num_attention_heads=1, projection_dim=64)
+    base = A.sdxl_unet_config("sdxl", "full")
+    base.update(block_out_channels=[32, 64, 64], attention_head_dim=[1, 1, 1],
+                cross_attention_dim=te1["hidden_size"] + te2["hidden_size"],
+                projection_class_embeddings_input_dim=te2["projection_dim"] + 6 * base["addition_time_embed_dim"],
+                text_encoder_projection_dim=te2["projection_dim"])
+    refiner = A.sdxl_unet_config("sdxl-refiner", "full")
+    refiner.update(block_out_channels=[32, 64, 64, 64], attention_head_dim=[1, 1, 1, 1],
+                   cross_attention_dim=te2["hidden_size"],
+                   projection_class_embeddings_input_dim=te2["projection_dim"] + 5 * refiner["addition_time_embed_dim"],
+                   text_encoder_projection_dim=te2["projection_dim"])
+    assert base["transformer_layers_per_block"] == [1, 2, 10] and refiner["transformer_layers_per_block"] == 4
+    assert base["norm_num_groups"] == refiner["norm_num_groups"] == 32 and base["use_linear_projection"]
+    assert te2["num_hidden_layers"] == 32 and te2["hidden_act"] == "gelu" and te1["hidden_act"] == "quick_gelu"
+    assert te1["vocab_size"] == te2["vocab_size"] == A.FULL_VOCAB and te1["max_position_embeddings"] == 77
+    return {"unet": base, "unet_refiner": refiner, "text_1": te1, "text_2": te2, "vae": small_configs()["vae"]}
 
 
 def is_sd1(family):
@@ -167,6 +221,16 @@ class Models:
             return torch.randn(p, d, generator=gen("sd21", "text_projection", self.scale)) / d ** 0.5
         return self.get(("text_projection",), build)
 
+    def sdxl(self, part):
+        """sdxl-small's modules: unet | unet_refiner | text_1 | text_2 | vae. Seeded without the scale, so the
+        files are byte-identical at --scale ci and full; the refiner shares text_2 and vae (as the published
+        refiner ships SDXL base's bigG encoder), with its own UNet."""
+        cfg = sdxl_small_configs()[part]
+        seed = A.seed_of(SDXL_SMALL, part)
+        build = (A.build_sdxl_unet if part.startswith("unet") else A.build_sdxl_text if part.startswith("text")
+                 else A.build_vae)
+        return self.get(("sdxl", part), lambda: build(cfg, seed))
+
     def vae_cfg(self, which="sd"):
         return small_configs()["vae"] if which == SMALL else A.vae_config(self.scale)
 
@@ -230,10 +294,15 @@ def ldm_extras(family):
     return out
 
 
+SCHEDULE_KEYS = frozenset(ldm_schedule_buffers())  # computed once: is_extra runs for every key of every file
+LOGIT_SCALE_KEYS = frozenset(p + "logit_scale" for p in (LD.OPEN_CLIP_PREFIX, LD.SGM_CLIP_G_PREFIX,
+                                                         LD.SGM_REFINER_CLIP_G_PREFIX))
+
+
 def is_extra(key):
     """Keys a builder must recognise as non-weights (independent of ldm_extras, for the read-back)."""
-    return (key in ldm_schedule_buffers() or key.startswith("model_ema.")
-            or key.endswith("text_model.embeddings.position_ids") or key == LD.OPEN_CLIP_PREFIX + "logit_scale")
+    return (key in SCHEDULE_KEYS or key.startswith("model_ema.")
+            or key.endswith("text_model.embeddings.position_ids") or key in LOGIT_SCALE_KEYS)
 
 
 # ------------------------------------------------------------------------------------------ mapping
@@ -354,6 +423,103 @@ def verify_checkpoint(path, dtype, models, family, unet, diff, extras, expect_mi
         r.close()
 
 
+def sdxl_parts(models, refiner=False):
+    """{component: (diffusers state dict, diffusers -> file name, prefix, file name -> diffusers)} of an sgm-layout
+    checkpoint (sdxl-small / sdxl-refiner-small), and its non-weight tensors."""
+    cfgs = sdxl_small_configs()
+    ucfg = cfgs["unet_refiner" if refiner else "unet"]
+    vcfg = cfgs["vae"]
+    parts = {
+        "unet": (params(models.sdxl("unet_refiner" if refiner else "unet")), lambda n: LD.unet_to_ldm(n, ucfg),
+                 LD.UNET_PREFIX, lambda k: LD.ldm_to_unet(k, ucfg)),
+        "vae": (params(models.sdxl("vae")), lambda n: LD.vae_to_ldm(n, vcfg), LD.VAE_PREFIX,
+                lambda k: LD.ldm_to_vae(k, vcfg)),
+        "text_2": (params(models.sdxl("text_2")), LD.open_clip_to_ldm,
+                   LD.SGM_REFINER_CLIP_G_PREFIX if refiner else LD.SGM_CLIP_G_PREFIX, LD.ldm_to_open_clip),
+    }
+    # sgm's DiffusionEngine registers no schedule buffers and no EMA in the published files [recalled]; the
+    # transformers CLIP keeps its persistent position_ids, open_clip its logit_scale (float: the file's dtype)
+    extras = {parts["text_2"][2] + "logit_scale": torch.tensor(math.log(100.0), dtype=torch.float32)}
+    if not refiner:
+        parts["text_1"] = (params(models.sdxl("text_1")), LD.clip_l_to_ldm, LD.SGM_CLIP_L_PREFIX, LD.ldm_to_clip_l)
+        extras[LD.SGM_CLIP_L_PREFIX + "text_model.embeddings.position_ids"] = torch.arange(77, dtype=torch.int64)[None]
+    return parts, extras
+
+
+def check_sgm_unet(tensors, cfg):
+    """What the round trip cannot see, for the sgm UNets: the transformer depth of every SpatialTransformer as the
+    LDM keys show it (counted from the file's names, against the config read the LDM way: input_blocks.{1 + 3i + j}
+    for down level i, middle_block, output_blocks.{3i + j} for up level i), and that the parser refuses an
+    Upsample or an attention at the index a level of the other kind would have (.1.conv vs .2.conv)."""
+    L = cfg["layers_per_block"]
+    tl = cfg["transformer_layers_per_block"]
+    tl = list(tl) if isinstance(tl, list) else [tl] * len(cfg["block_out_channels"])
+    want = {"middle_block": tl[-1]}
+    for i, t in enumerate(cfg["down_block_types"]):
+        if t.startswith("CrossAttn"):
+            want.update({f"input_blocks.{1 + i * (L + 1) + j}": tl[i] for j in range(L)})
+    for i, t in enumerate(cfg["up_block_types"]):
+        if t.startswith("CrossAttn"):
+            want.update({f"output_blocks.{i * (L + 1) + j}": tl[::-1][i] for j in range(L + 1)})
+    seen = {}
+    for k in tensors:
+        m = re.match(r"model\.diffusion_model\.((?:input|output)_blocks\.\d+|middle_block)\.1\.transformer_blocks\."
+                     r"(\d+)\.", k)
+        if m:
+            seen[m[1]] = max(seen.get(m[1], 0), int(m[2]) + 1)
+    assert seen == want, sorted(set(seen.items()) ^ set(want.items()))
+    refused = []
+    for i, t in enumerate(cfg["up_block_types"][:-1]):  # every up level but the last has an Upsample
+        refused.append(f"output_blocks.{i * (L + 1) + L}.{1 if t.startswith('CrossAttn') else 2}.conv.weight")
+        if not t.startswith("CrossAttn"):
+            refused.append(f"output_blocks.{i * (L + 1)}.1.norm.weight")
+    for i, t in enumerate(cfg["down_block_types"]):
+        if not t.startswith("CrossAttn"):
+            refused.append(f"input_blocks.{1 + i * (L + 1)}.1.norm.weight")
+    for k in refused:
+        try:
+            LD.ldm_to_unet(k, cfg)
+        except KeyError:
+            continue
+        raise AssertionError(f"ldm_to_unet accepted {k}")
+
+
+def map_parts(parts, extras):
+    """{file key: tensor} of all parts; no key twice across parts or with the extras."""
+    out = {}
+    for _, (sd, fn, prefix, _) in parts.items():
+        part = map_component(sd, fn, prefix)
+        assert not set(part) & set(out)
+        out.update(part)
+    assert not set(extras) & set(out)
+    return out
+
+
+def verify_parts(path, dtype, parts, extras):
+    """verify_checkpoint for a parts dict: each part's keys, mapped back by the independent parser, give exactly
+    its diffusers names with byte-identical tensors in the file's dtype; the extras are as written; every other key
+    belongs to a part, and the file holds nothing else."""
+    r = S.Reader(path)
+    try:
+        n = 0
+        for comp, (sd, _, prefix, back_fn) in parts.items():
+            back = unmap_component(r, prefix, back_fn)
+            assert set(back) == set(sd), (path, comp, sorted(set(back) ^ set(sd))[:5])
+            for name in sd:
+                assert S.to_bytes(sd[name], dtype) == S.to_bytes(back[name], dtype), f"{path}: {comp} {name}"
+            n += len({k for k in r.entries if k.startswith(prefix) and not is_extra(k)})
+        for key in r.names():
+            if is_extra(key):
+                t = extras[key]
+                want = file_dtype_of(t, dtype)
+                assert r.entries[key]["dtype"] == want and S.to_bytes(t, want) == bytes(r.raw(key)), key
+            else:
+                assert any(key.startswith(p[2]) for p in parts.values()), f"{path}: {key} belongs to no component"
+        assert set(extras) <= set(r.entries) and n + len(extras) == len(r.entries), path
+    finally:
+        r.close()
+
+
 def file_dtype_of(t, dtype):
     return dtype if t.is_floating_point() else {torch.int64: "I64", torch.int32: "I32"}[t.dtype]
 
@@ -447,12 +613,46 @@ class Inputs:
                              texts=["", PROMPT])
         return self.load(name)
 
-    def unet(self, family, in_channels):
-        cfg = self.models.unet_cfg(family, in_channels)
+    def ids_sdxl_g(self):
+        """SDXL's second tokenizer: the same ids as sd15-small's (full vocabulary) but padded with 0 ("!") after
+        the EOS (ComfyUI's SDXL clip_g tokenizer: pad_with_end False; diffusers' tokenizer_2: pad_token "!")."""
+        name = "text.input_ids.sdxl-g"
+        if name not in self.refs.tensors:
+            rows = self.ids(SMALL).tolist()
+            eos = max(rows[1])  # <|endoftext|>, the highest id
+            rows = [r[:r.index(eos) + 1] + [0] * (76 - r.index(eos)) for r in rows]
+            self.refs.tensor(name, torch.tensor(rows, dtype=torch.int64),
+                             f'[2, 77] ids of ("", "{PROMPT}"), BOS/EOS 49406/{eos}, padded with 0 after the EOS '
+                             f'(SDXL text encoder 2)', texts=["", PROMPT])
+        return self.load(name)
+
+    def sdxl_unet(self, tag, arch, context):
+        """Inputs of an SDXL UNet: the shared sample and timestep, encoder_hidden_states [2, 77, context] and the
+        pooled text embedding [2, 64] (seeded normal, not text outputs), time ids [2, 6 | 5] (SDXL_TIME_IDS)."""
+        sample, t = self.sample(4), torch.tensor(TIMESTEP)
+        ehs = self.randn(f"unet.encoder_hidden_states.{tag}", (2, 77, context),
+                         "UNet encoder_hidden_states [2, 77, context] (seeded normal, not a text encoder output)")
+        te = self.randn("unet.text_embeds.sdxl-small", (2, 64), "SDXL UNet text_embeds [2, 64] (pooled, projected "
+                        "text embedding of text encoder 2; seeded normal, not a text encoder output)")
+        name = f"unet.time_ids.{arch}"
+        if name not in self.refs.tensors:
+            ids = SDXL_TIME_IDS[arch]
+            self.refs.tensor(name, torch.tensor(ids, dtype=torch.float32),
+                             "SDXL UNet time_ids: (original height, width, crop top, left, " +
+                             ("aesthetic score)" if arch == "sdxl-refiner" else "target height, width)") +
+                             " per batch item")
+        return sample, t, ehs, te, self.load(name)
+
+    def sample(self, in_channels):
         sample = self.randn(f"unet.sample.c{in_channels}", (2, in_channels, self.h, self.w),
                             f"UNet sample [2, {in_channels}, h, w] (latent space, unscaled noise-like)")
         if "unet.timestep" not in self.refs.tensors:
             self.refs.tensor("unet.timestep", torch.tensor(TIMESTEP), "timestep, a 0-d float: both batch items")
+        return sample
+
+    def unet(self, family, in_channels):
+        cfg = self.models.unet_cfg(family, in_channels)
+        sample = self.sample(in_channels)
         ehs = self.randn(f"unet.encoder_hidden_states.{family}", (2, 77, cfg["cross_attention_dim"]),
                          "UNet encoder_hidden_states [2, 77, context] (seeded normal, not a text encoder output)")
         return sample, torch.tensor(TIMESTEP), ehs
@@ -525,6 +725,63 @@ def ref_text_sd21(R, I, text, proj, checkpoint):
            inputs={"input_ids": "text.input_ids.sd21[1:2]"}, outputs=inter, note="row 1 of text.input_ids.sd21 alone")
 
 
+def ref_text_sdxl(R, I, text, which, checkpoint, what):
+    """SDXL's text encoders on their own ids: 1 (CLIP-L-like, text.input_ids.sd15-small, component text_encoder) or
+    2 (bigG-like, text.input_ids.sdxl-g, text_encoder_2). SDXL conditions on the penultimate layer's output RAW
+    (no final norm, unlike SD-2), te2 also on the pooled, projected final state (text_embeds)."""
+    tag = f"{SDXL_SMALL}.text_{'l' if which == 1 else 'g'}"
+    ids_name = "text.input_ids.sd15-small" if which == 1 else "text.input_ids.sdxl-g"
+    ids = I.ids(SMALL) if which == 1 else I.ids_sdxl_g()
+    tm = text.text_model
+    n = len(tm.encoder.layers)
+    with torch.no_grad():
+        pair, last = A.text_hidden_states(text, ids)
+        pooled = last[torch.arange(2), ids.argmax(dim=-1)]
+        if which == 1:
+            l2, p2 = text(ids)
+        else:
+            e2, l2 = text(ids)
+            p2 = pooled
+            embeds = text.text_projection(pooled)
+            assert torch.equal(e2, embeds)
+        assert torch.equal(l2, last) and torch.equal(p2, pooled)
+        states, _ = A.text_hidden_states(text, ids[1:2])
+    outs = {"penultimate": R.tensor(f"{tag}.penultimate", pair[-2],
+                                    f"{what}: hidden_states[{n - 1}] of the pair, RAW (no final norm) [2, 77, D]: "
+                                    "SDXL's conditioning from this encoder"),
+            "last_hidden_state": R.tensor(f"{tag}.last_hidden_state", last,
+                                          f"{what}: final_layer_norm(hidden_states[{n}]) of the pair [2, 77, D]")}
+    if which == 1:
+        outs["pooler_output"] = R.tensor(f"{tag}.pooler_output", pooled,
+                                         f"{what}: last_hidden_state at the EOS (argmax id) [2, D] (unused by SDXL)")
+    else:
+        outs["text_embeds"] = R.tensor(f"{tag}.text_embeds", embeds,
+                                       f"{what}: last_hidden_state at the EOS (argmax id) @ text_projection [2, P]: "
+                                       "SDXL's pooled conditioning (the UNet's text_embeds)")
+    comp = "text_encoder" if which == 1 else "text_encoder_2"
+    R.call(name=tag, checkpoint=checkpoint, component=comp, loras=[], inputs={"input_ids": ids_name}, outputs=outs)
+    inter = {}
+    for k, st in enumerate(states):
+        inter[f"hidden_states.{k}"] = R.tensor(
+            f"{tag}.hidden_states.{k}", st,
+            f"{what}: prompt alone [1, 77, D], " + ("token + position embeddings" if k == 0 else
+                                                     f"output of layer {k - 1} (before the final norm)"))
+    R.call(name=f"{tag}.prompt", checkpoint=checkpoint, component=comp, loras=[],
+           inputs={"input_ids": f"{ids_name}[1:2]"}, outputs=inter, note=f"row 1 of {ids_name} alone")
+
+
+def ref_unet_sdxl(R, I, unet, tag, arch, checkpoint, what):
+    context = unet.down_blocks[1].attentions[0].transformer_blocks[0].attn2.to_k.weight.shape[1]
+    sample, t, ehs, te, tids = I.sdxl_unet(tag, arch, context)
+    with torch.no_grad():
+        out = unet(sample, t, ehs, te, tids)
+    name = R.tensor(f"{tag}.unet.out", out, f"{what}: UNet output [2, 4, h, w]")
+    inputs = unet_names("unet.sample.c4", f"unet.encoder_hidden_states.{tag}")
+    inputs.update(text_embeds="unet.text_embeds.sdxl-small", time_ids=f"unet.time_ids.{arch}")
+    R.call(name=f"{tag}.unet", checkpoint=checkpoint, component="unet", loras=[], inputs=inputs,
+           outputs={"out": name})
+
+
 def ref_unet(R, I, unet, family, tag, checkpoint, what, loras=None):
     cin = unet.conv_in.weight.shape[1]
     sample, t, ehs = I.unet(family, cin)
@@ -579,8 +836,8 @@ def describe(path):
         for k in r.entries:
             g = ("extra" if is_extra(k) else "unet" if k.startswith(LD.UNET_PREFIX) else
                  "vae" if k.startswith((LD.VAE_PREFIX, "encoder.", "decoder.", "quant_conv.", "post_quant_conv."))
-                 else "text" if k.startswith("cond_stage_model.") else
-                 "lora_unet" if k.startswith("lora_unet_") else "lora_te" if k.startswith("lora_te_") else "other")
+                 else "text" if k.startswith(("cond_stage_model.", "conditioner.", "text_model.", "text_projection."))
+                 else "lora_unet" if k.startswith("lora_unet_") else "lora_te" if k.startswith("lora_te_") else "other")
             groups[g] += 1
         return {"keys": len(r.entries), "dtypes": dict(sorted(dt.items())), "groups": dict(sorted(groups.items())),
                 "metadata": r.metadata, "bytes": os.path.getsize(path), "sha256": sha256(path)}
@@ -815,6 +1072,93 @@ def main():
                                                          "intermediate_size", "vocab_size", "max_position_embeddings")},
             "vae": {k: cfg["vae"][k] for k in ("block_out_channels", "norm_num_groups", "latent_channels")},
         })
+
+    # ---------------------------------------------------------------------------------------- SDXL (sgm layout)
+    sdxl_read = {}  # item -> {component: {diffusers name: file bytes}} of the files written in this run
+
+    def read_parts(item, parts):
+        r = S.Reader(os.path.join(out, ITEMS[item][0]))
+        try:
+            return {c: {k: S.to_bytes(v, "F16") for k, v in unmap_component(r, p[2], p[3]).items()}
+                    for c, p in parts.items()}
+        finally:
+            r.close()
+
+    def same_as_base(item, parts, comps):
+        """The components `comps` of `item`'s file hold sdxl-small's tensors byte for byte. Both files are built
+        from the same modules (so verify_parts already implies it); when sdxl-small was written in this run the
+        two files are also compared with each other, through the independent LDM -> diffusers parser."""
+        mine = read_parts(item, parts)
+        base_parts, _ = sdxl_parts(models)
+        for c in comps:
+            want = {k: S.to_bytes(v, "F16") for k, v in base_parts[c][0].items()}
+            assert mine[c] == want, (item, c)
+            if SDXL_SMALL in sdxl_read:
+                assert mine[c] == sdxl_read[SDXL_SMALL][c], (item, c, "differs from sdxl-small's file")
+
+    sdxl_arch = None
+    if any(x in want for x in SDXL_ITEMS):
+        c = sdxl_small_configs()
+        ukeys = ("block_out_channels", "down_block_types", "up_block_types", "transformer_layers_per_block",
+                 "attention_head_dim", "cross_attention_dim", "norm_num_groups", "use_linear_projection",
+                 "addition_embed_type", "addition_time_embed_dim", "projection_class_embeddings_input_dim",
+                 "layers_per_block", "sample_size")
+        tkeys = ("hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size", "hidden_act",
+                 "projection_dim", "vocab_size", "max_position_embeddings")
+        sdxl_arch = {"unet": {k: c["unet"][k] for k in ukeys},
+                     "unet_refiner": {k: c["unet_refiner"][k] for k in ukeys},
+                     "text_encoder": {k: c["text_1"][k] for k in tkeys},
+                     "text_encoder_2": {k: c["text_2"][k] for k in tkeys},
+                     "vae": {k: c["vae"][k] for k in ("block_out_channels", "norm_num_groups", "latent_channels")}}
+
+    def f16(part):  # the module as the float16 file holds it: references use the rounded weights, upcast
+        return rounded(models.sdxl(part), torch.float16)
+
+    if SDXL_SMALL in want:
+        t0 = time.time()
+        parts, extras = sdxl_parts(models)
+        path = os.path.join(out, ITEMS[SDXL_SMALL][0])
+        tensors = map_parts(parts, extras)
+        check_sgm_unet(tensors, sdxl_small_configs()["unet"])
+        write_checkpoint(path, tensors, extras, "F16", SDXL_META[SDXL_SMALL])
+        verify_parts(path, "F16", parts, extras)
+        sdxl_read[SDXL_SMALL] = read_parts(SDXL_SMALL, parts)
+        f, what = ITEMS[SDXL_SMALL][0], f"{SDXL_SMALL} (F16 weights)"
+        ref_text_sdxl(R, I, f16("text_1"), 1, f, what)
+        ref_text_sdxl(R, I, f16("text_2"), 2, f, what)
+        ref_unet_sdxl(R, I, f16("unet"), SDXL_SMALL, "sdxl", f, what)
+        ref_vae(R, I, f16("vae"), SDXL_SMALL, f, what)
+        done(SDXL_SMALL, t0, architecture={k: v for k, v in sdxl_arch.items() if k != "unet_refiner"})
+
+    if SDXL_REFINER_SMALL in want:
+        t0 = time.time()
+        parts, extras = sdxl_parts(models, refiner=True)
+        path = os.path.join(out, ITEMS[SDXL_REFINER_SMALL][0])
+        tensors = map_parts(parts, extras)
+        check_sgm_unet(tensors, sdxl_small_configs()["unet_refiner"])
+        write_checkpoint(path, tensors, extras, "F16", SDXL_META[SDXL_REFINER_SMALL])
+        verify_parts(path, "F16", parts, extras)
+        same_as_base(SDXL_REFINER_SMALL, parts, ("text_2", "vae"))
+        f = ITEMS[SDXL_REFINER_SMALL][0]
+        ref_unet_sdxl(R, I, f16("unet_refiner"), SDXL_REFINER_SMALL, "sdxl-refiner", f,
+                      f"{SDXL_REFINER_SMALL} (F16 weights; text encoder and VAE: sdxl-small's, see sdxl-small.*)")
+        done(SDXL_REFINER_SMALL, t0, architecture={"unet": sdxl_arch["unet_refiner"],
+                                                   "text_encoder_2": sdxl_arch["text_encoder_2"],
+                                                   "vae": sdxl_arch["vae"]})
+
+    for item, part in ((CLIP_L_SMALL, "text_1"), (CLIP_G_SMALL, "text_2")):
+        if item not in want:
+            continue
+        t0 = time.time()
+        # ComfyUI's clip_l / clip_g files: transformers names at the root, no position_ids, no logit_scale
+        parts = {part: (params(models.sdxl(part)), LD.hf_text_to_file, "", LD.file_to_hf_text)}
+        path = os.path.join(out, ITEMS[item][0])
+        write_checkpoint(path, map_parts(parts, {}), {}, "F16", None)
+        verify_parts(path, "F16", parts, {})
+        same_as_base(item, parts, (part,))
+        done(item, t0, architecture={"text_encoder" if part == "text_1" else "text_encoder_2":
+                                     sdxl_arch["text_encoder" if part == "text_1" else "text_encoder_2"]},
+             references=f"{SDXL_SMALL}.text_{'l' if part == 'text_1' else 'g'}*")
 
     R.save(extra_doc)
     with open(os.path.join(out, "manifest.json"), "w", encoding="utf-8") as f:

@@ -35,7 +35,8 @@ import { UnsupportedModelError, type UnsupportedKind } from './unsupported-model
 import { PickleFileError, assertNotPickle } from './pickle-files.ts';
 import { SafetensorsError, SafetensorsFile } from './safetensors.ts';
 
-export type SdFamily = 'sd1' | 'sd2';
+/** SD-1.x, SD-2.x, SDXL (base and its distillations), SDXL's refiner. */
+export type SdFamily = 'sd1' | 'sd2' | 'sdxl' | 'sdxl-refiner';
 /** As diffusers' schedulers name it (`prediction_type`). */
 export type SdPrediction = 'epsilon' | 'v_prediction';
 
@@ -65,6 +66,8 @@ export interface SdUnetInfo {
   readonly parameters: number;
   /** The dtype holding most of the UNet's elements ('F32', 'F16', 'BF16'). */
   readonly dtype: string | undefined;
+  /** SDXL-type UNets: what it is ('an SDXL model', 'an SDXL refiner', 'SSD-1B (a distilled SDXL)', ...). */
+  readonly variant?: string;
 }
 
 interface FileBase {
@@ -86,8 +89,10 @@ export interface SdModelFileInfo extends FileBase {
   readonly inpainting: boolean;
   readonly components: { readonly unet: true; readonly vae: boolean; readonly textEncoder: boolean };
   readonly unet: SdUnetInfo;
-  /** `cond_stage_model.*` (or SGM's `conditioner.embedders.0.*`), null when absent. */
+  /** `cond_stage_model.*` (or SGM's `conditioner.embedders.0.*`: SDXL's CLIP ViT-L/14, the refiner's bigG), null when absent. */
   readonly textEncoder: TextEncoderInfo | null;
+  /** SDXL's OpenCLIP ViT-bigG/14 at `conditioner.embedders.1.model.`; null for other families. */
+  readonly textEncoder2: TextEncoderInfo | null;
   /** `first_stage_model.*`, null when absent. */
   readonly vae: VaeInfo | null;
 }
@@ -108,14 +113,14 @@ export interface LoraFileInfo extends FileBase {
 export interface EmbeddingFileInfo extends FileBase {
   readonly kind: 'embedding';
   readonly embedding: EmbeddingInfo;
-  /** 768-wide vectors are SD-1.x's, 1024-wide SD-2.x's; null for other widths. */
+  /** 768-wide vectors are SD-1.x's, 1024-wide SD-2.x's, clip_g / clip_l pairs SDXL's; null for other widths. */
   readonly family: SdFamily | null;
 }
 
 export interface TextEncoderFileInfo extends FileBase {
   readonly kind: 'text-encoder';
   readonly textEncoders: TextEncoderInfo[];
-  /** CLIP ViT-L/14 is SD-1.x's, OpenCLIP ViT-H/14 SD-2.x's; null for other sizes. */
+  /** CLIP ViT-L/14 is SD-1.x's (and SDXL's first), OpenCLIP ViT-H/14 SD-2.x's, OpenCLIP ViT-bigG/14 SDXL's second ('sdxl'). */
   readonly family: SdFamily | null;
 }
 
@@ -188,9 +193,19 @@ function kindOf(code: CheckpointRefusalCode): UnsupportedKind {
 }
 
 /** The end of every architecture refusal. */
-const RUNS = 'gategraph runs Stable Diffusion 1.x and 2.x single-file checkpoints';
+const RUNS = 'gategraph runs Stable Diffusion 1.x, 2.x and SDXL single-file checkpoints';
+/** The end of every LoRA refusal. */
+const LORAS = 'gategraph applies LoRAs to Stable Diffusion 1.x and 2.x single-file checkpoints';
 
-const FAMILY_NAMES: Record<SdFamily, string> = { sd1: 'SD-1.x', sd2: 'SD-2.x' };
+const FAMILY_NAMES: Record<SdFamily, string> = { sd1: 'SD-1.x', sd2: 'SD-2.x', sdxl: 'SDXL', 'sdxl-refiner': 'SDXL refiner' };
+
+/** Where each family keeps its text encoders in a single file (for messages). */
+const TEXT_ENCODER_PLACES: Record<SdFamily, string> = {
+  sd1: 'cond_stage_model.*',
+  sd2: 'cond_stage_model.*',
+  sdxl: 'conditioner.embedders.0/1.*',
+  'sdxl-refiner': 'conditioner.embedders.0.*',
+};
 
 // ---------------------------------------------------------------------------------------------------------------
 // Entry points
@@ -313,7 +328,7 @@ export function detectCheckpoint(path: string): DetectedCheckpoint {
         path,
         'incomplete',
         `this ${FAMILY_NAMES[info.family]} file holds a UNet without ${info.kind === 'unet' ? 'a text encoder or a VAE' : `its ${missing.join(' or its ')}`}: ` +
-          `CheckpointLoaderSimple takes single-file checkpoints holding all three (model.diffusion_model.*, cond_stage_model.*, first_stage_model.*)`,
+          `CheckpointLoaderSimple takes single-file checkpoints holding all three (model.diffusion_model.*, ${TEXT_ENCODER_PLACES[info.family]}, first_stage_model.*)`,
       );
     }
     return { family: { text: info.family, prediction: info.prediction }, info };
@@ -333,11 +348,31 @@ export function detectVaeFile(path: string): { readonly vae: VaeFileInfo } | { r
  * serves: CLIP ViT-L/14 (SD-1.x) or OpenCLIP ViT-H/14 (SD-2.x), told by width, or for other widths by layout and
  * depth as ComfyUI tells them (an HF-layout encoder with a 23rd layer is SD-2.x's); else a refusal.
  */
-export function detectTextEncoderFile(path: string): { readonly family: SdFamily; readonly info: TextEncoderFileInfo } | { readonly refusal: string; readonly error: SingleFileRefusal } {
+export function detectTextEncoderFile(path: string): { readonly family: 'sd1' | 'sd2'; readonly info: TextEncoderFileInfo } | { readonly refusal: string; readonly error: SingleFileRefusal } {
   return detect(path, (info) => {
     if (info.kind !== 'text-encoder') throw wrongKind(info, 'a text encoder', 'models/text_encoders');
     const e = info.textEncoders[0]!;
-    return { family: info.family ?? (e.layout === 'openclip' || e.layers >= 23 ? 'sd2' : 'sd1'), info };
+    if (info.family === 'sdxl' || info.family === 'sdxl-refiner') {
+      throw new UnsupportedCheckpointError(path, 'other-text-encoder', `this is ${e.name} (${e.layers} layers), SDXL's second text encoder: load it with DualCLIPLoader (type sdxl) beside a CLIP ViT-L/14 file`);
+    }
+    return { family: info.family ?? 'sd1', info };
+  });
+}
+
+/**
+ * For DualCLIPLoader (type sdxl): which of SDXL's encoders a text encoder file is, 'l' (CLIP ViT-L/14) or 'g'
+ * (OpenCLIP ViT-bigG/14, with the text_projection SDXL's pooled conditioning needs), or a refusal.
+ */
+export function detectSdxlTextEncoderFile(path: string): { readonly role: 'l' | 'g'; readonly info: TextEncoderFileInfo } | { readonly refusal: string; readonly error: SingleFileRefusal } {
+  return detect(path, (info) => {
+    if (info.kind !== 'text-encoder') throw wrongKind(info, 'a text encoder', 'models/text_encoders');
+    const e = info.textEncoders[0]!;
+    if (info.family === 'sdxl') {
+      if (e.projection === null) throw new UnsupportedCheckpointError(path, 'other-text-encoder', `this is ${e.name} without its text_projection, which SDXL's pooled conditioning needs`);
+      return { role: 'g', info };
+    }
+    if (info.family === 'sd2') throw new UnsupportedCheckpointError(path, 'other-text-encoder', `this is ${e.name} (${e.layers} layers), SD-2.x's text encoder, not one of SDXL's (CLIP ViT-L/14 and OpenCLIP ViT-bigG/14)`);
+    return { role: 'l', info };
   });
 }
 
@@ -473,17 +508,19 @@ function sdModelFile(base: FileBase, h: Header, p: string, read: Float32Reader |
   const unet = sdUnet(h, p, read, refuse);
   const kind = p === '' ? 'unet' : 'checkpoint';
   let textEncoder: TextEncoderInfo | null = null;
+  let textEncoder2: TextEncoderInfo | null = null;
   let vae: VaeInfo | null = null;
   if (kind === 'checkpoint') {
     const encoders = findTextEncoders(h).filter((e) => e.prefix.startsWith('cond_stage_model.') || e.prefix.startsWith('conditioner.'));
-    if (encoders.some((e) => e.width === 1280 && e.layout === 'openclip')) {
-      throw refuse('sdxl', `this is an SDXL-type checkpoint (OpenCLIP ViT-bigG/14 text encoder at ${encoders.find((e) => e.width === 1280)!.prefix}): ${RUNS}; SDXL is not supported yet`);
+    if (unet.family === 'sdxl' || unet.family === 'sdxl-refiner') {
+      [textEncoder, textEncoder2] = sdxlTextEncoders(unet, encoders, refuse);
+    } else {
+      if (encoders.some((e) => e.width === 1280 && e.layout === 'openclip') || encoders.length > 1) {
+        throw refuse('inconsistent', `its UNet is ${FAMILY_NAMES[unet.family]}'s but it holds ${encoders.map((e) => `${e.name} at ${e.prefix}`).join(', ')}, as SDXL does: the parts are of different models`);
+      }
+      textEncoder = encoders[0] ?? null;
     }
-    if (encoders.length > 1) {
-      throw refuse('inconsistent', `its UNet is ${FAMILY_NAMES[unet.family]}'s but it holds ${encoders.length} text encoders (${encoders.map((e) => `${e.name} at ${e.prefix}`).join(', ')}), as SDXL does: ${RUNS}`);
-    }
-    textEncoder = encoders[0] ?? null;
-    if (textEncoder) {
+    if (textEncoder && (unet.family === 'sd1' || unet.family === 'sd2')) {
       const expected = unet.family === 'sd1' ? 'clip-hf' : 'openclip';
       if (textEncoder.layout !== expected) {
         throw refuse(
@@ -507,11 +544,47 @@ function sdModelFile(base: FileBase, h: Header, p: string, read: Float32Reader |
     family: unet.family,
     prediction: unet.prediction,
     inpainting: unet.inpainting,
-    components: { unet: true, vae: vae !== null, textEncoder: textEncoder !== null },
+    components: { unet: true, vae: vae !== null, textEncoder: textEncoder !== null && (unet.family !== 'sdxl' || textEncoder2 !== null) },
     unet,
     textEncoder,
+    textEncoder2,
     vae,
   };
+}
+
+/**
+ * SDXL's text encoders as Stability's files hold them: CLIP ViT-L/14 (transformers' names) at
+ * `conditioner.embedders.0.transformer.` and OpenCLIP ViT-bigG/14 at `conditioner.embedders.1.model.`, whose widths
+ * add up to the UNet's context (768 + 1280 = 2048); the refiner's bigG alone at `conditioner.embedders.0.model.`.
+ * Returns [first, second] (the refiner's bigG first, as its folders put text_encoder_2 in text_encoder's place),
+ * nulls where the file holds none (a UNet-only file is refused later as incomplete).
+ */
+function sdxlTextEncoders(
+  unet: SdUnetInfo,
+  encoders: TextEncoderInfo[],
+  refuse: (code: CheckpointRefusalCode, reason: string) => UnsupportedCheckpointError,
+): [TextEncoderInfo | null, TextEncoderInfo | null] {
+  const at = (prefix: string) => encoders.find((e) => e.prefix.startsWith(prefix)) ?? null;
+  const check = (e: TextEncoderInfo, layout: TextEncoderInfo['layout'], what: string) => {
+    if (e.layout !== layout) throw refuse('inconsistent', `its text encoder at ${e.prefix} is ${e.name} in ${e.layout} naming where ${FAMILY_NAMES[unet.family]} has ${what}: the parts are of different models`);
+    if (e.projection === null && what.includes('bigG')) throw refuse('inconsistent', `its text encoder at ${e.prefix} has no text_projection, which SDXL's pooled conditioning needs`);
+  };
+  if (unet.family === 'sdxl-refiner') {
+    const g = at('conditioner.embedders.0.model.');
+    if (g) {
+      check(g, 'openclip', 'OpenCLIP ViT-bigG/14');
+      if (unet.contextDim !== null && g.width !== unet.contextDim) throw refuse('inconsistent', `its text encoder (${g.name}) is ${g.width} wide but its UNet's cross-attention takes ${unet.contextDim}-wide text: the parts are of different models`);
+    }
+    return [g, null];
+  }
+  const l = at('conditioner.embedders.0.transformer.');
+  const g = at('conditioner.embedders.1.model.');
+  if (l) check(l, 'clip-hf', 'CLIP ViT-L/14 in transformers\' names');
+  if (g) check(g, 'openclip', 'OpenCLIP ViT-bigG/14');
+  if (l && g && unet.contextDim !== null && l.width + g.width !== unet.contextDim) {
+    throw refuse('inconsistent', `its text encoders are ${l.width} + ${g.width} wide but its UNet's cross-attention takes ${unet.contextDim}-wide text: the parts are of different models`);
+  }
+  return [l, g];
 }
 
 function sdUnet(h: Header, p: string, read: Float32Reader | undefined, refuse: (code: CheckpointRefusalCode, reason: string) => UnsupportedCheckpointError): SdUnetInfo {
@@ -537,22 +610,35 @@ function sdUnet(h: Header, p: string, read: Float32Reader | undefined, refuse: (
     throw refuse('svd', `this is a Stable Video Diffusion model${adm === 256 || adm === 1280 ? ' (SV3D)' : ''} (an LDM UNet with temporal layers: time_stack / time_mixer) ${sizes}: ${RUNS}; video models are not supported`);
   }
   if (adm !== undefined) {
-    if (adm === 2560) {
-      throw refuse('sdxl-refiner', `this is an SDXL refiner (its UNet's label_emb takes 2560 pooled-text and size inputs, one OpenCLIP ViT-bigG text encoder): ${RUNS}; SDXL is not supported yet`);
-    }
     if (adm === 1536 || adm === 2048) {
       throw refuse('sd2-unclip', `this is a Stable Diffusion 2.1 unCLIP model (its UNet's label_emb takes a ${adm === 1536 ? 'CLIP ViT-L' : 'OpenCLIP ViT-H'} image embedding noise-augmented to ${adm}): ${RUNS}; unCLIP is not supported`);
     }
     if (adm === 4) throw refuse('lotus', `this is a Lotus depth/normal model (an SD-2 UNet with a 4-input label_emb): ${RUNS}; Lotus is not supported`);
-    if (adm === 2816 || h.hasPrefix('conditioner.embedders.1.model.')) {
-      const variant = h.has('edm_mean') && h.has('edm_std')
-        ? 'Playground v2.5 (SDXL architecture)'
-        : inChannels === 9
-          ? 'an SDXL inpainting model'
-          : inChannels === 8
-            ? 'an SDXL InstructPix2Pix model'
-            : distilledSdxl(h, p) ?? 'an SDXL model';
-      throw refuse('sdxl', `this is ${variant} (its UNet's label_emb takes ${adm} pooled-text and size inputs; two text encoders, CLIP ViT-L/14 and OpenCLIP ViT-bigG/14): ${RUNS}; SDXL is not supported yet`);
+    // ComfyUI tells the refiner by adm_in_channels 2560; narrower files by their one text encoder, bigG at embedders.0.
+    const refiner = adm === 2560 || (h.hasPrefix('conditioner.embedders.0.model.') && !h.hasPrefix('conditioner.embedders.1.'));
+    if (refiner || adm === 2816 || h.hasPrefix('conditioner.embedders.1.model.')) {
+      const what = refiner ? 'an SDXL refiner' : (distilledSdxl(h, p) ?? 'an SDXL model');
+      if (h.has('edm_mean') && h.has('edm_std')) throw refuse('sdxl', `this is Playground v2.5 (SDXL architecture, trained with EDM's noise schedule and latent statistics): ${RUNS}; Playground's EDM sampling is not supported`);
+      if (inChannels === 9) throw refuse('sdxl', `this is an SDXL inpainting model (9 input channels): ${RUNS} for text-to-image and image-to-image; SDXL inpainting is not supported yet`);
+      if (inChannels === 8) throw refuse('instruct-pix2pix', `this is an SDXL InstructPix2Pix model (8 input channels: latent and the image to edit): ${RUNS}; InstructPix2Pix is not supported`);
+      if (inChannels !== 4 || outChannels !== 4) throw refuse('unknown-unet', `this is ${what} with ${inChannels} input and ${outChannels} output channels, no variant ComfyUI names: ${RUNS}`);
+      const family: SdFamily = refiner ? 'sdxl-refiner' : 'sdxl';
+      return {
+        prefix: p,
+        family,
+        // supported_models.SDXL.model_type: a `v_pred` key marks v-prediction (NoobAI, other v-pred finetunes)
+        prediction: h.has('v_pred') ? 'v_prediction' : 'epsilon',
+        vStatistic: null,
+        inpainting: false,
+        inChannels,
+        outChannels,
+        modelChannels,
+        contextDim,
+        linearProjections,
+        parameters: h.parameters(p),
+        dtype: h.dominantDtype(p),
+        variant: what,
+      };
     }
     throw refuse('unknown-unet', `its UNet is class-conditioned (label_emb with ${adm} inputs, as SDXL-type models are) ${sizes}, a variant ComfyUI does not name either: ${RUNS}`);
   }
@@ -652,23 +738,32 @@ function textEncoderFile(base: FileBase, encoders: TextEncoderInfo[], refuse: (c
   const names = encoders.map((e) => e.name).join(' and ');
   const t5 = encoders.find((e) => e.layout === 't5');
   if (t5) throw refuse('other-text-encoder', `this is a ${t5.name} text encoder (as SD3, Flux, PixArt and other transformers use): ${RUNS} with their CLIP text encoders`);
-  const bigG = encoders.find((e) => e.width === 1280);
-  if (bigG || encoders.length > 1) {
-    throw refuse('other-text-encoder', `this holds ${names}${bigG ? ' (SDXL\'s / SD3\'s second text encoder)' : ''}: ${RUNS}, whose text encoder is CLIP ViT-L/14 (SD-1.x) or OpenCLIP ViT-H/14 (SD-2.x)`);
+  if (encoders.length > 1) {
+    throw refuse('other-text-encoder', `this holds ${names} in one file: ${RUNS}, whose text encoders come one per file (clip_l.safetensors, clip_g.safetensors)`);
   }
   const e = encoders[0]!;
-  const family: SdFamily | null = e.width === 768 && e.layout === 'clip-hf' ? 'sd1' : e.width === 1024 ? 'sd2' : null;
-  return { ...base, kind: 'text-encoder', textEncoders: encoders, family };
+  return { ...base, kind: 'text-encoder', textEncoders: encoders, family: textEncoderFamily(e) };
+}
+
+/**
+ * Which family a text encoder serves, as ComfyUI's detect_te_model tells them by depth (a 31st layer: OpenCLIP
+ * ViT-bigG/14, SDXL's second encoder; a 23rd: OpenCLIP ViT-H/14, SD-2.x; else CLIP ViT-L/14, SD-1.x's and SDXL's
+ * first) or by the published widths.
+ */
+function textEncoderFamily(e: TextEncoderInfo): SdFamily {
+  if (e.width === 1280 || e.layers >= 31) return 'sdxl';
+  if (e.width === 1024 || e.layout === 'openclip' || e.layers >= 23) return 'sd2';
+  return 'sd1';
 }
 
 function loraFile(base: FileBase, lora: LoraInfo, refuse: (code: CheckpointRefusalCode, reason: string) => UnsupportedCheckpointError): LoraFileInfo {
   const m = base.metadata;
   const version = (m.ss_base_model_version ?? '').toLowerCase();
   const what = `a LoRA (${lora.naming} naming, ${lora.unetModules} UNet and ${lora.textEncoderModules} text-encoder modules)`;
-  if (lora.transformerHint === 'flux' || version.startsWith('flux')) throw refuse('flux', `this is ${what} for Flux (double_blocks / single_blocks): ${RUNS} and their LoRAs`);
-  if (lora.transformerHint === 'sd3' || version.startsWith('sd3')) throw refuse('sd3', `this is ${what} for SD3 (joint_blocks): ${RUNS} and their LoRAs`);
+  if (lora.transformerHint === 'flux' || version.startsWith('flux')) throw refuse('flux', `this is ${what} for Flux (double_blocks / single_blocks): ${LORAS}`);
+  if (lora.transformerHint === 'sd3' || version.startsWith('sd3')) throw refuse('sd3', `this is ${what} for SD3 (joint_blocks): ${LORAS}`);
   if (lora.secondTextEncoder || lora.contextDim === 2048 || lora.contextDim === 1280 || version.startsWith('sdxl')) {
-    throw refuse('sdxl', `this is ${what} for SDXL (${lora.secondTextEncoder ? 'it patches a second text encoder' : lora.contextDim ? `its cross-attention takes ${lora.contextDim}-wide text` : `its metadata says ${m.ss_base_model_version}`}): ${RUNS} and their LoRAs`);
+    throw refuse('sdxl', `this is ${what} for SDXL (${lora.secondTextEncoder ? 'it patches a second text encoder' : lora.contextDim ? `its cross-attention takes ${lora.contextDim}-wide text` : `its metadata says ${m.ss_base_model_version}`}): ${LORAS}; SDXL LoRAs are not supported yet`);
   }
   const family: SdFamily | null =
     version.startsWith('sd_v1') || version.startsWith('sd_1') ? 'sd1'
@@ -680,9 +775,8 @@ function loraFile(base: FileBase, lora: LoraInfo, refuse: (code: CheckpointRefus
 }
 
 function embeddingFile(base: FileBase, embedding: EmbeddingInfo, refuse: (code: CheckpointRefusalCode, reason: string) => UnsupportedCheckpointError): EmbeddingFileInfo {
-  if (embedding.tensors.some((t) => t.name === 'clip_g' || t.width === 1280)) {
-    throw refuse('sdxl', `this is a textual-inversion embedding for SDXL (clip_g / clip_l vectors): ${RUNS} and their embeddings`);
-  }
+  // SDXL's embeddings hold a vector set per encoder (clip_l, clip_g): prompts use each with its encoder.
+  if (embedding.tensors.some((t) => t.name === 'clip_g' || t.width === 1280)) return { ...base, kind: 'embedding', embedding, family: 'sdxl' };
   const widths = new Set(embedding.tensors.map((t) => t.width));
   const family: SdFamily | null = widths.size === 1 && widths.has(768) ? 'sd1' : widths.size === 1 && widths.has(1024) ? 'sd2' : null;
   return { ...base, kind: 'embedding', embedding, family };

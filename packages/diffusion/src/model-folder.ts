@@ -584,25 +584,38 @@ export type OpenedTextEncoder = Pick<DiffusionModel, 'dir' | 'name' | 'index' | 
   readonly io: { readonly text: TextEncoderIo; readonly text2?: TextEncoderIo; readonly unet?: Pick<UnetIo, 'sequenceLength'> };
 };
 
-/** A text encoder alone: a folder holding text_encoder/model.onnx and tokenizer/ (an ONNX model folder works too). */
+/**
+ * A text encoder alone: a folder holding text_encoder/model.onnx and tokenizer/, and for SDXL also
+ * text_encoder_2/ and tokenizer_2/ (DualCLIPLoader's pair; an ONNX model folder works too).
+ */
 export async function openTextEncoderFolder(dir: string, options: OpenModelOptions & { name?: string } = {}): Promise<OpenedTextEncoder> {
   const folder = resolve(dir);
   if (!existsSync(join(folder, 'text_encoder', 'model.onnx'))) throw new ModelFolderError(folder, 'missing component: text_encoder/model.onnx', 'text_encoder');
-  let tokenizer: ClipTokenizer;
-  try {
-    tokenizer = ClipTokenizer.load(join(folder, 'tokenizer'));
-  } catch (err) {
-    throw new ModelFolderError(folder, (err as Error).message);
-  }
+  const loadTokenizer = (name: string): ClipTokenizer => {
+    try {
+      return ClipTokenizer.load(join(folder, name));
+    } catch (err) {
+      throw new ModelFolderError(folder, `${name}: ${(err as Error).message}`);
+    }
+  };
+  const tokenizer = loadTokenizer('tokenizer');
+  const pair = existsSync(join(folder, 'text_encoder_2', 'model.onnx'));
+  const tokenizer2 = pair ? loadTokenizer('tokenizer_2') : undefined;
   return openPart(folder, options, async (open) => {
     const textEncoder = await open('text_encoder');
+    const textEncoder2 = pair ? await open('text_encoder_2') : undefined;
+    const io2 = textEncoder2 && tokenizer2 ? textEncoderIo(folder, textEncoder2, tokenizer2) : undefined;
+    if (io2 && io2.pooled !== 'text_embeds') {
+      throw new ModelFolderError(folder, 'text_encoder_2/model.onnx has no "text_embeds" output (the projected pooled text SDXL conditions on); export it as CLIPTextModelWithProjection', 'text_encoder_2');
+    }
     return {
       dir: folder,
       name: options.name ?? basename(folder),
       index: optionalJson(folder, join(folder, 'model_index.json'), 'model_index.json') ?? {},
       tokenizer,
       textEncoder,
-      io: { text: textEncoderIo(folder, textEncoder, tokenizer) },
+      ...(textEncoder2 && tokenizer2 ? { tokenizer2, textEncoder2 } : {}),
+      io: { text: textEncoderIo(folder, textEncoder, tokenizer), ...(io2 ? { text2: io2 } : {}) },
     };
   });
 }

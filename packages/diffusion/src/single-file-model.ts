@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, join, relative, resolve } from 'node:path';
 import {
+  CheckpointError,
   checkpointSha256,
   componentFromCheckpoint,
   derivedCacheDir,
@@ -35,9 +36,26 @@ const ASSEMBLY_VERSION = 1;
 
 /** What the checkpoint is, as far as building it goes (from checkpoint-family.ts's detection). */
 export interface SingleFileFamily {
-  /** 'sd1': CLIP ViT-L/14 text encoder; 'sd2': OpenCLIP ViT-H/14 (pads prompts with "!"). */
-  readonly text: 'sd1' | 'sd2';
+  /**
+   * 'sd1': CLIP ViT-L/14 text encoder; 'sd2': OpenCLIP ViT-H/14 (pads prompts with "!"); 'sdxl': CLIP ViT-L/14 at
+   * `conditioner.embedders.0.transformer.` and OpenCLIP ViT-bigG/14 at `conditioner.embedders.1.model.`;
+   * 'sdxl-refiner': ViT-bigG/14 alone at `conditioner.embedders.0.model.`.
+   */
+  readonly text: 'sd1' | 'sd2' | 'sdxl' | 'sdxl-refiner';
   readonly prediction: 'epsilon' | 'v_prediction';
+}
+
+/** Where SDXL's text encoders lie in Stability's (SGM) single files. */
+const SDXL_ENCODER_PREFIXES = {
+  sdxl: { text_encoder: 'conditioner.embedders.0.transformer.', text_encoder_2: 'conditioner.embedders.1.model.' },
+  'sdxl-refiner': { text_encoder_2: 'conditioner.embedders.0.model.' },
+} as const;
+
+/** SDXL's VAE scales latents by 0.13025 (its config.json), SD-1.x/2.x's by 0.18215. */
+const SDXL_VAE_SCALING_FACTOR = 0.13025;
+
+function isSdxl(text: SingleFileFamily['text']): text is 'sdxl' | 'sdxl-refiner' {
+  return text === 'sdxl' || text === 'sdxl-refiner';
 }
 
 /** Architecture values a checkpoint's shapes do not record; only narrow test checkpoints need them. */
@@ -81,7 +99,8 @@ export interface SingleFileModelOptions {
 export interface SingleFileModel {
   /** The assembled model folder: give it to openModelFolder. */
   dir: string;
-  components: Record<CheckpointComponentName, CheckpointComponent>;
+  /** SD-1.x/2.x: unet, text_encoder, vae_*; SDXL adds text_encoder_2; the SDXL refiner has text_encoder_2 only. */
+  components: Partial<Record<CheckpointComponentName, CheckpointComponent>>;
   /** Components built by this call (the others came from the cache). */
   built: CheckpointComponentName[];
 }
@@ -91,6 +110,7 @@ type Builder = (source: WeightSource, overrides: Record<string, unknown>) => Com
 const BUILDERS: Record<CheckpointComponentName, Builder> = {
   unet: (source, overrides) => buildLdmUnet(source, overrides as UnetOverrides),
   text_encoder: (source, overrides) => buildClipText(source, overrides),
+  text_encoder_2: (source, overrides) => buildClipText(source, overrides),
   vae_decoder: (source, overrides) => buildVaeDecoder(source, overrides),
   vae_encoder: (source, overrides) => buildVaeEncoder(source, overrides),
 };
@@ -145,10 +165,13 @@ async function loraPlan(
   };
 }
 
-/** The diffusers scheduler config SD-1.x / 2.x checkpoints were trained with (the LDM configs' schedule). */
-export function sdSchedulerConfig(prediction: SingleFileFamily['prediction']): Record<string, unknown> {
+/**
+ * The diffusers scheduler config SD-1.x / 2.x / SDXL checkpoints were trained with (the LDM configs' schedule; SDXL
+ * keeps it and its folders name Euler).
+ */
+export function sdSchedulerConfig(prediction: SingleFileFamily['prediction'], text: SingleFileFamily['text'] = 'sd1'): Record<string, unknown> {
   return {
-    _class_name: 'PNDMScheduler',
+    _class_name: isSdxl(text) ? 'EulerDiscreteScheduler' : 'PNDMScheduler',
     beta_start: 0.00085,
     beta_end: 0.012,
     beta_schedule: 'scaled_linear',
@@ -162,8 +185,8 @@ export function sdSchedulerConfig(prediction: SingleFileFamily['prediction']): R
   };
 }
 
-/** CLIP's tokenizer files (or `source`'s), with OpenCLIP's "!" padding for SD-2.x text encoders. */
-function writeTokenizer(dir: string, text: SingleFileFamily['text'], source = bundledClipTokenizerDir()): void {
+/** CLIP's tokenizer files (or `source`'s), with OpenCLIP's "!" padding for OpenCLIP text encoders (SD-2.x, SDXL's second). */
+function writeTokenizer(dir: string, text: 'sd1' | 'sd2', source = bundledClipTokenizerDir()): void {
   mkdirSync(dir, { recursive: true });
   for (const file of ['vocab.json', 'merges.txt', 'special_tokens_map.json', 'tokenizer_config.json']) {
     if (existsSync(join(source, file))) copyFileSync(join(source, file), join(dir, file));
@@ -188,17 +211,39 @@ export async function modelFolderFromCheckpoint(checkpoint: string, family: Sing
   const o = options.overrides ?? {};
   const built: CheckpointComponentName[] = [];
   const cacheDir = resolve(options.cacheDir ?? derivedCacheDir(file));
+  if (isSdxl(family.text) && [...(options.unetLoras ?? []), ...(options.textLoras ?? [])].some((l) => l.strength !== 0)) {
+    throw new CheckpointError(`${basename(file)} is an SDXL checkpoint: LoRAs are applied to SD-1.x / 2.x checkpoints; SDXL LoRAs (two text encoders, SDXL's module names) are not supported yet`, 'unsupported');
+  }
   const unetLoras = await loraPlan(options.unetLoras, 'unet', cacheDir, options.onLoraReport);
   const textLoras = await loraPlan(options.textLoras, 'text_encoder', cacheDir, options.onLoraReport);
-  const plans: Record<CheckpointComponentName, ComponentPlan> = {
-    unet: { file, overrides: { ...o.unet }, ...(unetLoras ? { extra: unetLoras } : {}) },
-    text_encoder: { file, overrides: { ...o.text }, ...(textLoras ? { extra: textLoras } : {}) },
-    vae_decoder: { file: vaeFile, overrides: { ...o.vae } },
-    vae_encoder: { file: vaeFile, overrides: { ...o.vae } },
+  const vae = { ...(isSdxl(family.text) ? { scalingFactor: SDXL_VAE_SCALING_FACTOR } : {}), ...o.vae };
+  const plans: Partial<Record<CheckpointComponentName, ComponentPlan>> = {
+    vae_decoder: { file: vaeFile, overrides: vae },
+    vae_encoder: { file: vaeFile, overrides: vae },
   };
+  if (isSdxl(family.text)) {
+    // optimum's SDXL exports: every layer's raw state out (SDXL conditions on the penultimate one), and the second
+    // encoder with its projection (the pooled text_embeds).
+    const prefixes: Partial<Record<'text_encoder' | 'text_encoder_2', string>> = SDXL_ENCODER_PREFIXES[family.text];
+    if (prefixes.text_encoder) plans.text_encoder = { file, overrides: { prefix: prefixes.text_encoder, hiddenStates: true, ...o.text } };
+    plans.text_encoder_2 = { file, overrides: { prefix: prefixes.text_encoder_2, hiddenStates: true, withProjection: true, ...o.text } };
+  } else {
+    plans.text_encoder = { file, overrides: { ...o.text }, ...(textLoras ? { extra: textLoras } : {}) };
+  }
   // One at a time: each build streams its weights through memory once; two at once would double the peak.
-  const components = {} as Record<CheckpointComponentName, CheckpointComponent>;
-  for (const name of ['text_encoder', 'unet', 'vae_decoder', 'vae_encoder'] as const) components[name] = await component(name, plans[name], { ...options, cacheDir }, built);
+  const components: Partial<Record<CheckpointComponentName, CheckpointComponent>> = {};
+  for (const name of ['text_encoder', 'text_encoder_2'] as const) {
+    const plan = plans[name];
+    if (plan) components[name] = await component(name, plan, { ...options, cacheDir }, built);
+  }
+  // SDXL's UNet takes the second encoder's projected pooled text: its width splits label_emb's input.
+  const pooled = components.text_encoder_2?.config as { projectionDim?: number } | undefined;
+  plans.unet = {
+    file,
+    overrides: { ...(pooled?.projectionDim ? { added: { textEmbedsDim: pooled.projectionDim } } : {}), ...o.unet },
+    ...(unetLoras ? { extra: unetLoras } : {}),
+  };
+  for (const name of ['unet', 'vae_decoder', 'vae_encoder'] as const) components[name] = await component(name, plans[name]!, { ...options, cacheDir }, built);
 
   const tokenizer = options.tokenizer ? resolve(options.tokenizer) : undefined;
   const modelKey = createHash('sha256')
@@ -216,7 +261,7 @@ export async function modelFolderFromCheckpoint(checkpoint: string, family: Sing
     ...(options.overrides && Object.values(options.overrides).some((v) => v && Object.keys(v).length) ? { overrides: options.overrides } : {}),
   };
   if (!existsSync(join(dir, 'model_index.json'))) {
-    checkVocabulary(tokenizer ?? bundledClipTokenizerDir(), components.text_encoder, file);
+    for (const encoder of [components.text_encoder, components.text_encoder_2]) if (encoder) checkVocabulary(tokenizer ?? bundledClipTokenizerDir(), encoder, file);
     assemble(dir, provenance, components, modelsDir, cacheDir, tokenizer);
   }
   return { dir, components, built };
@@ -243,7 +288,7 @@ function checkVocabulary(tokenizerDir: string, textEncoder: CheckpointComponent,
 function assemble(
   dir: string,
   provenance: { checkpoint: string; family: SingleFileFamily; vae?: string; unetLoras: LoraUse[]; textLoras: LoraUse[]; overrides?: SingleFileOverrides },
-  components: Record<CheckpointComponentName, CheckpointComponent>,
+  components: Partial<Record<CheckpointComponentName, CheckpointComponent>>,
   modelsDir: string,
   cacheDir: string,
   tokenizer: string | undefined,
@@ -254,19 +299,23 @@ function assemble(
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp);
   for (const [name, c] of Object.entries(components)) symlinkSync(relative(dir, c.dir), join(tmp, name), 'dir');
-  writeTokenizer(join(tmp, 'tokenizer'), provenance.family.text, tokenizer);
+  const text = provenance.family.text;
+  // SDXL's tokenizer pads with the end token for CLIP-L and with "!" for OpenCLIP bigG, as its folders ship them.
+  if (components.text_encoder) writeTokenizer(join(tmp, 'tokenizer'), text === 'sd2' ? 'sd2' : 'sd1', tokenizer);
+  if (components.text_encoder_2) writeTokenizer(join(tmp, 'tokenizer_2'), 'sd2', tokenizer);
   mkdirSync(join(tmp, 'scheduler'));
-  writeFileSync(join(tmp, 'scheduler', 'scheduler_config.json'), `${JSON.stringify(sdSchedulerConfig(provenance.family.prediction), null, 2)}\n`);
+  writeFileSync(join(tmp, 'scheduler', 'scheduler_config.json'), `${JSON.stringify(sdSchedulerConfig(provenance.family.prediction, text), null, 2)}\n`);
+  const onnx = ['onnxruntime', 'OnnxRuntimeModel'];
   const index = {
-    _class_name: 'OnnxStableDiffusionPipeline',
+    _class_name: isSdxl(text) ? 'ORTStableDiffusionXLPipeline' : 'OnnxStableDiffusionPipeline',
     // What it was built from: the loaders read it back (a LoRA applied to this model rebuilds from the same files).
     _gategraph: { builtFrom: basename(provenance.checkpoint), ...provenance },
-    text_encoder: ['onnxruntime', 'OnnxRuntimeModel'],
-    tokenizer: ['transformers', 'CLIPTokenizer'],
-    unet: ['onnxruntime', 'OnnxRuntimeModel'],
-    vae_decoder: ['onnxruntime', 'OnnxRuntimeModel'],
-    vae_encoder: ['onnxruntime', 'OnnxRuntimeModel'],
-    scheduler: ['diffusers', 'PNDMScheduler'],
+    ...(components.text_encoder ? { text_encoder: onnx, tokenizer: ['transformers', 'CLIPTokenizer'] } : {}),
+    ...(components.text_encoder_2 ? { text_encoder_2: onnx, tokenizer_2: ['transformers', 'CLIPTokenizer'] } : {}),
+    unet: onnx,
+    vae_decoder: onnx,
+    vae_encoder: onnx,
+    scheduler: ['diffusers', isSdxl(text) ? 'EulerDiscreteScheduler' : 'PNDMScheduler'],
   };
   writeFileSync(join(tmp, 'model_index.json'), `${JSON.stringify(index, null, 2)}\n`);
   try {
@@ -323,37 +372,76 @@ export async function vaeFolderFromFile(
  */
 export async function textEncoderFolderFromFile(
   file: string,
-  text: SingleFileFamily['text'],
+  text: 'sd1' | 'sd2',
   options: Pick<SingleFileModelOptions, 'cacheDir' | 'onBuild' | 'tokenizer'> & { overrides?: SingleFileOverrides['text'] } = {},
 ): Promise<{ dir: string; component: CheckpointComponent; built: CheckpointComponentName[] }> {
   const path = resolve(file);
   const built: CheckpointComponentName[] = [];
   const encoder = await component('text_encoder', { file: path, overrides: { ...options.overrides } }, options, built);
-  const tokenizer = options.tokenizer ? resolve(options.tokenizer) : undefined;
-  const cacheDir = resolve(options.cacheDir ?? derivedCacheDir(path));
+  const dir = assembleTextEncoders({ text_encoder: encoder }, { file: path, text }, text === 'sd2' ? 'sd2' : 'sd1', resolve(options.cacheDir ?? derivedCacheDir(path)), options.tokenizer);
+  return { dir, component: encoder, built };
+}
+
+/**
+ * SDXL's two text encoders from standalone files (ComfyUI's DualCLIPLoader, type sdxl: clip_l.safetensors, CLIP
+ * ViT-L/14, and clip_g.safetensors, OpenCLIP ViT-bigG/14 with its text_projection; transformers' or OpenCLIP's
+ * names) as a folder with text_encoder/, text_encoder_2/ and their tokenizers, for openTextEncoderFolder. Each is
+ * built as an SDXL folder's encoders are (every layer's raw output; the second with its projection).
+ */
+export async function sdxlTextEncoderFolderFromFiles(
+  clipL: string,
+  clipG: string,
+  options: Pick<SingleFileModelOptions, 'cacheDir' | 'onBuild' | 'tokenizer'> = {},
+): Promise<{ dir: string; components: Record<'text_encoder' | 'text_encoder_2', CheckpointComponent>; built: CheckpointComponentName[] }> {
+  const l = resolve(clipL);
+  const g = resolve(clipG);
+  const built: CheckpointComponentName[] = [];
+  const components = {
+    text_encoder: await component('text_encoder', { file: l, overrides: { hiddenStates: true } }, options, built),
+    text_encoder_2: await component('text_encoder_2', { file: g, overrides: { hiddenStates: true, withProjection: true } }, options, built),
+  };
+  const dir = assembleTextEncoders(components, { files: [l, g], text: 'sdxl' }, 'sd1', resolve(options.cacheDir ?? derivedCacheDir(l)), options.tokenizer);
+  return { dir, components, built };
+}
+
+/** The folder of standalone text encoders (`<cache>/text-encoders/<key>/`), written once under a temporary name. */
+function assembleTextEncoders(
+  components: Partial<Record<'text_encoder' | 'text_encoder_2', CheckpointComponent>>,
+  builtFrom: Record<string, unknown>,
+  padding: 'sd1' | 'sd2',
+  cacheDir: string,
+  tokenizerOption: string | undefined,
+): string {
+  const tokenizer = tokenizerOption ? resolve(tokenizerOption) : undefined;
+  const parts = Object.fromEntries(Object.entries(components).map(([k, c]) => [k, c.dir]));
   const key = createHash('sha256')
-    .update(JSON.stringify({ v: ASSEMBLY_VERSION, text, tokenizer: tokenizer ?? null, part: encoder.dir }))
+    .update(JSON.stringify({ v: ASSEMBLY_VERSION, text: builtFrom.text, parts, tokenizer: tokenizer ?? null }))
     .digest('hex')
     .slice(0, 32);
   const encodersDir = join(cacheDir, 'text-encoders');
   const dir = join(encodersDir, key);
-  if (!existsSync(join(dir, 'tokenizer'))) {
-    checkVocabulary(tokenizer ?? bundledClipTokenizerDir(), encoder, path);
-    ensureCacheDir(cacheDir);
-    mkdirSync(encodersDir, { recursive: true });
-    const tmp = `${dir}.tmp-${process.pid}`;
-    rmSync(tmp, { recursive: true, force: true });
-    mkdirSync(tmp);
-    symlinkSync(relative(dir, encoder.dir), join(tmp, 'text_encoder'), 'dir');
-    writeTokenizer(join(tmp, 'tokenizer'), text, tokenizer);
-    // What it was built from, as a model folder's index records it (a loader's messages name it).
-    writeFileSync(join(tmp, 'model_index.json'), `${JSON.stringify({ _gategraph_text_encoder: { file: path, text } }, null, 2)}\n`);
-    try {
-      renameSync(tmp, dir);
-    } catch (err) {
-      rmSync(tmp, { recursive: true, force: true });
-      if (!existsSync(join(dir, 'tokenizer'))) throw err;
-    }
+  if (existsSync(join(dir, 'model_index.json'))) return dir;
+  for (const encoder of Object.values(components)) checkVocabulary(tokenizer ?? bundledClipTokenizerDir(), encoder, String(builtFrom.file ?? (builtFrom.files as string[])[0]));
+  ensureCacheDir(cacheDir);
+  mkdirSync(encodersDir, { recursive: true });
+  const tmp = `${dir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp);
+  if (components.text_encoder) {
+    symlinkSync(relative(dir, components.text_encoder.dir), join(tmp, 'text_encoder'), 'dir');
+    writeTokenizer(join(tmp, 'tokenizer'), padding, tokenizer);
   }
-  return { dir, component: encoder, built };
+  if (components.text_encoder_2) {
+    symlinkSync(relative(dir, components.text_encoder_2.dir), join(tmp, 'text_encoder_2'), 'dir');
+    writeTokenizer(join(tmp, 'tokenizer_2'), 'sd2', tokenizer);
+  }
+  // What it was built from, as a model folder's index records it (a loader's messages name it).
+  writeFileSync(join(tmp, 'model_index.json'), `${JSON.stringify({ _gategraph_text_encoder: builtFrom }, null, 2)}\n`);
+  try {
+    renameSync(tmp, dir);
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    if (!existsSync(join(dir, 'model_index.json'))) throw err;
+  }
+  return dir;
 }

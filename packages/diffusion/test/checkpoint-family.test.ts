@@ -32,7 +32,7 @@ before(() => {
 const tmp = mkdtempSync(join(tmpdir(), 'checkpoint-family-'));
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 
-const RUNS = /gategraph runs Stable Diffusion 1\.x and 2\.x single-file checkpoints/;
+const RUNS = /gategraph runs Stable Diffusion 1\.x, 2\.x and SDXL single-file checkpoints/;
 
 function describeCi(file: string) {
   return describeSingleFile(join(dir, file));
@@ -183,14 +183,14 @@ test('other architectures are named in the refusal (ComfyUI\'s detection keys), 
     e('conditioner.embedders.0.transformer.text_model.encoder.layers.0.self_attn.q_proj.weight', [768, 768]),
     e('conditioner.embedders.1.model.token_embedding.weight', [49408, 1280]),
     e('conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight', [3840, 1280]),
+    e('conditioner.embedders.1.model.text_projection', [1280, 1280]),
   ];
   const sdxl = [...ldmUnet('model.diffusion_model.', { context: 2048, linear: true }), e('model.diffusion_model.label_emb.0.0.weight', [1280, 2816]), ...sdxlClip];
   const cases: Array<[string, () => unknown, CheckpointRefusalCode, RegExp]> = [
-    ['sdxl.safetensors', header('sdxl.safetensors', sdxl), 'sdxl', /this is an SDXL model \(its UNet's label_emb takes 2816 pooled-text and size inputs; two text encoders.*SDXL is not supported yet$/],
-    ['sdxl-inpaint.safetensors', header('sdxl-inpaint.safetensors', sdxl.map((t) => (t.name.endsWith('input_blocks.0.0.weight') ? { ...t, shape: [320, 9, 3, 3] } : t))), 'sdxl', /SDXL inpainting model/],
-    ['playground.safetensors', header('playground.safetensors', [...sdxl, e('edm_mean', [1, 4, 1, 1]), e('edm_std', [1, 4, 1, 1])]), 'sdxl', /Playground v2\.5 \(SDXL architecture\)/],
-    ['refiner.safetensors', header('refiner.safetensors', [...ldmUnet('model.diffusion_model.', { width: 384, context: 1280, linear: true }), e('model.diffusion_model.label_emb.0.0.weight', [1536, 2560])]), 'sdxl-refiner', /SDXL refiner/],
-    ['sdxl-clip-only.safetensors', header('sdxl-clip-only.safetensors', [...ldmUnet('model.diffusion_model.', { linear: true, context: 1280 }), ...sdxlClip.slice(2)]), 'sdxl', /OpenCLIP ViT-bigG\/14/],
+    ['sdxl-inpaint.safetensors', header('sdxl-inpaint.safetensors', sdxl.map((t) => (t.name.endsWith('input_blocks.0.0.weight') ? { ...t, shape: [320, 9, 3, 3] } : t))), 'sdxl', /SDXL inpainting model \(9 input channels\).*SDXL inpainting is not supported yet$/],
+    ['playground.safetensors', header('playground.safetensors', [...sdxl, e('edm_mean', [1, 4, 1, 1]), e('edm_std', [1, 4, 1, 1])]), 'sdxl', /Playground v2\.5 \(SDXL architecture, trained with EDM's/],
+    ['sdxl-no-projection.safetensors', header('sdxl-no-projection.safetensors', sdxl.filter((t) => !t.name.endsWith('text_projection'))), 'inconsistent', /conditioner\.embedders\.1\.model\. has no text_projection, which SDXL's pooled conditioning needs/],
+    ['sdxl-mixed.safetensors', header('sdxl-mixed.safetensors', sdxl.map((t) => (t.name.includes('attn2.to_k') ? { ...t, shape: [320, 1024] } : t))), 'inconsistent', /text encoders are 768 \+ 1280 wide but its UNet's cross-attention takes 1024-wide text/],
     ['sd3.5.safetensors', header('sd3.5.safetensors', [e('model.diffusion_model.joint_blocks.0.context_block.attn.qkv.weight', [4608, 1536]), e('model.diffusion_model.x_embedder.proj.weight', [1536, 16, 2, 2])]), 'sd3', /Stable Diffusion 3 \/ 3\.5 model .*SD3 is not supported$/],
     ['flux1-dev.safetensors', header('flux1-dev.safetensors', [e('double_blocks.0.img_attn.norm.key_norm.scale', [128]), e('img_in.weight', [3072, 64]), e('guidance_in.in_layer.weight', [3072, 256])]), 'flux', /Flux\.1 model \(guidance-distilled, as Flux\.1-dev\).*Flux is not supported$/],
     ['flux1-schnell.safetensors', header('flux1-schnell.safetensors', [e('model.diffusion_model.double_blocks.0.img_attn.norm.key_norm.scale', [128]), e('model.diffusion_model.img_in.weight', [3072, 64])]), 'flux', /Flux\.1-schnell/],
@@ -209,26 +209,55 @@ test('other architectures are named in the refusal (ComfyUI\'s detection keys), 
   ];
   for (const [file, run, code, message] of cases) {
     const err = refused(run, file, code, message);
-    if (!['controlnet', 'diffusers-layout', 'unknown-unet'].includes(code)) assert.match(err.message, RUNS, file);
+    if (!['controlnet', 'diffusers-layout', 'unknown-unet', 'inconsistent'].includes(code)) assert.match(err.message, RUNS, file);
   }
   const flux = refused(header('f.safetensors', [e('double_blocks.0.img_attn.norm.key_norm.scale', [128]), e('img_in.weight', [3072, 64])]), 'f.safetensors', 'flux', /Flux/);
   assert.equal(flux.kind, 'flux', 'the UnsupportedModelError kind of model-family.ts');
 });
 
-test('LoRAs, embeddings, text encoders and VAEs of other families are refused; SD-1/2 ones are described', () => {
+test('SDXL, its refiner and its distillations at the published widths are described from their headers, as ComfyUI tells them', () => {
+  const sdxlClip = [
+    e('conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight', [49408, 768]),
+    e('conditioner.embedders.0.transformer.text_model.encoder.layers.0.self_attn.q_proj.weight', [768, 768]),
+    e('conditioner.embedders.1.model.token_embedding.weight', [49408, 1280]),
+    e('conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight', [3840, 1280]),
+    e('conditioner.embedders.1.model.text_projection', [1280, 1280]),
+  ];
+  const unet = [...ldmUnet('model.diffusion_model.', { context: 2048, linear: true }), e('model.diffusion_model.label_emb.0.0.weight', [1280, 2816])];
+  const base = asModel(header('sd_xl_base_1.0.safetensors', [...unet, ...sdxlClip])() as ReturnType<typeof describeSingleFile>);
+  assert.deepEqual([base.family, base.prediction, base.unet.variant, base.textEncoder?.width, base.textEncoder2?.width, base.components], ['sdxl', 'epsilon', 'an SDXL model', 768, 1280, { unet: true, vae: false, textEncoder: true }]);
+  const vpred = asModel(header('noob-vpred.safetensors', [...unet, ...sdxlClip, e('v_pred', [])])() as ReturnType<typeof describeSingleFile>);
+  assert.equal(vpred.prediction, 'v_prediction', 'a v_pred key marks v-prediction (supported_models.SDXL.model_type)');
+  const refinerUnet = [...ldmUnet('model.diffusion_model.', { width: 384, context: 1280, linear: true }), e('model.diffusion_model.label_emb.0.0.weight', [1536, 2560])];
+  const bigG = sdxlClip.slice(2).map((t) => ({ ...t, name: t.name.replace('embedders.1', 'embedders.0') }));
+  const refiner = asModel(header('sd_xl_refiner_1.0.safetensors', [...refinerUnet, ...bigG])() as ReturnType<typeof describeSingleFile>);
+  assert.deepEqual([refiner.family, refiner.textEncoder?.prefix, refiner.textEncoder2], ['sdxl-refiner', 'conditioner.embedders.0.model.', null]);
+  // Without its first text encoder it is refused as incomplete, naming where SDXL keeps them.
+  const small = SafetensorsFile.open(join(dir, 'sdxl-small.safetensors'));
+  const kept = small.tensors().filter((t) => !t.name.startsWith('conditioner.embedders.0.'));
+  const path = join(tmp, 'sdxl-no-text.safetensors');
+  writeFileSync(path, safetensorsBytes(Object.fromEntries(kept.map((t) => [t.name, { dtype: t.dtype, shape: [...t.shape], bytes: small.readBytes(t.name) }]))));
+  const detected = detectCheckpoint(path);
+  assert.ok('refusal' in detected, 'refused');
+  assert.match(detected.refusal, /this SDXL file holds a UNet without its text encoder.*conditioner\.embedders\.0\/1\.\*/);
+});
+
+test('LoRAs, embeddings, text encoders and VAEs of other families are refused; SD-1/2 and SDXL ones are described', () => {
   const loraOf = (names: string[]) => names.flatMap((n) => [e(`${n}.lora_down.weight`, [4, 3072]), e(`${n}.lora_up.weight`, [3072, 4]), e(`${n}.alpha`, [])]);
   refused(header('flux-lora.safetensors', loraOf(['lora_unet_double_blocks_0_img_attn_qkv', 'lora_unet_single_blocks_0_linear1'])), 'flux-lora.safetensors', 'flux', /LoRA \(kohya naming.* for Flux/);
-  refused(header('sdxl-lora.safetensors', loraOf(['lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q', 'lora_te2_text_model_encoder_layers_0_self_attn_q_proj'])), 'sdxl-lora.safetensors', 'sdxl', /for SDXL \(it patches a second text encoder\)/);
+  refused(header('sdxl-lora.safetensors', loraOf(['lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q', 'lora_te2_text_model_encoder_layers_0_self_attn_q_proj'])), 'sdxl-lora.safetensors', 'sdxl', /for SDXL \(it patches a second text encoder\): gategraph applies LoRAs to Stable Diffusion 1\.x and 2\.x single-file checkpoints; SDXL LoRAs are not supported yet$/);
   refused(header('xl-meta.safetensors', loraOf(['lora_unet_a']), { ss_base_model_version: 'sdxl_base_v1-0' }), 'xl-meta.safetensors', 'sdxl', /metadata says sdxl_base_v1-0/);
   const sd2Lora = describeHeader([e('lora_unet_mid_block_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight', [4, 1024]), e('lora_unet_mid_block_attentions_0_transformer_blocks_0_attn2_to_k.lora_up.weight', [1280, 4])], { path: 'sd2-lora.safetensors' });
   assert.deepEqual([sd2Lora.kind, sd2Lora.kind === 'lora' && sd2Lora.family], ['lora', 'sd2']);
 
-  refused(header('xl-embedding.safetensors', [e('clip_g', [2, 1280]), e('clip_l', [2, 768])]), 'xl-embedding.safetensors', 'sdxl', /textual-inversion embedding for SDXL/);
+  const xlEmbedding = describeHeader([e('clip_g', [2, 1280]), e('clip_l', [2, 768])], { path: 'xl-embedding.safetensors' });
+  assert.deepEqual(xlEmbedding.kind === 'embedding' && xlEmbedding.family, 'sdxl');
   const ti = describeHeader([e('emb_params', [3, 768])], { path: 'style.safetensors' });
   assert.deepEqual(ti.kind === 'embedding' && [ti.family, ti.embedding.tensors], ['sd1', [{ name: 'emb_params', vectors: 3, width: 768 }]]);
 
   refused(header('t5xxl_fp16.safetensors', [e('encoder.block.0.layer.0.SelfAttention.q.weight', [4096, 4096]), e('shared.weight', [32128, 4096])]), 't5xxl_fp16.safetensors', 'other-text-encoder', /T5-XXL text encoder/);
-  refused(header('clip_g.safetensors', [e('text_model.embeddings.token_embedding.weight', [49408, 1280]), e('text_model.encoder.layers.0.self_attn.q_proj.weight', [1280, 1280])]), 'clip_g.safetensors', 'other-text-encoder', /SDXL's \/ SD3's second text encoder/);
+  const clipG = describeHeader([e('text_model.embeddings.token_embedding.weight', [49408, 1280]), e('text_model.encoder.layers.0.self_attn.q_proj.weight', [1280, 1280])], { path: 'clip_g.safetensors' });
+  assert.deepEqual(clipG.kind === 'text-encoder' && clipG.family, 'sdxl', 'OpenCLIP ViT-bigG/14: SDXL\'s second encoder (DualCLIPLoader)');
   const layers = Array.from({ length: 12 }, (_, i) => e(`text_model.encoder.layers.${i}.self_attn.q_proj.weight`, [768, 768]));
   const clipL = describeHeader([e('text_model.embeddings.token_embedding.weight', [49408, 768]), ...layers], { path: 'clip_l.safetensors' });
   assert.deepEqual(clipL.kind === 'text-encoder' && [clipL.family, clipL.textEncoders[0]!.name], ['sd1', 'CLIP ViT-L/14']);

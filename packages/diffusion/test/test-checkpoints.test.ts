@@ -39,6 +39,11 @@ const EXPECTED: Record<string, { keys: number; dtypes: Record<string, number> }>
   'sd15-missing-key.safetensors': { keys: 1138, dtypes: { F32: 1136, I64: 1, I32: 1 } },
   'sd15-extra-key.safetensors': { keys: 1140, dtypes: { F32: 1138, I64: 1, I32: 1 } },
   'sd15-small.safetensors': { keys: 1139, dtypes: { F32: 1137, I64: 1, I32: 1 } },
+  // SDXL's SGM layout, float16 as published: UNet 1678 + CLIP-L 197 (with position_ids) + bigG 390 + VAE 244
+  'sdxl-small.safetensors': { keys: 2509, dtypes: { F16: 2508, I64: 1 } },
+  'sdxl-refiner-small.safetensors': { keys: 1852, dtypes: { F16: 1852 } },
+  'clip_l-small.safetensors': { keys: 196, dtypes: { F16: 196 } },
+  'clip_g-small.safetensors': { keys: 517, dtypes: { F16: 517 } },
 };
 
 const U = 'model.diffusion_model.';
@@ -227,7 +232,7 @@ test('reference/index.json: every tensor file exists with the size its shape say
     for (const t of [...Object.values(call.inputs), ...Object.values(call.outputs)]) assert.ok(ref.tensors[t.replace(/\[.*\]$/, '')], `${call.name}: ${t}`);
   }
   const names = ref.calls.map((c) => c.name);
-  for (const want of ['sd15.text', 'sd15.unet', 'sd15.vae_decode', 'sd15.vae_encode', 'sd21v.text', 'sd21v.unet', 'sd15-inpaint.unet', 'vae-ft.vae_decode', 'lora.unet', 'lora-stacked.unet', 'lora.text', 'sd15-small.text', 'sd15-small.unet', 'sd15-small.vae_decode']) {
+  for (const want of ['sd15.text', 'sd15.unet', 'sd15.vae_decode', 'sd15.vae_encode', 'sd21v.text', 'sd21v.unet', 'sd15-inpaint.unet', 'vae-ft.vae_decode', 'lora.unet', 'lora-stacked.unet', 'lora.text', 'sd15-small.text', 'sd15-small.unet', 'sd15-small.vae_decode', 'sdxl-small.text_l', 'sdxl-small.text_g', 'sdxl-small.unet', 'sdxl-small.vae_decode', 'sdxl-refiner-small.unet']) {
     assert.ok(names.includes(want), want);
   }
 });

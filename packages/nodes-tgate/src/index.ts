@@ -8,6 +8,7 @@ import { CheckpointLoader, CheckpointLoaderSimple } from './nodes/checkpoint-loa
 import { LoraLoader, LoraLoaderModelOnly } from './nodes/lora-loader.ts';
 import { VAELoader } from './nodes/vae-loader.ts';
 import { CLIPLoader } from './nodes/clip-loader.ts';
+import { DualCLIPLoader } from './nodes/dual-clip-loader.ts';
 import { CLIPTextEncode } from './nodes/clip-text-encode.ts';
 import { CLIPTextEncodeSDXL, CLIPTextEncodeSDXLRefiner } from './nodes/clip-text-encode-sdxl.ts';
 import { CLIPSetLastLayer } from './nodes/clip-set-last-layer.ts';
@@ -38,6 +39,7 @@ export const baseNodes = [
   CheckpointLoader,
   VAELoader,
   CLIPLoader,
+  DualCLIPLoader,
   LoraLoader,
   LoraLoaderModelOnly,
   CLIPTextEncode,

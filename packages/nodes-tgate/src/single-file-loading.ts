@@ -11,11 +11,13 @@ import type { ExecutionContext } from '@gategraph/core';
 import {
   detectCheckpoint,
   detectLora,
+  detectSdxlTextEncoderFile,
   detectTextEncoderFile,
   detectVaeFile,
   modelFolderFromCheckpoint,
   PICKLE_EXTENSIONS,
   textEncoderFolderFromFile,
+  sdxlTextEncoderFolderFromFiles,
   type OpenedTextEncoder,
   vaeFolderFromFile,
   type DiffusionModel,
@@ -102,7 +104,7 @@ async function oneBuildAtATime<T>(file: string, build: () => Promise<T>): Promis
   }
 }
 
-const COMPONENT_LABELS = { text_encoder: 'text encoder', unet: 'UNet', vae_decoder: 'VAE decoder', vae_encoder: 'VAE encoder' } as const;
+const COMPONENT_LABELS = { text_encoder: 'text encoder', text_encoder_2: 'second text encoder', unet: 'UNet', vae_decoder: 'VAE decoder', vae_encoder: 'VAE encoder' } as const;
 
 /** The log line of a component being built (a first use takes seconds to minutes). */
 function announceBuild(ctx: Pick<ExecutionContext, 'log'>, label: string) {
@@ -116,6 +118,8 @@ function announceBuild(ctx: Pick<ExecutionContext, 'log'>, label: string) {
  */
 export async function loadSingleFileModel(provenance: SingleFileProvenance, ctx: Pick<ExecutionContext, 'log' | 'progress' | 'paths'>, label: string): Promise<DiffusionModel> {
   let done = 0;
+  // SDXL has a second text encoder; its refiner only that one.
+  const total = provenance.family.text === 'sdxl' ? 5 : 4;
   const built = await oneBuildAtATime(provenance.checkpoint, () => modelFolderFromCheckpoint(provenance.checkpoint, provenance.family, {
     ...cacheDirFor(provenance.checkpoint, ctx),
     ...(provenance.vae ? { vae: provenance.vae } : {}),
@@ -124,7 +128,7 @@ export async function loadSingleFileModel(provenance: SingleFileProvenance, ctx:
     ...(provenance.overrides ? { overrides: provenance.overrides } : {}),
     onBuild(component, source) {
       announceBuild(ctx, label)(component, source);
-      ctx.progress(done++, 4);
+      ctx.progress(done++, total);
     },
     onLoraReport(component, report) {
       for (const file of report.files) {
@@ -139,12 +143,12 @@ export async function loadSingleFileModel(provenance: SingleFileProvenance, ctx:
     },
   }));
   if (built.built.length) {
-    ctx.progress(4, 4);
+    ctx.progress(total, total);
     // Every tensor no graph reads is named (a variant architecture, a merge artefact), once, when the graphs are
     // built: no weight is dropped silently.
     const unknown = [...new Set(Object.values(built.components).flatMap((c) => c.keys.unknown))].sort();
     if (unknown.length) {
-      ctx.log.warn(`${label}: ${unknown.length} tensors of ${basename(provenance.checkpoint)} are used by no component (not an SD-1.x / 2.x weight gategraph knows): ${unknown.slice(0, 8).join(', ')}${unknown.length > 8 ? ', ...' : ''}`);
+      ctx.log.warn(`${label}: ${unknown.length} tensors of ${basename(provenance.checkpoint)} are used by no component (not an SD-1.x / 2.x / SDXL weight gategraph knows): ${unknown.slice(0, 8).join(', ')}${unknown.length > 8 ? ', ...' : ''}`);
     }
   }
   return loadModel(built.dir);
@@ -174,6 +178,31 @@ export async function loadTextEncoderFile(path: string, ctx: Pick<ExecutionConte
   const { dir } = await oneBuildAtATime(path, () =>
     textEncoderFolderFromFile(path, detected.family, { ...cacheDirFor(path, ctx), onBuild: announceBuild(ctx, label) }),
   );
+  return loadTextEncoder(dir, label);
+}
+
+/** Why a file in models/text_encoders cannot be one of SDXL's text encoders (DualCLIPLoader), or undefined when it can. */
+export function sdxlTextEncoderFileProblem(path: string): string | undefined {
+  return fileProblem(path, 'text encoder', detectSdxlTextEncoderFile);
+}
+
+/**
+ * SDXL's two text encoders from standalone files (DualCLIPLoader, type sdxl), in either order as ComfyUI takes
+ * them: each file's role (CLIP ViT-L/14 or OpenCLIP ViT-bigG/14) is told from its tensors.
+ */
+export async function loadSdxlTextEncoderFiles(paths: readonly [string, string], ctx: Pick<ExecutionContext, 'log' | 'paths'>, label: string): Promise<OpenedTextEncoder> {
+  const roles = paths.map((path) => {
+    const detected = detectSdxlTextEncoderFile(path);
+    if ('refusal' in detected) throw detected.error;
+    return { path, role: detected.role };
+  });
+  const l = roles.find((r) => r.role === 'l');
+  const g = roles.find((r) => r.role === 'g');
+  if (!l || !g) {
+    const both = roles[0]!.role === 'l' ? 'CLIP ViT-L/14 (clip_l)' : 'OpenCLIP ViT-bigG/14 (clip_g)';
+    throw new Error(`both files are ${both}: SDXL takes one CLIP ViT-L/14 file (clip_l) and one OpenCLIP ViT-bigG/14 file (clip_g)`);
+  }
+  const { dir } = await oneBuildAtATime(l.path, () => sdxlTextEncoderFolderFromFiles(l.path, g.path, { ...cacheDirFor(l.path, ctx), onBuild: announceBuild(ctx, label) }));
   return loadTextEncoder(dir, label);
 }
 

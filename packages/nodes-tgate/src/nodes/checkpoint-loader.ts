@@ -108,6 +108,9 @@ function configProblem(configName: string, ckptName: string, hostModels: string 
   }
   const detected = detectCheckpoint(dir);
   if ('refusal' in detected) return { problem: `ckpt_name "${ckptName}": ${detected.refusal}` };
+  if (detected.family.text === 'sdxl' || detected.family.text === 'sdxl-refiner') {
+    return { problem: `ckpt_name "${ckptName}" is an SDXL checkpoint, whose file says everything an LDM config would: load it with CheckpointLoaderSimple` };
+  }
   const { file } = resolveModelFile('configs', configName, hostModels);
   if (!file) return { file: dir }; // the combo check names it
   try {

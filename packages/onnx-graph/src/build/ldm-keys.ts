@@ -5,7 +5,7 @@
 
 export type LdmComponent = 'unet' | 'text_encoder' | 'vae';
 /** Who else a file's keys belong to: a component, or the other half of the VAE (its encoder and decoder are built apart). */
-export type KeyOwner = LdmComponent | 'vae_encoder' | 'vae_decoder';
+export type KeyOwner = LdmComponent | 'vae_encoder' | 'vae_decoder' | 'text_encoder_2';
 
 /** Key prefixes of each component in the LDM layout (SD-1.x/2.x; SDXL's `conditioner.` for its text encoders). */
 export const LDM_PREFIXES: Readonly<Record<LdmComponent, readonly string[]>> = {

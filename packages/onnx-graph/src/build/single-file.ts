@@ -25,10 +25,10 @@ import { WeightSource } from './weights.ts';
 import { writeBuiltModel } from './write.ts';
 
 /** Bump when a builder's output for the same checkpoint changes (graph or weights). */
-export const BUILD_VERSION = 2;
+export const BUILD_VERSION = 3;
 
 /** The components built from single files, each in its own cache entry (a LoRA rebuilds the UNet, not the VAE). */
-export type CheckpointComponentName = 'unet' | 'text_encoder' | 'vae_decoder' | 'vae_encoder';
+export type CheckpointComponentName = 'unet' | 'text_encoder' | 'text_encoder_2' | 'vae_decoder' | 'vae_encoder';
 
 /** What a component builder returns (buildLdmUnet's shape). */
 export interface ComponentBuild<C = unknown> {

@@ -16,8 +16,15 @@
 //   Built as diffusers' converted SD-2 text encoder: all resblocks but the last (23 of 24), since SD-2 conditions on
 //   the penultimate layer through the final norm (LDM's FrozenOpenCLIPEmbedder layer="penultimate", ComfyUI's
 //   default for SD-2); the last resblock, text_projection and logit_scale are reported as ignored, with why.
-// The activation is quick GELU for the transformers layout (OpenAI CLIP) and exact GELU for OpenCLIP. Heads default
+// The activation is quick GELU for OpenAI's CLIP and exact GELU for OpenCLIP's towers (OPEN_CLIP_MIN_LAYERS). Heads default
 // to width / 64 (both published models); narrower test checkpoints pass `heads`.
+//
+// SDXL's encoders (`conditioner.embedders.0.transformer.` CLIP ViT-L/14, `conditioner.embedders.1.model.` OpenCLIP
+// ViT-bigG/14; the refiner's bigG at `conditioner.embedders.0.model.`) are built as optimum exports them for SDXL:
+// `hiddenStates` adds every layer's raw output (`hidden_states.0..L`, SDXL conditions on the penultimate one, before
+// the final norm), and `withProjection` builds all layers and makes the graph transformers'
+// CLIPTextModelWithProjection: `text_embeds` (the pooled output through text_projection, SDXL's pooled
+// conditioning) first, then `last_hidden_state`.
 import { CheckpointError } from './checkpoint.ts';
 import { DT, GraphBuilder, type BuiltGraph } from './builder.ts';
 import { classifyKeys, type KeyReport } from './ldm-keys.ts';
@@ -32,9 +39,22 @@ export interface ClipTextOverrides {
   prefix?: string;
   /** Attention heads (default width / 64: 12 for ViT-L/14, 16 for ViT-H/14). */
   heads?: number;
-  /** Encoder layers to build (default: all for the transformers layout, all but the last for OpenCLIP). */
+  /** Encoder layers to build (default: all for the transformers layout, all but the last for OpenCLIP without projection). */
   layers?: number;
+  /** Also output every layer's raw hidden state, `hidden_states.0..L` (optimum's SDXL text encoder exports). */
+  hiddenStates?: boolean;
+  /** Output `text_embeds` (the pooled output through text_projection) instead of `pooler_output`: SDXL's second encoder. */
+  withProjection?: boolean;
+  /** The MLP's activation (default: told from the layout and depth, see OPEN_CLIP_MIN_LAYERS). */
+  hiddenAct?: 'quick_gelu' | 'gelu';
 }
+
+/**
+ * OpenAI's CLIP ViT-L/14 has 12 layers and quick GELU; the OpenCLIP towers (ViT-H/14: 24, ViT-bigG/14: 32) exact
+ * GELU. In transformers' names (ComfyUI's clip_g.safetensors, converted SD-2 encoders) only the depth tells them
+ * apart, as ComfyUI's detect_te_model tells them (a 23rd layer: ViT-H; a 31st: ViT-bigG).
+ */
+const OPEN_CLIP_MIN_LAYERS = 23;
 
 export interface ClipTextConfig {
   layout: 'transformers' | 'open_clip';
@@ -52,8 +72,12 @@ export interface ClipTextConfig {
   vocabSize: number;
   maxPositions: number;
   hiddenAct: 'quick_gelu' | 'gelu';
-  /** Width of OpenCLIP's text_projection when present (not built), else the hidden size. */
+  /** Width of the text_projection when present (built only withProjection), else the hidden size. */
   projectionDim: number;
+  /** The checkpoint key of text_projection, when the graph applies it (OpenCLIP [D, P], transformers' Linear [P, D]). */
+  projectionKey?: string;
+  /** The graph outputs every layer's hidden state (`hidden_states.0..layers`). */
+  hiddenStates: boolean;
 }
 
 export interface BuiltClipText {
@@ -124,7 +148,7 @@ function detectLayout(source: WeightSource, given?: string): { prefix: string; l
   const sdxl = given === undefined && source.keys().some((k) => k.startsWith('conditioner.'));
   throw new CheckpointError(
     `${source.path} has no CLIP text encoder: no "${expected}" (SD-1.x, transformers names) nor "${given ?? 'cond_stage_model.model.'}${NAMES.open_clip.token}" (SD-2.x, OpenCLIP names)` +
-      (sdxl ? ': its `conditioner.` keys are an SDXL text encoder pair, which is not built from checkpoints' : ''),
+      (sdxl ? ': its `conditioner.` keys are SDXL\'s text encoders, built one at a time with their prefix (conditioner.embedders.0.transformer., conditioner.embedders.1.model.)' : ''),
     sdxl ? 'unsupported' : 'missing_key',
     expected,
   );
@@ -155,7 +179,13 @@ export function detectClipTextConfig(source: WeightSource, overrides: ClipTextOv
   const maxPositions = w.shape(n.position)[0]!;
   const storedLayers = layerCount(w, n.layers, `${n.ln1}.weight`);
   const intermediateSize = w.shape(`${n.layers}.0.${n.fc1}.weight`)[0]!;
-  const layers = overrides.layers ?? (layout === 'open_clip' ? storedLayers - 1 : storedLayers);
+  // OpenCLIP keeps text_projection beside its names; transformers' CLIPTextModelWithProjection beside text_model.
+  const projectionKey = layout === 'open_clip' ? `${prefix}text_projection` : `${prefix.replace(/text_model\.$/, '')}text_projection.weight`;
+  const projection = source.has(projectionKey) ? source.shape(projectionKey) : undefined;
+  if (overrides.withProjection && projection?.length !== 2) {
+    throw new CheckpointError(`the text encoder at ${prefix} of ${source.path} has no text_projection (${projectionKey}), which SDXL's pooled conditioning needs`, 'missing_key', projectionKey);
+  }
+  const layers = overrides.layers ?? (layout === 'open_clip' && !overrides.withProjection ? storedLayers - 1 : storedLayers);
   if (!(Number.isInteger(layers) && layers >= 1 && layers <= storedLayers)) {
     throw new CheckpointError(`the text encoder of ${source.path} has ${storedLayers} layers; ${layers} cannot be built`, 'unsupported');
   }
@@ -163,7 +193,6 @@ export function detectClipTextConfig(source: WeightSource, overrides: ClipTextOv
   if (!(Number.isInteger(heads) && heads >= 1 && hiddenSize % heads === 0)) {
     throw new CheckpointError(`the text encoder is ${hiddenSize} wide, which ${overrides.heads ? `${heads} heads do not split` : 'is not a multiple of 64 channels per head'}: pass the heads it was trained with (overrides.heads)`, 'unsupported');
   }
-  const projection = layout === 'open_clip' && w.has('text_projection') ? w.shape('text_projection') : undefined;
   const family = layout === 'transformers' && hiddenSize === 768 ? 'sd1' : layout === 'open_clip' && hiddenSize === 1024 ? 'sd2' : 'custom';
   return {
     layout,
@@ -176,8 +205,10 @@ export function detectClipTextConfig(source: WeightSource, overrides: ClipTextOv
     storedLayers,
     vocabSize,
     maxPositions,
-    hiddenAct: layout === 'open_clip' ? 'gelu' : 'quick_gelu',
-    projectionDim: projection?.length === 2 ? projection[1]! : hiddenSize,
+    hiddenAct: overrides.hiddenAct ?? (layout === 'open_clip' || storedLayers >= OPEN_CLIP_MIN_LAYERS ? 'gelu' : 'quick_gelu'),
+    projectionDim: projection?.length === 2 ? (layout === 'open_clip' ? projection[1]! : projection[0]!) : hiddenSize,
+    ...(overrides.withProjection ? { projectionKey } : {}),
+    hiddenStates: overrides.hiddenStates === true,
   };
 }
 
@@ -214,6 +245,7 @@ export function buildClipText(source: WeightSource, overrides: ClipTextOverrides
     return b.op('Add', [h, mlp]);
   };
 
+  const states: string[] = [];
   const { last, pooled } = b.scope('text_model', () => {
     // The sequence length comes from input_ids (not from the embeddings), so a textual-inversion variant that feeds
     // the token embeddings (deriveClipText) keeps the mask and the pooled position.
@@ -233,8 +265,12 @@ export function buildClipText(source: WeightSource, overrides: ClipTextOverrides
     for (let i = 0; i < P; i++) for (let j = i + 1; j < P; j++) maskValues[i * P + j] = -1e9;
     const fullMask = b.tensor(b.paramName('causal_mask'), maskValues, [P, P]);
     const mask = b.op('Slice', [fullMask, b.ints([0, 0]), b.op('Concat', [length, length], { axis: 0 }), b.ints([0, 1])]);
+    states.push(x);
     b.scope('encoder', () => {
-      for (let i = 0; i < cfg.layers; i++) x = b.scope(`layers.${i}`, () => layer(x, `${n.layers}.${i}`, mask));
+      for (let i = 0; i < cfg.layers; i++) {
+        x = b.scope(`layers.${i}`, () => layer(x, `${n.layers}.${i}`, mask));
+        states.push(x);
+      }
     });
     const last = layerNorm(ctx, x, 'final_layer_norm', n.final, { eps: LAYER_NORM_EPS, channels: D });
     // pooler_output: the final state at the end-of-text token, found as the largest id (CLIP's EOS is the last id
@@ -242,8 +278,21 @@ export function buildClipText(source: WeightSource, overrides: ClipTextOverrides
     const eos = b.op('ArgMax', [b.op('Cast', [ids], { to: DT.int32 })], { axis: -1, keepdims: 1 });
     return { last, pooled: b.op('GatherND', [last, eos], { batch_dims: 1 }) };
   });
-  b.output(last, 'last_hidden_state', DT.float, ['batch_size', 'sequence_length', D]);
-  b.output(pooled, 'pooler_output', DT.float, ['batch_size', D]);
+  if (cfg.projectionKey) {
+    // OpenCLIP stores [D, P] (x @ projection), transformers a Linear weight [P, D]: both become x @ [D, P].
+    const stored = source.shape(cfg.projectionKey);
+    const projected = b.scope('text_projection', () =>
+      cfg.layout === 'open_clip'
+        ? b.op('MatMul', [pooled, b.weight(b.paramName('weight'), source.take(cfg.projectionKey!, {}, stored))])
+        : b.op('MatMul', [pooled, b.weight(b.paramName('weight'), source.take(cfg.projectionKey!, { transpose: true }, stored))]),
+    );
+    b.output(projected, 'text_embeds', DT.float, ['batch_size', cfg.projectionDim]);
+    b.output(last, 'last_hidden_state', DT.float, ['batch_size', 'sequence_length', D]);
+  } else {
+    b.output(last, 'last_hidden_state', DT.float, ['batch_size', 'sequence_length', D]);
+    b.output(pooled, 'pooler_output', DT.float, ['batch_size', D]);
+  }
+  if (cfg.hiddenStates) states.forEach((t, i) => b.output(b.op('Identity', [t]), `hidden_states.${i}`, DT.float, ['batch_size', 'sequence_length', D]));
 
   const built = b.build({ docString: `CLIP text encoder built by @gategraph/onnx-graph from ${source.path}` });
   return { built, config: cfg, diffusersConfig: clipTextConfigJson(cfg), keys: keyReport(source, cfg) };
@@ -267,11 +316,17 @@ function keyReport(source: WeightSource, cfg: ClipTextConfig): KeyReport {
     if (key === `${cfg.prefix}logit_scale`) return "CLIP's contrastive-training temperature: no part of text encoding";
     return undefined;
   };
+  // SDXL: the other embedder's keys belong to the other text encoder, built on its own.
+  const embedder = /^conditioner\.embedders\.(\d+)\./.exec(cfg.prefix);
   const unknown: string[] = [];
   for (const key of report.unknown) {
     const reason = why(key);
+    const other = embedder && key.startsWith('conditioner.embedders.') && !key.startsWith(embedder[0]);
     if (reason) report.ignored.push({ key, reason });
-    else unknown.push(key);
+    else if (other) {
+      const owner = embedder[1] === '0' ? 'text_encoder_2' : 'text_encoder';
+      report.otherComponents[owner] = (report.otherComponents[owner] ?? 0) + 1;
+    } else unknown.push(key);
   }
   report.unknown = unknown;
   report.ignored.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -281,7 +336,7 @@ function keyReport(source: WeightSource, cfg: ClipTextConfig): KeyReport {
 /** transformers' CLIPTextConfig (config.json) of the built graph, as diffusers' SD-1.x / SD-2.x folders ship it. */
 export function clipTextConfigJson(cfg: ClipTextConfig): Record<string, unknown> {
   return {
-    architectures: ['CLIPTextModel'],
+    architectures: [cfg.projectionKey ? 'CLIPTextModelWithProjection' : 'CLIPTextModel'],
     attention_dropout: 0,
     bos_token_id: 0,
     dropout: 0,

@@ -1,6 +1,7 @@
-// The SD-1.x / SD-2.x UNet (LDM's openaimodel.UNetModel = diffusers' UNet2DConditionModel) built from a
-// single-file checkpoint's `model.diffusion_model.*` tensors, with the tensor and node names of a
-// diffusers/optimum ONNX export (`sample`, `timestep`, `encoder_hidden_states` -> `out_sample`; nodes named by
+// The SD-1.x / SD-2.x / SDXL UNet (LDM's and SGM's openaimodel.UNetModel = diffusers' UNet2DConditionModel) built
+// from a single-file checkpoint's `model.diffusion_model.*` tensors, with the tensor and node names of a
+// diffusers/optimum ONNX export (`sample`, `timestep`, `encoder_hidden_states`, and SDXL's `text_embeds`,
+// `time_ids` -> `out_sample`; nodes named by
 // diffusers module scope, `/down_blocks.0/attentions.0/transformer_blocks.0/attn2/to_q/MatMul`), so module
 // discovery, TGATE/DeepCache derivations, If-gating, MAC counts and attention fusion work on it unchanged.
 //
@@ -18,6 +19,7 @@
 //   output_blocks.{i(L+1)+j}.0 / .1     up_blocks.i.resnets.j / attentions.j        (up block i = level n-1-i)
 //   output_blocks.{i(L+1)+L}.{1|2}.conv up_blocks.i.upsamplers.0.conv               (.2 after an attention)
 //   time_embed.0 / .2, out.0 / .2       time_embedding.linear_1 / linear_2, conv_norm_out / conv_out
+//   label_emb.0.0 / .0.2 (SDXL)         add_embedding.linear_1 / linear_2
 //   ResBlock in_layers.0/.2, emb_layers.1, out_layers.0/.3, skip_connection = norm1, conv1, time_emb_proj, norm2,
 //   conv2, conv_shortcut; SpatialTransformer's own names are diffusers' Transformer2DModel's.
 import { CheckpointError } from './checkpoint.ts';
@@ -38,8 +40,28 @@ export interface UnetOverrides {
   headDim?: number;
   /** GroupNorm groups (default 32). */
   groups?: number;
-  /** config.json's sample_size (latent cells): default 64 for SD-1.x, 96 for SD-2.x (768-v). */
+  /** config.json's sample_size (latent cells): default 64 for SD-1.x, 96 for SD-2.x (768-v), 128 for SDXL. */
   sampleSize?: number;
+  /**
+   * How an SDXL-type UNet's label_emb input splits into the pooled text and the size ids (see AddedConditioning).
+   * Default: SDXL's (label_emb takes 2816 = 1280 + 6 x 256) or the refiner's (2560 = 1280 + 5 x 256); a checkpoint
+   * of other widths passes its second text encoder's projection width.
+   */
+  added?: { textEmbedsDim: number };
+}
+
+/**
+ * SDXL's added conditioning (diffusers' addition_embed_type "text_time", SGM's label_emb): the second text
+ * encoder's projected pooled output (`text_embeds`) and `time_ids` (original size, crop, target size; the
+ * refiner's aesthetic score instead of the target size), each id embedded by a sinusoid of `timeEmbedDim`.
+ */
+export interface AddedConditioning {
+  textEmbedsDim: number;
+  timeIdsCount: number;
+  /** Width of each id's sinusoid (256 in every SDXL-type model). */
+  timeEmbedDim: number;
+  /** label_emb's input width: textEmbedsDim + timeIdsCount x timeEmbedDim. */
+  inputDim: number;
 }
 
 /** The architecture read from a checkpoint. Level i runs at 1/2^i of the latent size. */
@@ -59,9 +81,11 @@ export interface LdmUnetConfig {
   heads: number[];
   groups: number;
   timeEmbedDim: number;
-  /** 'sd1' for context 768 with conv projections, 'sd2' for 1024 with linear ones, else 'custom'. */
-  family: 'sd1' | 'sd2' | 'custom';
+  /** 'sd1' for context 768 with conv projections, 'sd2' for 1024 with linear ones, 'sdxl' with a label_emb, else 'custom'. */
+  family: 'sd1' | 'sd2' | 'sdxl' | 'custom';
   sampleSize: number;
+  /** SDXL-type UNets' pooled-text and size conditioning; absent for SD-1.x/2.x. */
+  added?: AddedConditioning;
 }
 
 export interface BuiltUnet {
@@ -109,9 +133,7 @@ function transformerDepthAt(w: WeightView, block: string): number {
 export function detectUnetConfig(source: WeightSource, overrides: UnetOverrides = {}): { config: LdmUnetConfig; prefix: string } {
   const prefix = detectPrefix(source, overrides.prefix);
   const w = new WeightView(source, prefix);
-  if (w.has('label_emb.0.0.weight')) {
-    throw new CheckpointError(`${source.path} is an SDXL-type UNet (it has label_emb, the pooled-text/size embedding): only SD-1.x/2.x UNets are built from checkpoints so far`, 'unsupported', w.key('label_emb.0.0.weight'));
-  }
+  const added = w.has('label_emb.0.0.weight') ? addedConditioning(source, w, overrides) : undefined;
   const convIn = w.shape('input_blocks.0.0.weight');
   const [modelChannels, inChannels] = convIn as [number, number];
   const outChannels = w.shape('out.2.weight')[0]!;
@@ -162,7 +184,7 @@ export function detectUnetConfig(source: WeightSource, overrides: UnetOverrides 
   const sample = attnBlock !== undefined ? `input_blocks.${attnBlock}.1` : 'middle_block.1';
   const contextDim = w.shape(`${sample}.transformer_blocks.0.attn2.to_k.weight`)[1]!;
   const useLinearProjection = w.shape(`${sample}.proj_in.weight`).length === 2;
-  const family: LdmUnetConfig['family'] = contextDim === 768 && !useLinearProjection ? 'sd1' : contextDim === 1024 && useLinearProjection ? 'sd2' : 'custom';
+  const family: LdmUnetConfig['family'] = added ? 'sdxl' : contextDim === 768 && !useLinearProjection ? 'sd1' : contextDim === 1024 && useLinearProjection ? 'sd2' : 'custom';
 
   let heads: number[];
   if (overrides.heads !== undefined) {
@@ -194,9 +216,37 @@ export function detectUnetConfig(source: WeightSource, overrides: UnetOverrides 
       groups,
       timeEmbedDim,
       family,
-      sampleSize: overrides.sampleSize ?? (family === 'sd2' ? 96 : 64),
+      sampleSize: overrides.sampleSize ?? (family === 'sd2' ? 96 : family === 'sdxl' ? 128 : 64),
+      ...(added ? { added } : {}),
     },
   };
+}
+
+/** The width of each size id's sinusoid in SDXL-type UNets (diffusers' addition_time_embed_dim). */
+const SDXL_TIME_ID_EMBED_DIM = 256;
+
+/**
+ * Splits label_emb's input into text_embeds and time_ids. The split is not in the shapes: SDXL base (2816) and
+ * the refiner (2560) are known, as ComfyUI knows them by adm_in_channels; other widths need the pooled text's
+ * width (the second text encoder's projection), which the single-file loader reads from the checkpoint.
+ */
+function addedConditioning(source: WeightSource, w: WeightView, overrides: UnetOverrides): AddedConditioning {
+  const [, inputDim] = w.shape('label_emb.0.0.weight') as [number, number];
+  if (!w.has('label_emb.0.2.weight')) {
+    throw new CheckpointError(`${source.path}'s label_emb has no second layer (label_emb.0.2): it is not SDXL's pooled-text and size embedding`, 'unsupported', w.key('label_emb.0.2.weight'));
+  }
+  const known: Record<number, number> = { 2816: 1280, 2560: 1280 };
+  const textEmbedsDim = overrides.added?.textEmbedsDim ?? known[inputDim];
+  const timeIdsCount = textEmbedsDim === undefined ? NaN : (inputDim - textEmbedsDim) / SDXL_TIME_ID_EMBED_DIM;
+  if (textEmbedsDim === undefined || !Number.isInteger(timeIdsCount) || timeIdsCount < 1) {
+    throw new CheckpointError(
+      `${source.path}'s label_emb takes ${inputDim} inputs, which is neither SDXL's 2816 (1280 pooled text + 6 size ids x 256) nor the refiner's 2560 (1280 + 5 x 256)` +
+        (textEmbedsDim === undefined ? ': pass the pooled text width (overrides.added.textEmbedsDim)' : `, and ${textEmbedsDim} pooled-text channels leave ${inputDim - textEmbedsDim}, not a whole number of ${SDXL_TIME_ID_EMBED_DIM}-wide size ids`),
+      'unsupported',
+      w.key('label_emb.0.0.weight'),
+    );
+  }
+  return { textEmbedsDim, timeIdsCount, timeEmbedDim: SDXL_TIME_ID_EMBED_DIM, inputDim };
 }
 
 /**
@@ -213,21 +263,38 @@ export function buildLdmUnet(source: WeightSource, overrides: UnetOverrides = {}
   const sample = b.input('sample', DT.float, ['batch_size', cfg.inChannels, 'height', 'width']);
   const timestep = b.input('timestep', DT.float, ['batch_size']);
   const context = b.input('encoder_hidden_states', DT.float, ['batch_size', 'sequence_length', cfg.contextDim]);
+  // optimum's SDXL UNet inputs, in its order after encoder_hidden_states
+  const textEmbeds = cfg.added ? b.input('text_embeds', DT.float, ['batch_size', cfg.added.textEmbedsDim]) : undefined;
+  const timeIds = cfg.added ? b.input('time_ids', DT.float, ['batch_size', cfg.added.timeIdsCount]) : undefined;
 
   // Timesteps(flip_sin_to_cos=True, downscale_freq_shift=0) = LDM's timestep_embedding: [cos(t f), sin(t f)],
-  // f_i = exp(-ln(10000) i / half). The frequencies are computed in float32 steps, as torch does.
-  const half = Math.floor(cfg.modelChannels / 2);
-  const freqs = new Float32Array(half);
-  const c = Math.fround(-Math.log(10000));
-  for (let i = 0; i < half; i++) freqs[i] = Math.fround(Math.exp(Math.fround(Math.fround(c * i) / half)));
-  const tEmb = b.scope('time_proj', () => {
-    const args = b.op('Mul', [b.op('Unsqueeze', [timestep, b.ints([1])]), b.tensor('time_proj.frequencies', freqs, [1, half])]);
-    return b.op('Concat', [b.op('Cos', [args]), b.op('Sin', [args])], { axis: -1 });
-  });
-  const temb = b.scope('time_embedding', () => {
+  // f_i = exp(-ln(10000) i / half), of a [N] input. The frequencies are computed in float32 steps, as torch does.
+  const sinusoid = (scope: string, t: string, dim: number): string => {
+    const half = Math.floor(dim / 2);
+    const freqs = new Float32Array(half);
+    const c = Math.fround(-Math.log(10000));
+    for (let i = 0; i < half; i++) freqs[i] = Math.fround(Math.exp(Math.fround(Math.fround(c * i) / half)));
+    return b.scope(scope, () => {
+      const args = b.op('Mul', [b.op('Unsqueeze', [t, b.ints([1])]), b.tensor(`${scope}.frequencies`, freqs, [1, half])]);
+      return b.op('Concat', [b.op('Cos', [args]), b.op('Sin', [args])], { axis: -1 });
+    });
+  };
+  const tEmb = sinusoid('time_proj', timestep, cfg.modelChannels);
+  let temb = b.scope('time_embedding', () => {
     const h = linearGemm(ctx, tEmb, 'linear_1', 'time_embed.0');
     return linearGemm(ctx, silu(b, h, 'act'), 'linear_2', 'time_embed.2');
   });
+  if (cfg.added && textEmbeds && timeIds) {
+    // diffusers' text_time embedding: each time id through its own sinusoid, the row [text_embeds, ids' sinusoids]
+    // through add_embedding (SGM's label_emb), added to the timestep's embedding.
+    const idsEmb = sinusoid('add_time_proj', b.op('Reshape', [timeIds, b.ints([-1])]), cfg.added.timeEmbedDim);
+    const row = b.op('Concat', [textEmbeds, b.op('Reshape', [idsEmb, b.ints([-1, cfg.added.timeIdsCount * cfg.added.timeEmbedDim])])], { axis: -1 });
+    const aug = b.scope('add_embedding', () => {
+      const h = linearGemm(ctx, row, 'linear_1', 'label_emb.0.0');
+      return linearGemm(ctx, silu(b, h, 'act'), 'linear_2', 'label_emb.0.2');
+    });
+    temb = b.op('Add', [temb, aug]);
+  }
   let tembAct: string | undefined; // silu(temb): computed once, in the first resnet, as the exporter's CSE leaves it
 
   const resnet = (x: string, inCh: number, key: string): { y: string; channels: number } => {
@@ -367,5 +434,15 @@ export function diffusersConfigOf(cfg: LdmUnetConfig): Record<string, unknown> {
     up_block_types: [...attn].reverse().map((a) => (a ? 'CrossAttnUpBlock2D' : 'UpBlock2D')),
     upcast_attention: cfg.family === 'sd2',
     use_linear_projection: cfg.useLinearProjection,
+    ...(cfg.added
+      ? {
+          addition_embed_type: 'text_time',
+          addition_time_embed_dim: cfg.added.timeEmbedDim,
+          projection_class_embeddings_input_dim: cfg.added.inputDim,
+          // optimum writes these for SDXL exports (its ONNX config reads them); the refiner's 5th id is the aesthetic score
+          requires_aesthetics_score: cfg.added.timeIdsCount === 5,
+          text_encoder_projection_dim: cfg.added.textEmbedsDim,
+        }
+      : {}),
   };
 }
