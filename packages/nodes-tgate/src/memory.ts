@@ -12,6 +12,8 @@
 import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { weightFileBytes } from '@gategraph/diffusion';
+import { SafetensorsFile } from '@gategraph/onnx-graph';
+import { FLOAT_DTYPES } from '@gategraph/onnx-graph/build';
 import type { ModelSizing } from './sizing.ts';
 
 const F32 = 4;
@@ -113,7 +115,22 @@ export function folderWeightBytes(dir: string): number {
  * is queued (an SDXL UNet alone is 10 GB).
  */
 export function weightsProblem(dir: string, memory = totalmem()): string | undefined {
-  const bytes = folderWeightBytes(dir);
+  return memoryProblem(folderWeightBytes(dir), memory);
+}
+
+/**
+ * weightsProblem for a single-file checkpoint: its floating-point tensors as the float32 graphs built from it
+ * hold them (a float16 file takes twice its size), read from the header alone.
+ */
+export function checkpointWeightsProblem(path: string, memory = totalmem()): string | undefined {
+  let elements = 0;
+  for (const t of SafetensorsFile.open(path).tensors()) {
+    if (FLOAT_DTYPES.includes(t.dtype)) elements += t.shape.reduce((a, b) => a * b, 1);
+  }
+  return memoryProblem(elements * 4, memory);
+}
+
+function memoryProblem(bytes: number, memory: number): string | undefined {
   const room = memory - RESERVE_BYTES;
   if (bytes <= room) return undefined;
   return `its weights take ${formatBytes(bytes)} of memory once loaded, and this machine has ${formatBytes(memory)} of RAM (${formatBytes(RESERVE_BYTES)} kept for the rest): use a smaller model or a machine with more memory`;

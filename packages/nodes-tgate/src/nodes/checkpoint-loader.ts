@@ -8,10 +8,10 @@ import { fileStamp } from '../model-file-input.ts';
 import { loadModel, modelFolderStamp } from '../model-cache.ts';
 import { checkpointFamily, isSafetensorsFile, loadSingleFileModel, type SingleFileProvenance } from '../single-file-loading.ts';
 import { ClipRef, ModelRef, VaeRef } from '../types.ts';
-import { weightsProblem } from '../memory.ts';
+import { checkpointWeightsProblem, weightsProblem } from '../memory.ts';
 
 /**
- * Loads a Stable Diffusion 1.x / 2.x checkpoint: an ONNX folder (diffusers / optimum layout) or a single-file
+ * Loads a Stable Diffusion 1.x / 2.x / SDXL checkpoint: an ONNX folder (diffusers / optimum layout) or a single-file
  * .safetensors checkpoint as ComfyUI keeps them (LDM keys), whose ONNX graphs are built once and cached.
  */
 export const CheckpointLoaderSimple = defineNode({
@@ -19,13 +19,13 @@ export const CheckpointLoaderSimple = defineNode({
   displayName: 'Load Checkpoint',
   category: 'loaders',
   description:
-    'Loads a Stable Diffusion 1.x / 2.x checkpoint: a single-file .safetensors checkpoint as ComfyUI keeps them in models/checkpoints/ (its ONNX graphs are built on first use, seconds to minutes, and cached next to it), ' +
+    'Loads a Stable Diffusion 1.x / 2.x / SDXL checkpoint: a single-file .safetensors checkpoint as ComfyUI keeps them in models/checkpoints/ (its ONNX graphs are built on first use, seconds to minutes, and cached next to it), ' +
     'or an ONNX model folder (as optimum-cli or diffusers export it; fp16 folders are converted to float32 once). ' +
     'Its sessions are shared: loading the same checkpoint twice opens it once. See docs/models.md for what works.',
   inputs: {
     ckpt_name: combo(listCheckpoints, {
       tooltip:
-        'A single-file SD-1.x / 2.x checkpoint (.safetensors) in models/checkpoints/, or an ONNX model folder under models/, models/checkpoints/ or models/diffusers/ (and the folders GATEGRAPH_MODELS and extra_model_paths.yaml add). .ckpt / .pt pickles are listed but never opened.',
+        'A single-file SD-1.x / 2.x / SDXL checkpoint (.safetensors) in models/checkpoints/, or an ONNX model folder under models/, models/checkpoints/ or models/diffusers/ (and the folders GATEGRAPH_MODELS and extra_model_paths.yaml add). .ckpt / .pt pickles are listed but never opened.',
     }),
   },
   outputs: [
@@ -47,7 +47,7 @@ export const CheckpointLoaderSimple = defineNode({
     }
     // A single file that checkSupportedModel has no word for (.pt2, .pkl ...): refused here, never opened.
     if (isFile(dir) && !isSafetensorsFile(dir)) return `ckpt_name "${ckpt_name}": ${UNKNOWN_FILE}`;
-    const tooBig = isFile(dir) ? undefined : weightsProblem(dir);
+    const tooBig = isFile(dir) ? checkpointWeightsProblem(dir) : weightsProblem(dir);
     if (tooBig) return `ckpt_name "${ckpt_name}": ${tooBig}`;
     return true;
   },
