@@ -7,6 +7,7 @@ standalone `models/clip` files), with PyTorch references computed by the diffuse
 """
 import argparse
 import copy
+import gc
 import hashlib
 import json
 import math
@@ -52,9 +53,15 @@ SDXL_REFINER_SMALL = "sdxl-refiner-small"
 CLIP_L_SMALL = "clip-l-small"  # ComfyUI's standalone text-encoder files, holding sdxl-small's text encoders
 CLIP_G_SMALL = "clip-g-small"
 SDXL_ITEMS = (SDXL_SMALL, SDXL_REFINER_SMALL, CLIP_L_SMALL, CLIP_G_SMALL)
+# SDXL base at its published widths, holding tools/test-models' full-scale sdxl export's weights: 6.9 GB, so it
+# exists at --scale full only (a CI run without --only leaves it out)
+SDXL_FULL = "sdxl-full"
+FULL_ONLY = (SDXL_FULL,)
+SDXL_EXPORT = os.path.join(ROOT, ".gategraph", "test-models-full", "sdxl")  # make_test_models.py's default place
 # SAI's model-spec key that published SDXL files carry [recalled, not read from a file]
 SDXL_META = {SDXL_SMALL: {"modelspec.architecture": "stable-diffusion-xl-v1-base"},
-             SDXL_REFINER_SMALL: {"modelspec.architecture": "stable-diffusion-xl-v1-refiner"}}
+             SDXL_REFINER_SMALL: {"modelspec.architecture": "stable-diffusion-xl-v1-refiner"},
+             SDXL_FULL: {"modelspec.architecture": "stable-diffusion-xl-v1-base"}}
 # (original height, width, crop top, left, target height, width) per batch item, not square and with a crop so a
 # swapped or dropped id shows; the refiner's last id is the aesthetic score (6.0 / 2.5: diffusers' defaults for
 # the positive / negative prompt)
@@ -86,6 +93,9 @@ ITEMS = {  # name -> (file, what)
                                                "sdxl-small's text encoder 1"),
     CLIP_G_SMALL: ("clip_g-small.safetensors", "ComfyUI-style standalone CLIP-G file (transformers names + "
                                                "text_projection.weight), float16: sdxl-small's text encoder 2"),
+    SDXL_FULL: ("sdxl.safetensors", "SDXL base at its published widths (UNet 2.57 B parameters, CLIP ViT-L/14, "
+                                    "OpenCLIP ViT-bigG/14, SD's VAE) in the sgm layout, float16, holding exactly the "
+                                    "weights of tools/test-models' full-scale sdxl export (--scale full only)"),
 }
 
 
@@ -495,10 +505,11 @@ def map_parts(parts, extras):
     return out
 
 
-def verify_parts(path, dtype, parts, extras):
+def verify_parts(path, dtype, parts, extras, hashed=False):
     """verify_checkpoint for a parts dict: each part's keys, mapped back by the independent parser, give exactly
     its diffusers names with byte-identical tensors in the file's dtype; the extras are as written; every other key
-    belongs to a part, and the file holds nothing else."""
+    belongs to a part, and the file holds nothing else. hashed: the parts hold the sha256 of each tensor's bytes in
+    the file's dtype instead of the tensor (sdxl-full, whose modules are not kept)."""
     r = S.Reader(path)
     try:
         n = 0
@@ -506,7 +517,12 @@ def verify_parts(path, dtype, parts, extras):
             back = unmap_component(r, prefix, back_fn)
             assert set(back) == set(sd), (path, comp, sorted(set(back) ^ set(sd))[:5])
             for name in sd:
-                assert S.to_bytes(sd[name], dtype) == S.to_bytes(back[name], dtype), f"{path}: {comp} {name}"
+                got = S.to_bytes(back[name], dtype)
+                if hashed:
+                    assert hashlib.sha256(got).hexdigest() == sd[name], f"{path}: {comp} {name}"
+                else:
+                    assert S.to_bytes(sd[name], dtype) == got, f"{path}: {comp} {name}"
+            del back
             n += len({k for k in r.entries if k.startswith(prefix) and not is_extra(k)})
         for key in r.names():
             if is_extra(key):
@@ -530,6 +546,162 @@ def write_checkpoint(path, tensors, extras, dtype, metadata=None, drop=(), add=N
     if add:
         entries += [(k, v, dtype) for k, v in add.items()]
     return S.write(path, entries, metadata)
+
+
+# ------------------------------------------------------------------------------------------ SDXL at full size
+def sdxl_full_components():
+    """The four components of sdxl-full in the file's data order (text 1, text 2, VAE, UNet: the sorted order of
+    their prefixes), each built exactly as tools/test-models' exporters build the full-scale `sdxl` layout's
+    (exporters.sdxl_text_job, sdxl_unet_job, vae_job: the same configs and seeds), so the file holds that export's
+    weights. Each entry: build (a fresh module each call), diffusers -> file names, prefix, file -> diffusers names,
+    and the export folders whose initializers hold it (the VAE is split into decoder and encoder graphs)."""
+    te = {w: A.sdxl_text_config(w, "full") for w in (1, 2)}
+    ucfg = A.sdxl_unet_config("sdxl", "full")
+    vcfg = A.vae_config("full")
+    return {
+        "text_1": dict(build=lambda: A.build_sdxl_text(te[1], A.seed_of("sdxl", "text_encoder_1", "full")),
+                       to_ldm=LD.clip_l_to_ldm, prefix=LD.SGM_CLIP_L_PREFIX, from_ldm=LD.ldm_to_clip_l,
+                       export=("text_encoder",), config=te[1]),
+        "text_2": dict(build=lambda: A.build_sdxl_text(te[2], A.seed_of("sdxl", "text_encoder_2", "full")),
+                       to_ldm=LD.open_clip_to_ldm, prefix=LD.SGM_CLIP_G_PREFIX, from_ldm=LD.ldm_to_open_clip,
+                       export=("text_encoder_2",), config=te[2]),
+        "vae": dict(build=lambda: A.build_vae(vcfg, A.seed_of("sd", "vae", "full")),
+                    to_ldm=lambda n: LD.vae_to_ldm(n, vcfg), prefix=LD.VAE_PREFIX,
+                    from_ldm=lambda k: LD.ldm_to_vae(k, vcfg), export=("vae_decoder", "vae_encoder"), config=vcfg),
+        "unet": dict(build=lambda: A.build_sdxl_unet(ucfg, A.seed_of("sdxl", "unet", "full")),
+                     to_ldm=lambda n: LD.unet_to_ldm(n, ucfg), prefix=LD.UNET_PREFIX,
+                     from_ldm=lambda k: LD.ldm_to_unet(k, ucfg), export=("unet",), config=ucfg),
+    }
+
+
+# What torch's exporter makes of a parameter it constant-folds, found by the node that reads it (`/<module path>/Op`):
+# a Linear weight becomes MatMul's operand, transposed; a GroupNorm's weight and bias the operands of the Mul and Add
+# after its InstanceNormalization, with unit dims added ([C, 1, 1]); either under a new name (`onnx::MatMul_N`).
+FOLDED_OPERANDS = {"MatMul": ("weight", "T"), "Mul": ("weight", "same"), "Add": ("bias", "same")}
+
+
+class ExportWeights:
+    """The float32 initializers of one or more ONNX graphs of an export, read one tensor at a time (external data
+    by offset, so the 10 GB UNet file never sits in this process's memory): by name, and renamed ones by the
+    parameter their node's scope names (FOLDED_OPERANDS)."""
+
+    def __init__(self, folders):
+        import onnx
+        from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+        self._onnx, self._info, self._external = onnx, ExternalDataInfo, uses_external_data
+        self.by_name, self.folded = {}, {}
+        for folder in folders:
+            # the protobuf alone: inline tensors (the smaller graphs keep theirs inside) come with it
+            m = onnx.load(os.path.join(folder, "model.onnx"), load_external_data=False)
+            inits = {t.name: (folder, t) for t in m.graph.initializer}
+            for name, entry in inits.items():
+                if "::" not in name:
+                    self.by_name[name] = entry
+            for node in m.graph.node:
+                kind = FOLDED_OPERANDS.get(node.op_type)
+                operand = next((i for i in node.input if "::" in i and i in inits), None)
+                if kind and operand and node.name.endswith("/" + node.op_type):
+                    module = node.name[1:-len(node.op_type) - 1].replace("/", ".")
+                    self.folded[f"{module}.{kind[0]}"] = (kind[1], *inits[operand])
+
+    def _bytes(self, folder, t):
+        assert t.data_type == self._onnx.TensorProto.FLOAT, f"{t.name}: not float32"
+        if not self._external(t):
+            return t.raw_data if t.raw_data else self._onnx.numpy_helper.to_array(t).astype("<f4").tobytes()
+        info = self._info(t)
+        with open(os.path.join(folder, info.location), "rb") as f:
+            f.seek(int(info.offset or 0))
+            return f.read(int(info.length))
+
+    def check(self, sd):
+        """Every parameter of `sd` against its initializer, byte for byte in float32 (a folded one in the form its
+        node reads: transposed for MatMul, unit dims aside for Mul / Add). Returns {by_name, folded, values}; raises
+        on a difference or on a parameter the export does not hold."""
+        by_name = folded = values = 0
+        missing = []
+        for name, p in sd.items():
+            w = p.detach().float().contiguous()
+            if name in self.by_name:
+                folder, t = self.by_name[name]
+                assert list(t.dims) == list(w.shape), f"{name}: export shape {list(t.dims)}, module {list(w.shape)}"
+                assert self._bytes(folder, t) == w.numpy().tobytes(), f"{name} differs from the export's initializer"
+                by_name += 1
+            elif name in self.folded:
+                how, folder, t = self.folded[name]
+                if how == "T":
+                    assert w.dim() == 2 and list(t.dims) == list(w.shape[::-1]), f"{name}: operand {list(t.dims)}"
+                    w = w.t().contiguous()
+                else:
+                    assert [d for d in t.dims if d != 1] == [d for d in w.shape if d != 1], f"{name}: {list(t.dims)}"
+                assert self._bytes(folder, t) == w.numpy().tobytes(), f"{name} differs from the export's operand"
+                folded += 1
+            else:
+                missing.append(name)
+                continue
+            values += w.numel()
+        if missing:
+            raise AssertionError(f"{len(missing)} parameters have no initializer in the export (e.g. {missing[:3]})")
+        return {"by_name": by_name, "folded": folded, "values": values}
+
+
+def write_sdxl_full(path, export_dir, metadata):
+    """sdxl-full in two passes over the components, so that at most one of them is in memory (the UNet alone is
+    10.3 GB in float32): the first builds each, checks it against the export's initializers, maps it to file names
+    and keeps only the names, shapes and a sha256 of each tensor's float16 bytes; the header can then be written,
+    and the second pass builds each component again (the same seeds: the same values) and streams its tensors into
+    the file in data order. Reading the file back through the independent parser then compares every tensor with the
+    first pass's digest, which also proves that the second build gave the same values."""
+    comps = sdxl_full_components()
+    extras = {LD.SGM_CLIP_G_PREFIX + "logit_scale": torch.tensor(math.log(100.0), dtype=torch.float32),
+              LD.SGM_CLIP_L_PREFIX + "text_model.embeddings.position_ids": torch.arange(77, dtype=torch.int64)[None]}
+    specs, owner, digests, checked, params_of = [], {}, {}, {}, {}
+    for part, c in comps.items():
+        t0 = time.time()
+        module = c["build"]()
+        sd = params(module)
+        params_of[part] = sum(v.numel() for v in sd.values())
+        if export_dir:
+            checked[part] = ExportWeights([os.path.join(export_dir, e) for e in c["export"]]).check(sd)
+        tensors = map_component(sd, c["to_ldm"], c["prefix"])
+        if part == "unet":
+            check_sgm_unet(tensors, c["config"])
+        for key, t in tensors.items():
+            specs.append((key, list(t.shape), "F16"))
+            owner[key] = part
+        digests[part] = {n: hashlib.sha256(S.to_bytes(v, "F16")).hexdigest() for n, v in sd.items()}
+        del module, sd, tensors
+        gc.collect()
+        log(f"  {part}: {params_of[part] / 1e6:.1f} M parameters built, mapped"
+            + (f", every tensor equal to the export's ({checked[part]['by_name']} by name, {checked[part]['folded']} "
+               f"folded into a MatMul / Mul / Add)" if part in checked else "") + f" in {time.time() - t0:.1f} s")
+    assert not set(extras) & set(owner)
+    specs += [(k, list(v.shape), file_dtype_of(v, "F16")) for k, v in extras.items()]
+    t0 = time.time()
+    with S.Writer(path, specs, metadata) as w:
+        current, pending, written = None, {}, []
+        for key in w.order:
+            if key in extras:
+                w.put(key, extras[key])
+                continue
+            part = owner[key]
+            if part != current:
+                # the data order is sorted by name and each component has its own prefix: one run per component
+                assert not pending and part not in written, f"{part}'s tensors are not contiguous in the data order"
+                module = comps[part]["build"]()
+                pending = map_component(params(module), comps[part]["to_ldm"], comps[part]["prefix"])
+                current = part
+            w.put(key, pending.pop(key))
+            if not pending:
+                written.append(part)
+                del module
+                gc.collect()
+    log(f"  written in {time.time() - t0:.1f} s (components built again, streamed in data order)")
+    t0 = time.time()
+    parts = {p: (digests[p], c["to_ldm"], c["prefix"], c["from_ldm"]) for p, c in comps.items()}
+    verify_parts(path, "F16", parts, extras, hashed=True)
+    log(f"  read back in {time.time() - t0:.1f} s: every tensor equal to the first pass's")
+    return {"parameters": params_of, "export": os.path.relpath(export_dir, ROOT) if export_dir else None,
+            "export_check": checked or None}
 
 
 # ------------------------------------------------------------------------------------------ references
@@ -852,6 +1024,9 @@ def main():
     ap.add_argument("--only", default="", help="comma-separated item names (see --list)")
     ap.add_argument("--seed", type=int, default=0, help="mixed into every seed (arch.seed_of's TEST_MODELS_SEED)")
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--sdxl-export", default=SDXL_EXPORT,
+                    help=f"{SDXL_FULL}: tools/test-models' full-scale sdxl folder whose weights it holds, checked "
+                         "tensor by tensor when present (default: %(default)s)")
     args = ap.parse_args()
     if args.list:
         for k, (f, what) in ITEMS.items():
@@ -861,12 +1036,15 @@ def main():
         ap.error("--out is required")
     os.environ["TEST_MODELS_SEED"] = str(args.seed)
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-    want = [w for w in args.only.split(",") if w] or list(ITEMS)
+    want = [w for w in args.only.split(",") if w] or [k for k in ITEMS if args.scale == "full" or k not in FULL_ONLY]
     by_file = {f: k for k, (f, _) in ITEMS.items()}
     want = [by_file.get(w, w) for w in want]
     for w in want:
         if w not in ITEMS:
             ap.error(f"unknown item {w} (see --list)")
+        if w in FULL_ONLY and args.scale != "full":
+            ap.error(f"{w} is SDXL at its published widths (a 6.9 GB file holding tools/test-models' full-scale "
+                     "sdxl export's weights); CI scale has no such export: use --scale full")
     t_all = time.time()
     out = args.out
     os.makedirs(out, exist_ok=True)
@@ -1159,6 +1337,27 @@ def main():
         done(item, t0, architecture={"text_encoder" if part == "text_1" else "text_encoder_2":
                                      sdxl_arch["text_encoder" if part == "text_1" else "text_encoder_2"]},
              references=f"{SDXL_SMALL}.text_{'l' if part == 'text_1' else 'g'}*")
+
+    if SDXL_FULL in want:
+        t0 = time.time()
+        export = args.sdxl_export if os.path.exists(os.path.join(args.sdxl_export, "unet", "model.onnx")) else None
+        if not export:
+            log(f"  {SDXL_FULL}: no export at {args.sdxl_export}: the weights come from the same seeds, but are not "
+                "checked against it (make it with tools/test-models/make_test_models.py --scale full --only sdxl)")
+        info = write_sdxl_full(os.path.join(out, ITEMS[SDXL_FULL][0]), export, SDXL_META[SDXL_FULL])
+        c = sdxl_full_components()
+        ukeys = ("block_out_channels", "down_block_types", "up_block_types", "transformer_layers_per_block",
+                 "attention_head_dim", "cross_attention_dim", "norm_num_groups", "use_linear_projection",
+                 "addition_embed_type", "addition_time_embed_dim", "projection_class_embeddings_input_dim",
+                 "layers_per_block", "sample_size")
+        tkeys = ("hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size", "hidden_act",
+                 "projection_dim", "vocab_size", "max_position_embeddings")
+        done(SDXL_FULL, t0, architecture={
+            "unet": {k: c["unet"]["config"][k] for k in ukeys},
+            "text_encoder": {k: c["text_1"]["config"][k] for k in tkeys},
+            "text_encoder_2": {k: c["text_2"]["config"][k] for k in tkeys},
+            "vae": {k: c["vae"]["config"][k] for k in ("block_out_channels", "norm_num_groups", "latent_channels")},
+        }, **info)
 
     R.save(extra_doc)
     with open(os.path.join(out, "manifest.json"), "w", encoding="utf-8") as f:

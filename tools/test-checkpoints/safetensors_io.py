@@ -10,7 +10,9 @@ Written the way the reference implementation (huggingface/safetensors, `safetens
 - the header is padded with spaces to a multiple of 8 bytes.
 """
 import json
+import math
 import mmap
+import os
 import struct
 
 import torch
@@ -31,32 +33,79 @@ def to_bytes(t, dtype):
     return t.numpy().tobytes()
 
 
+class Writer:
+    """Writes a file whose tensors are not all in memory at once: the header is laid out from (name, shape, dtype)
+    alone, then `put` takes each tensor in data order (`order`), so a caller can build one component, write its
+    tensors and free it before building the next. The file is written under a temporary name and renamed into place
+    when every tensor is in, so a failed run leaves no truncated file behind."""
+
+    def __init__(self, path, specs, metadata=None):
+        specs = [(name, [int(d) for d in shape], dtype) for name, shape, dtype in specs]
+        names = [s[0] for s in specs]
+        if len(set(names)) != len(names):
+            raise ValueError("duplicate tensor names")
+        specs.sort(key=lambda e: (-DTYPE_ORDER.index(e[2]), e[0]))
+        header = {}
+        if metadata:
+            header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+        offset = 0
+        for name, shape, dtype in specs:
+            n = math.prod(shape) * ITEM_BYTES[dtype]
+            header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + n]}
+            offset += n
+        self.header = header
+        self.order = [s[0] for s in specs]
+        self.path = path
+        self._tmp = path + ".partial"
+        self._next = 0
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        text += b" " * (-len(text) % 8)
+        self._f = open(self._tmp, "wb")
+        self._f.write(struct.pack("<Q", len(text)))
+        self._f.write(text)
+
+    def put(self, name, t):
+        """Writes tensor `name`, which must be the next one in `order`, converted to its dtype."""
+        want = self.order[self._next] if self._next < len(self.order) else None
+        if name != want:
+            raise ValueError(f"{name} written out of order (expected {want})")
+        e = self.header[name]
+        if list(t.shape) != e["shape"]:
+            raise ValueError(f"{name}: shape {list(t.shape)}, the header says {e['shape']}")
+        data = to_bytes(t, e["dtype"])
+        assert len(data) == e["data_offsets"][1] - e["data_offsets"][0], name
+        self._f.write(data)
+        self._next += 1
+
+    def close(self):
+        self._f.close()
+        if self._next != len(self.order):
+            os.remove(self._tmp)
+            raise ValueError(f"{self.path}: {len(self.order) - self._next} tensors were never written")
+        os.replace(self._tmp, self.path)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        if kind is None:
+            self.close()
+        else:  # the error is the caller's; drop the half-written file
+            self._f.close()
+            if os.path.exists(self._tmp):
+                os.remove(self._tmp)
+        return False
+
+
 def write(path, entries, metadata=None):
     """entries: iterable of (name, torch tensor, dtype). Tensors are converted one at a time while writing, so
     a multi-GB checkpoint needs no second copy in memory. Returns the header's tensor entries in data order."""
     entries = list(entries)
-    names = [e[0] for e in entries]
-    if len(set(names)) != len(names):
-        raise ValueError("duplicate tensor names")
-    entries.sort(key=lambda e: (-DTYPE_ORDER.index(e[2]), e[0]))
-    header = {}
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
-    offset = 0
-    for name, t, dtype in entries:
-        n = t.numel() * ITEM_BYTES[dtype]
-        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + n]}
-        offset += n
-    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for name, t, dtype in entries:
-            data = to_bytes(t, dtype)
-            assert len(data) == header[name]["data_offsets"][1] - header[name]["data_offsets"][0], name
-            f.write(data)
-    return {k: v for k, v in header.items() if k != "__metadata__"}
+    tensors = {name: t for name, t, _ in entries}
+    with Writer(path, [(name, list(t.shape), dtype) for name, t, dtype in entries], metadata) as w:
+        for name in w.order:
+            w.put(name, tensors[name])
+    return {k: v for k, v in w.header.items() if k != "__metadata__"}
 
 
 class Reader:

@@ -25,10 +25,10 @@ import {
 } from '@gategraph/core';
 import { userDataDir, type ServerConfig } from './config.ts';
 import { checkImageDimensions, FileRequestError, fileHead, resolveViewFile, saveUpload } from './files.ts';
-import { DuplicatePromptIdError, type PromptQueue } from './queue.ts';
+import { DuplicatePromptIdError } from './queue.ts';
+import type { QueueService } from './queue-service.ts';
 import { normalizePaths, originCheck, requireToken } from './security.ts';
 import type { QueueItem } from './store.ts';
-import type { PromptWorker } from './worker.ts';
 import { userdataRouter } from './userdata.ts';
 import { encodePreview, parsePreviewRequest, UnreadableImageError } from './view-preview.ts';
 import { extractViewChannel, parseViewChannel } from './view-channel.ts';
@@ -36,7 +36,6 @@ import { peakResidentBytes } from './process-memory.ts';
 import { isEditorFile, serveEditorFiles } from './editor-files.ts';
 import { withoutServerPaths } from './client-text.ts';
 import { sendJsonObject } from './json-stream.ts';
-import type { MemoryActions } from './memory-actions.ts';
 import { finishedJob, listJobs, parseJobsQuery, queuedJob } from './jobs.ts';
 
 /** A UUID in canonical lowercase hyphenated form (ComfyUI's job ids). */
@@ -45,10 +44,8 @@ const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 export interface AppContext {
   config: ServerConfig;
   registry: NodeRegistry;
-  queue: PromptQueue;
-  workers: PromptWorker[];
-  /** What `POST /free` asks for, carried out between prompts (packs' `onFree` hooks, the output caches). */
-  memory: MemoryActions;
+  /** The queue, its history and its workers: in this process, or in Redis (queue-service.ts). */
+  queue: QueueService;
   extensions: WebExtension[];
   logger: Logger;
   /** The command that builds the editor into `config.editorDir`, for the page shown while it is not built. */
@@ -126,10 +123,8 @@ function apiRouter(ctx: AppContext): express.Router {
     }
     return value as Record<string, unknown>;
   };
-  const status = () => ({ exec_info: { queue_remaining: queue.remaining() } });
-
-  router.get('/prompt', (_req, res) => {
-    res.json(status());
+  router.get('/prompt', async (_req, res) => {
+    res.json({ exec_info: { queue_remaining: await queue.remaining() } });
   });
 
   router.post('/prompt', promptJson, async (req, res) => {
@@ -146,7 +141,7 @@ function apiRouter(ctx: AppContext): express.Router {
       return;
     }
     const promptId = typeof request.prompt_id === 'string' ? request.prompt_id : randomUUID();
-    if (queue.has(promptId)) {
+    if (await queue.has(promptId)) {
       res.status(400).json({ error: duplicateError(promptId), node_errors: {} });
       return;
     }
@@ -175,7 +170,7 @@ function apiRouter(ctx: AppContext): express.Router {
     extraData.create_time = Date.now();
     let item: QueueItem;
     try {
-      item = queue.enqueue({
+      item = await queue.enqueue({
         promptId,
         prompt: result.prompt,
         extraData,
@@ -198,45 +193,40 @@ function apiRouter(ctx: AppContext): express.Router {
     res.json({ prompt_id: promptId, number: item.number, node_errors: result.nodeErrors });
   });
 
-  router.get('/queue', (_req, res) => {
-    res.json({ queue_running: queue.running().map(queueTuple), queue_pending: queue.pending().map(queueTuple) });
+  router.get('/queue', async (_req, res) => {
+    const [running, pending] = await Promise.all([queue.running(), queue.pending()]);
+    // Which worker runs each prompt: an extra key in extra_data's copy, where ComfyUI's clients ignore it.
+    res.json({ queue_running: running.map((item) => queueTuple({ ...item, extraData: { ...item.extraData, worker: item.worker } })), queue_pending: pending.map(queueTuple) });
   });
 
-  router.post('/queue', json, (req, res) => {
+  router.post('/queue', json, async (req, res) => {
     const request = body(req);
     const removed: string[] = [];
     if (request.clear !== undefined && typeof request.clear !== 'boolean') {
       throw new HttpError(400, 'invalid_request', '"clear" must be true or false');
     }
-    if (request.clear === true) {
-      removed.push(...queue.pending().map((i) => i.promptId));
-      queue.clearPending();
-    }
-    if (request.delete !== undefined) {
-      const ids = stringList(request.delete, 'delete');
-      const pending = new Set(queue.pending().map((i) => i.promptId));
-      queue.deletePending(ids);
-      removed.push(...ids.filter((id) => pending.has(id)));
-    }
+    if (request.clear === true) removed.push(...(await queue.clearPending()));
+    if (request.delete !== undefined) removed.push(...(await queue.deletePending(stringList(request.delete, 'delete'))));
     res.json({ removed });
   });
 
   // ComfyUI's jobs API: the queue and the history as one list of jobs (jobs.ts).
-  router.get('/jobs', (req, res) => {
+  router.get('/jobs', async (req, res) => {
     const query = parseJobsQuery(req.query as Record<string, unknown>);
     if (typeof query === 'string') {
       res.status(400).json({ error: query });
       return;
     }
-    const { jobs, total } = listJobs({ running: queue.running(), pending: queue.pending(), history: queue.historyEntries() }, query);
+    const [running, pending, history] = await Promise.all([queue.running(), queue.pending(), queue.historyEntries()]);
+    const { jobs, total } = listJobs({ running, pending, history }, query);
     res.json({ jobs, pagination: { offset: query.offset, limit: query.limit ?? null, total, has_more: query.offset + jobs.length < total } });
   });
 
-  router.get('/jobs/:jobId', (req, res) => {
+  router.get('/jobs/:jobId', async (req, res) => {
     const id = String(req.params.jobId);
-    const entry = queue.historyEntry(id);
-    const running = queue.running().find((item) => item.promptId === id);
-    const pending = queue.pending().find((item) => item.promptId === id);
+    const entry = await queue.historyEntry(id);
+    const running = (await queue.running()).find((item) => item.promptId === id);
+    const pending = (await queue.pending()).find((item) => item.promptId === id);
     const job = entry ? finishedJob(id, entry, true) : running ? queuedJob(running, 'in_progress', true) : pending ? queuedJob(pending, 'pending', true) : undefined;
     if (!job) {
       res.status(404).json({ error: 'Job not found' });
@@ -246,14 +236,12 @@ function apiRouter(ctx: AppContext): express.Router {
   });
 
   /** Cancels a job whatever its state: a running one is interrupted, a pending one dequeued; true when either happened. */
-  const cancelJob = (id: string): boolean => {
-    if (queue.pending().some((item) => item.promptId === id) && queue.deletePending([id]) > 0) return true;
-    let interrupted = false;
-    for (const worker of ctx.workers) interrupted = worker.interrupt(id) || interrupted;
-    return interrupted;
+  const cancelJob = async (id: string): Promise<boolean> => {
+    if ((await queue.deletePending([id])).length > 0) return true;
+    return queue.interrupt(id);
   };
 
-  router.post('/jobs/cancel', json, (req, res) => {
+  router.post('/jobs/cancel', json, async (req, res) => {
     const ids = body(req).job_ids;
     if (!Array.isArray(ids)) {
       res.status(400).json({ error: 'job_ids must be a list' });
@@ -265,30 +253,30 @@ function apiRouter(ctx: AppContext): express.Router {
       return;
     }
     let cancelled = false;
-    for (const id of ids as string[]) cancelled = cancelJob(id) || cancelled;
+    for (const id of ids as string[]) cancelled = (await cancelJob(id)) || cancelled;
     res.json({ cancelled });
   });
 
-  router.post('/jobs/:jobId/cancel', (req, res) => {
-    res.json({ cancelled: cancelJob(String(req.params.jobId)) });
+  router.post('/jobs/:jobId/cancel', async (req, res) => {
+    res.json({ cancelled: await cancelJob(String(req.params.jobId)) });
   });
 
-  router.get('/history', (req, res, next) => {
+  router.get('/history', async (req, res) => {
     const maxItems = optionalInt(req.query.max_items, 'max_items', 0);
     const offset = optionalInt(req.query.offset, 'offset', -1);
-    sendJsonObject(res, queue.historyEntries(maxItems, offset ?? -1)).catch(next);
+    await sendJsonObject(res, await queue.historyEntries(maxItems, offset ?? -1));
   });
 
-  router.get('/history/:promptId', (req, res) => {
+  router.get('/history/:promptId', async (req, res) => {
     const id = String(req.params.promptId);
-    const entry = queue.historyEntry(id);
+    const entry = await queue.historyEntry(id);
     res.json(entry ? { [id]: entry } : {});
   });
 
-  router.post('/history', json, (req, res) => {
+  router.post('/history', json, async (req, res) => {
     const request = body(req);
-    if (request.clear === true) queue.clearHistory();
-    if (request.delete !== undefined) queue.deleteHistory(stringList(request.delete, 'delete'));
+    if (request.clear === true) await queue.clearHistory();
+    if (request.delete !== undefined) await queue.deleteHistory(stringList(request.delete, 'delete'));
     res.json({});
   });
 
@@ -396,14 +384,13 @@ function apiRouter(ctx: AppContext): express.Router {
     res.json(saved);
   });
 
-  router.post('/interrupt', json, (req, res) => {
+  router.post('/interrupt', json, async (req, res) => {
     const request = body(req);
     const promptId = request.prompt_id;
     if (promptId !== undefined && typeof promptId !== 'string') {
       throw new HttpError(400, 'invalid_request', '"prompt_id" must be a string');
     }
-    let interrupted = false;
-    for (const worker of ctx.workers) interrupted = worker.interrupt(promptId) || interrupted;
+    const interrupted = await queue.interrupt(promptId);
     if (interrupted) logger.info(`Interrupted ${promptId ? `prompt ${promptId}` : 'the running prompt'}`);
     else if (promptId) logger.info(`Interrupt for prompt ${promptId} ignored: it is not running`);
     res.json({ interrupted });
@@ -413,12 +400,13 @@ function apiRouter(ctx: AppContext): express.Router {
   // a running sampler (memory-actions.ts).
   router.post('/free', json, async (req, res) => {
     const request = body(req);
-    await ctx.memory.request({ freeMemory: request.free_memory === true, unloadModels: request.unload_models === true });
+    await queue.free({ freeMemory: request.free_memory === true, unloadModels: request.unload_models === true });
     res.json({});
   });
 
-  router.get('/system_stats', (_req, res) => {
+  router.get('/system_stats', async (_req, res) => {
     const memory = process.memoryUsage();
+    const workers = await queue.workers();
     res.json({
       system: {
         os: process.platform,
@@ -437,6 +425,8 @@ function apiRouter(ctx: AppContext): express.Router {
       devices: [
         { name: 'cpu', type: 'cpu', index: 0, vram_total: totalmem(), vram_free: freemem(), torch_vram_total: 0, torch_vram_free: 0 },
       ],
+      // Not ComfyUI's: the workers that run prompts (this process's, or every machine's in a Redis deployment).
+      workers,
     });
   });
 

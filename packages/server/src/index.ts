@@ -24,6 +24,7 @@ import { PromptQueue } from './queue.ts';
 import { normalizeRequestUrl, upgradeRefusal } from './security.ts';
 import { MemoryActions, packHooksUnloader, type ModelUnloader } from './memory-actions.ts';
 import { PromptWorker } from './worker.ts';
+import { LocalQueueService, type QueueService } from './queue-service.ts';
 import { InProcessRunner, type PromptRunner } from './prompt-runner.ts';
 import { ExecutorThread } from './executor-thread.ts';
 import { WsHub } from './ws-hub.ts';
@@ -211,19 +212,11 @@ async function startWith(
     thread ? thread.runner(slot) : new InProcessRunner(new Executor(registry, { paths: config.paths, logger, ...(options.cache ? { cache: options.cache } : {}) }));
   workers = Array.from({ length: config.workers }, (_, slot) => new PromptWorker({ queue, hub, logger, memory, runner: runner(slot) }));
 
-  // Queue changes are announced once per tick, however many happened in it.
-  let statusScheduled = false;
-  queue.on('change', () => {
-    if (statusScheduled) return;
-    statusScheduled = true;
-    setImmediate(() => {
-      statusScheduled = false;
-      hub.broadcast('status', { status: { exec_info: { queue_remaining: queue.remaining() } } });
-    });
-  });
+  const service: QueueService = new LocalQueueService(queue, () => workers, memory);
+  announceQueueChanges(service, hub, logger);
 
   const editorBuildCommand = config.editorDir === defaultEditorDir(root) ? workspaceInstallCommand(root) : undefined;
-  const app = createApp({ config, registry, queue, workers, extensions, memory, logger, ...(editorBuildCommand ? { editorBuildCommand } : {}) });
+  const app = createApp({ config, registry, queue: service, extensions, logger, ...(editorBuildCommand ? { editorBuildCommand } : {}) });
   const server = createServer(app);
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
 
@@ -352,6 +345,22 @@ async function startWith(
   if (pending) logger.info(`${pending} pending prompt(s) restored from ${config.dataDir}`);
 
   return { url: `http://${urlHost}:${port}`, host: config.host, port, config, registry, queue, hub, recovered, close };
+}
+
+/** Queue changes are announced to every websocket client once per tick, however many happened in it. */
+export function announceQueueChanges(service: QueueService, hub: WsHub, logger: Logger): void {
+  let scheduled = false;
+  service.on('change', () => {
+    if (scheduled) return;
+    scheduled = true;
+    setImmediate(() => {
+      scheduled = false;
+      service.remaining().then(
+        (remaining) => hub.broadcast('status', { status: { exec_info: { queue_remaining: remaining } } }),
+        (error: unknown) => logger.warn(`could not read the queue's length for the status message: ${(error as Error).message}`),
+      );
+    });
+  });
 }
 
 function refuseUpgrade(socket: Duplex, status: number, message: string): void {
