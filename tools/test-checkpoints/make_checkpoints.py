@@ -7,6 +7,7 @@ standalone `models/clip` files), with PyTorch references computed by the diffuse
 """
 import argparse
 import copy
+import ctypes
 import gc
 import hashlib
 import json
@@ -644,6 +645,18 @@ class ExportWeights:
         return {"by_name": by_name, "folded": folded, "values": values}
 
 
+def release_memory():
+    """Frees what the last component left: Python's cycles, then the heap pages glibc keeps after a free (malloc_trim).
+    torch allocates tensors below glibc's mmap threshold (which rises to 32 MB once larger blocks have been freed)
+    from the heap, and a heap with holes is not given back by free() alone: without the trim the next component's
+    build lands on top of the last one's freed pages."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
 def write_sdxl_full(path, export_dir, metadata):
     """sdxl-full in two passes over the components, so that at most one of them is in memory (the UNet alone is
     10.3 GB in float32): the first builds each, checks it against the export's initializers, maps it to file names
@@ -669,8 +682,8 @@ def write_sdxl_full(path, export_dir, metadata):
             specs.append((key, list(t.shape), "F16"))
             owner[key] = part
         digests[part] = {n: hashlib.sha256(S.to_bytes(v, "F16")).hexdigest() for n, v in sd.items()}
-        del module, sd, tensors
-        gc.collect()
+        del module, sd, tensors, t
+        release_memory()
         log(f"  {part}: {params_of[part] / 1e6:.1f} M parameters built, mapped"
             + (f", every tensor equal to the export's ({checked[part]['by_name']} by name, {checked[part]['folded']} "
                f"folded into a MatMul / Mul / Add)" if part in checked else "") + f" in {time.time() - t0:.1f} s")
@@ -694,7 +707,7 @@ def write_sdxl_full(path, export_dir, metadata):
             if not pending:
                 written.append(part)
                 del module
-                gc.collect()
+                release_memory()
     log(f"  written in {time.time() - t0:.1f} s (components built again, streamed in data order)")
     t0 = time.time()
     parts = {p: (digests[p], c["to_ldm"], c["prefix"], c["from_ldm"]) for p, c in comps.items()}

@@ -27,6 +27,7 @@ import { userDataDir, type ServerConfig } from './config.ts';
 import { checkImageDimensions, FileRequestError, fileHead, resolveViewFile, saveUpload } from './files.ts';
 import { DuplicatePromptIdError } from './queue.ts';
 import type { QueueService } from './queue-service.ts';
+import type { RedisFileStore } from './redis/file-store.ts';
 import { normalizePaths, originCheck, requireToken } from './security.ts';
 import type { QueueItem } from './store.ts';
 import { userdataRouter } from './userdata.ts';
@@ -46,6 +47,8 @@ export interface AppContext {
   registry: NodeRegistry;
   /** The queue, its history and its workers: in this process, or in Redis (queue-service.ts). */
   queue: QueueService;
+  /** A Redis deployment without shared folders: uploads go to the workers and outputs come to /view through it. */
+  files?: RedisFileStore;
   extensions: WebExtension[];
   logger: Logger;
   /** The command that builds the editor into `config.editorDir`, for the page shown while it is not built. */
@@ -296,11 +299,9 @@ function apiRouter(ctx: AppContext): express.Router {
   });
 
   router.get('/view', async (req, res) => {
-    const file = await resolveViewFile(config.paths, {
-      filename: queryString(req.query.filename),
-      subfolder: queryString(req.query.subfolder),
-      type: queryString(req.query.type),
-    });
+    const query = { filename: queryString(req.query.filename), subfolder: queryString(req.query.subfolder), type: queryString(req.query.type) };
+    await ctx.files?.materializeForView(query);
+    const file = await resolveViewFile(config.paths, query);
     // Files of this server's folders are the users' (uploads, outputs of any node): shown inline only when they
     // are raster images, and even then in a sandbox with no script; anything else (HTML, SVG, text) downloads.
     const inline = INLINE_VIEW_TYPES.has(extname(file).toLowerCase());
@@ -381,6 +382,8 @@ function apiRouter(ctx: AppContext): express.Router {
     } finally {
       await rm(file.path, { force: true });
     }
+    // The workers of a Redis deployment read it from there.
+    if (ctx.files) await ctx.files.put(saved.type, saved.subfolder, saved.name);
     res.json(saved);
   });
 

@@ -9,6 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cacheOptionsFromFlags, type HostPaths, type OutputCacheOptions } from '@gategraph/core';
 import { DEFAULT_MAX_HISTORY_BYTES } from './queue.ts';
+import type { RedisDeploymentOptions } from './redis/api-instance.ts';
 
 export interface ServerConfig {
   /** Address to bind. Loopback by default: anything else exposes the queue and files to the network. */
@@ -46,6 +47,11 @@ export interface ServerConfig {
    * root's `extra_model_paths.yaml`. The server hands them to the model pack through GATEGRAPH_EXTRA_MODEL_PATHS.
    */
   extraModelPathsConfig: string[];
+  /**
+   * A Redis deployment (`--redis`): the queue, history, job state and events live in Redis, prompts run on
+   * `gategraph worker` processes (docs/scaling.md); undefined for the single-machine queue.
+   */
+  redis: RedisDeploymentOptions | undefined;
 }
 
 export const DEFAULT_PORT = 8188;
@@ -81,6 +87,7 @@ export function resolveConfig(root: string, input: ConfigInput = {}, env: NodeJS
     maxHistoryBytes: Math.max(1, Math.floor(input.maxHistoryBytes ?? DEFAULT_MAX_HISTORY_BYTES)),
     editorDir: resolve(input.editorDir ?? defaultEditorDir(root)),
     extraModelPathsConfig: (input.extraModelPathsConfig ?? []).map((file) => resolve(file)),
+    redis: input.redis ?? (env.GATEGRAPH_REDIS ? { url: env.GATEGRAPH_REDIS } : undefined),
   };
 }
 
@@ -166,6 +173,15 @@ Options:
   --cache-lru <n>           keep the n most recently used node results, from any prompt
   --cache-none              keep no node results between prompts (least memory)
   --cache-ram [gb]          keep node results while more than gb GB of memory is free (default 4)
+  --redis <url>             keep the queue, history and events in Redis (env GATEGRAPH_REDIS), e.g.
+                            redis://127.0.0.1:6379; prompts run on \`gategraph worker --redis <url>\` processes,
+                            on this machine or others; several servers may share one Redis (docs/scaling.md)
+  --redis-prefix <name>     prefix of every Redis key (default gategraph): deployments sharing a Redis differ here
+  --shared-files            every server and worker sees the same output and input folders: files are not
+                            copied through Redis
+  --file-ttl <seconds>      how long files copied through Redis are kept (default 604800, 7 days)
+  --lock-timeout <seconds>  the workers' lock: a prompt whose worker stops answering this long is recorded
+                            as interrupted (default 30; give the workers the same value)
   -h, --help                show this help
 `;
 
@@ -213,6 +229,11 @@ export function parseCliArgs(argv: string[]): CliOptions {
       'cache-lru': { type: 'string' },
       'cache-none': { type: 'boolean' },
       'cache-ram': { type: 'string' },
+      redis: { type: 'string' },
+      'redis-prefix': { type: 'string' },
+      'shared-files': { type: 'boolean' },
+      'file-ttl': { type: 'string' },
+      'lock-timeout': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -257,6 +278,32 @@ export function parseCliArgs(argv: string[]): CliOptions {
     ...(ram !== undefined ? { ram: ram === 'default' ? true : ram } : {}),
   });
   if (cache) out.cache = cache;
+  const redis = redisOptionsFromFlags(values);
+  if (redis) out.redis = redis;
   if (values.help) out.help = true;
   return out;
+}
+
+/** The Redis flags shared by `serve` and `gategraph worker`; undefined without --redis (the others then refused). */
+export function redisOptionsFromFlags(values: {
+  redis?: string | undefined;
+  'redis-prefix'?: string | undefined;
+  'shared-files'?: boolean | undefined;
+  'file-ttl'?: string | undefined;
+  'lock-timeout'?: string | undefined;
+}): RedisDeploymentOptions | undefined {
+  const url = values.redis;
+  const others = (['redis-prefix', 'shared-files', 'file-ttl', 'lock-timeout'] as const).filter((flag) => values[flag] !== undefined);
+  if (url === undefined) {
+    if (others.length) throw new Error(`--${others[0]} is a Redis setting: give --redis <url> too`);
+    return undefined;
+  }
+  if (!/^rediss?:\/\//.test(url)) throw new Error(`--redis must be a redis:// or rediss:// URL (got ${JSON.stringify(url)})`);
+  return {
+    url,
+    ...(values['redis-prefix'] !== undefined ? { prefix: values['redis-prefix'] } : {}),
+    ...(values['shared-files'] ? { sharedFiles: true } : {}),
+    ...(values['file-ttl'] !== undefined ? { fileTtlSeconds: parsePositiveInt(values['file-ttl'], '--file-ttl') } : {}),
+    ...(values['lock-timeout'] !== undefined ? { lockSeconds: parsePositiveInt(values['lock-timeout'], '--lock-timeout') } : {}),
+  };
 }

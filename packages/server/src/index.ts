@@ -9,10 +9,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
   consoleLogger,
-  createHost,
-  Executor,
   findWorkspaceRoot,
-  listWebExtensions,
   type Logger,
   type NodeRegistry,
   type OutputCacheOptions,
@@ -22,12 +19,14 @@ import { createApp } from './app.ts';
 import { defaultEditorDir, resolveConfig, workspaceInstallCommand, type ConfigInput, type ServerConfig } from './config.ts';
 import { PromptQueue } from './queue.ts';
 import { normalizeRequestUrl, upgradeRefusal } from './security.ts';
-import { MemoryActions, packHooksUnloader, type ModelUnloader } from './memory-actions.ts';
+import { MemoryActions } from './memory-actions.ts';
 import { PromptWorker } from './worker.ts';
+import { setUpExecution } from './execution-setup.ts';
 import { LocalQueueService, type QueueService } from './queue-service.ts';
-import { InProcessRunner, type PromptRunner } from './prompt-runner.ts';
-import { ExecutorThread } from './executor-thread.ts';
 import { WsHub } from './ws-hub.ts';
+import { DEFAULT_REDIS_PREFIX, startRedisApi } from './redis/api-instance.ts';
+import { redactUrl } from './redis/connection.ts';
+import type { RedisFileStore } from './redis/file-store.ts';
 
 export { resolveConfig, parseCliArgs, CLI_USAGE, DEFAULT_HOST, DEFAULT_PORT, type ServerConfig, type ConfigInput } from './config.ts';
 export { PromptQueue, DuplicatePromptIdError, SERVER_STOPPED_MESSAGE, type EnqueueRequest } from './queue.ts';
@@ -78,7 +77,8 @@ export interface GategraphServer {
   port: number;
   config: ServerConfig;
   registry: NodeRegistry;
-  queue: PromptQueue;
+  /** The queue as the routes see it: this process's durable store and workers, or a Redis deployment's. */
+  queue: QueueService;
   hub: WsHub;
   /** Prompts that were running when the previous process stopped, now in history as interrupted. */
   recovered: string[];
@@ -154,69 +154,21 @@ async function startWith(
 ): Promise<GategraphServer> {
   for (const dir of [config.paths.output, config.paths.input, config.paths.temp]) mkdirSync(dir, { recursive: true });
 
-  const execution = options.execution ?? (options.registry ? 'in-process' : 'thread');
-  if (execution === 'thread' && options.registry) {
-    throw new Error("execution 'thread' loads the packs from their paths in the thread; a registry of node objects runs only 'in-process'");
-  }
-  let registry: NodeRegistry;
-  let extensions = options.webExtensions ?? [];
-  let unloadModels: ModelUnloader = packHooksUnloader([]);
-  let thread: ExecutorThread | undefined;
-  if (options.registry) {
-    registry = options.registry;
-  } else {
-    const packOptions = {
-      ...(options.customNodesDir !== undefined ? { customNodesDir: options.customNodesDir } : {}),
-      ...(options.extraPacks ? { extraPacks: options.extraPacks } : {}),
-    };
-    // The server's registry validates prompts and answers object_info; the thread loads the same packs to run
-    // them. Both load at once.
-    const hostLoading = createHost({ root, paths: config.paths, ...packOptions, logger });
-    const threadStarting =
-      execution === 'thread'
-        ? ExecutorThread.start({
-            init: { root, paths: config.paths, ...packOptions, ...(options.cache ? { cache: options.cache } : {}), executors: config.workers },
-            logger,
-            ...(options.hardStopMs !== undefined ? { hardStopMs: options.hardStopMs } : {}),
-            serverPacks: hostLoading.then((host) => host.packs.loaded.map((pack) => pack.name)),
-          })
-        : undefined;
-    const [host, started] = await Promise.all([hostLoading, threadStarting]);
-    registry = host.registry;
-    extensions = listWebExtensions(host.packs);
-    thread = started;
-    unloadModels = thread
-      ? () => thread!.unloadModels()
-      : packHooksUnloader(host.packs.loaded.flatMap((pack) => (pack.onFree ? [pack.onFree] : [])));
-  }
-
-  let opened: ReturnType<typeof PromptQueue.open>;
-  try {
-    opened = PromptQueue.open({
-      dataDir: config.dataDir,
-      maxHistory: config.maxHistory,
-      maxHistoryBytes: config.maxHistoryBytes,
-      logger,
-      ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
-    });
-  } catch (error) {
-    // Another server holds the folder, say: a started thread would keep this process alive.
-    await thread?.close();
-    throw error;
-  }
-  const { queue, recovered } = opened;
   const hub = new WsHub({ logger });
-  let workers: PromptWorker[] = [];
-  const memory = new MemoryActions(() => workers, unloadModels, logger);
-  const runner = (slot: number): PromptRunner =>
-    thread ? thread.runner(slot) : new InProcessRunner(new Executor(registry, { paths: config.paths, logger, ...(options.cache ? { cache: options.cache } : {}) }));
-  workers = Array.from({ length: config.workers }, (_, slot) => new PromptWorker({ queue, hub, logger, memory, runner: runner(slot) }));
-
-  const service: QueueService = new LocalQueueService(queue, () => workers, memory);
+  const backend = config.redis ? await redisBackend(root, config, options, logger, hub) : await localBackend(root, config, options, logger, hub);
+  const { registry, extensions, service } = backend;
   announceQueueChanges(service, hub, logger);
 
   const editorBuildCommand = config.editorDir === defaultEditorDir(root) ? workspaceInstallCommand(root) : undefined;
-  const app = createApp({ config, registry, queue: service, extensions, logger, ...(editorBuildCommand ? { editorBuildCommand } : {}) });
+  const app = createApp({
+    config,
+    registry,
+    queue: service,
+    extensions,
+    logger,
+    ...(backend.files ? { files: backend.files } : {}),
+    ...(editorBuildCommand ? { editorBuildCommand } : {}),
+  });
   const server = createServer(app);
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
 
@@ -238,14 +190,7 @@ async function startWith(
       const sid = hub.add(ws, url.searchParams.get('clientId') ?? undefined);
       aliveSockets.add(ws);
       ws.on('pong', () => aliveSockets.add(ws));
-      ws.send(JSON.stringify({ type: 'status', data: { status: { exec_info: { queue_remaining: queue.remaining() } }, sid } }));
-      // A client reconnecting during its prompt learns where the prompt is.
-      for (const worker of workers) {
-        const current = worker.current;
-        if (current && current.clientId === sid && current.node !== null) {
-          ws.send(JSON.stringify({ type: 'executing', data: { node: current.node, display_node: current.displayNode ?? current.node, prompt_id: current.item.promptId } }));
-        }
-      }
+      void greet(ws, sid, service).catch((error: unknown) => logger.warn(`websocket of client ${sid}: ${(error as Error).message}`));
     });
   });
 
@@ -273,29 +218,21 @@ async function startWith(
   } catch (error) {
     // The port is taken (say): leave the data folder as it was found, its lock released.
     clearInterval(pinger);
-    queue.close();
-    await thread?.close();
+    await backend.close();
     throw error;
   }
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const urlHost = config.host.includes(':') ? `[${config.host}]` : config.host;
-  const loops = workers.map((worker) => worker.start());
+  backend.start();
 
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
       clearInterval(pinger);
-      queue.stopTaking();
       const httpClosed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const worker of workers) worker.interrupt(undefined, true);
-      const settled = await Promise.race([
-        Promise.all(loops).then(() => true),
-        new Promise<false>((resolve) => setTimeout(() => resolve(false), INTERRUPT_GRACE_MS).unref()),
-      ]);
-      if (!settled) logger.warn('A running prompt did not stop in time; it will be reported as interrupted on the next start');
-      await thread?.close();
-      queue.close();
+      await backend.stop();
+      await backend.close();
       hub.closeAll();
       server.closeIdleConnections();
       setTimeout(() => {
@@ -340,11 +277,116 @@ async function startWith(
     process.on('SIGTERM', signalHandler);
   }
 
+  const { recovered } = backend;
   if (recovered.length) logger.warn(`${recovered.length} prompt(s) were interrupted by the last stop: ${recovered.join(', ')}`);
-  const pending = queue.pending().length;
-  if (pending) logger.info(`${pending} pending prompt(s) restored from ${config.dataDir}`);
+  const pending = (await service.pending()).length;
+  if (pending) logger.info(`${pending} pending prompt(s) ${config.redis ? 'in the Redis queue' : `restored from ${config.dataDir}`}`);
 
-  return { url: `http://${urlHost}:${port}`, host: config.host, port, config, registry, queue, hub, recovered, close };
+  return { url: `http://${urlHost}:${port}`, host: config.host, port, config, registry, queue: service, hub, recovered, close };
+}
+
+/** What holds the queue and runs the prompts: this process (local) or a Redis deployment. */
+interface Backend {
+  registry: NodeRegistry;
+  extensions: WebExtension[];
+  service: QueueService;
+  /** Prompts found running from the previous stop, recorded as interrupted (local store only). */
+  recovered: string[];
+  files?: RedisFileStore;
+  /** Starts running prompts. */
+  start(): void;
+  /** Stops taking prompts and interrupts the running ones, waiting a while for them to be recorded. */
+  stop(): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function localBackend(root: string, config: ServerConfig, options: StartServerOptions, logger: Logger, hub: WsHub): Promise<Backend> {
+  const { registry, extensions, runner, unloadModels, thread } = await setUpExecution({ ...executionOptions(root, config, options, logger), executors: config.workers });
+  let opened: ReturnType<typeof PromptQueue.open>;
+  try {
+    opened = PromptQueue.open({
+      dataDir: config.dataDir,
+      maxHistory: config.maxHistory,
+      maxHistoryBytes: config.maxHistoryBytes,
+      logger,
+      ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
+    });
+  } catch (error) {
+    // Another server holds the folder, say: a started thread would keep this process alive.
+    await thread?.close();
+    throw error;
+  }
+  const { queue, recovered } = opened;
+  let workers: PromptWorker[] = [];
+  const memory = new MemoryActions(() => workers, unloadModels, logger);
+  workers = Array.from({ length: config.workers }, (_, slot) => new PromptWorker({ queue, hub, logger, memory, runner: runner(slot) }));
+  let loops: Promise<void>[] = [];
+  return {
+    registry,
+    extensions,
+    service: new LocalQueueService(queue, () => workers, memory),
+    recovered,
+    start() {
+      loops = workers.map((worker) => worker.start());
+    },
+    async stop() {
+      queue.stopTaking();
+      for (const worker of workers) worker.interrupt(undefined, true);
+      const settled = await Promise.race([
+        Promise.all(loops).then(() => true),
+        new Promise<false>((resolve) => setTimeout(() => resolve(false), INTERRUPT_GRACE_MS).unref()),
+      ]);
+      if (!settled) logger.warn('A running prompt did not stop in time; it will be reported as interrupted on the next start');
+    },
+    async close() {
+      await thread?.close();
+      queue.close();
+    },
+  };
+}
+
+/** An API instance of a Redis deployment: the packs for validation and object_info; workers run the nodes. */
+async function redisBackend(root: string, config: ServerConfig, options: StartServerOptions, logger: Logger, hub: WsHub): Promise<Backend> {
+  const { registry, extensions } = await setUpExecution({ ...executionOptions(root, config, options, logger), executors: 0, runNodes: false });
+  const api = await startRedisApi(config.redis!, { paths: config.paths, maxHistory: config.maxHistory, hub, logger });
+  logger.info(`queue, history and events in Redis at ${redactUrl(config.redis!.url)} (prefix ${config.redis!.prefix ?? DEFAULT_REDIS_PREFIX}); prompts run on gategraph worker processes`);
+  return {
+    registry,
+    extensions,
+    service: api.service,
+    recovered: [],
+    ...(api.files ? { files: api.files } : {}),
+    start() {},
+    // Prompts run on the workers: an API instance stopping leaves them running.
+    async stop() {},
+    close: () => api.close(),
+  };
+}
+
+function executionOptions(root: string, config: ServerConfig, options: StartServerOptions, logger: Logger) {
+  return {
+    root,
+    paths: config.paths,
+    logger,
+    ...(options.registry ? { registry: options.registry } : {}),
+    ...(options.webExtensions ? { webExtensions: options.webExtensions } : {}),
+    ...(options.customNodesDir !== undefined ? { customNodesDir: options.customNodesDir } : {}),
+    ...(options.extraPacks ? { extraPacks: options.extraPacks } : {}),
+    ...(options.cache ? { cache: options.cache } : {}),
+    ...(options.execution ? { execution: options.execution } : {}),
+    ...(options.hardStopMs !== undefined ? { hardStopMs: options.hardStopMs } : {}),
+  };
+}
+
+/** A new socket's first messages: the status with its id, then where its running prompt is (a reconnect). */
+async function greet(ws: WebSocket, sid: string, service: QueueService): Promise<void> {
+  const [remaining, running] = await Promise.all([service.remaining(), service.running()]);
+  ws.send(JSON.stringify({ type: 'status', data: { status: { exec_info: { queue_remaining: remaining } }, sid } }));
+  for (const item of running) {
+    if (item.extraData.client_id === sid && item.node !== null) {
+      ws.send(JSON.stringify({ type: 'executing', data: { node: item.node, display_node: item.displayNode ?? item.node, prompt_id: item.promptId } }));
+    }
+  }
 }
 
 /** Queue changes are announced to every websocket client once per tick, however many happened in it. */

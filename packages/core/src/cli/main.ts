@@ -233,7 +233,9 @@ export function buildProgram(): Command {
     .description('Validate and run ComfyUI-style diffusion workflows (API or UI format JSON) on onnxruntime.')
     .addHelpText(
       'after',
-      '\nExit codes: 0 success, 1 a node failed while running, 2 invalid workflow, 64 usage error, 130 interrupted.',
+      '\nAlso: gategraph serve [options] (the server, as pnpm serve; --help for its options) and gategraph worker --redis <url>\n' +
+        '(a worker of a Redis deployment, docs/scaling.md).\n' +
+        '\nExit codes: 0 success, 1 a node failed while running, 2 invalid workflow, 64 usage error, 130 interrupted.',
     )
     .showHelpAfterError()
     // Before the subcommands are added: commander copies these settings into each one when it is created, so
