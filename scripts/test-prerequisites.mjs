@@ -18,6 +18,15 @@ const PREREQUISITES = [
     debianPackages: ['chromium'],
   },
   {
+    // The Redis deployment tests start their own redis-server (packages/server/test/fixtures/redis-deployment.ts).
+    program: 'Redis (redis-server)',
+    neededBy: (file) => file.startsWith('packages/server/test/redis-') || file.startsWith('bench/scale'),
+    path: () => process.env.REDIS_SERVER ?? '/usr/bin/redis-server',
+    present: () => isExecutable(process.env.REDIS_SERVER ?? '/usr/bin/redis-server'),
+    override: 'REDIS_SERVER',
+    debianPackages: ['redis-server'],
+  },
+  {
     // The published-layout tests generate their models (random weights, SD's block structure) with PyTorch:
     // tools/test-models, through packages/diffusion/test/fixtures/published-models.ts.
     program: 'PyTorch and ONNX for Python (to generate the test models)',

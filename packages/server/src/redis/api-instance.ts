@@ -48,14 +48,24 @@ export async function startRedisApi(options: RedisDeploymentOptions, context: { 
     throw error;
   }
   const service = new RedisQueueService({ redis, keys, maxHistory: context.maxHistory, lockSeconds: options.lockSeconds ?? DEFAULT_LOCK_SECONDS, logger });
-  await subscribe(subscriber, {
-    [keys.events]: (message) => deliver(message as EventMessage, context.hub),
-    [keys.changed]: () => service.notifyChanged(),
-  });
-  await service.start();
   const files = options.sharedFiles
     ? undefined
     : new RedisFileStore(redis, keys, context.paths, { ttlSeconds: options.fileTtlSeconds ?? DEFAULT_FILE_TTL_SECONDS, maxFileBytes: options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES }, logger);
+  await subscribe(subscriber, {
+    [keys.events]: (message) => deliver(message as EventMessage, context.hub),
+    [keys.changed]: () => service.notifyChanged(),
+    [keys.uploaded]: (message) => {
+      const { subfolder, filename } = message as { subfolder?: unknown; filename?: unknown };
+      if (files && typeof filename === 'string') {
+        files.materialize('input', typeof subfolder === 'string' ? subfolder : '', filename).catch((error: Error) => logger.warn(`upload ${filename} not copied here: ${error.message}`));
+      }
+    },
+  });
+  await service.start();
+  if (files) {
+    const written = await files.materializeAllInputs();
+    if (written) logger.info(`${written} upload(s) of the deployment are in this instance's input folder`);
+  }
   return {
     service,
     files,

@@ -49,7 +49,30 @@ export class RedisFileStore {
       return false;
     }
     await this.redis.set(this.keys.file(type, subfolder, filename), await readFile(path), 'EX', this.options.ttlSeconds);
+    // Every API instance lists the input folder for LoadImage's choices: each writes the upload into its own.
+    if (type === 'input') await this.redis.publish(this.keys.uploaded, JSON.stringify({ subfolder, filename }));
     return true;
+  }
+
+  /** Writes every copied upload this machine lacks into its input folder (an API instance starting). */
+  async materializeAllInputs(): Promise<number> {
+    const prefix = this.keys.file('input', '', '');
+    let cursor = '0';
+    let written = 0;
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', this.keys.filePattern('input'), 'COUNT', 500);
+      cursor = next;
+      for (const key of keys) {
+        const rel = key.slice(prefix.length);
+        const slash = rel.lastIndexOf('/');
+        try {
+          if (await this.materialize('input', slash >= 0 ? rel.slice(0, slash) : '', rel.slice(slash + 1))) written++;
+        } catch (error) {
+          this.logger.warn(`upload ${rel} not copied here: ${(error as Error).message}`);
+        }
+      }
+    } while (cursor !== '0');
+    return written;
   }
 
   /**

@@ -10,7 +10,8 @@
  *   <prefix>:workers            HASH worker id -> what it reports (JSON, refreshed by its heartbeat)
  *   <prefix>:file:<type>/<subfolder>/<name>   a file's bytes (uploads, outputs), with a time to live
  *   channels <prefix>:events (worker -> API: websocket messages), <prefix>:control (API -> workers: interrupt,
- *   free), <prefix>:changed (anyone -> API: the queue changed, send the status)
+ *   free), <prefix>:changed (anyone -> API: the queue changed, send the status), <prefix>:uploaded (API -> API: a
+ *   file to write into every input folder, which validation lists)
  */
 export const QUEUE_NAME = 'prompts';
 
@@ -62,5 +63,15 @@ export class RedisKeys {
 
   get changed(): string {
     return `${this.prefix}:changed`;
+  }
+
+  /** A file was uploaded through one API instance: the others write it into their input folders too. */
+  get uploaded(): string {
+    return `${this.prefix}:uploaded`;
+  }
+
+  /** SCAN pattern of the copied files of a folder type. */
+  filePattern(type: string): string {
+    return `${this.prefix}:file:${type}/*`;
   }
 }

@@ -75,6 +75,7 @@ export class RedisQueueService extends EventEmitter<{ change: [] }> implements Q
   readonly history: RedisHistory;
   readonly queue: Queue<PromptJobData>;
   readonly #events: QueueEvents;
+  readonly #eventsConnection: Redis;
   readonly #sink: PublishingSink;
   readonly #logger: Logger;
   readonly #lockSeconds: number;
@@ -89,7 +90,10 @@ export class RedisQueueService extends EventEmitter<{ change: [] }> implements Q
     this.#lockSeconds = options.lockSeconds;
     this.history = new RedisHistory(options.redis, options.keys, options.maxHistory);
     this.queue = new Queue<PromptJobData>(QUEUE_NAME, { connection: options.redis, prefix: options.keys.prefix });
-    this.#events = new QueueEvents(QUEUE_NAME, { connection: options.redis.duplicate(), prefix: options.keys.prefix });
+    const eventsConnection = (this.#eventsConnection = options.redis.duplicate());
+    // A duplicate has none of the original's listeners: without one, an outage would print unhandled errors.
+    eventsConnection.on('error', () => {});
+    this.#events = new QueueEvents(QUEUE_NAME, { connection: eventsConnection, prefix: options.keys.prefix });
     this.#sink = new PublishingSink(options.redis, options.keys);
     this.#events.on('failed', ({ jobId }) => void this.#recordLost(jobId));
     this.queue.on('error', (error) => this.#logger.debug(`BullMQ queue: ${error.message}`));
@@ -242,6 +246,7 @@ export class RedisQueueService extends EventEmitter<{ change: [] }> implements Q
     this.#closed = true;
     clearInterval(this.#sweeper);
     await Promise.allSettled([this.#events.close(), this.queue.close()]);
+    this.#eventsConnection.disconnect();
   }
 
   /**

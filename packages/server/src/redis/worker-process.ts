@@ -49,6 +49,8 @@ export interface RedisWorkerOptions {
 
 /** How often a worker says it is alive (and what it has open). */
 const HEARTBEAT_MS = 2000;
+/** An idle worker looks at the queue at least this often, even without a "queue changed" message (a lost one). */
+const IDLE_POLL_MS = 1000;
 /** Models remembered as open per worker (its model cache keeps about as many). */
 const OPEN_MODELS = 8;
 const WORKER_STOPPED_MESSAGE = 'The worker running this prompt was stopped; the prompt did not finish. Queue it again to run it.';
@@ -71,6 +73,8 @@ export class RedisWorker {
   #stopping = false;
   #loops: Promise<void>[] = [];
   #heartbeat: NodeJS.Timeout | undefined;
+  /** Idle slots waiting for a prompt to be queued. */
+  readonly #wakers = new Set<() => void>();
 
   constructor(options: RedisWorkerOptions) {
     this.#o = options;
@@ -96,7 +100,10 @@ export class RedisWorker {
 
   /** Starts taking prompts; resolves once it listens. */
   async start(): Promise<void> {
-    await subscribe(this.#o.subscriber, { [this.#o.keys.control]: (message) => void this.#onControl(message as ControlMessage) });
+    await subscribe(this.#o.subscriber, {
+      [this.#o.keys.control]: (message) => void this.#onControl(message as ControlMessage),
+      [this.#o.keys.changed]: () => this.#wake(),
+    });
     await this.#bull.startStalledCheckTimer();
     await this.#beat();
     this.#heartbeat = setInterval(() => void this.#beat().catch(() => {}), HEARTBEAT_MS);
@@ -122,6 +129,7 @@ export class RedisWorker {
    */
   async stop(): Promise<void> {
     this.#stopping = true;
+    this.#wake();
     for (const slot of this.#slots) {
       if (!slot.current) continue;
       slot.current.stopping = true;
@@ -134,6 +142,11 @@ export class RedisWorker {
     await Promise.allSettled([this.#bull.close(true), this.#queue.close()]);
   }
 
+  /**
+   * Idle, a slot waits for "the queue changed" (or a second at most), lets a better worker go first, then fetches
+   * without blocking: a fetch that blocked would take the next prompt the moment it arrives, before the routing
+   * check could leave it to a worker that has its model open.
+   */
   async #loop(slot: Slot, n: number): Promise<void> {
     const token = `${this.id}:${n}:${randomUUID()}`;
     while (!this.#stopping) {
@@ -142,16 +155,32 @@ export class RedisWorker {
         await this.#memory.applyPending();
         await this.#leaveToBetterWorker();
         if (this.#stopping) return;
-        job = await this.#bull.getNextJob(token, { block: true });
+        job = await this.#bull.getNextJob(token, { block: false });
       } catch (error) {
         // Redis is away (ioredis reconnects by itself): try again shortly.
         if (!this.#stopping) this.#o.logger.debug(`worker ${this.id}: could not fetch a prompt: ${(error as Error).message}`);
         await sleep(500);
         continue;
       }
-      if (!job) continue;
+      if (!job) {
+        await this.#queueChange(IDLE_POLL_MS);
+        continue;
+      }
       await this.#process(slot, job, token);
     }
+  }
+
+  /** Resolves on the next "queue changed" message, or after `ms`. */
+  #queueChange(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#wakers.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#wakers.add(done);
+    });
   }
 
   async #process(slot: Slot, job: Job<PromptJobData>, token: string): Promise<void> {
@@ -168,6 +197,7 @@ export class RedisWorker {
     try {
       await redis.hset(keys.running, item.promptId, JSON.stringify(record()));
       this.#changed();
+      void this.#beat().catch(() => {});
       await this.#o.files?.materializeInputs(item.prompt).catch((error: Error) => logger.warn(`prompt ${item.promptId}: inputs not copied: ${error.message}`));
       // Where the prompt is, for /queue and for a client that reconnects to any API instance.
       const sink: MessageSink = {
@@ -194,6 +224,12 @@ export class RedisWorker {
       this.#changed();
       void this.#beat().catch(() => {});
     }
+  }
+
+  #wake(): void {
+    const wakers = [...this.#wakers];
+    this.#wakers.clear();
+    for (const wake of wakers) wake();
   }
 
   async #onControl(message: ControlMessage): Promise<void> {
