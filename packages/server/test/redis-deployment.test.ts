@@ -105,7 +105,7 @@ test('60 prompts from 5 websocket clients over 2 API instances and 3 workers: ea
   }
 });
 
-test('front, delete and interrupt reach across processes; /queue and /system_stats say which worker runs what', async () => {
+test('front, delete and interrupt reach across processes; /queue and /system_stats say which worker runs what; a worker stopped with SIGTERM records its prompt', async () => {
   // Three long prompts occupy the three workers.
   const long = await Promise.all([0, 1, 2].map(() => queue(apiA, { prompt: prompt(20, 'long') })));
   await until(async () => (await getJson(`${apiB.url}/queue`)).json.queue_running.length === 3, 20_000);
@@ -140,6 +140,19 @@ test('front, delete and interrupt reach across processes; /queue and /system_sta
   const started = (id: string) => entries[id].status.messages.find(([type]: [string]) => type === 'execution_start')[1].timestamp as number;
   assert.ok(started(p4) <= started(p3) && started(p3) <= started(p1), 'front prompts started first');
   await until(async () => long.every((id) => id in entries) || Promise.resolve(history(apiA)).then((h) => long.every((id) => id in h)), 10_000);
+
+  // A worker stopped with SIGTERM (a deploy) interrupts its prompt and records it before it leaves.
+  const stopping = await queue(apiB, { prompt: prompt(20, 'stopping') });
+  await until(async () => ((await getJson(`${apiA.url}/queue`)).json.queue_running as Array<[number, string, unknown, Record<string, string>]>).some((r) => r[1] === stopping && r[3].worker !== 'starting'), 20_000);
+  const name = ((await getJson(`${apiA.url}/queue`)).json.queue_running as Array<[number, string, unknown, Record<string, string>]>).find((r) => r[1] === stopping)![3].worker!;
+  const index = workers.findIndex((w) => w.name === name);
+  await workers[index]!.kill('SIGTERM');
+  const recorded = (await getJson(`${apiA.url}/history/${stopping}`)).json[stopping];
+  assert.ok(recorded, 'recorded before the worker exited');
+  const [type, data] = recorded.status.messages.at(-1);
+  assert.deepEqual([type, data.reason], ['execution_interrupted', 'server_stopped']);
+  assert.match(data.message, /The worker running this prompt was stopped/);
+  workers[index] = await workerProcess(redis, base, name, WORKER).start();
 });
 
 test('a worker killed mid-prompt, an API instance restarted and Redis crashed (AOF): nothing acknowledged is lost, every prompt ends once', async () => {
