@@ -119,11 +119,12 @@ export const ATTN_CONDITIONS = { attn2: 'compute_attn2', attn1: 'compute_attn1' 
 
 /**
  * Builds (or finds on disk) the variants `needs` asks for and returns a runner over them. The runner's 'full'
- * variant stays the plain UNet (not used by the plans, and closed here by default: see `closePlain`); 'tgate'
+ * variant stays the plain UNet (not used by the plans; see `closePlain`); 'tgate'
  * is the gated/capturing full form, 'shallow' DeepCache's shallow branch and 'compute-all' the If-free form for
  * steps that compute every module (when separateComputeGraph is set). `release()` drops the derived
  * leases; their sessions stay open while idle (SessionPool's `keepOpenWhenIdle`, in the plain UNet's weights
- * group), so the next gated run does not reopen them, and the plain UNet reopening closes them.
+ * group), so the next gated run does not reopen them; the pool's memory budget decides whether the plain and
+ * the gated graphs stay open together (SessionPool, "Memory budget").
  */
 export async function prepareCachedUnet(
   model: UnetModel,
@@ -132,8 +133,10 @@ export async function prepareCachedUnet(
     /** Default: the pool the model's UNet session came from (its settings: threads, execution providers). */
     pool?: SessionPool;
     /**
-     * Close the model's plain UNet session (default true): the gated graph holds the same weights, so keeping
-     * both open doubles the UNet's memory. It reopens on the next plain use (a few seconds on SD-1.5).
+     * Close the model's plain UNet session now (default false: the pool's memory budget decides). The gated
+     * graph holds the same weights, so both open double the UNet's memory; while that fits the budget, keeping
+     * both spares a graph that alternates plain and gated samplers a reopen (seconds on SD-1.5) per switch, and
+     * when it does not, the pool closes the plain one (idle, or not in use) before the gated one opens.
      */
     closePlain?: boolean;
     /**
@@ -146,7 +149,7 @@ export async function prepareCachedUnet(
 ): Promise<CachedUnet> {
   const pool = options.pool ?? model.unet.lease.sessionPool;
   const { files, layout } = await cachedFiles(model, needs, options.separateComputeGraph ?? false);
-  if (options.closePlain !== false) await model.unet.lease.close();
+  if (options.closePlain === true) await model.unet.lease.close();
   const leases: SessionLease[] = [];
   const runner = OnnxUnetRunner.forModel(model);
   // The derived graphs embed or hard-link the plain UNet's weights: same weights group.

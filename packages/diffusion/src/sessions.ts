@@ -13,19 +13,27 @@
  * Idle sessions. Opening a session costs time (0.3-0.4 s for the 13 MB tiny-sd UNet, seconds for SD-1.5), which
  * for a graph used once per KSampler run (TGATE's gated UNet) can cancel what the graph saves. A lease acquired
  * with `keepOpenWhenIdle` therefore leaves its session open when the last reference goes ("idle"), and the next
- * acquire of the same file takes it back without reopening. Memory stays bounded because an idle session is
- * closed as soon as
- *   - a session of the same `weightsGroup` opens (the gated UNet and the plain UNet hold the same weights: only
- *     one of them is open at a time, so switching between plain and gated runs never holds two copies);
- *   - the last lease of a non-idle-keeping session of that group is released (the model it was derived from is
- *     gone);
- *   - more than `maxIdleSessions` are idle (least recently used first), or `freeAll()` runs.
+ * acquire of the same file takes it back without reopening.
+ *
+ * Memory budget. One pool owns what its open sessions hold (their weights' size, reported to the host's memory
+ * ledger, which the output cache also reads) and keeps it under `memoryBudgetBytes` (default: 60 % of the RAM, or
+ * GATEGRAPH_SESSION_MEMORY). Opening a session that would go over first closes, in this order, idle sessions
+ * (least recently released first), then open sessions of the same `weightsGroup` that no run is using (the plain
+ * UNet while its gated graph runs: they hold the same weights, and a lease reopens its session on next use), then
+ * any other open session no run is using. So while a model's plain and gated graphs both fit, a graph that
+ * alternates them (a plain and a gated sampler side by side) opens nothing after its first run; when they do not
+ * fit, only one of them is open at a time, as before, and `onNotice` says why. Besides, an idle session is closed
+ *   - when the last lease of a non-idle-keeping session of its group is released (the model it was derived from
+ *     is gone);
+ *   - when more than `maxIdleSessions` are idle (least recently used first), or `freeAll()` runs.
+ * A session that fails to open while others are open is tried once more after closing every session no run is
+ * using: a run never fails for memory that a release would have freed.
  *
  * Models are always loaded by file path, never read into JS memory: ORT then finds external weights
  * (`model.onnx_data`, `weights.pb`) next to the file and maps them itself, and files over 2 GiB work.
  */
 import { realpathSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { type Tensor } from './tensor.ts';
@@ -136,7 +144,7 @@ interface Entry {
   readonly options: ort.InferenceSession.SessionOptions;
   /** The resolved intraOpSpinning setting the options were made from. */
   readonly spinning: boolean;
-  /** Sessions of one group hold the same weights (see the file comment): an open one evicts idle ones. */
+  /** Sessions of one group hold the same weights (see the file comment): closed first when room is needed. */
   readonly group: string;
   readonly keepOpenWhenIdle: boolean;
   refs: number;
@@ -244,6 +252,40 @@ export class SessionLease {
   }
 }
 
+export interface SessionPoolOptions {
+  /** At most this many idle sessions stay open (default 2). */
+  maxIdleSessions?: number;
+  /** Bytes of weights the open sessions may hold (default: defaultSessionMemoryBudget()). */
+  memoryBudgetBytes?: number;
+  /** Told when sessions are closed to make room, or when one opens over the budget (a log line). */
+  onNotice?: (message: string) => void;
+}
+
+/** The environment variable that sets the default pool's budget (a size: 12GB, 8000MB, or bytes). */
+export const SESSION_MEMORY_ENV = 'GATEGRAPH_SESSION_MEMORY';
+
+/**
+ * The default budget for open sessions: GATEGRAPH_SESSION_MEMORY when set, else 60 % of the machine's RAM (the rest
+ * for activations, the output cache and the process). SD-1.5's plain and gated UNets (3.4 GB each) fit on a 16 GB
+ * machine; SDXL's (10.3 GB each) take turns below 35 GB.
+ */
+export function defaultSessionMemoryBudget(env: NodeJS.ProcessEnv = process.env): number {
+  const text = env[SESSION_MEMORY_ENV];
+  if (text !== undefined && text !== '') return parseByteSize(text, SESSION_MEMORY_ENV);
+  return Math.floor(totalmem() * 0.6);
+}
+
+/** "12GB", "800 MiB", "1.5g", "1048576": bytes. Throws a RangeError naming `what` for anything else. */
+export function parseByteSize(text: string, what: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?$/i.exec(text.trim());
+  if (!match) throw new RangeError(`${what} must be a size like 12GB or 800MB (got ${JSON.stringify(text)})`);
+  const unit = (match[2] ?? 'b').toLowerCase()[0];
+  const factor = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : unit === 't' ? 1024 ** 4 : 1;
+  return Math.floor(Number(match[1]) * factor);
+}
+
+const GB = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(2)} GB`;
+
 export class SessionPool {
   readonly settings: SessionSettings;
   readonly #entries = new Map<string, Entry>();
@@ -251,16 +293,28 @@ export class SessionPool {
   readonly #listeners = new Set<() => void>();
   /** Sessions opened over the pool's life (tests and diagnostics: proves sharing and laziness). */
   opened = 0;
+  /** Sessions closed to stay within the memory budget (diagnostics and tests). */
+  closedForRoom = 0;
   /** At most this many idle sessions stay open (least recently released closed first). */
   readonly maxIdleSessions: number;
+  /** Bytes of weights the open sessions may hold (see "Memory budget" above). */
+  memoryBudgetBytes: number;
+  readonly #onNotice: ((message: string) => void) | undefined;
+  /** Whether the pool was given its intra-op threads (else components may choose by size: model-folder.ts). */
+  readonly explicitThreads: boolean;
 
-  constructor(settings: SessionSettings = {}, options: { maxIdleSessions?: number } = {}) {
+  constructor(settings: SessionSettings = {}, options: SessionPoolOptions = {}) {
     this.settings = resolveSessionSettings(settings);
+    this.explicitThreads = settings.intraOpNumThreads !== undefined;
     const maxIdle = options.maxIdleSessions ?? 2;
     if (!(Number.isInteger(maxIdle) && maxIdle >= 0)) {
       throw new RangeError(`maxIdleSessions must be a whole number >= 0 (0 = close on release); got ${maxIdle}`);
     }
     this.maxIdleSessions = maxIdle;
+    const budget = options.memoryBudgetBytes ?? defaultSessionMemoryBudget();
+    if (!(Number.isFinite(budget) && budget >= 0)) throw new RangeError(`memoryBudgetBytes must be a number of bytes >= 0; got ${budget}`);
+    this.memoryBudgetBytes = budget;
+    this.#onNotice = options.onNotice;
   }
 
   /**
@@ -281,7 +335,8 @@ export class SessionPool {
         path: full,
         options,
         spinning: settings.intraOpSpinning ?? false,
-        group: resolve(leaseOptions.weightsGroup ?? path),
+        // By real path too: a single-file model's UNet is a symlink, its derived graphs name the real file.
+        group: realPathOf(leaseOptions.weightsGroup ?? path),
         keepOpenWhenIdle: leaseOptions.keepOpenWhenIdle ?? false,
         refs: 0,
         opening: undefined,
@@ -338,12 +393,22 @@ export class SessionPool {
 
   /** @internal */
   open(e: Entry): Promise<ort.InferenceSession> {
-    // The idle sessions holding the same weights go first, so the two copies never coexist.
-    const evicting = this.#closeIdle((o) => o !== e && o.group === e.group);
-    const p = evicting.then(() => ort.InferenceSession.create(e.path, e.options)).then(
+    const bytes = weightFileBytes(e.path);
+    const create = async (): Promise<ort.InferenceSession> => {
+      await this.#makeRoom(e, bytes);
+      try {
+        return await ort.InferenceSession.create(e.path, e.options);
+      } catch (error) {
+        // Out of memory, maybe: what no run uses goes, and it is tried once more.
+        if ((await this.#closeUnused(e)) === 0) throw error;
+        this.#onNotice?.(`opening ${e.path} failed (${error instanceof Error ? error.message : String(error)}); closed the sessions no run was using and tried again`);
+        return await ort.InferenceSession.create(e.path, e.options);
+      }
+    };
+    const p = create().then(
       (s) => {
         this.opened++;
-        e.bytes = weightFileBytes(e.path);
+        e.bytes = bytes;
         this.#openChanged();
         return s;
       },
@@ -353,6 +418,40 @@ export class SessionPool {
       },
     );
     return p;
+  }
+
+  /**
+   * Closes sessions until `bytes` more fit the budget: idle ones first (least recently released), then open ones
+   * no run is using, those holding `e`'s weights before the others. A lease whose session was closed reopens it
+   * on its next use.
+   */
+  async #makeRoom(e: Entry, bytes: number): Promise<void> {
+    const over = () => this.openBytes + bytes - this.memoryBudgetBytes;
+    if (over() <= 0) return;
+    const closed: string[] = [];
+    const idle = [...this.#entries.values()].filter((o) => o !== e && o.refs === 0 && o.idleSince !== undefined && o.opening).sort((a, b) => a.idleSince! - b.idleSince!);
+    const unused = [...this.#entries.values()]
+      .filter((o) => o !== e && o.refs > 0 && o.opening && o.running.size === 0)
+      .sort((a, b) => Number(b.group === e.group) - Number(a.group === e.group));
+    for (const o of [...idle, ...unused]) {
+      if (over() <= 0) break;
+      const freed = o.bytes ?? 0;
+      if (o.refs === 0) this.#entries.delete(o.key);
+      await this.#close(o);
+      this.closedForRoom++;
+      closed.push(`${o.path} (${GB(freed)})`);
+    }
+    const budget = `the session memory budget is ${GB(this.memoryBudgetBytes)} (${SESSION_MEMORY_ENV} / --session-memory)`;
+    if (closed.length) this.#onNotice?.(`closed ${closed.join(', ')} to open ${e.path} (${GB(bytes)}): ${budget}`);
+    if (over() > 0) this.#onNotice?.(`opening ${e.path} (${GB(bytes)}) with ${GB(this.openBytes)} already open in use goes over ${budget}`);
+  }
+
+  /** Closes every open session no run is using except `e`'s; returns how many. */
+  async #closeUnused(e: Entry): Promise<number> {
+    const chosen = [...this.#entries.values()].filter((o) => o !== e && o.opening && o.running.size === 0);
+    for (const o of chosen) if (o.refs === 0) this.#entries.delete(o.key);
+    await Promise.all(chosen.map((o) => this.#close(o)));
+    return chosen.length;
   }
 
   /** @internal */
@@ -387,6 +486,8 @@ export class SessionPool {
   async #close(e: Entry): Promise<void> {
     const opening = e.opening;
     e.opening = undefined;
+    // Counted again once it reopens (openBytes counts a session from its open, never while it is opening).
+    e.bytes = undefined;
     if (!opening) return;
     await Promise.allSettled([...e.running]);
     const session = await opening.catch(() => undefined);
@@ -406,7 +507,7 @@ export class SessionPool {
 /** A process-wide pool with default settings, for callers that do not manage their own. */
 let defaultPool: SessionPool | undefined;
 export function getDefaultSessionPool(): SessionPool {
-  defaultPool ??= new SessionPool();
+  defaultPool ??= new SessionPool({}, { onNotice: (message) => console.warn(`sessions: ${message}`) });
   return defaultPool;
 }
 

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { SessionOpenError, SessionPool, fromOrtTensor, resolveSessionSettings, DEFAULT_SESSION_SETTINGS, type Tensor } from '../src/index.ts';
+import { SessionOpenError, SessionPool, fromOrtTensor, resolveSessionSettings, weightFileBytes, DEFAULT_SESSION_SETTINGS, type Tensor } from '../src/index.ts';
 import { requireTestModel, tempDir } from './fixtures/test-model.ts';
 
 const vaeDecoder = (): string => join(requireTestModel(), 'vae_decoder', 'model.onnx');
@@ -112,27 +112,56 @@ test('a keepOpenWhenIdle session stays open after its last release and is taken 
   assert.equal(pool.idleCount, 0);
 });
 
-test('opening a session of the same weights closes the idle one first; releasing the model closes it too', async () => {
-  const pool = new SessionPool({ intraOpNumThreads: 1 });
+test('within the memory budget a plain and a derived graph of the same weights stay open together: alternating them opens nothing', async () => {
+  const bytes = weightFileBytes(vaeDecoder());
+  const pool = new SessionPool({ intraOpNumThreads: 1 }, { memoryBudgetBytes: 2 * bytes + 1 });
   const plain = pool.acquire(vaeDecoder());
-  await plain.session();
-  await plain.close(); // what prepareCachedUnet does before running the gated graph
-  const derived = pool.acquire(vaeDecoder(), { intraOpNumThreads: 2 }, derivedOptions());
-  await derived.session();
-  await derived.release();
-  assert.equal(pool.idleCount, 1);
-  await plain.session(); // a plain run: the plain UNet reopens ...
-  assert.equal(pool.idleCount, 0, '... and the idle graph holding the same weights is closed');
-  assert.equal(pool.openCount, 1, 'never two copies');
-
-  await plain.close();
-  const derived2 = pool.acquire(vaeDecoder(), { intraOpNumThreads: 2 }, derivedOptions());
-  await derived2.session();
-  await derived2.release();
-  assert.equal(pool.idleCount, 1);
+  await decodeOnce(plain);
+  for (let run = 0; run < 3; run++) {
+    const derived = pool.acquire(vaeDecoder(), { intraOpNumThreads: 2 }, derivedOptions());
+    await decodeOnce(derived);
+    await derived.release();
+    await decodeOnce(plain);
+  }
+  assert.equal(pool.opened, 2, 'each opened once, whatever the alternation');
+  assert.equal(pool.closedForRoom, 0);
+  assert.equal(pool.openBytes, 2 * bytes);
   await plain.release(); // the model is dropped (another checkpoint loaded): its derived graphs go with it
   assert.equal(pool.openCount, 0);
   assert.equal(pool.idleCount, 0);
+});
+
+test('over the memory budget, opening a graph closes the idle one, then the unused one of the same weights (it reopens on use), and says why', async () => {
+  const bytes = weightFileBytes(vaeDecoder());
+  const notices: string[] = [];
+  const pool = new SessionPool({ intraOpNumThreads: 1 }, { memoryBudgetBytes: bytes + 1, onNotice: (m) => notices.push(m) });
+  const plain = pool.acquire(vaeDecoder());
+  await decodeOnce(plain);
+  const derived = pool.acquire(vaeDecoder(), { intraOpNumThreads: 2 }, derivedOptions());
+  await decodeOnce(derived); // the plain session is leased but not running: closed to make room
+  assert.equal(pool.openCount, 1, 'never two copies over the budget');
+  assert.match(notices.join('\n'), /closed .*decoder.* to open .*: the session memory budget is .* \(GATEGRAPH_SESSION_MEMORY \/ --session-memory\)/);
+  await derived.release();
+  assert.equal(pool.idleCount, 1);
+  assert.equal((await decodeOnce(plain)).shape[1], 3, 'the plain lease reopens its session');
+  assert.equal(pool.idleCount, 0, 'the idle derived graph was closed for it');
+  assert.equal(pool.openCount, 1);
+  assert.equal(pool.opened, 3);
+  assert.equal(pool.closedForRoom, 2);
+  // A session in use is never closed under its run: the budget is exceeded instead, and said.
+  const other = pool.acquire(vaeDecoder(), { intraOpNumThreads: 3 }, { keepOpenWhenIdle: true, weightsGroup: 'other' });
+  const session = await plain.session();
+  const shape = session.inputMetadata[0]!.isTensor ? session.inputMetadata[0]!.shape.map((d) => (typeof d === 'number' ? d : 1)) : [];
+  const running = plain.run({ latent_sample: { data: new Float32Array(shape.reduce((a, b) => a * b, 1)), shape } });
+  await new Promise((resolve) => setImmediate(resolve)); // the run has started
+  await other.session();
+  await running;
+  assert.match(notices.at(-1)!, /goes over the session memory budget/);
+  await other.release();
+  await plain.release();
+  assert.equal(pool.openCount, 1, 'the other weights\' idle graph stays (maxIdleSessions)');
+  await pool.freeAll();
+  assert.equal(pool.openCount, 0);
 });
 
 test('at most maxIdleSessions stay idle, least recently released closed first', async () => {

@@ -52,6 +52,12 @@ export interface ServerConfig {
    * `gategraph worker` processes (docs/scaling.md); undefined for the single-machine queue.
    */
   redis: RedisDeploymentOptions | undefined;
+  /**
+   * Bytes of model weights the open onnxruntime sessions may hold (`--session-memory`, env
+   * GATEGRAPH_SESSION_MEMORY): within it a model's plain and TGATE graphs stay open together; undefined: 60 % of
+   * the RAM (diffusion's SessionPool, "Memory budget").
+   */
+  sessionMemoryBytes: number | undefined;
 }
 
 export const DEFAULT_PORT = 8188;
@@ -88,6 +94,7 @@ export function resolveConfig(root: string, input: ConfigInput = {}, env: NodeJS
     editorDir: resolve(input.editorDir ?? defaultEditorDir(root)),
     extraModelPathsConfig: (input.extraModelPathsConfig ?? []).map((file) => resolve(file)),
     redis: input.redis ?? (env.GATEGRAPH_REDIS ? { url: env.GATEGRAPH_REDIS } : undefined),
+    sessionMemoryBytes: input.sessionMemoryBytes,
   };
 }
 
@@ -173,6 +180,9 @@ Options:
   --cache-lru <n>           keep the n most recently used node results, from any prompt
   --cache-none              keep no node results between prompts (least memory)
   --cache-ram [gb]          keep node results while more than gb GB of memory is free (default 4)
+  --session-memory <size>   model weights the open sessions may hold, e.g. 12GB (env GATEGRAPH_SESSION_MEMORY,
+                            default 60 % of the RAM): within it a model's plain and TGATE graphs stay open
+                            together, so switching between them costs nothing
   --redis <url>             keep the queue, history and events in Redis (env GATEGRAPH_REDIS), e.g.
                             redis://127.0.0.1:6379; prompts run on \`gategraph worker --redis <url>\` processes,
                             on this machine or others; several servers may share one Redis (docs/scaling.md)
@@ -229,6 +239,7 @@ export function parseCliArgs(argv: string[]): CliOptions {
       'cache-lru': { type: 'string' },
       'cache-none': { type: 'boolean' },
       'cache-ram': { type: 'string' },
+      'session-memory': { type: 'string' },
       redis: { type: 'string' },
       'redis-prefix': { type: 'string' },
       'shared-files': { type: 'boolean' },
@@ -278,6 +289,7 @@ export function parseCliArgs(argv: string[]): CliOptions {
     ...(ram !== undefined ? { ram: ram === 'default' ? true : ram } : {}),
   });
   if (cache) out.cache = cache;
+  if (values['session-memory'] !== undefined) out.sessionMemoryBytes = parseSize(values['session-memory'], '--session-memory');
   const redis = redisOptionsFromFlags(values);
   if (redis) out.redis = redis;
   if (values.help) out.help = true;

@@ -153,6 +153,8 @@ async function startWith(
   restoreExtraModelPaths: () => void,
 ): Promise<GategraphServer> {
   for (const dir of [config.paths.output, config.paths.input, config.paths.temp]) mkdirSync(dir, { recursive: true });
+  // Read by the session pool where the nodes run (this thread or the execution thread, which copies the environment).
+  if (config.sessionMemoryBytes !== undefined) process.env.GATEGRAPH_SESSION_MEMORY = String(config.sessionMemoryBytes);
 
   const hub = new WsHub({ logger });
   const backend = config.redis ? await redisBackend(root, config, options, logger, hub) : await localBackend(root, config, options, logger, hub);

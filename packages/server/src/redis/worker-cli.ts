@@ -37,6 +37,7 @@ Options:
   --output-directory <dir>, --input-directory <dir>, --temp-directory <dir>, --models-directory <dir>
   --extra-model-paths-config <file>, --custom-nodes <dir>, --pack <path>
                             as for pnpm serve
+  --session-memory <size>   model weights the open sessions may hold (default 60 % of the RAM), as for pnpm serve
   --execution <where>       thread (default) or in-process
   --cache-classic | --cache-lru <n> | --cache-none | --cache-ram [gb]
                             this worker's output cache, as for pnpm serve
@@ -67,6 +68,7 @@ export async function main(argv: string[]): Promise<number> {
         pack: { type: 'string', multiple: true },
         execution: { type: 'string' },
         'max-history': { type: 'string' },
+        'session-memory': { type: 'string' },
         'cache-classic': { type: 'boolean' },
         'cache-lru': { type: 'string' },
         'cache-none': { type: 'boolean' },
@@ -121,6 +123,14 @@ export async function main(argv: string[]): Promise<number> {
     ...(values['max-history'] ? { maxHistory: Number(values['max-history']) } : {}),
     ...(values['extra-model-paths-config']?.length ? { extraModelPathsConfig: values['extra-model-paths-config'].map((p) => resolve(p)) } : {}),
   });
+  if (values['session-memory'] !== undefined) {
+    const size = /^(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?$/i.test(values['session-memory'].trim());
+    if (!size) {
+      console.error(`--session-memory must be a size like 12GB (got ${JSON.stringify(values['session-memory'])})\n\n${WORKER_USAGE}`);
+      return EXIT_USAGE;
+    }
+    process.env.GATEGRAPH_SESSION_MEMORY = values['session-memory'];
+  }
   if (config.extraModelPathsConfig.length) process.env.GATEGRAPH_EXTRA_MODEL_PATHS = config.extraModelPathsConfig.join(':');
 
   const keys = new RedisKeys(redisOptions.prefix ?? DEFAULT_REDIS_PREFIX);
