@@ -50,7 +50,7 @@ import {
   type ModelProto,
   type TensorSignature,
 } from '@gategraph/onnx-graph';
-import type { SessionLease, SessionPool, SessionSettings } from './sessions.ts';
+import { settingsForModel, type SessionLease, type SessionPool, type SessionSettings } from './sessions.ts';
 import { OnnxUnetRunner } from './unet-runner.ts';
 import type { DiffusionModel, UnetModel } from './model-folder.ts';
 
@@ -159,7 +159,8 @@ export async function prepareCachedUnet(
   // tiny-sd, 2 cores (bench/tgate.ts --spinning): DeepCache at 0.77-0.90x of plain, slower than no caching;
   // with its two sessions not spinning, 0.98-1.02x (the rest of the process still spins; with spinning off
   // everywhere, the default, 1.30-1.44x). So alternating sessions never spin, whatever the pool's setting.
-  const overrides: SessionSettings = layout.shallow || layout.computeAll ? { intraOpSpinning: false } : {};
+  // The derived graphs run with the threads the plain UNet got for its size (sessions.ts, settingsForModel).
+  const overrides: SessionSettings = settingsForModel(pool, model.unet.lease.path, layout.shallow || layout.computeAll ? { intraOpSpinning: false } : {});
   const add = (key: string, path: string) => {
     const lease = pool.acquire(path, overrides, leaseOptions);
     leases.push(lease);

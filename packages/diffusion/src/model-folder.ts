@@ -18,7 +18,7 @@ import { EXTERNAL_WEIGHT_FILES } from './weight-files.ts';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import type * as ort from 'onnxruntime-node';
-import { SessionOpenError, getDefaultSessionPool, type FeedValue, type SessionLease, type SessionPool, type SessionSettings } from './sessions.ts';
+import { SessionOpenError, getDefaultSessionPool, settingsForModel, type FeedValue, type SessionLease, type SessionPool, type SessionSettings } from './sessions.ts';
 import { ClipTokenizer } from './tokenizer.ts';
 import { missingTokenizerFiles } from './tokenizer-files.ts';
 import { cpuFloat32ModelPath, cpuFloat32Needs, fusedAttentionModelPath, readDeclaredIo, type DeclaredIo } from '@gategraph/onnx-graph';
@@ -269,7 +269,7 @@ async function openComponentIn(
   const published = join(dir, 'model.onnx');
   const ready = await cpuReadyFile(folder, subdir, name, published, warnings);
   const { path, externalData } = fuse && FUSED_COMPONENTS.has(name) ? await withFusedAttention(ready, subdir, warnings) : ready;
-  const lease = pool.acquire(path, settings);
+  const lease = pool.acquire(path, settingsForModel(pool, path, settings, name.startsWith('vae') ? 'per-image' : 'per-step'));
   leases.push(lease);
   let session: ort.InferenceSession;
   try {

@@ -504,11 +504,40 @@ export class SessionPool {
   }
 }
 
+/**
+ * UNets and text encoders with less weight than this run on one intra-op thread, larger ones on all cores
+ * (bench/engine-threads.ts, bench/README.md): they run every step on a small, fixed amount of work, and
+ * splitting a small model's operators over threads costs more in synchronisation than it gains (the embedded
+ * tiny-sd UNet, 14 MB, at batch 2: 0.84x on two threads), while a large model's convolutions and matrix products
+ * split well (SD-1.5's UNet on 2 cores: 1.6x). A VAE keeps all cores: its work grows with the image, not its
+ * weights (tiny-sd's 2 MB decoder at batch 2: 1.30x on two threads).
+ */
+export const SMALL_MODEL_BYTES = 100 * 1024 * 1024;
+
+/** The intra-op threads the engine gives a model of `weightBytes` (SMALL_MODEL_BYTES), out of `cores`. */
+export function intraOpThreadsFor(weightBytes: number, cores: number = availableParallelism(), kind: 'per-step' | 'per-image' = 'per-step'): number {
+  return kind === 'per-step' && weightBytes < SMALL_MODEL_BYTES ? 1 : Math.max(1, cores);
+}
+
+/** The environment variable that fixes every session's intra-op threads (else chosen per model: intraOpThreadsFor). */
+export const INTRA_OP_THREADS_ENV = 'GATEGRAPH_INTRA_OP_THREADS';
+
 /** A process-wide pool with default settings, for callers that do not manage their own. */
 let defaultPool: SessionPool | undefined;
 export function getDefaultSessionPool(): SessionPool {
-  defaultPool ??= new SessionPool({}, { onNotice: (message) => console.warn(`sessions: ${message}`) });
+  const threads = process.env[INTRA_OP_THREADS_ENV];
+  defaultPool ??= new SessionPool(threads ? { intraOpNumThreads: Number(threads) } : {}, { onNotice: (message) => console.warn(`sessions: ${message}`) });
   return defaultPool;
+}
+
+/**
+ * The settings a model file's session gets in `pool`: `settings` as given, with the intra-op threads chosen by
+ * the model's size and kind (intraOpThreadsFor: UNets and text encoders run per step, VAEs per image) when
+ * neither they nor the pool fix them.
+ */
+export function settingsForModel(pool: SessionPool, path: string, settings: SessionSettings = {}, kind: 'per-step' | 'per-image' = 'per-step'): SessionSettings {
+  if (pool.explicitThreads || settings.intraOpNumThreads !== undefined) return settings;
+  return { ...settings, intraOpNumThreads: intraOpThreadsFor(weightFileBytes(path), pool.settings.intraOpNumThreads, kind) };
 }
 
 /** `path` resolved through symlinks; as given (absolute) when it does not exist yet (the open then says so). */
