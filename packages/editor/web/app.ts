@@ -5,8 +5,10 @@
  */
 import { Api, PromptRejectedError, type NodeError } from './api.ts';
 import { normalizeUiWorkflow, uiToApi, uiWorkflowVersion, VIRTUAL_NODE_TYPES, type ApiPrompt, type UiWorkflow } from './core.ts';
+import type { ChangeTracker } from './change-tracker.ts';
 import { installDomWidgets } from './dom-widgets.ts';
 import { LGraph, LGraphCanvas, LiteGraph, type LGraphCanvasType, type LGraphType } from './litegraph.ts';
+import { adoptMissingNodes } from './missing-nodes.ts';
 import { isEditorNode, type EditorNode } from './node-state.ts';
 import { definitionFromObjectInfo, type ObjectInfoEntry } from './object-info.ts';
 import { registerNodeTypes, type NodeTypeHooks } from './node-types.ts';
@@ -48,6 +50,8 @@ export class EditorApp {
   #definitions: unknown;
   /** The step plan a TGATE/DeepCache node shows (set by tgate-timeline.ts; for scripts and tests). */
   timelineFor?: (node: EditorNode) => unknown;
+  /** Undo/redo of this workflow (change-tracker.ts; set once start-up has loaded the graph). */
+  changeTracker?: ChangeTracker;
   /** Listeners for app-level happenings the UI shows (toasts, panels). */
   readonly events = new EventTarget();
 
@@ -207,8 +211,9 @@ export class EditorApp {
   }
 
   /**
-   * Replaces the graph with a UI workflow (version 0.4 or 1). Unknown node types are kept (drawn red) and
-   * reported, as ComfyUI does, so saving the graph again loses nothing.
+   * Replaces the graph with a UI workflow (version 0.4 or 1). Unknown node types are kept (drawn red, titled
+   * with their type, see missing-nodes.ts) and reported, as ComfyUI does, so saving the graph again loses
+   * nothing. Announced as `graph-loaded`: a new workflow, with its own undo history.
    */
   loadGraphData(data: unknown): LoadReport {
     const version = uiWorkflowVersion(data);
@@ -228,7 +233,7 @@ export class EditorApp {
       warnings.push('This workflow uses subgraphs: this editor shows each as a placeholder node; saving keeps them and queueing runs their contents.');
     }
     this.clearErrors();
-    this.graph.configure(JSON.parse(JSON.stringify(plain)) as never);
+    this.#configure(plain);
     const extra = (plain.extra ?? {}) as { ds?: { scale?: number; offset?: [number, number] } };
     if (this.canvas && extra.ds?.offset) {
       const ds = this.canvas.ds as unknown as { scale: number; offset: [number, number] };
@@ -242,6 +247,26 @@ export class EditorApp {
       this.notify('warning', `Missing node types: ${missingTypes.join(', ')}`, 'Install the node packs that provide them; the nodes are kept so saving the workflow loses nothing.');
     }
     return { missingTypes, warnings };
+  }
+
+  /**
+   * Puts the graph back into a state the undo history recorded (a `serializeGraph()` copy): nodes, links and
+   * groups change, the view and the undo history do not. Not a new workflow, so no `graph-loaded`.
+   */
+  restoreGraphState(workflow: UiWorkflow): void {
+    const { definitions, ...plain } = workflow as UiWorkflow & { definitions?: unknown };
+    this.#definitions = definitions;
+    const ds = this.canvas ? { ...(this.canvas.ds as unknown as { scale: number; offset: [number, number] }) } : undefined;
+    this.#configure(plain as unknown as Record<string, unknown>);
+    if (this.canvas && ds) Object.assign(this.canvas.ds as unknown as object, { scale: ds.scale, offset: [...ds.offset] });
+    this.canvas?.setDirty(true, true);
+  }
+
+  /** litegraph's configure on a copy (it keeps references into what it is given), then missing nodes' looks. */
+  #configure(data: Record<string, unknown>): void {
+    this.graph.configure(JSON.parse(JSON.stringify(data)) as never);
+    const subgraphs = (this.#definitions as { subgraphs?: { id: string; name?: string }[] } | undefined)?.subgraphs ?? [];
+    adoptMissingNodes(this.graph, new Map(subgraphs.filter((d) => d.name).map((d) => [d.id, d.name!])));
   }
 
   /**
@@ -261,15 +286,25 @@ export class EditorApp {
     return Object.values(selected).filter(isEditorNode);
   }
 
-  /** Zooms and scrolls so every node is visible (at most at 100 %). */
-  fitView(): void {
-    const nodes = (this.graph as unknown as { _nodes: { pos: number[]; size: number[] }[] })._nodes;
-    if (!this.canvas || !nodes.length) return;
+  /**
+   * Zooms and scrolls so the given nodes (default: every node and group) are visible, at most at 100 %
+   * (ComfyUI's `.` fits the selection, or everything when nothing is selected).
+   */
+  fitView(nodes?: { pos: ArrayLike<number>; size: ArrayLike<number> }[]): void {
     const title = LiteGraph.NODE_TITLE_HEIGHT;
-    const minX = Math.min(...nodes.map((n) => n.pos[0]!));
-    const minY = Math.min(...nodes.map((n) => n.pos[1]! - title));
-    const maxX = Math.max(...nodes.map((n) => n.pos[0]! + n.size[0]!));
-    const maxY = Math.max(...nodes.map((n) => n.pos[1]! + n.size[1]!));
+    const boxes = (nodes ?? (this.graph as unknown as { _nodes: { pos: number[]; size: number[] }[] })._nodes).map((n) => [
+      n.pos[0]!, n.pos[1]! - title, n.pos[0]! + n.size[0]!, n.pos[1]! + n.size[1]!,
+    ]);
+    if (!nodes) {
+      for (const g of (this.graph as unknown as { _groups: { pos: number[]; size: number[] }[] })._groups) {
+        boxes.push([g.pos[0]!, g.pos[1]!, g.pos[0]! + g.size[0]!, g.pos[1]! + g.size[1]!]);
+      }
+    }
+    if (!this.canvas || !boxes.length) return;
+    const minX = Math.min(...boxes.map((b) => b[0]!));
+    const minY = Math.min(...boxes.map((b) => b[1]!));
+    const maxX = Math.max(...boxes.map((b) => b[2]!));
+    const maxY = Math.max(...boxes.map((b) => b[3]!));
     const margin = 40;
     const width = this.canvasEl.width;
     const height = this.canvasEl.height;

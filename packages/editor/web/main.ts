@@ -12,6 +12,12 @@ import { installSearchBox } from './search-box.ts';
 import { installTgateTimelines } from './tgate-timeline.ts';
 import { installTooltips } from './tooltips.ts';
 import { installUi } from './ui.ts';
+import { installChangeTracker } from './change-tracker.ts';
+import { installGroups } from './groups.ts';
+import { installKeybindings } from './keybindings.ts';
+import { installMouseHabits } from './mouse-habits.ts';
+import { installPinning } from './pinning.ts';
+import { installTitleEditing } from './title-editor.ts';
 import { autosave, loadFromLocalStorage, loadWorkflowJson } from './workflow-io.ts';
 import './style.css';
 
@@ -27,8 +33,13 @@ async function start(): Promise<void> {
   window.gategraph = Object.assign(app, {
     registerExtension: (extension: Parameters<typeof registerExtension>[1]) => registerExtension(app, extension),
   });
+  // Before any graph exists: they patch litegraph's group class and canvas drawing.
+  installGroups();
+  installPinning();
   app.mountCanvas(document.getElementById('gg-canvas-wrap')!);
-  installUi(app);
+  installKeybindings(app, installUi(app));
+  installMouseHabits(app);
+  installTitleEditing(app);
   installSearchBox(app);
   installTooltips(app);
   installExecutionFeedback(app);
@@ -49,6 +60,8 @@ async function start(): Promise<void> {
     }
   }
   if (!loaded) await loadDefaultGraph(app);
+  // After the first load: a graph restored from this browser goes on with its undo history.
+  app.changeTracker = installChangeTracker(app, { continueSaved: loaded });
   await callHook(app, 'setup');
   autosave(app);
   installQueuePanel(app, document.getElementById('gg-queue-panel')!);

@@ -1,8 +1,9 @@
 /**
- * The page around the canvas: toolbar buttons, keyboard shortcuts (Ctrl+Enter queues, Ctrl+S saves, Ctrl+O
- * opens), dropping files on the page, the connection indicator and messages (toasts).
+ * The page around the canvas: toolbar buttons (their shortcuts are in keybindings.ts), dropping files on the
+ * page, the connection indicator and messages (toasts).
  */
 import type { EditorApp } from './app.ts';
+import type { UiActions } from './keybindings.ts';
 import { uploadTargetOf, type UploadTarget } from './image-upload.ts';
 import { isEditorNode } from './node-state.ts';
 import { buildDefaultGraph, loadDefaultGraph } from './default-graph.ts';
@@ -11,7 +12,8 @@ import { download, fileName, loadWorkflowJson, readWorkflowFile } from './workfl
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
-export function installUi(app: EditorApp): void {
+/** Installs the page's controls; returns what the keyboard shortcuts trigger (keybindings.ts). */
+export function installUi(app: EditorApp): UiActions {
   installToasts(app);
   const batch = $<HTMLInputElement>('gg-batch');
   const queue = async (front = false) => {
@@ -94,26 +96,6 @@ export function installUi(app: EditorApp): void {
     toggle.setAttribute('aria-pressed', String(!hidden));
   });
 
-  addEventListener('keydown', (event) => {
-    const mod = event.ctrlKey || event.metaKey;
-    if (mod && event.key === 'Enter') {
-      // Ctrl+Shift+Enter queues at the front, as in ComfyUI.
-      event.preventDefault();
-      void queue(event.shiftKey);
-    } else if (mod && event.key.toLowerCase() === 's') {
-      event.preventDefault();
-      $('gg-save').click();
-    } else if (mod && event.key.toLowerCase() === 'o') {
-      event.preventDefault();
-      fileInput.click();
-    } else if (!mod && !event.altKey && event.key.toLowerCase() === 'r' && !isTyping(event)) {
-      void app.refreshNodeDefinitions().catch((error: Error) => app.notify('error', error.message));
-    } else if (mod && (event.key.toLowerCase() === 'm' || event.key.toLowerCase() === 'b') && !isTyping(event)) {
-      event.preventDefault();
-      app.toggleMode(event.key.toLowerCase() === 'm' ? 2 : 4);
-    }
-  });
-
   // Dropping a workflow JSON or a PNG anywhere on the page opens it.
   addEventListener('dragover', (event) => {
     if (event.dataTransfer?.types.includes('Files')) event.preventDefault();
@@ -144,11 +126,13 @@ export function installUi(app: EditorApp): void {
   app.api.addEventListener('status', () => setConnection('open', 'connected'));
   app.api.addEventListener('reconnecting', () => setConnection('closed', 'reconnecting…'));
   app.api.addEventListener('reconnected', () => setConnection('open', 'connected'));
-}
 
-function isTyping(event: KeyboardEvent): boolean {
-  const target = event.target as HTMLElement | null;
-  return !!target && (target.tagName === 'INPUT' || target.tagName === 'TEXTAREA' || target.isContentEditable);
+  return {
+    queue: (front) => void queue(front),
+    save: () => $('gg-save').click(),
+    open: () => fileInput.click(),
+    refresh: () => void app.refreshNodeDefinitions().catch((error: Error) => app.notify('error', error.message)),
+  };
 }
 
 function nodeUploadAt(app: EditorApp, event: MouseEvent): UploadTarget | undefined {

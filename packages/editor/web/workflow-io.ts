@@ -107,6 +107,8 @@ export function loadApiPrompt(app: EditorApp, prompt: ApiPrompt): void {
     }
   }
   app.canvas?.setDirty(true, true);
+  // A new workflow, as a UI file is (its own undo history).
+  app.events.dispatchEvent(new CustomEvent('graph-loaded', { detail: { missingTypes: [...new Set(missing)], warnings: [] } }));
   if (missing.length) app.notify('warning', `Missing node types: ${[...new Set(missing)].join(', ')}`);
 }
 

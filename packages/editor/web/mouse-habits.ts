@@ -1,0 +1,22 @@
+/**
+ * ComfyUI's mouse habits that litegraph 0.7 has behind flags or does differently: Alt+drag on a node drags a
+ * copy of it, and "Add Group" on the canvas menu fits the new group around the selected nodes (an empty box
+ * only when nothing is selected). Double-click renaming is in title-editor.ts, pinning in pinning.ts.
+ */
+import type { EditorApp } from './app.ts';
+import { groupAround, LGraphGroup, DEFAULT_GROUP_FONT_SIZE } from './groups.ts';
+import { LGraphCanvas, LiteGraph, type LGraphNodeType } from './litegraph.ts';
+
+export function installMouseHabits(app: EditorApp): void {
+  (LiteGraph as unknown as { alt_drag_do_clone_nodes: boolean }).alt_drag_do_clone_nodes = true;
+
+  (LGraphCanvas as unknown as { onGroupAdd: (info: unknown, entry: unknown, event: MouseEvent) => void }).onGroupAdd = (_info, _entry, event) => {
+    const selected = Object.values((app.canvas as unknown as { selected_nodes: Record<string, LGraphNodeType> }).selected_nodes ?? {});
+    if (groupAround(app, selected)) return;
+    const group = new LGraphGroup();
+    group.font_size = DEFAULT_GROUP_FONT_SIZE;
+    group.pos = app.canvas.convertEventToCanvasOffset(event) as [number, number];
+    app.graph.add(group as never);
+    app.canvas.setDirty(true, true);
+  };
+}
