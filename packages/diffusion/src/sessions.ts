@@ -522,12 +522,17 @@ export function intraOpThreadsFor(weightBytes: number, cores: number = available
 /** The environment variable that fixes every session's intra-op threads (else chosen per model: intraOpThreadsFor). */
 export const INTRA_OP_THREADS_ENV = 'GATEGRAPH_INTRA_OP_THREADS';
 
-/** A process-wide pool with default settings, for callers that do not manage their own. */
-let defaultPool: SessionPool | undefined;
+/**
+ * A process-wide pool with default settings, for callers that do not manage their own. One per process, kept on
+ * `globalThis` under a registered symbol (as the host's memory ledger): a pack that loads its own copy of this
+ * package still shares it, so one budget covers every session the process opens.
+ */
+const DEFAULT_POOL = Symbol.for('@gategraph/diffusion/default-session-pool');
 export function getDefaultSessionPool(): SessionPool {
+  const global = globalThis as { [DEFAULT_POOL]?: SessionPool };
   const threads = process.env[INTRA_OP_THREADS_ENV];
-  defaultPool ??= new SessionPool(threads ? { intraOpNumThreads: Number(threads) } : {}, { onNotice: (message) => console.warn(`sessions: ${message}`) });
-  return defaultPool;
+  global[DEFAULT_POOL] ??= new SessionPool(threads ? { intraOpNumThreads: Number(threads) } : {}, { onNotice: (message) => console.warn(`sessions: ${message}`) });
+  return global[DEFAULT_POOL];
 }
 
 /**
