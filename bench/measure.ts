@@ -212,3 +212,53 @@ export function loadMeter(childPid?: number): { stop(): LoadReport } {
     },
   };
 }
+
+// ==== benches with child processes (one measurement per process, so that its peak RSS is its own) ==============
+/** RSS figures in MB of 2^20 bytes (VmHWM / 1024, as the benches print them); file sizes in GB of 1e9 bytes. */
+export const mb = (bytes: number) => bytes / 2 ** 20;
+export const gbOfBytes = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;
+export const sec = (s: number) => `${s.toFixed(1)} s`;
+/** The last stdout line of a child starts with this, followed by its JSON result. */
+export const CHILD_RESULT = 'RESULT ';
+
+export type Phase = { name: string; seconds: number; peakMB: number };
+/**
+ * Phases of a child: each ends with its wall time and peak RSS, and the peak is reset for the next (when the kernel
+ * allows it; otherwise every phase reports the peak so far).
+ */
+export function phases() {
+  const list: Phase[] = [];
+  const resettable = resetPeakRss();
+  let name = 'start';
+  let t = performance.now();
+  return {
+    resettable,
+    list,
+    next(nextName: string) {
+      list.push({ name, seconds: (performance.now() - t) / 1000, peakMB: peakRssMB('self') });
+      resetPeakRss();
+      name = nextName;
+      t = performance.now();
+    },
+  };
+}
+
+/**
+ * Runs `script` again as a child in the role `role` (`--child <role>`, with the parent's other arguments and
+ * `extra`); resolves with the JSON its CHILD_RESULT line carries, rejects when it fails.
+ */
+export function runChildRole<T>(script: string, args: readonly string[], role: string, extra: string[] = []): Promise<T> {
+  return new Promise((res, rej) => {
+    const c = spawn(process.execPath, [...process.execArgv, script, '--child', role, ...args.filter((a) => a !== '--child'), ...extra], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    c.on('exit', (code) => {
+      const line = out.split('\n').find((l) => l.startsWith(CHILD_RESULT));
+      if (code === 0 && line) res(JSON.parse(line.slice(CHILD_RESULT.length)) as T);
+      else rej(new Error(`the ${role} child failed (exit ${code})`));
+    });
+  });
+}

@@ -35,7 +35,6 @@
  *     skipped (said, not failed) when the machine does not have it.
  * The run folder under --work (about 14 GB of float32 files) is deleted at the end unless --keep.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -54,7 +53,7 @@ import {
 } from '../packages/diffusion/src/index.ts';
 import { checkpointSha256 } from '../packages/onnx-graph/src/build/index.ts';
 import { deepFeature, discoverUNet, loadModel, readDeclaredIo, upLayers, type DeclaredTensor } from '../packages/onnx-graph/src/index.ts';
-import { cliOptions, compareOutputs, memAvailableMB, peakRssMB, python, repoRoot, resetPeakRss, rssMB } from './measure.ts';
+import { CHILD_RESULT, cliOptions, compareOutputs, gbOfBytes, mb, memAvailableMB, phases, python, repoRoot, rssMB, runChildRole, sec, type Phase } from './measure.ts';
 import { PlanMacCounter } from './plan-macs.ts';
 
 // The onnxruntime-node the engine loads (a dependency of packages/diffusion, not of the repository root).
@@ -83,31 +82,8 @@ if (LATENT % 4 !== 0) usage(`--latent must be a multiple of 4 (SDXL's UNet halve
 const PROMPT = 'a photo of an astronaut riding a horse on mars';
 const COMPONENTS = ['text_encoder', 'text_encoder_2', 'unet', 'vae_decoder', 'vae_encoder'] as const;
 type Component = (typeof COMPONENTS)[number];
-/** RSS figures in MB of 2^20 bytes (VmHWM / 1024, as the other benches print them); file sizes in GB of 1e9 bytes. */
-const mb = (bytes: number) => bytes / 2 ** 20;
-const gbOfBytes = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;
-const sec = (s: number) => `${s.toFixed(1)} s`;
-const RESULT = 'RESULT ';
 
 // ==== children ==================================================================================================
-type Phase = { name: string; seconds: number; peakMB: number };
-/** Phases of a child, each ending with its wall time and peak RSS; the peak is reset for the next where the kernel allows. */
-function phases() {
-  const list: Phase[] = [];
-  const resettable = resetPeakRss();
-  let name = 'start';
-  let t = performance.now();
-  return {
-    resettable,
-    list,
-    next(nextName: string) {
-      list.push({ name, seconds: (performance.now() - t) / 1000, peakMB: peakRssMB('self') });
-      resetPeakRss();
-      name = nextName;
-      t = performance.now();
-    },
-  };
-}
 
 /** The engine's CPU session settings (sessions.ts): all cores, no spinning, full graph optimization. */
 const sessionOptions = (): SessionOptions => ({
@@ -254,7 +230,7 @@ async function child(role: string): Promise<unknown> {
 if (flag('child')) {
   try {
     const result = await child(option('child', ''));
-    process.stdout.write(`${RESULT}${JSON.stringify(result)}\n`);
+    process.stdout.write(`${CHILD_RESULT}${JSON.stringify(result)}\n`);
     process.exit(0);
   } catch (err) {
     console.error(`bench/single-file-sdxl child: ${(err as Error).stack ?? String(err)}`);
@@ -263,21 +239,7 @@ if (flag('child')) {
 }
 
 /** Runs a child role; resolves with its result (rejects when it fails). */
-function runChild<T>(role: string, extra: string[] = []): Promise<T> {
-  return new Promise((res, rej) => {
-    const c = spawn(process.execPath, [...process.execArgv, thisFile, '--child', role, ...args.filter((a) => a !== '--child'), ...extra], {
-      cwd: repoRoot,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    c.on('exit', (code) => {
-      const line = out.split('\n').find((l) => l.startsWith(RESULT));
-      if (code === 0 && line) res(JSON.parse(line.slice(RESULT.length)) as T);
-      else rej(new Error(`the ${role} child failed (exit ${code})`));
-    });
-  });
-}
+const runChild = <T>(role: string, extra: string[] = []): Promise<T> => runChildRole<T>(thisFile, args, role, extra);
 
 // ==== files =====================================================================================================
 {

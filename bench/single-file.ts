@@ -44,7 +44,7 @@
  * to back, the order rotating between rounds. Medians, ratios of medians and medians of the per-round ratios; the CPU
  * time other processes took during the rounds (/proc/stat), peak RSS of both processes.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -64,18 +64,24 @@ import {
 import { checkpointSha256, unetFromCheckpoint } from '../packages/onnx-graph/src/build/index.ts';
 import { loadModel } from '../packages/onnx-graph/src/index.ts';
 import {
+  CHILD_RESULT,
   TorchSide,
   cliOptions,
   compareOutputs,
+  gbOfBytes,
   loadMeter,
+  mb,
   median,
   memAvailableMB,
   ms,
   peakRssMB,
+  phases,
   python,
   repoRoot,
-  resetPeakRss,
   rssMB,
+  runChildRole,
+  sec,
+  type Phase,
 } from './measure.ts';
 
 const thisFile = fileURLToPath(import.meta.url);
@@ -97,35 +103,9 @@ const EXPORT = resolve(option('export', join(gate, 'test-models-full', 'sd15-opt
 const WORK = resolve(option('work', join(gate, 'bench-single-file')));
 const FAMILY = { text: 'sd1', prediction: 'epsilon' } as const;
 /** RSS figures are in MB of 2^20 bytes (VmHWM / 1024, as the other benches print them); file sizes in GB of 1e9 bytes. */
-const mb = (bytes: number) => bytes / 2 ** 20;
-const gbOfBytes = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;
 const gb = (megabytes: number) => gbOfBytes(megabytes * 2 ** 20);
-const sec = (s: number) => `${s.toFixed(1)} s`;
-/** The last stdout line of a child starts with this, followed by its JSON result. */
-const RESULT = 'RESULT ';
 
 // ==== children: one measurement each, in a process of its own ==================================================
-type Phase = { name: string; seconds: number; peakMB: number };
-/**
- * Phases of a child: each ends with its wall time and peak RSS, and the peak is reset for the next (when the kernel
- * allows it; otherwise every phase reports the peak so far).
- */
-function phases() {
-  const list: Phase[] = [];
-  const resettable = resetPeakRss();
-  let name = 'start';
-  let t = performance.now();
-  return {
-    resettable,
-    list,
-    next(nextName: string) {
-      list.push({ name, seconds: (performance.now() - t) / 1000, peakMB: peakRssMB('self') });
-      resetPeakRss();
-      name = nextName;
-      t = performance.now();
-    },
-  };
-}
 const componentsOf = (c: Awaited<ReturnType<typeof modelFolderFromCheckpoint>>['components']) =>
   Object.fromEntries(
     Object.entries(c).map(([name, x]) => [
@@ -194,7 +174,7 @@ async function child(role: string): Promise<unknown> {
 if (flag('child')) {
   try {
     const result = await child(option('child', ''));
-    process.stdout.write(`${RESULT}${JSON.stringify(result)}\n`);
+    process.stdout.write(`${CHILD_RESULT}${JSON.stringify(result)}\n`);
     process.exit(0);
   } catch (err) {
     console.error(`bench/single-file child: ${(err as Error).stack ?? String(err)}`);
@@ -203,21 +183,7 @@ if (flag('child')) {
 }
 
 /** Runs a child role; resolves with its result (rejects when it fails). */
-function runChild<T>(role: string, extra: string[] = []): Promise<T> {
-  return new Promise((res, rej) => {
-    const c = spawn(process.execPath, [...process.execArgv, thisFile, '--child', role, ...args.filter((a) => a !== '--child'), ...extra], {
-      cwd: repoRoot,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    c.on('exit', (code) => {
-      const line = out.split('\n').find((l) => l.startsWith(RESULT));
-      if (code === 0 && line) res(JSON.parse(line.slice(RESULT.length)) as T);
-      else rej(new Error(`the ${role} child failed (exit ${code})`));
-    });
-  });
-}
+const runChild = <T>(role: string, extra: string[] = []): Promise<T> => runChildRole<T>(thisFile, args, role, extra);
 
 // ==== options, files ============================================================================================
 const SIZE = wholeNumbers('size', '512')[0]!;

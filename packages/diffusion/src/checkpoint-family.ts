@@ -604,6 +604,20 @@ function sdUnet(h: Header, p: string, read: Float32Reader | undefined, refuse: (
   }
   const temporal = h.withPrefix(p).some((key) => key.includes('.time_stack.') || key.includes('.time_mixer.') || key.includes('.time_mix_blocks.'));
   const adm = h.dim(k('label_emb.0.0.weight'), 1);
+  const described = (family: SdFamily, prediction: SdPrediction, vStatistic: number | null): SdUnetInfo => ({
+    prefix: p,
+    family,
+    prediction,
+    vStatistic,
+    inpainting: inChannels === 9,
+    inChannels,
+    outChannels,
+    modelChannels,
+    contextDim,
+    linearProjections,
+    parameters: h.parameters(p),
+    dtype: h.dominantDtype(p),
+  });
   const sizes = `(${inChannels} input channels, ${modelChannels} wide${contextDim !== null ? `, ${contextDim}-wide text` : ''})`;
 
   if (temporal) {
@@ -622,23 +636,8 @@ function sdUnet(h: Header, p: string, read: Float32Reader | undefined, refuse: (
       if (inChannels === 9) throw refuse('sdxl', `this is an SDXL inpainting model (9 input channels): ${RUNS} for text-to-image and image-to-image; SDXL inpainting is not supported yet`);
       if (inChannels === 8) throw refuse('instruct-pix2pix', `this is an SDXL InstructPix2Pix model (8 input channels: latent and the image to edit): ${RUNS}; InstructPix2Pix is not supported`);
       if (inChannels !== 4 || outChannels !== 4) throw refuse('unknown-unet', `this is ${what} with ${inChannels} input and ${outChannels} output channels, no variant ComfyUI names: ${RUNS}`);
-      const family: SdFamily = refiner ? 'sdxl-refiner' : 'sdxl';
-      return {
-        prefix: p,
-        family,
-        // supported_models.SDXL.model_type: a `v_pred` key marks v-prediction (NoobAI, other v-pred finetunes)
-        prediction: h.has('v_pred') ? 'v_prediction' : 'epsilon',
-        vStatistic: null,
-        inpainting: false,
-        inChannels,
-        outChannels,
-        modelChannels,
-        contextDim,
-        linearProjections,
-        parameters: h.parameters(p),
-        dtype: h.dominantDtype(p),
-        variant: what,
-      };
+      // supported_models.SDXL.model_type: a `v_pred` key marks v-prediction (NoobAI, other v-pred finetunes)
+      return { ...described(refiner ? 'sdxl-refiner' : 'sdxl', h.has('v_pred') ? 'v_prediction' : 'epsilon', null), variant: what };
     }
     throw refuse('unknown-unet', `its UNet is class-conditioned (label_emb with ${adm} inputs, as SDXL-type models are) ${sizes}, a variant ComfyUI does not name either: ${RUNS}`);
   }
@@ -663,20 +662,7 @@ function sdUnet(h: Header, p: string, read: Float32Reader | undefined, refuse: (
     vStatistic = populationStd(values!);
     if (vStatistic > V_PREDICTION_STD_THRESHOLD) prediction = 'v_prediction';
   }
-  return {
-    prefix: p,
-    family,
-    prediction,
-    vStatistic,
-    inpainting: inChannels === 9,
-    inChannels,
-    outChannels,
-    modelChannels,
-    contextDim,
-    linearProjections,
-    parameters: h.parameters(p),
-    dtype: h.dominantDtype(p),
-  };
+  return described(family, prediction, vStatistic);
 }
 
 /** SDXL's distillations differ from it in transformer depth per input block (supported_models.py's SSD1B, Vega, KOALA). */

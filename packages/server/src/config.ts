@@ -205,54 +205,44 @@ export interface CliOptions extends ConfigInput {
   help?: boolean;
 }
 
-/** Parses `pnpm serve` flags. Throws an Error whose message is meant for the user on a bad flag. */
-export function parseCliArgs(argv: string[]): CliOptions {
-  const { values } = parseArgs({
-    // `--cache-ram` may stand alone (ComfyUI's optional value): give it the default so parseArgs sees a value.
-    args: argv.flatMap((arg, i) => (arg === '--cache-ram' && (i + 1 >= argv.length || argv[i + 1]!.startsWith('-')) ? [arg, 'default'] : [arg])),
-    strict: true,
-    options: {
-      host: { type: 'string' },
-      listen: { type: 'string' },
-      port: { type: 'string' },
-      token: { type: 'string' },
-      'output-directory': { type: 'string' },
-      'input-directory': { type: 'string' },
-      'temp-directory': { type: 'string' },
-      'models-directory': { type: 'string' },
-      'extra-model-paths-config': { type: 'string', multiple: true },
-      'data-directory': { type: 'string' },
-      'custom-nodes': { type: 'string' },
-      pack: { type: 'string', multiple: true },
-      'max-upload-size': { type: 'string' },
-      'max-body-size': { type: 'string' },
-      'max-image-dimension': { type: 'string' },
-      'max-json-depth': { type: 'string' },
-      'max-concurrent-uploads': { type: 'string' },
-      'max-image-pixels': { type: 'string' },
-      workers: { type: 'string' },
-      execution: { type: 'string' },
-      'max-history': { type: 'string' },
-      'max-history-size': { type: 'string' },
-      'editor-dir': { type: 'string' },
-      'cache-classic': { type: 'boolean' },
-      'cache-lru': { type: 'string' },
-      'cache-none': { type: 'boolean' },
-      'cache-ram': { type: 'string' },
-      'session-memory': { type: 'string' },
-      redis: { type: 'string' },
-      'redis-prefix': { type: 'string' },
-      'shared-files': { type: 'boolean' },
-      'file-ttl': { type: 'string' },
-      'lock-timeout': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+/**
+ * The flags `pnpm serve` and `gategraph worker` share: where things are (folders, packs), how nodes run (execution,
+ * cache, session memory, workers) and the Redis deployment. Both parsers spread this into their option table.
+ */
+export const SHARED_FLAG_OPTIONS = {
+  'output-directory': { type: 'string' },
+  'input-directory': { type: 'string' },
+  'temp-directory': { type: 'string' },
+  'models-directory': { type: 'string' },
+  'extra-model-paths-config': { type: 'string', multiple: true },
+  'custom-nodes': { type: 'string' },
+  pack: { type: 'string', multiple: true },
+  workers: { type: 'string' },
+  execution: { type: 'string' },
+  'max-history': { type: 'string' },
+  'cache-classic': { type: 'boolean' },
+  'cache-lru': { type: 'string' },
+  'cache-none': { type: 'boolean' },
+  'cache-ram': { type: 'string' },
+  'session-memory': { type: 'string' },
+  redis: { type: 'string' },
+  'redis-prefix': { type: 'string' },
+  'shared-files': { type: 'boolean' },
+  'file-ttl': { type: 'string' },
+  'lock-timeout': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type SharedFlagValues = { [K in keyof typeof SHARED_FLAG_OPTIONS]?: (typeof SHARED_FLAG_OPTIONS)[K] extends { multiple: true } ? string[] : (typeof SHARED_FLAG_OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
+
+/** `--cache-ram` may stand alone (ComfyUI's optional value): give it the default so parseArgs sees a value. */
+export function withCacheRamDefault(argv: readonly string[]): string[] {
+  return argv.flatMap((arg, i) => (arg === '--cache-ram' && (i + 1 >= argv.length || argv[i + 1]!.startsWith('-')) ? [arg, 'default'] : [arg]));
+}
+
+/** What the shared flags set. Throws an Error whose message is meant for the user on a bad value. */
+export function sharedFlagSettings(values: SharedFlagValues): CliOptions {
   const out: CliOptions = {};
-  const host = values.host ?? values.listen;
-  if (host !== undefined) out.host = host;
-  if (values.port !== undefined) out.port = parsePort(values.port, '--port');
-  if (values.token !== undefined) out.token = values.token;
   const paths: Partial<HostPaths> = {};
   if (values['output-directory']) paths.output = values['output-directory'];
   if (values['input-directory']) paths.input = values['input-directory'];
@@ -260,17 +250,8 @@ export function parseCliArgs(argv: string[]): CliOptions {
   if (values['models-directory']) paths.models = values['models-directory'];
   if (Object.keys(paths).length) out.paths = paths;
   if (values['extra-model-paths-config']?.length) out.extraModelPathsConfig = values['extra-model-paths-config'].map((p) => resolve(p));
-  if (values['data-directory']) out.dataDir = values['data-directory'];
   if (values['custom-nodes']) out.customNodesDir = values['custom-nodes'];
   if (values.pack?.length) out.extraPacks = values.pack.map((p) => resolve(p));
-  if (values['max-upload-size']) out.maxUploadBytes = parseSize(values['max-upload-size'], '--max-upload-size');
-  if (values['max-body-size']) out.maxBodyBytes = parseSize(values['max-body-size'], '--max-body-size');
-  if (values['max-image-pixels']) out.maxImagePixels = parsePositiveInt(values['max-image-pixels'], '--max-image-pixels');
-  if (values['max-concurrent-uploads']) out.maxConcurrentUploads = parsePositiveInt(values['max-concurrent-uploads'], '--max-concurrent-uploads');
-  if (values['max-json-depth']) out.maxJsonDepth = parsePositiveInt(values['max-json-depth'], '--max-json-depth');
-  if (values['max-image-dimension']) {
-    out.maxImageDimension = parsePositiveInt(values['max-image-dimension'], '--max-image-dimension');
-  }
   if (values.workers) out.workers = parsePositiveInt(values.workers, '--workers');
   if (values.execution !== undefined) {
     if (values.execution !== 'thread' && values.execution !== 'in-process') {
@@ -279,8 +260,6 @@ export function parseCliArgs(argv: string[]): CliOptions {
     out.execution = values.execution;
   }
   if (values['max-history']) out.maxHistory = parsePositiveInt(values['max-history'], '--max-history');
-  if (values['max-history-size']) out.maxHistoryBytes = parseSize(values['max-history-size'], '--max-history-size');
-  if (values['editor-dir']) out.editorDir = values['editor-dir'];
   const ram = values['cache-ram'];
   const cache = cacheOptionsFromFlags({
     ...(values['cache-classic'] ? { classic: true } : {}),
@@ -293,6 +272,47 @@ export function parseCliArgs(argv: string[]): CliOptions {
   const redis = redisOptionsFromFlags(values);
   if (redis) out.redis = redis;
   if (values.help) out.help = true;
+  return out;
+}
+
+/** Parses `pnpm serve` flags. Throws an Error whose message is meant for the user on a bad flag. */
+export function parseCliArgs(argv: string[]): CliOptions {
+  const { values } = parseArgs({
+    args: withCacheRamDefault(argv),
+    strict: true,
+    options: {
+      ...SHARED_FLAG_OPTIONS,
+      host: { type: 'string' },
+      listen: { type: 'string' },
+      port: { type: 'string' },
+      token: { type: 'string' },
+      'data-directory': { type: 'string' },
+      'max-upload-size': { type: 'string' },
+      'max-body-size': { type: 'string' },
+      'max-image-dimension': { type: 'string' },
+      'max-json-depth': { type: 'string' },
+      'max-concurrent-uploads': { type: 'string' },
+      'max-image-pixels': { type: 'string' },
+      'max-history-size': { type: 'string' },
+      'editor-dir': { type: 'string' },
+    },
+  });
+  const out: CliOptions = sharedFlagSettings(values);
+  const host = values.host ?? values.listen;
+  if (host !== undefined) out.host = host;
+  if (values.port !== undefined) out.port = parsePort(values.port, '--port');
+  if (values.token !== undefined) out.token = values.token;
+  if (values['data-directory']) out.dataDir = values['data-directory'];
+  if (values['max-upload-size']) out.maxUploadBytes = parseSize(values['max-upload-size'], '--max-upload-size');
+  if (values['max-body-size']) out.maxBodyBytes = parseSize(values['max-body-size'], '--max-body-size');
+  if (values['max-image-pixels']) out.maxImagePixels = parsePositiveInt(values['max-image-pixels'], '--max-image-pixels');
+  if (values['max-concurrent-uploads']) out.maxConcurrentUploads = parsePositiveInt(values['max-concurrent-uploads'], '--max-concurrent-uploads');
+  if (values['max-json-depth']) out.maxJsonDepth = parsePositiveInt(values['max-json-depth'], '--max-json-depth');
+  if (values['max-image-dimension']) {
+    out.maxImageDimension = parsePositiveInt(values['max-image-dimension'], '--max-image-dimension');
+  }
+  if (values['max-history-size']) out.maxHistoryBytes = parseSize(values['max-history-size'], '--max-history-size');
+  if (values['editor-dir']) out.editorDir = values['editor-dir'];
   return out;
 }
 

@@ -5,9 +5,9 @@
  * at once, and the prompt is then recorded as lost when its lock lapses).
  */
 import { parseArgs } from 'node:util';
-import { resolve } from 'node:path';
-import { cacheOptionsFromFlags, consoleLogger, findWorkspaceRoot, type HostPaths } from '@gategraph/core';
-import { redisOptionsFromFlags, resolveConfig } from '../config.ts';
+import { delimiter } from 'node:path';
+import { consoleLogger, findWorkspaceRoot } from '@gategraph/core';
+import { resolveConfig, SHARED_FLAG_OPTIONS, sharedFlagSettings, withCacheRamDefault, type CliOptions } from '../config.ts';
 import { setUpExecution } from '../execution-setup.ts';
 import { DEFAULT_LOCK_SECONDS, DEFAULT_REDIS_PREFIX } from './api-instance.ts';
 import { openRedis, redactUrl, waitReady } from './connection.ts';
@@ -45,93 +45,37 @@ Options:
 `;
 
 export async function main(argv: string[]): Promise<number> {
-  let values;
+  let options: CliOptions;
+  let values: { models?: string | undefined; id?: string | undefined };
   try {
-    ({ values } = parseArgs({
-      args: argv.flatMap((arg, i) => (arg === '--cache-ram' && (i + 1 >= argv.length || argv[i + 1]!.startsWith('-')) ? [arg, 'default'] : [arg])),
+    const parsed = parseArgs({
+      args: withCacheRamDefault(argv),
       strict: true,
-      options: {
-        redis: { type: 'string' },
-        'redis-prefix': { type: 'string' },
-        'shared-files': { type: 'boolean' },
-        'file-ttl': { type: 'string' },
-        'lock-timeout': { type: 'string' },
-        workers: { type: 'string' },
-        models: { type: 'string' },
-        id: { type: 'string' },
-        'output-directory': { type: 'string' },
-        'input-directory': { type: 'string' },
-        'temp-directory': { type: 'string' },
-        'models-directory': { type: 'string' },
-        'extra-model-paths-config': { type: 'string', multiple: true },
-        'custom-nodes': { type: 'string' },
-        pack: { type: 'string', multiple: true },
-        execution: { type: 'string' },
-        'max-history': { type: 'string' },
-        'session-memory': { type: 'string' },
-        'cache-classic': { type: 'boolean' },
-        'cache-lru': { type: 'string' },
-        'cache-none': { type: 'boolean' },
-        'cache-ram': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    console.error(`${(error as Error).message}\n\n${WORKER_USAGE}`);
-    return EXIT_USAGE;
-  }
-  if (values.help) {
-    console.log(WORKER_USAGE);
-    return 0;
-  }
-  let redisOptions;
-  let workers = 1;
-  let execution: 'thread' | 'in-process' | undefined;
-  let cache;
-  try {
-    redisOptions = redisOptionsFromFlags({ ...values, redis: values.redis ?? (process.env.GATEGRAPH_REDIS || undefined) });
-    if (!redisOptions) throw new Error('--redis <url> is required: the Redis the deployment\'s servers use');
-    if (values.workers !== undefined) {
-      workers = Number(values.workers);
-      if (!Number.isInteger(workers) || workers < 1) throw new Error(`--workers must be a positive whole number (got ${JSON.stringify(values.workers)})`);
-    }
-    if (values.execution !== undefined && values.execution !== 'thread' && values.execution !== 'in-process') {
-      throw new Error(`--execution must be thread or in-process (got ${JSON.stringify(values.execution)})`);
-    }
-    execution = values.execution as typeof execution;
-    const ram = values['cache-ram'];
-    cache = cacheOptionsFromFlags({
-      ...(values['cache-classic'] ? { classic: true } : {}),
-      ...(values['cache-lru'] !== undefined ? { lru: values['cache-lru'] } : {}),
-      ...(values['cache-none'] ? { none: true } : {}),
-      ...(ram !== undefined ? { ram: ram === 'default' ? true : ram } : {}),
+      options: { ...SHARED_FLAG_OPTIONS, models: { type: 'string' }, id: { type: 'string' } },
     });
+    values = parsed.values;
+    if (parsed.values.help) {
+      console.log(WORKER_USAGE);
+      return 0;
+    }
+    options = sharedFlagSettings({ ...parsed.values, redis: parsed.values.redis ?? (process.env.GATEGRAPH_REDIS || undefined) });
+    if (!options.redis) throw new Error('--redis <url> is required: the Redis the deployment\'s servers use');
   } catch (error) {
     console.error(`${(error as Error).message}\n\n${WORKER_USAGE}`);
     return EXIT_USAGE;
   }
+  const redisOptions = options.redis;
+  const workers = options.workers ?? 1;
 
   const logger = consoleLogger('info', 'worker');
   const root = findWorkspaceRoot();
-  const paths: Partial<HostPaths> = {};
-  if (values['output-directory']) paths.output = values['output-directory'];
-  if (values['input-directory']) paths.input = values['input-directory'];
-  if (values['temp-directory']) paths.temp = values['temp-directory'];
-  if (values['models-directory']) paths.models = values['models-directory'];
   const config = resolveConfig(root, {
-    paths,
-    ...(values['max-history'] ? { maxHistory: Number(values['max-history']) } : {}),
-    ...(values['extra-model-paths-config']?.length ? { extraModelPathsConfig: values['extra-model-paths-config'].map((p) => resolve(p)) } : {}),
+    ...(options.paths ? { paths: options.paths } : {}),
+    ...(options.maxHistory ? { maxHistory: options.maxHistory } : {}),
+    ...(options.extraModelPathsConfig ? { extraModelPathsConfig: options.extraModelPathsConfig } : {}),
   });
-  if (values['session-memory'] !== undefined) {
-    const size = /^(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?$/i.test(values['session-memory'].trim());
-    if (!size) {
-      console.error(`--session-memory must be a size like 12GB (got ${JSON.stringify(values['session-memory'])})\n\n${WORKER_USAGE}`);
-      return EXIT_USAGE;
-    }
-    process.env.GATEGRAPH_SESSION_MEMORY = values['session-memory'];
-  }
-  if (config.extraModelPathsConfig.length) process.env.GATEGRAPH_EXTRA_MODEL_PATHS = config.extraModelPathsConfig.join(':');
+  if (config.extraModelPathsConfig.length) process.env.GATEGRAPH_EXTRA_MODEL_PATHS = config.extraModelPathsConfig.join(delimiter);
+  if (options.sessionMemoryBytes !== undefined) process.env.GATEGRAPH_SESSION_MEMORY = String(options.sessionMemoryBytes);
 
   const keys = new RedisKeys(redisOptions.prefix ?? DEFAULT_REDIS_PREFIX);
   const redis = openRedis(redisOptions.url, 'gategraph-worker', logger);
@@ -144,10 +88,10 @@ export async function main(argv: string[]): Promise<number> {
       paths: config.paths,
       logger,
       executors: workers,
-      ...(values['custom-nodes'] ? { customNodesDir: values['custom-nodes'] } : {}),
-      ...(values.pack?.length ? { extraPacks: values.pack.map((p) => resolve(p)) } : {}),
-      ...(cache ? { cache } : {}),
-      ...(execution ? { execution } : {}),
+      ...(options.customNodesDir ? { customNodesDir: options.customNodesDir } : {}),
+      ...(options.extraPacks ? { extraPacks: options.extraPacks } : {}),
+      ...(options.cache ? { cache: options.cache } : {}),
+      ...(options.execution ? { execution: options.execution } : {}),
     });
     worker = new RedisWorker({
       redis,
