@@ -7,7 +7,9 @@
  *
  *   node --import tsx packages/editor/scripts/screenshots.ts
  *
- * Writes docs/editor-default-graph.png and docs/editor-gated-run.png. (`--real` is accepted for old command
+ * Writes docs/editor-default-graph.png, docs/editor-gated-run.png and docs/editor-workspace.png (the
+ * "Plain vs TGATE" template opened from the Templates panel in a second tab and run: both samplers' images,
+ * the history with run times). (`--real` is accepted for old command
  * lines: every run is real now.)
  */
 import { mkdirSync } from 'node:fs';
@@ -50,6 +52,23 @@ try {
   });
   await page.screenshot({ path: join(docs, 'editor-gated-run.png') });
   console.log('wrote docs/editor-gated-run.png');
+
+  await page.locator('.gg-sidebar-button[data-panel="templates"]').click();
+  await page.locator('li[data-template="tgate-compare"]').click();
+  const runs = await page.locator('.gg-history li.gg-status-success').count();
+  await page.locator('#gg-queue').click();
+  await page.waitForFunction(
+    (runs) => (globalThis as unknown as Win).document.querySelectorAll('.gg-history li.gg-status-success').length > runs ||
+      (globalThis as unknown as Win).document.querySelector('.gg-toast-error') !== null,
+    runs,
+    { timeout: 300_000 },
+  );
+  const failed = await page.locator('.gg-toast-error').first().textContent({ timeout: 100 }).catch(() => null);
+  if (failed) throw new Error(`the template's run failed: ${failed}`);
+  await page.locator('.gg-toast').first().waitFor({ state: 'detached', timeout: 15_000 }).catch(() => undefined);
+  await page.evaluate(() => (globalThis as unknown as Win).gategraph.fitView());
+  await page.screenshot({ path: join(docs, 'editor-workspace.png') });
+  console.log('wrote docs/editor-workspace.png');
   await page.close();
 } finally {
   await browser.close();

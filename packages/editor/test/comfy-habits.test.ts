@@ -5,21 +5,11 @@
  * font_size) and nested groups, and nodes of types the server does not have.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
-import { emptySpot, graphToPage, launchBrowser, openEditor, startRealServer, waitReady, type TestBrowser, type TestServer, type Win } from './helpers.ts';
+import { editorSession, emptySpot, graphToPage, openEditor, waitReady, type Win } from './helpers.ts';
 
-let server: TestServer;
-let browser: TestBrowser;
-
-before(async () => {
-  server = await startRealServer();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const session = editorSession();
 
 const nodeIds = (page: Page) =>
   page.evaluate(() => ((globalThis as unknown as Win).gategraph.graph._nodes as { id: number }[]).map((n) => n.id).sort((a, b) => a - b));
@@ -74,7 +64,7 @@ async function settled(page: Page): Promise<void> {
 
 describe('undo and redo', () => {
   test('a deleted node comes back with Ctrl+Z, goes again with Ctrl+Y, and undo still works after a reload', async () => {
-    const { page, errors } = await openEditor(browser.context, server.url);
+    const { page, errors } = await openEditor(session.browser.context, session.server.url);
     const all = await nodeIds(page);
     assert.ok(all.includes(9));
     const link = await page.evaluate(() => (globalThis as unknown as Win).gategraph.graph.getNodeById(9).inputs[0].link !== null);
@@ -111,7 +101,7 @@ describe('undo and redo', () => {
   });
 
   test('moves, typed widget values and bypass are undone one step at a time; the view is not', async () => {
-    const { page } = await openEditor(browser.context, server.url);
+    const { page } = await openEditor(session.browser.context, session.server.url);
     const start = await nodePos(page, 5);
     await drag(page, await titleOf(page, 5), 120, 60);
     const moved = await nodePos(page, 5);
@@ -149,7 +139,7 @@ describe('undo and redo', () => {
 
 describe('ComfyUI shortcuts and mouse habits', () => {
   test('Ctrl+G groups the selection (named in place), dragging the group moves its nodes, Ctrl+Z undoes', async () => {
-    const { page } = await openEditor(browser.context, server.url);
+    const { page } = await openEditor(session.browser.context, session.server.url);
     await clickTitle(page, 6);
     await clickTitle(page, 7, ['Shift']);
     assert.deepEqual(await selectedIds(page), [6, 7]);
@@ -193,7 +183,7 @@ describe('ComfyUI shortcuts and mouse habits', () => {
   });
 
   test('Ctrl+Alt+Enter interrupts the running prompt', async () => {
-    const { page } = await openEditor(browser.context, server.url);
+    const { page } = await openEditor(session.browser.context, session.server.url);
     // 2000 steps on the embedded model: long enough to be running when the keys are pressed.
     await page.evaluate(() => {
       const sampler = (globalThis as unknown as Win).gategraph.nodeById(3);
@@ -210,13 +200,13 @@ describe('ComfyUI shortcuts and mouse habits', () => {
     await page.keyboard.press('Control+Alt+Enter');
     await page.locator('.gg-toast', { hasText: 'interrupted' }).waitFor();
     await page.locator(`.gg-history li[data-prompt-id="${promptId}"]`).waitFor({ timeout: 30_000 });
-    const history = (await (await fetch(`${server.url}/history/${promptId}`)).json()) as Record<string, { status: { completed: boolean } }>;
+    const history = (await (await fetch(`${session.server.url}/history/${promptId}`)).json()) as Record<string, { status: { completed: boolean } }>;
     assert.equal(history[promptId]?.status.completed, false, 'the prompt did not run to the end');
     await page.close();
   });
 
   test('Escape closes the context menu and the search box', async () => {
-    const { page } = await openEditor(browser.context, server.url);
+    const { page } = await openEditor(session.browser.context, session.server.url);
     const spot = await emptySpot(page, [400, 650]);
     await page.mouse.click(spot.x, spot.y, { button: 'right' });
     await page.locator('.litecontextmenu').first().waitFor();
@@ -237,7 +227,7 @@ describe('ComfyUI shortcuts and mouse habits', () => {
   });
 
   test('double-clicking a node title renames it in place; Escape keeps the old name', async () => {
-    const { page } = await openEditor(browser.context, server.url);
+    const { page } = await openEditor(session.browser.context, session.server.url);
     const at = await titleOf(page, 3);
     await page.mouse.dblclick(at.x, at.y);
     const editor = page.locator('input.gg-title-editor');
@@ -260,7 +250,7 @@ describe('ComfyUI shortcuts and mouse habits', () => {
   });
 
   test('Alt+drag on a node drags a copy of it; the original stays', async () => {
-    const { page } = await openEditor(browser.context, server.url);
+    const { page } = await openEditor(session.browser.context, session.server.url);
     const before = await nodeIds(page);
     const start = await nodePos(page, 5);
     await page.keyboard.down('Alt');
@@ -281,7 +271,7 @@ describe('ComfyUI shortcuts and mouse habits', () => {
   });
 
   test('Ctrl+C then Ctrl+Shift+V keeps the input links from nodes not copied; Ctrl+V does not', async () => {
-    const { page } = await openEditor(browser.context, server.url);
+    const { page } = await openEditor(session.browser.context, session.server.url);
     await clickTitle(page, 3);
     await page.keyboard.press('Control+c');
     const inputsOf = (id: number) =>
@@ -304,7 +294,7 @@ describe('ComfyUI shortcuts and mouse habits', () => {
   });
 
   test('Alt+C collapses, P pins (a pinned node does not move), `.` fits the selection, Ctrl+M mutes, Backspace deletes', async () => {
-    const { page } = await openEditor(browser.context, server.url);
+    const { page } = await openEditor(session.browser.context, session.server.url);
     const flags = (id: number) => page.evaluate((id) => ({ ...(globalThis as unknown as Win).gategraph.nodeById(id).flags }), id);
     await clickTitle(page, 5);
     await page.keyboard.press('Alt+c');
@@ -364,7 +354,7 @@ function groupedWorkflow(): unknown {
 
 describe('groups', () => {
   test('groups of ComfyUI files (no font_size) show their titles, at 24 px', async () => {
-    const { page } = await openEditor(browser.context, server.url);
+    const { page } = await openEditor(session.browser.context, session.server.url);
     await openWorkflow(page, 'grouped.json', groupedWorkflow());
     const drawn = await page.evaluate(() => (globalThis as unknown as Win).gategraph.graph._groups.map((g: { ggDrawn?: unknown }) => g.ggDrawn));
     assert.deepEqual(drawn, [
@@ -385,7 +375,7 @@ describe('groups', () => {
   });
 
   test('moving a group moves its nodes and nested groups; a nested group moves alone; titles and colours are editable', async () => {
-    const { page } = await openEditor(browser.context, server.url);
+    const { page } = await openEditor(session.browser.context, session.server.url);
     await openWorkflow(page, 'grouped.json', groupedWorkflow());
     const state = () =>
       page.evaluate(() => {
@@ -441,7 +431,7 @@ describe('groups', () => {
 
 describe('missing nodes', () => {
   test('a node type the server does not have shows its type and values, and saves unchanged', async () => {
-    const { page } = await openEditor(browser.context, server.url);
+    const { page } = await openEditor(session.browser.context, session.server.url);
     const missing = {
       id: 7, type: 'FancyUpscaler', pos: [500, 100], size: [320, 150], flags: {}, order: 1, mode: 0,
       inputs: [{ name: 'image', type: 'IMAGE', link: null }], outputs: [{ name: 'IMAGE', type: 'IMAGE', links: null }],

@@ -14,19 +14,7 @@ import type { Page } from 'playwright-core';
 import { readPngText } from '../../diffusion/src/png-text.ts';
 import { decodePng, encodePng } from '../../diffusion/src/png.ts';
 import { expectedSubgraphPrompt, wrapPositivePromptInSubgraph } from '../../core/test/fixtures/subgraph-workflow.ts';
-import {
-  dragLink,
-  graphToPage,
-  insertTgateWithMouse,
-  launchBrowser,
-  openEditor,
-  repoRoot,
-  startRealServer,
-  waitReady,
-  type TestBrowser,
-  type TestServer,
-  type Win,
-} from './helpers.ts';
+import { dragLink, editorSession, graphToPage, insertTgateWithMouse, openEditor, repoRoot, startRealServer, type TestServer, waitReady, type Win } from './helpers.ts';
 
 const fixtures = join(repoRoot, 'packages', 'core', 'test', 'fixtures');
 const readJson = (path: string): unknown => JSON.parse(readFileSync(path, 'utf8'));
@@ -36,19 +24,7 @@ type UiNode = { id: number; type: string; widgets_values?: unknown[] };
 const defaultWorkflow = () => readJson(join(repoRoot, 'workflows', 'default.ui.json')) as { nodes: UiNode[] };
 const defaultWidgets = (type: string) => defaultWorkflow().nodes.find((n) => n.type === type)!.widgets_values!;
 
-let server: TestServer;
-let browser: TestBrowser;
-
-before(async () => {
-  // One after the other: a server that cannot start must not leave a browser running (it would keep the
-  // test process alive).
-  server = await startRealServer();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const session = editorSession();
 
 /** Graph content that must survive saving: nodes (without the execution order litegraph recomputes) and links. */
 async function graphContent(page: Page): Promise<{ nodes: unknown[]; links: unknown[] }> {
@@ -126,7 +102,7 @@ async function openFile(page: Page, name: string, content: string | Buffer): Pro
 
 describe('editor', () => {
   test('a first visit opens the default text-to-image graph, built from /object_info', async () => {
-    const { page, errors } = await openEditor(browser.context, server.url);
+    const { page, errors } = await openEditor(session.browser.context, session.server.url);
     const nodes = await page.evaluate(() =>
       (globalThis as unknown as Win).gategraph.nodes.map((n: { id: number; comfyClass: string }) => [n.id, n.comfyClass]),
     );
@@ -173,13 +149,13 @@ describe('editor', () => {
       Object.fromEntries(
         Object.entries(prompt).map(([id, node]) => [id, [node.class_type, Object.entries(node.inputs).filter(([, v]) => Array.isArray(v))]]),
       );
-    const { page: fromFile } = await openEditor(browser.context, server.url);
+    const { page: fromFile } = await openEditor(session.browser.context, session.server.url);
     const expected = links((await fromFile.evaluate(() => (globalThis as unknown as Win).gategraph.graphToPrompt())).prompt);
     await fromFile.close();
 
-    const page = await browser.context.newPage();
+    const page = await session.browser.context.newPage();
     await page.route('**/workflows/default.ui.json', (route) => route.fulfill({ status: 404, body: 'not here' }));
-    await page.goto(server.url);
+    await page.goto(session.server.url);
     await page.evaluate(() => (globalThis as unknown as Win).localStorage.clear());
     await page.reload();
     await waitReady(page);
@@ -191,7 +167,7 @@ describe('editor', () => {
   });
 
   test('editing the prompt and queueing samples on the model, with progress, previews and the image on SaveImage', async () => {
-    const { page, errors } = await openEditor(browser.context, server.url);
+    const { page, errors } = await openEditor(session.browser.context, session.server.url);
     const text = 'a small blue square at the bottom right on a white background';
     await page.locator('textarea[data-widget="text"][data-node-id="6"]').fill(text);
     await watchRun(page);
@@ -215,11 +191,11 @@ describe('editor', () => {
     // After queueing, the seed moved on as its control widget says.
     assert.equal(await page.evaluate(() => (globalThis as unknown as Win).gategraph.nodeById(3).widgets[0].value), seed + 1);
 
-    const history = (await (await fetch(`${server.url}/history`)).json()) as Record<string, { prompt: [number, string, Record<string, { inputs: Record<string, unknown> }>] }>;
+    const history = (await (await fetch(`${session.server.url}/history`)).json()) as Record<string, { prompt: [number, string, Record<string, { inputs: Record<string, unknown> }>] }>;
     const run = Object.values(history).at(-1)!;
     assert.equal(run.prompt[2]['6']!.inputs.text, text, 'the edited prompt was queued');
     assert.equal(run.prompt[2]['3']!.inputs.seed, seed, 'the seed is changed after queueing, not before');
-    const png = readFileSync(join(server.root, 'output', filename));
+    const png = readFileSync(join(session.server.root, 'output', filename));
     assertGeneratedPng(png, width, height);
     const workflow = JSON.parse(readPngText(png).workflow!) as { nodes: { id: number; widgets_values?: unknown[] }[] };
     assert.equal(workflow.nodes.find((n) => n.id === 6)!.widgets_values![0], text, 'the PNG carries the UI workflow');
@@ -228,7 +204,7 @@ describe('editor', () => {
   });
 
   test('queueing an unchanged graph again says that everything came from the cache', async () => {
-    const { page } = await openEditor(browser.context, server.url);
+    const { page } = await openEditor(session.browser.context, session.server.url);
     await page.locator('textarea[data-widget="text"][data-node-id="6"]').fill(`cache check ${Date.now()}`);
     await page.evaluate(() => ((globalThis as unknown as Win).gategraph.nodeById(3).widgets[1].value = 'fixed'));
     await queueAndWaitForImage(page, 9);
@@ -238,7 +214,7 @@ describe('editor', () => {
   });
 
   test('nodes added with the search box and the menu, linked with the mouse, run', async () => {
-    const { page } = await openEditor(browser.context, server.url);
+    const { page } = await openEditor(session.browser.context, session.server.url);
     page.on('dialog', (dialog) => void dialog.accept());
     await page.locator('#gg-clear').click();
     await page.waitForFunction(() => (globalThis as unknown as Win).gategraph.nodes.length === 0);
@@ -284,7 +260,7 @@ describe('editor', () => {
   });
 
   test('the editor links what the server accepts: the same type rule (case-sensitive, spaces after commas ignored)', async () => {
-    const { page } = await openEditor(browser.context, server.url);
+    const { page } = await openEditor(session.browser.context, session.server.url);
     const verdicts = await page.evaluate(() => {
       const check = (globalThis as unknown as { LiteGraph: { isValidConnection(a: unknown, b: unknown): boolean } }).LiteGraph;
       return [
@@ -302,7 +278,7 @@ describe('editor', () => {
   });
 
   test('an out-of-range value is refused by the server and marked on that input', async () => {
-    const { page } = await openEditor(browser.context, server.url);
+    const { page } = await openEditor(session.browser.context, session.server.url);
     // The widget clamps what is typed; a file can still carry any value.
     const workflow = defaultWorkflow();
     workflow.nodes.find((n) => n.type === 'KSampler')!.widgets_values![2] = 20000; // steps, max 10000
@@ -331,7 +307,7 @@ describe('editor', () => {
   });
 
   test('a node failing while it runs shows the error on that node', async () => {
-    const { page } = await openEditor(browser.context, server.url);
+    const { page } = await openEditor(session.browser.context, session.server.url);
     page.on('dialog', (dialog) => void dialog.accept());
     await page.locator('#gg-clear').click();
     // A pattern arriving over a link is checked only when the node runs.
@@ -368,7 +344,7 @@ describe('editor', () => {
   });
 
   test('the graph survives a reload, a save to file and open, and a dropped PNG', async () => {
-    const { page } = await openEditor(browser.context, server.url);
+    const { page } = await openEditor(session.browser.context, session.server.url);
     page.on('dialog', (dialog) => void dialog.accept(dialog.type() === 'prompt' ? 'my graph' : undefined));
     await page.locator('textarea[data-widget="text"][data-node-id="7"]').fill('ugly, deformed');
     await page.evaluate(() => ((globalThis as unknown as Win).gategraph.nodeById(3).widgets[2].value = 12)); // steps
@@ -393,7 +369,7 @@ describe('editor', () => {
 
     // A PNG made by a run carries the workflow: dropping it restores that graph.
     const { filename } = await queueAndWaitForImage(page, 9);
-    const png = readFileSync(join(server.root, 'output', filename));
+    const png = readFileSync(join(session.server.root, 'output', filename));
     const embedded = JSON.parse(readPngText(png).workflow!) as { nodes: { id: number }[] };
     await page.locator('#gg-clear').click();
     await dropFile(page, 'run.png', png);
@@ -412,7 +388,7 @@ describe('editor', () => {
   });
 
   test('a workflow saved on the server is listed and opens again', async () => {
-    const { page } = await openEditor(browser.context, server.url);
+    const { page } = await openEditor(session.browser.context, session.server.url);
     page.on('dialog', (dialog) => void dialog.accept(dialog.type() === 'prompt' ? 'kept on server' : undefined));
     await page.locator('textarea[data-widget="text"][data-node-id="6"]').fill('saved remotely');
     const before = await graphContent(page);
@@ -428,7 +404,7 @@ describe('editor', () => {
   });
 
   test('ComfyUI workflow files (UI 0.4 and 1) load and queue the same API prompt ComfyUI does', async () => {
-    const { page } = await openEditor(browser.context, server.url);
+    const { page } = await openEditor(session.browser.context, session.server.url);
     const expected = readJson(join(fixtures, 'default-workflow.api.json'));
     for (const file of ['default-workflow.ui.json', 'default-workflow.ui-v1.json']) {
       await openFile(page, file, readFileSync(join(fixtures, file), 'utf8'));
@@ -442,7 +418,7 @@ describe('editor', () => {
   });
 
   test('a subgraph of a version 1 workflow is kept as a placeholder, saved with its definition and queued expanded', async () => {
-    const { page } = await openEditor(browser.context, server.url);
+    const { page } = await openEditor(session.browser.context, session.server.url);
     type Node = { id: number; type: string; widgets_values?: unknown };
     const workflow = readJson(join(fixtures, 'default-workflow.ui-v1.json')) as { nodes: Node[]; definitions?: unknown };
     // The positive prompt wrapped in a subgraph (the same case as core's converter test).
@@ -459,7 +435,7 @@ describe('editor', () => {
   });
 
   test('Reroute and Note nodes of ComfyUI workflows load as editor-only nodes and are left out of the prompt', async () => {
-    const { page } = await openEditor(browser.context, server.url);
+    const { page } = await openEditor(session.browser.context, session.server.url);
     type Node = { id: number; type: string; inputs?: { link: number | null }[]; outputs?: { links: number[] }[] };
     const workflow = readJson(join(fixtures, 'default-workflow.ui.json')) as { nodes: Node[]; links: unknown[][]; last_node_id: number; last_link_id: number };
     // CLIP of the checkpoint reaches the positive prompt through a reroute (link 3 -> reroute -> link 10).
@@ -488,7 +464,7 @@ describe('editor', () => {
   });
 
   test('the queue panel cancels a pending prompt and interrupts the running one', async () => {
-    const { page } = await openEditor(browser.context, server.url);
+    const { page } = await openEditor(session.browser.context, session.server.url);
     // Real runs, told apart by their seeds: two of 2000 steps (about a minute each; the first is interrupted
     // long before its end, the second is cancelled while it waits) and a short one that runs to the end.
     const queue = async (seed: number, steps: number) => {
@@ -514,14 +490,14 @@ describe('editor', () => {
     await page.locator('.gg-toast', { hasText: 'interrupted' }).waitFor();
     // The remaining prompt runs to the end.
     await page.locator(`.gg-history li[data-prompt-id="${last}"].gg-status-success`).waitFor({ timeout: 60_000 });
-    const history = (await (await fetch(`${server.url}/history`)).json()) as Record<string, { status: { status_str: string; completed: boolean } }>;
+    const history = (await (await fetch(`${session.server.url}/history`)).json()) as Record<string, { status: { status_str: string; completed: boolean } }>;
     assert.equal(cancelled in history, false, 'the cancelled prompt never ran');
     assert.equal(history[running]?.status.completed, false, 'the interrupted prompt did not complete');
     await page.close();
   });
 
   test('an image input uploads from its button or a drop on the node, selects the file and previews it', async () => {
-    const { page } = await openEditor(browser.context, server.url);
+    const { page } = await openEditor(session.browser.context, session.server.url);
     const id = await page.evaluate(() => {
       const app = (globalThis as unknown as Win).gategraph;
       const node = app.addNode('LoadImage', [0, 800]);
@@ -549,7 +525,7 @@ describe('editor', () => {
       );
     };
     await shown('upload test.png');
-    assert.deepEqual(readFileSync(join(server.root, 'input', 'upload test.png')), png);
+    assert.deepEqual(readFileSync(join(session.server.root, 'input', 'upload test.png')), png);
 
     const center = await page.evaluate((id) => {
       const node = (globalThis as unknown as Win).gategraph.nodeById(id);
@@ -562,7 +538,7 @@ describe('editor', () => {
     assert.equal('upload' in prompt[String(id)].inputs, false, 'the button is not an input');
 
     // A file that appears in the input folder some other way shows up after Refresh.
-    writeFileSync(join(server.root, 'input', 'copied in.png'), png);
+    writeFileSync(join(session.server.root, 'input', 'copied in.png'), png);
     await page.locator('#gg-refresh').click();
     await page.locator('.gg-toast', { hasText: 'Node definitions refreshed' }).waitFor();
     const choices = await page.evaluate((id) => (globalThis as unknown as Win).gategraph.nodeById(id).widgets[0].options.values as string[], id);
@@ -571,7 +547,7 @@ describe('editor', () => {
   });
 
   test('TGATE nodes draw the plan of the connected sampler and follow their widgets', async () => {
-    const { page } = await openEditor(browser.context, server.url);
+    const { page } = await openEditor(session.browser.context, session.server.url);
     const summary = () => page.evaluate(() => {
       const app = (globalThis as unknown as Win).gategraph;
       return app.timelineFor(app.nodes.find((n: { comfyClass: string }) => n.comfyClass === 'GateSchedule'));
@@ -651,7 +627,7 @@ describe('editor', () => {
   });
 
   test('TGATE put between the loader and the sampler with the mouse runs on the model and shows its timeline', async () => {
-    const { page, errors } = await openEditor(browser.context, server.url);
+    const { page, errors } = await openEditor(session.browser.context, session.server.url);
     const { gate, cross } = await insertTgateWithMouse(page);
     const { prompt, warnings } = await page.evaluate(() => (globalThis as unknown as Win).gategraph.graphToPrompt());
     assert.deepEqual(warnings, []);
@@ -675,11 +651,11 @@ describe('editor', () => {
     const [width, height] = defaultWidgets('EmptyLatentImage') as [number, number];
     const shown = await queueAndWaitForImage(page, 9);
     assert.deepEqual([shown.width, shown.height], [width, height], 'SaveImage shows the gated run\'s image');
-    assertGeneratedPng(readFileSync(join(server.root, 'output', shown.filename)), width, height);
+    assertGeneratedPng(readFileSync(join(session.server.root, 'output', shown.filename)), width, height);
     const seen = await seenDuringRun(page);
     assert.deepEqual(seen.progress, Array.from({ length: steps }, (_, i) => i + 1), 'progress of every step');
     assert.ok(seen.previews >= 1, 'latent previews arrived');
-    const history = (await (await fetch(`${server.url}/history`)).json()) as Record<string, { prompt: [number, string, Record<string, { class_type: string }>] }>;
+    const history = (await (await fetch(`${session.server.url}/history`)).json()) as Record<string, { prompt: [number, string, Record<string, { class_type: string }>] }>;
     const ran = Object.values(Object.values(history).at(-1)!.prompt[2]).map((n) => n.class_type);
     assert.ok(ran.includes('GateSchedule') && ran.includes('CacheCrossAttn'), `the queued prompt has the TGATE nodes: ${ran.join(', ')}`);
 
@@ -733,7 +709,7 @@ describe('access token', () => {
   });
 
   test('a 401 asks for the token once, keeps it, and sends it on HTTP and the websocket', async () => {
-    const page = await browser.context.newPage();
+    const page = await session.browser.context.newPage();
     await page.goto(guarded.url);
     await page.evaluate(() => (globalThis as unknown as Win).localStorage.clear());
     await page.reload();

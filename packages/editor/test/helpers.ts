@@ -4,6 +4,7 @@
  * extension), Debian's Chromium driven by playwright-core with a fresh profile, and helpers that act on the
  * canvas with real mouse events.
  */
+import { after, before } from 'node:test';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -224,7 +225,20 @@ export async function nodesOfClass(page: Page, type: string): Promise<number[]> 
 export async function addNodeWithSearch(page: Page, pos: [number, number], query: string, type: string): Promise<number> {
   const before = await nodesOfClass(page, type);
   const at = await emptySpot(page, pos);
-  await page.mouse.dblclick(at.x, at.y);
+  // litegraph takes two clicks as a double-click only within 300 ms; on a machine busy with parallel test files
+  // the second click can come late, so a double-click that opened nothing is tried again (four tries).
+  // A search box that opens late must not get the next try's clicks: they would land on its list and add
+  // whatever node is listed there.
+  for (let attempt = 0; ; attempt++) {
+    if ((await page.locator('.gg-search input').count()) > 0) break;
+    await page.mouse.dblclick(at.x, at.y);
+    const opened = await page.locator('.gg-search input').waitFor({ timeout: 6000 }).then(() => true, () => false);
+    if (opened) break;
+    if (attempt === 3) {
+      await page.screenshot({ path: join(tmpdir(), `gg-no-search-box-${Date.now()}.png`) }).catch(() => {});
+      throw new Error(`double-clicking the canvas at ${pos.join(', ')} (page ${at.x}, ${at.y}) opened no search box`);
+    }
+  }
   await page.locator('.gg-search input').fill(query);
   await page.locator(`.gg-search li.selected[data-type="${type}"]`).waitFor();
   await page.keyboard.press('Enter');
@@ -265,3 +279,20 @@ export async function insertTgateWithMouse(page: Page, ids: { loader: number; sa
 }
 
 export const here = dirname(fileURLToPath(import.meta.url));
+
+/**
+ * The real server and Chromium a browser test file shares: started before its tests (the server first: one that
+ * cannot start must not leave a browser running, which would keep the test process alive), closed after them.
+ */
+export function editorSession(): { readonly server: TestServer; readonly browser: TestBrowser } {
+  const session = {} as { server: TestServer; browser: TestBrowser };
+  before(async () => {
+    session.server = await startRealServer();
+    session.browser = await launchBrowser();
+  });
+  after(async () => {
+    await session.browser?.close();
+    await session.server?.close();
+  });
+  return session;
+}

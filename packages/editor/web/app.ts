@@ -13,9 +13,10 @@ import { isEditorNode, type EditorNode } from './node-state.ts';
 import { definitionFromObjectInfo, type ObjectInfoEntry } from './object-info.ts';
 import { registerNodeTypes, type NodeTypeHooks } from './node-types.ts';
 import { registerVirtualNodes } from './virtual-nodes.ts';
+import { registerPrimitiveNode } from './primitive-node.ts';
 import { setUploadApi } from './image-upload.ts';
 import { applyTheme } from './theme.ts';
-import { applyControlAfterGenerate } from './widgets.ts';
+import { applyControlAfterGenerate, setInvalidNumberHandler } from './widgets.ts';
 
 export interface EditorExtension {
   name: string;
@@ -28,6 +29,12 @@ export interface EditorExtension {
 export interface QueuedPrompt {
   promptId: string;
   number: number;
+}
+
+/** How a workflow is opened: under which workflow id (a tab's, to go on with its undo history) and name. */
+export interface GraphLoadOptions {
+  workflowId?: string;
+  name?: string;
 }
 
 /** Problems with a loaded workflow that the user should see, but that do not stop the load. */
@@ -58,6 +65,7 @@ export class EditorApp {
   constructor(api = new Api()) {
     this.api = api;
     setUploadApi(api, (message) => this.notify('error', message));
+    setInvalidNumberHandler((widget, kept) => this.notify('warning', `Not a number: ${widget.label ?? widget.name} keeps ${kept}`));
     applyTheme();
     this.graph = new LGraph();
   }
@@ -107,6 +115,7 @@ export class EditorApp {
       },
     };
     registerVirtualNodes();
+    registerPrimitiveNode();
     registerNodeTypes(info, hooks);
   }
 
@@ -139,10 +148,23 @@ export class EditorApp {
     return isEditorNode(node) ? node : undefined;
   }
 
-  /** The graph in UI format (litegraph's serialize, version 0.4), as a plain JSON copy. */
+  /**
+   * The graph in UI format (litegraph's serialize, version 0.4), as a plain JSON copy. Positions and sizes are
+   * arrays (litegraph 0.7 keeps them in Float32Arrays, which JSON writes as {"0": x, "1": y, ...}), and
+   * `extra.ds` is the view on screen (scale and offset), as ComfyUI saves it.
+   */
   serializeGraph(): UiWorkflow {
     (this.graph as unknown as { updateExecutionOrder(): void }).updateExecutionOrder();
-    const workflow = JSON.parse(JSON.stringify(this.graph.serialize())) as UiWorkflow;
+    const data = this.graph.serialize() as unknown as { nodes: { pos?: ArrayLike<number>; size?: ArrayLike<number> }[]; extra?: Record<string, unknown> };
+    for (const node of data.nodes) {
+      if (node.pos) node.pos = Array.from(node.pos).slice(0, 2);
+      if (node.size) node.size = Array.from(node.size).slice(0, 2);
+    }
+    if (this.canvas) {
+      const ds = this.canvas.ds as unknown as { scale: number; offset: ArrayLike<number> };
+      data.extra = { ...(data.extra ?? {}), ds: { scale: ds.scale, offset: Array.from(ds.offset).slice(0, 2) } };
+    }
+    const workflow = JSON.parse(JSON.stringify(data)) as UiWorkflow;
     if (this.#definitions !== undefined) workflow.definitions = JSON.parse(JSON.stringify(this.#definitions)) as UiWorkflow['definitions'];
     return workflow;
   }
@@ -215,7 +237,7 @@ export class EditorApp {
    * with their type, see missing-nodes.ts) and reported, as ComfyUI does, so saving the graph again loses
    * nothing. Announced as `graph-loaded`: a new workflow, with its own undo history.
    */
-  loadGraphData(data: unknown): LoadReport {
+  loadGraphData(data: unknown, options: GraphLoadOptions = {}): LoadReport {
     const version = uiWorkflowVersion(data);
     if (!version) throw new Error('This JSON is not a UI workflow (no "nodes" list)');
     const graph = normalizeUiWorkflow(data as UiWorkflow) as unknown as Record<string, unknown>;
@@ -226,27 +248,49 @@ export class EditorApp {
     const types = new Set((plain.nodes as { type: string }[]).map((n) => n.type));
     const missingTypes = [...types].filter((t) => !LiteGraph.registered_node_types[t] && !VIRTUAL_NODE_TYPES.has(t) && !subgraphIds.has(t));
     const warnings: string[] = [];
-    if (types.has('PrimitiveNode')) {
-      warnings.push('PrimitiveNode is shown as a placeholder here; its value still feeds the inputs it is linked to when you queue.');
-    }
     if (subgraphIds.size) {
       warnings.push('This workflow uses subgraphs: this editor shows each as a placeholder node; saving keeps them and queueing runs their contents.');
     }
     this.clearErrors();
     this.#configure(plain);
-    const extra = (plain.extra ?? {}) as { ds?: { scale?: number; offset?: [number, number] } };
-    if (this.canvas && extra.ds?.offset) {
+    // The saved view is kept when the whole graph is visible in it on this screen; otherwise (a file from a
+    // larger window, or saved as scale 1 / offset 0 by a tool) the graph is fitted to the canvas.
+    const extra = (plain.extra ?? {}) as { ds?: { scale?: number; offset?: ArrayLike<number> } };
+    if (this.canvas && extra.ds?.offset && this.#fitsIn({ scale: extra.ds.scale ?? 1, offset: [Number(extra.ds.offset[0]), Number(extra.ds.offset[1])] })) {
       const ds = this.canvas.ds as unknown as { scale: number; offset: [number, number] };
       ds.scale = extra.ds.scale ?? 1;
-      ds.offset = [...extra.ds.offset];
+      ds.offset = [Number(extra.ds.offset[0]), Number(extra.ds.offset[1])];
     } else this.fitView();
     this.canvas?.setDirty(true, true);
-    this.events.dispatchEvent(new CustomEvent('graph-loaded', { detail: { missingTypes, warnings } }));
+    this.events.dispatchEvent(new CustomEvent('graph-loaded', { detail: { missingTypes, warnings, ...options } }));
     for (const warning of warnings) this.notify('info', warning);
     if (missingTypes.length) {
       this.notify('warning', `Missing node types: ${missingTypes.join(', ')}`, 'Install the node packs that provide them; the nodes are kept so saving the workflow loses nothing.');
     }
     return { missingTypes, warnings };
+  }
+
+  /** The bounds of every node and group (title bars included), or undefined for an empty graph. */
+  graphBounds(nodes?: { pos: ArrayLike<number>; size: ArrayLike<number> }[]): [number, number, number, number] | undefined {
+    const title = LiteGraph.NODE_TITLE_HEIGHT;
+    const boxes = (nodes ?? (this.graph as unknown as { _nodes: { pos: number[]; size: number[] }[] })._nodes).map((n) => [
+      n.pos[0]!, n.pos[1]! - title, n.pos[0]! + n.size[0]!, n.pos[1]! + n.size[1]!,
+    ]);
+    if (!nodes) {
+      for (const g of (this.graph as unknown as { _groups: { pos: number[]; size: number[] }[] })._groups) {
+        boxes.push([g.pos[0]!, g.pos[1]!, g.pos[0]! + g.size[0]!, g.pos[1]! + g.size[1]!]);
+      }
+    }
+    if (!boxes.length) return undefined;
+    return [Math.min(...boxes.map((b) => b[0]!)), Math.min(...boxes.map((b) => b[1]!)), Math.max(...boxes.map((b) => b[2]!)), Math.max(...boxes.map((b) => b[3]!))];
+  }
+
+  /** Whether the whole graph lies inside the canvas under a view. */
+  #fitsIn(ds: { scale: number; offset: [number, number] }): boolean {
+    const bounds = this.graphBounds();
+    if (!bounds || !this.canvasEl || !(ds.scale > 0)) return !bounds;
+    const [x0, y0, x1, y1] = bounds.map((v, i) => (v + ds.offset[i % 2]!) * ds.scale) as [number, number, number, number];
+    return x0 >= 0 && y0 >= 0 && x1 <= this.canvasEl.width && y1 <= this.canvasEl.height;
   }
 
   /**
@@ -291,20 +335,9 @@ export class EditorApp {
    * (ComfyUI's `.` fits the selection, or everything when nothing is selected).
    */
   fitView(nodes?: { pos: ArrayLike<number>; size: ArrayLike<number> }[]): void {
-    const title = LiteGraph.NODE_TITLE_HEIGHT;
-    const boxes = (nodes ?? (this.graph as unknown as { _nodes: { pos: number[]; size: number[] }[] })._nodes).map((n) => [
-      n.pos[0]!, n.pos[1]! - title, n.pos[0]! + n.size[0]!, n.pos[1]! + n.size[1]!,
-    ]);
-    if (!nodes) {
-      for (const g of (this.graph as unknown as { _groups: { pos: number[]; size: number[] }[] })._groups) {
-        boxes.push([g.pos[0]!, g.pos[1]!, g.pos[0]! + g.size[0]!, g.pos[1]! + g.size[1]!]);
-      }
-    }
-    if (!this.canvas || !boxes.length) return;
-    const minX = Math.min(...boxes.map((b) => b[0]!));
-    const minY = Math.min(...boxes.map((b) => b[1]!));
-    const maxX = Math.max(...boxes.map((b) => b[2]!));
-    const maxY = Math.max(...boxes.map((b) => b[3]!));
+    const bounds = this.graphBounds(nodes);
+    if (!this.canvas || !bounds) return;
+    const [minX, minY, maxX, maxY] = bounds;
     const margin = 40;
     const width = this.canvasEl.width;
     const height = this.canvasEl.height;

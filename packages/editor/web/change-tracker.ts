@@ -83,8 +83,9 @@ export function installChangeTracker(app: EditorApp, options: { continueSaved: b
     return true;
   };
 
-  app.events.addEventListener('graph-loaded', () => {
-    history = openHistory();
+  // A workflow opened under a known id (a tab switched back to, workflow-tabs.ts) goes on with its history.
+  app.events.addEventListener('graph-loaded', (event) => {
+    history = openHistory((event as CustomEvent<{ workflowId?: string }>).detail?.workflowId);
     checkState();
   });
   // Capture phase: litegraph and the DOM widgets stop some events from bubbling.

@@ -18,7 +18,17 @@ import { installKeybindings } from './keybindings.ts';
 import { installMouseHabits } from './mouse-habits.ts';
 import { installPinning } from './pinning.ts';
 import { installTitleEditing } from './title-editor.ts';
+import { installTitleProgress } from './title-progress.ts';
+import { installImageActions } from './image-actions.ts';
 import { autosave, loadFromLocalStorage, loadWorkflowJson } from './workflow-io.ts';
+import { installWorkflowTabs } from './workflow-tabs.ts';
+import { installSidebar } from './sidebar.ts';
+import { acceptNodeDrops, nodeLibraryPanel } from './node-library.ts';
+import { modelLibraryPanel } from './model-library.ts';
+import { workflowBrowserPanel } from './workflow-browser.ts';
+import { templatesPanel } from './templates.ts';
+import { openSettingsDialog, SettingsStore } from './settings.ts';
+import { installWidgetLinkDrop } from './widget-link-drop.ts';
 import './style.css';
 
 declare global {
@@ -36,6 +46,8 @@ async function start(): Promise<void> {
   // Before any graph exists: they patch litegraph's group class and canvas drawing.
   installGroups();
   installPinning();
+  // Before the canvas exists: litegraph binds its mouse-up handler when the canvas is created.
+  installWidgetLinkDrop();
   app.mountCanvas(document.getElementById('gg-canvas-wrap')!);
   installKeybindings(app, installUi(app));
   installMouseHabits(app);
@@ -44,6 +56,8 @@ async function start(): Promise<void> {
   installTooltips(app);
   installExecutionFeedback(app);
   installTgateTimelines(app);
+  installTitleProgress(app);
+  installImageActions(app);
 
   const [info] = await Promise.all([app.api.objectInfo(), loadExtensions(app)]);
   await callHook(app, 'init');
@@ -62,6 +76,18 @@ async function start(): Promise<void> {
   if (!loaded) await loadDefaultGraph(app);
   // After the first load: a graph restored from this browser goes on with its undo history.
   app.changeTracker = installChangeTracker(app, { continueSaved: loaded });
+  // After the tracker: a tab is the workflow id of an undo history.
+  const tabs = installWorkflowTabs(app, document.getElementById('gg-tabs')!);
+  installSidebar(document.getElementById('gg-sidebar-bar')!, document.getElementById('gg-sidebar')!, [
+    nodeLibraryPanel(app),
+    modelLibraryPanel(app),
+    workflowBrowserPanel(app, tabs),
+    templatesPanel(tabs),
+  ]);
+  acceptNodeDrops(app, document.getElementById('gg-canvas-wrap')!);
+  const settings = new SettingsStore(app);
+  await settings.load();
+  document.getElementById('gg-settings')!.addEventListener('click', () => openSettingsDialog(app, settings));
   await callHook(app, 'setup');
   autosave(app);
   installQueuePanel(app, document.getElementById('gg-queue-panel')!);

@@ -148,6 +148,24 @@ export function convertWidgetToInput(node: EditorNode, name: string, kind: strin
   node.setDirtyCanvas(true, true);
 }
 
+/**
+ * The input kind of a widget (INT, FLOAT, STRING, COMBO...) from the node's /object_info entry, or undefined
+ * for a name that is no widget-typed input of the node (display-only widgets, the seed's control combo).
+ */
+export function widgetKind(node: EditorNode, name: string): string | undefined {
+  const entry = (node.constructor as unknown as { nodeData?: ObjectInfoEntry }).nodeData;
+  const input = entry ? describeInputs(entry).find((i) => i.name === name) : undefined;
+  return input && input.spec.kind !== 'SOCKET' ? input.spec.kind : undefined;
+}
+
+/** The input slot feeding a widget, converting the widget first when needed (-1: no such widget input). */
+export function inputSlotForWidget(node: EditorNode, name: string): number {
+  const kind = widgetKind(node, name);
+  if (kind === undefined) return -1;
+  convertWidgetToInput(node, name, kind);
+  return widgetInputIndex(node, name);
+}
+
 export function convertInputToWidget(node: EditorNode, name: string): void {
   const index = widgetInputIndex(node, name);
   if (index === -1 || node.inputs[index]?.link != null) return;

@@ -1,18 +1,16 @@
 /**
  * The queue and history panel: the running prompt (Interrupt), pending ones (Cancel: removed from the
- * queue), and recent history with status and output thumbnails; refreshed on the server's status messages.
+ * queue), and recent history: how each run ended (success, error with the failing node and its message,
+ * interrupted with its reason), how long it ran, output thumbnails opening a gallery (lightbox.ts), and Load,
+ * which opens the run's workflow, or builds a graph from its API prompt when a script queued it. Refreshed on
+ * the server's status messages.
  */
 import type { EditorApp } from './app.ts';
-import type { ImageRef } from './api.ts';
+import { formatDuration, summarizeRun, type HistoryEntry } from './history-entry.ts';
+import { openLightbox } from './lightbox.ts';
 import { loadWorkflowJson } from './workflow-io.ts';
 
-type QueueTuple = [number, string, Record<string, unknown>, { extra_pnginfo?: { workflow?: unknown } }, string[]];
-
-interface HistoryEntry {
-  prompt: QueueTuple;
-  outputs: Record<string, { images?: ImageRef[] }>;
-  status?: { status_str?: string; completed?: boolean; messages?: [string, Record<string, unknown>][] };
-}
+type QueueTuple = HistoryEntry['prompt'];
 
 const HISTORY_SHOWN = 20;
 
@@ -72,28 +70,51 @@ export function installQueuePanel(app: EditorApp, panel: HTMLElement): { refresh
         .map((t) => item(`#${t[0]}`, t[1], [button('Cancel', 'Remove this prompt from the queue', () => app.api.post('/queue', { delete: [t[1]] }))])),
     );
     const list = Object.entries(entries).sort((a, b) => b[1].prompt[0] - a[1].prompt[0]);
-    history.replaceChildren(
-      ...list.map(([id, entry]) => {
-        const status = entry.status?.status_str ?? (entry.status?.completed ? 'success' : 'unknown');
-        const thumbs = Object.values(entry.outputs ?? {})
-          .flatMap((o) => o.images ?? [])
-          .slice(0, 4)
-          .map((ref) => {
-            const img = document.createElement('img');
-            img.src = app.api.viewUrl(ref);
-            img.alt = ref.filename;
-            img.loading = 'lazy';
-            return img;
-          });
-        const workflow = entry.prompt[3]?.extra_pnginfo?.workflow;
-        const extras: HTMLElement[] = [...thumbs];
-        if (workflow) extras.push(button('Load', 'Load the workflow of this run', () => loadWorkflowJson(app, workflow, `prompt ${id}`)));
-        extras.push(button('Delete', 'Remove from history', () => app.api.post('/history', { delete: [id] })));
-        const li = item(`#${entry.prompt[0]} ${status}`, id, extras);
-        li.classList.add(`gg-status-${status}`);
-        return li;
-      }),
+    history.replaceChildren(...list.map(([id, entry]) => historyItem(id, entry)));
+  }
+
+  function historyItem(id: string, entry: HistoryEntry): HTMLElement {
+    const run = summarizeRun(entry);
+    const images = Object.values(entry.outputs ?? {})
+      .flatMap((o) => o.images ?? [])
+      .map((ref) => ({ src: app.api.viewUrl(ref), name: ref.filename }));
+    const thumbs = images.slice(0, 4).map((image, index) => {
+      const img = document.createElement('img');
+      img.src = image.src;
+      img.alt = image.name;
+      img.title = 'Open the gallery';
+      img.loading = 'lazy';
+      img.className = 'gg-thumb';
+      img.addEventListener('click', () => openLightbox(images, index));
+      return img;
+    });
+    const workflow = entry.prompt[3]?.extra_pnginfo?.workflow;
+    const extras: HTMLElement[] = [];
+    if (run.durationMs !== undefined) {
+      const time = document.createElement('span');
+      time.className = 'gg-run-time';
+      time.textContent = formatDuration(run.durationMs);
+      time.title = 'From execution_start to the end of the run';
+      extras.push(time);
+    }
+    if (run.reason) {
+      const reason = document.createElement('div');
+      reason.className = 'gg-run-reason';
+      reason.textContent = run.reason;
+      extras.push(reason);
+    }
+    extras.push(...thumbs);
+    // A prompt queued by a script has no editor workflow: its API prompt is laid out as a graph instead.
+    const source = workflow ?? entry.prompt[2];
+    extras.push(
+      button('Load', workflow ? 'Load the workflow of this run' : 'Build a graph from the API prompt of this run (queued without a workflow)', () =>
+        loadWorkflowJson(app, source, `prompt ${id}`),
+      ),
     );
+    extras.push(button('Delete', 'Remove from history', () => app.api.post('/history', { delete: [id] })));
+    const li = item(`#${entry.prompt[0]} ${run.outcome}`, id, extras);
+    li.classList.add(`gg-status-${run.outcome}`);
+    return li;
   }
 
   const soon = () => {

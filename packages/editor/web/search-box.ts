@@ -9,6 +9,7 @@ import { typesCompatible } from './core.ts';
 import type { LGraphNodeType } from './litegraph.ts';
 import type { ObjectInfoEntry } from './object-info.ts';
 import { describeInputs } from './object-info.ts';
+import { EDITOR_ONLY_ENTRIES } from './virtual-nodes.ts';
 
 interface SearchOptions {
   node_from?: LGraphNodeType;
@@ -25,14 +26,23 @@ export function installSearchBox(app: EditorApp): void {
   canvas.showSearchBox = (event, options = {}) => openSearchBox(app, event, options);
 }
 
+/** The box's height at most (style.css .gg-search), for placing it. */
+const SEARCH_BOX_HEIGHT = 360;
+/** Clicks on the list this soon after opening belong to the double-click that opened it. */
+const IGNORE_CLICKS_MS = 250;
+
 export function openSearchBox(app: EditorApp, event: MouseEvent, options: SearchOptions = {}): void {
   document.querySelector('.gg-search')?.remove();
   const graphPos = app.canvas.convertEventToCanvasOffset(event) as [number, number];
   const box = document.createElement('div');
   box.className = 'gg-search';
   box.innerHTML = `<input type="search" placeholder="Search nodes…" aria-label="Search nodes" spellcheck="false"><ul role="listbox"></ul>`;
+  // The box opens below the cursor, or wholly above it near the bottom edge, never with its list under the
+  // cursor: the clicks of the double-click that opened it (a slow page handles them late) would land on an entry
+  // and add that node.
   box.style.left = `${Math.min(event.clientX, innerWidth - 420)}px`;
-  box.style.top = `${Math.min(event.clientY, innerHeight - 360)}px`;
+  box.style.top = `${event.clientY + SEARCH_BOX_HEIGHT <= innerHeight ? event.clientY : Math.max(0, event.clientY - SEARCH_BOX_HEIGHT - 8)}px`;
+  const openedAt = performance.now();
   document.body.append(box);
   const input = box.querySelector('input')!;
   const list = box.querySelector('ul')!;
@@ -41,7 +51,7 @@ export function openSearchBox(app: EditorApp, event: MouseEvent, options: Search
 
   const wantInput = options.type_filter_in ?? (options.node_from ? slotType(options.slot_from) : undefined);
   const wantOutput = options.type_filter_out ?? (options.node_to ? slotType(options.slot_from) : undefined);
-  const candidates = Object.values(app.objectInfo).filter((entry) => {
+  const candidates = [...Object.values(app.objectInfo), ...EDITOR_ONLY_ENTRIES].filter((entry) => {
     if (wantInput) return describeInputs(entry).some((i) => typesCompatible(i.spec.kind === 'SOCKET' ? i.spec.type : i.spec.kind, wantInput));
     if (wantOutput) return entry.output.some((t) => typesCompatible(t, wantOutput));
     return true;
@@ -66,6 +76,8 @@ export function openSearchBox(app: EditorApp, event: MouseEvent, options: Search
         if (entry.description) li.title = entry.description;
         li.addEventListener('mousedown', (e) => {
           e.preventDefault();
+          // The double-click that opened the box is not a choice (its late events can reach the list).
+          if (performance.now() - openedAt < IGNORE_CLICKS_MS) return;
           choose(entry);
         });
         return li;

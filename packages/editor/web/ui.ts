@@ -5,6 +5,7 @@
 import type { EditorApp } from './app.ts';
 import type { UiActions } from './keybindings.ts';
 import { uploadTargetOf, type UploadTarget } from './image-upload.ts';
+import { dropImageAsNode } from './image-drop.ts';
 import { isEditorNode } from './node-state.ts';
 import { buildDefaultGraph, loadDefaultGraph } from './default-graph.ts';
 import { listServerWorkflows, loadServerWorkflow, saveServerWorkflow } from './userdata.ts';
@@ -114,6 +115,18 @@ export function installUi(app: EditorApp): UiActions {
       );
       return;
     }
+    // A plain image (not a PNG carrying a workflow) dropped on the canvas becomes a LoadImage node.
+    if (event.target === app.canvasEl && file.type.startsWith('image/')) {
+      void readWorkflowFile(file).then(
+        (json) => openJson(app, json, file.name).then((name) => name && (currentName = name)),
+        () =>
+          dropImageAsNode(app, file, event).then(
+            () => app.notify('info', `Uploaded ${file.name} to a new Load Image node`),
+            (error: Error) => app.notify('error', error.message),
+          ),
+      );
+      return;
+    }
     void openFile(app, file).then((name) => name && (currentName = name));
   }, true);
 
@@ -144,7 +157,17 @@ function nodeUploadAt(app: EditorApp, event: MouseEvent): UploadTarget | undefin
 /** Opens a dropped or picked file; returns the name it was opened as (for the next save). */
 async function openFile(app: EditorApp, file: File): Promise<string | undefined> {
   try {
-    loadWorkflowJson(app, await readWorkflowFile(file), file.name);
+    return await openJson(app, await readWorkflowFile(file), file.name);
+  } catch (error) {
+    app.notify('error', `Could not open ${file.name}: ${(error as Error).message}`);
+    return undefined;
+  }
+}
+
+async function openJson(app: EditorApp, json: unknown, fileName: string): Promise<string | undefined> {
+  const file = { name: fileName };
+  try {
+    loadWorkflowJson(app, json, file.name);
     app.notify('info', `Opened ${file.name}`);
     return file.name.replace(/\.(json|png)$/i, '');
   } catch (error) {

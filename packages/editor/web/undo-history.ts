@@ -6,8 +6,8 @@
 
 /** How many states a workflow keeps: enough for a long editing session, small enough for the storage quota. */
 export const HISTORY_LIMIT = 50;
-/** Histories of other workflows kept beside the current one (older ones are dropped). */
-const KEPT_WORKFLOWS = 4;
+/** Histories of other workflows (other tabs) kept beside the current one (older ones are dropped). */
+const KEPT_WORKFLOWS = 12;
 const PREFIX = 'gategraph.history.';
 
 interface Stored {

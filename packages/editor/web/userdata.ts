@@ -32,3 +32,8 @@ export async function saveServerWorkflow(api: Api, name: string, workflow: unkno
   }
   if (!response.ok) throw new ApiError(`Saving ${name} on the server failed: HTTP ${response.status} ${await response.text()}`, response.status);
 }
+
+export async function deleteServerWorkflow(api: Api, name: string): Promise<void> {
+  const response = await api.fetch(`/userdata/${encodeURIComponent(`${DIR}/${name}`)}`, { method: 'DELETE' });
+  if (!response.ok && response.status !== 404) throw new ApiError(`Deleting ${name} on the server failed: HTTP ${response.status}`, response.status);
+}

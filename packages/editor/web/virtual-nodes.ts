@@ -1,13 +1,38 @@
 /**
  * The editor-only nodes ComfyUI workflows contain: Note / MarkdownNote (text on the canvas) and Reroute (a
  * dot that tidies links). They are never sent to the server: core's converter skips them and follows links
- * through reroutes. PrimitiveNode is not drawn here (it is kept as a placeholder that saves unchanged), but
- * the converter still turns its value into the constants of the inputs it feeds.
+ * through reroutes. The Primitive node, also editor-only, is in primitive-node.ts.
  */
 import { addTextareaWidget } from './dom-widgets.ts';
 import { LGraphNode, LiteGraph } from './litegraph.ts';
 import { removeDomWidgets } from './dom-widgets.ts';
 import { emptyRunState, type EditorNode } from './node-state.ts';
+import type { ObjectInfoEntry } from './object-info.ts';
+
+/**
+ * The editor-only nodes as /object_info-shaped entries, so the search box and the node library offer them
+ * beside the server's classes (ComfyUI lists them too). No inputs or outputs are declared: they are never
+ * offered for a dragged link's type.
+ */
+export const EDITOR_ONLY_ENTRIES: ObjectInfoEntry[] = (
+  [
+    ['Note', 'Note', 'Text on the canvas; not run, saved with the workflow'],
+    ['MarkdownNote', 'Markdown Note', 'Markdown text on the canvas; not run'],
+    ['Reroute', 'Reroute', 'A dot to route links through; passes its input on'],
+    ['PrimitiveNode', 'Primitive', 'One value feeding several widget inputs: drag its output onto widgets'],
+  ] as const
+).map(([name, display_name, description]) => ({
+  name,
+  display_name,
+  description,
+  category: 'utils',
+  python_module: 'editor',
+  output_node: false,
+  input: { required: {} },
+  output: [],
+  output_name: [],
+  output_is_list: [],
+}) as unknown as ObjectInfoEntry);
 
 export function registerVirtualNodes(): void {
   for (const type of ['Note', 'MarkdownNote']) {

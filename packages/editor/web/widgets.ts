@@ -66,6 +66,7 @@ function createWidget(node: EditorNode, name: string, spec: WidgetSpec, onChange
         // litegraph steps number widgets by a tenth of `step` per click (ComfyUI passes step * 10 too).
         { min: spec.min, max: spec.max, step: step * 10, precision, round },
       ) as EditorWidget;
+      keepNumbers(widget);
       return widget;
     }
     case 'STRING':
@@ -87,6 +88,31 @@ function createWidget(node: EditorNode, name: string, spec: WidgetSpec, onChange
       return node.addWidget('combo', name, initial, () => onChange(), { values }) as EditorWidget;
     }
   }
+}
+
+let invalidNumber: (widget: EditorWidget, kept: number) => void = () => undefined;
+/** Where a refused number is reported (set once at start-up: a toast). */
+export function setInvalidNumberHandler(handler: (widget: EditorWidget, kept: number) => void): void {
+  invalidNumber = handler;
+}
+
+/**
+ * A number widget keeps its value when it is given something that is not a number: litegraph's value prompt
+ * assigns `Number(text)` (NaN for "abc") before any callback runs, and the normalizer would then put the
+ * default in. The value becomes a guarded property that refuses non-finite numbers and says so.
+ */
+function keepNumbers(widget: EditorWidget): void {
+  let value = widget.value as number;
+  Object.defineProperty(widget, 'value', {
+    configurable: true,
+    enumerable: true,
+    get: () => value,
+    set: (next: unknown) => {
+      const number = typeof next === 'string' && next.trim() !== '' ? Number(next) : next;
+      if (typeof number === 'number' && Number.isFinite(number)) value = number;
+      else invalidNumber(widget, value);
+    },
+  });
 }
 
 /**

@@ -4,10 +4,11 @@
  * the graph survive a reload.
  */
 import { readPngText } from '../../diffusion/src/png-text.ts';
-import type { EditorApp } from './app.ts';
+import type { EditorApp, GraphLoadOptions } from './app.ts';
 import { uiWorkflowVersion, type ApiPrompt } from './core.ts';
 import type { EditorNode } from './node-state.ts';
-import { assignWidgetValues } from './node-types.ts';
+import { assignWidgetValues, inputSlotForWidget } from './node-types.ts';
+import { LiteGraph } from './litegraph.ts';
 
 const STORAGE_KEY = 'gategraph.workflow';
 
@@ -40,9 +41,11 @@ function parseJson(text: string, source: string): unknown {
  * Loads any workflow JSON into the editor: a UI workflow (0.4 or 1), a POST /prompt body (its embedded UI
  * workflow, else its prompt), or an API prompt (laid out automatically).
  */
-export function loadWorkflowJson(app: EditorApp, json: unknown, source = 'workflow'): void {
+export function loadWorkflowJson(app: EditorApp, json: unknown, source = 'workflow', given: GraphLoadOptions = {}): void {
+  // The source names the workflow (a tab's title): "tgate.json" -> "tgate".
+  const options: GraphLoadOptions = { name: source.replace(/\.(json|png)$/i, '').replace(/\.ui$/i, ''), ...given };
   if (uiWorkflowVersion(json)) {
-    app.loadGraphData(json);
+    app.loadGraphData(json, options);
     return;
   }
   if (json && typeof json === 'object' && !Array.isArray(json)) {
@@ -50,12 +53,12 @@ export function loadWorkflowJson(app: EditorApp, json: unknown, source = 'workfl
     const prompt = record.prompt;
     if (prompt && typeof prompt === 'object' && !Array.isArray(prompt) && !('class_type' in prompt)) {
       const embedded = (record.extra_data as { extra_pnginfo?: { workflow?: unknown } } | undefined)?.extra_pnginfo?.workflow;
-      if (uiWorkflowVersion(embedded)) app.loadGraphData(embedded);
-      else loadApiPrompt(app, prompt as ApiPrompt);
+      if (uiWorkflowVersion(embedded)) app.loadGraphData(embedded, options);
+      else loadApiPrompt(app, prompt as ApiPrompt, options);
       return;
     }
     if (Object.values(record).every((n) => n && typeof n === 'object' && typeof (n as { class_type?: unknown }).class_type === 'string')) {
-      loadApiPrompt(app, record as ApiPrompt);
+      loadApiPrompt(app, record as ApiPrompt, options);
       return;
     }
   }
@@ -63,7 +66,7 @@ export function loadWorkflowJson(app: EditorApp, json: unknown, source = 'workfl
 }
 
 /** Builds a graph from an API prompt: nodes by id, widget values by input name, links, columns by depth. */
-export function loadApiPrompt(app: EditorApp, prompt: ApiPrompt): void {
+export function loadApiPrompt(app: EditorApp, prompt: ApiPrompt, options: GraphLoadOptions = {}): void {
   app.graph.clear();
   const ids = Object.keys(prompt);
   const depth = new Map<string, number>();
@@ -85,13 +88,14 @@ export function loadApiPrompt(app: EditorApp, prompt: ApiPrompt): void {
   for (const id of ids) {
     const entry = prompt[id]!;
     const d = depthOf(id);
-    const row = columns.get(d) ?? 0;
-    const node = app.addNode(entry.class_type, [60 + d * 360, 60 + row * 260], /^\d+$/.test(id) ? Number(id) : undefined);
+    // Each column's nodes are stacked by their real heights (a KSampler is taller than a row of 260).
+    const top = columns.get(d) ?? 60;
+    const node = app.addNode(entry.class_type, [60 + d * 360, top], /^\d+$/.test(id) ? Number(id) : undefined);
     if (!node) {
       missing.push(entry.class_type);
       continue;
     }
-    columns.set(d, row + 1);
+    columns.set(d, top + node.size[1] + LiteGraph.NODE_TITLE_HEIGHT + 40);
     if (entry._meta?.title) node.title = entry._meta.title;
     const values: Record<string, unknown> = {};
     for (const [name, value] of Object.entries(entry.inputs)) if (!Array.isArray(value)) values[name] = value;
@@ -102,13 +106,15 @@ export function loadApiPrompt(app: EditorApp, prompt: ApiPrompt): void {
     for (const [name, value] of Object.entries(prompt[id]!.inputs)) {
       if (!Array.isArray(value) || value.length !== 2) continue;
       const source = nodes.get(String(value[0]));
-      const slot = node.findInputSlot(name);
+      // A link into a widget (API prompts do not say which inputs are sockets) gets the widget's socket.
+      const slot = node.findInputSlot(name) >= 0 ? node.findInputSlot(name) : inputSlotForWidget(node, name);
       if (source && slot >= 0) source.connect(Number(value[1]), node, slot);
     }
   }
+  app.fitView();
   app.canvas?.setDirty(true, true);
   // A new workflow, as a UI file is (its own undo history).
-  app.events.dispatchEvent(new CustomEvent('graph-loaded', { detail: { missingTypes: [...new Set(missing)], warnings: [] } }));
+  app.events.dispatchEvent(new CustomEvent('graph-loaded', { detail: { missingTypes: [...new Set(missing)], warnings: [], ...options } }));
   if (missing.length) app.notify('warning', `Missing node types: ${[...new Set(missing)].join(', ')}`);
 }
 
