@@ -275,7 +275,13 @@ export class RedisWorker {
     const all = await this.#o.redis.hgetall(this.#o.keys.workers);
     const now = Date.now();
     return Object.values(all)
-      .map((json) => JSON.parse(json) as WorkerInfo)
+      .flatMap((json) => {
+        try {
+          return [JSON.parse(json) as WorkerInfo];
+        } catch {
+          return []; // not a worker's record: ignored, as redis-queue.ts's workers() ignores it
+        }
+      })
       .filter((w) => w.id !== this.id && w.running === null && now - w.seen < 3 * HEARTBEAT_MS);
   }
 
