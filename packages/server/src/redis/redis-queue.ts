@@ -223,18 +223,8 @@ export class RedisQueueService extends EventEmitter<{ change: [] }> implements Q
   }
 
   async workers(): Promise<WorkerInfo[]> {
-    const all = await this.redis.hgetall(this.keys.workers);
     const now = Date.now();
-    return Object.values(all)
-      .flatMap((json) => {
-        try {
-          return [JSON.parse(json) as WorkerInfo];
-        } catch {
-          return [];
-        }
-      })
-      .filter((w) => now - w.seen < WORKER_SEEN_MS)
-      .sort((a, b) => (a.id < b.id ? -1 : 1));
+    return (await readWorkers(this.redis, this.keys)).filter((w) => now - w.seen < WORKER_SEEN_MS).sort((a, b) => (a.id < b.id ? -1 : 1));
   }
 
   /** Records every failed job (a worker lost mid-prompt) that has no history entry yet. */
@@ -288,6 +278,17 @@ export class RedisQueueService extends EventEmitter<{ change: [] }> implements Q
   #changed(): void {
     this.redis.publish(this.keys.changed, '{}').catch(() => {});
   }
+}
+
+/** What the workers last reported (their heartbeats); a record that is not JSON is left out. */
+export async function readWorkers(redis: Redis, keys: RedisKeys): Promise<WorkerInfo[]> {
+  return Object.values(await redis.hgetall(keys.workers)).flatMap((json) => {
+    try {
+      return [JSON.parse(json) as WorkerInfo];
+    } catch {
+      return [];
+    }
+  });
 }
 
 function itemOf(data: PromptJobData): QueueItem {

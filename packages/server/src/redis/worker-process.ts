@@ -22,7 +22,7 @@ import type { WorkerInfo } from '../queue-service.ts';
 import { RedisHistory } from './history.ts';
 import { QUEUE_NAME, type RedisKeys } from './keys.ts';
 import { PublishingSink, subscribe, type ControlMessage } from './message-bus.ts';
-import type { PromptJobData, RunningRecord } from './redis-queue.ts';
+import { readWorkers, type PromptJobData, type RunningRecord } from './redis-queue.ts';
 import type { RedisFileStore } from './file-store.ts';
 
 export interface RedisWorkerOptions {
@@ -272,17 +272,8 @@ export class RedisWorker {
   }
 
   async #idleOthers(): Promise<WorkerInfo[]> {
-    const all = await this.#o.redis.hgetall(this.#o.keys.workers);
     const now = Date.now();
-    return Object.values(all)
-      .flatMap((json) => {
-        try {
-          return [JSON.parse(json) as WorkerInfo];
-        } catch {
-          return []; // not a worker's record: ignored, as redis-queue.ts's workers() ignores it
-        }
-      })
-      .filter((w) => w.id !== this.id && w.running === null && now - w.seen < 3 * HEARTBEAT_MS);
+    return (await readWorkers(this.#o.redis, this.#o.keys)).filter((w) => w.id !== this.id && w.running === null && now - w.seen < 3 * HEARTBEAT_MS);
   }
 
   #remember(model: string): void {
