@@ -40,8 +40,9 @@ async function clickTitle(page: Page, id: number, modifiers: ('Shift' | 'Control
   for (const key of modifiers) await page.keyboard.down(key);
   await page.mouse.click(at.x, at.y);
   for (const key of modifiers) await page.keyboard.up(key);
-  // Two clicks within 300 ms are a double-click to litegraph: keep separate clicks apart.
-  await page.waitForTimeout(350);
+  // Two clicks within 300 ms are a double-click to litegraph: keep separate clicks apart, with room for a busy
+  // page that handles the last click late.
+  await page.waitForTimeout(800);
 }
 
 const selectedIds = (page: Page) =>
@@ -218,7 +219,8 @@ describe('ComfyUI shortcuts and mouse habits', () => {
     assert.equal(await page.locator('.litecontextmenu').count(), 2);
     await page.keyboard.press('Escape');
     await page.waitForFunction(() => (globalThis as unknown as Win).document.querySelectorAll('.litecontextmenu').length === 0);
-    await page.waitForTimeout(350);
+    // Past litegraph's 300 ms double-click window, with room for a busy page that handles the last click late.
+    await page.waitForTimeout(800);
     await page.mouse.dblclick(spot.x, spot.y);
     await page.locator('.gg-search input').waitFor();
     await page.keyboard.press('Escape');
@@ -238,7 +240,8 @@ describe('ComfyUI shortcuts and mouse habits', () => {
     await editor.waitFor({ state: 'detached' });
     assert.equal(await page.evaluate(() => (globalThis as unknown as Win).gategraph.nodeById(3).title), 'Main sampler');
     assert.equal(await page.evaluate(() => (globalThis as unknown as Win).gategraph.serializeGraph().nodes.find((n: { id: number }) => n.id === 3).title), 'Main sampler');
-    await page.waitForTimeout(350);
+    // Past litegraph's 300 ms double-click window, with room for a busy page that handles the last click late.
+    await page.waitForTimeout(800);
     await page.mouse.dblclick(at.x, at.y);
     await editor.waitFor();
     await editor.fill('Not kept');
@@ -396,7 +399,8 @@ describe('groups', () => {
     assert.deepEqual(outerMoved.nodes[2], start.nodes[2], 'the node outside did not');
 
     const inner = outerMoved.groups[1].pos as number[];
-    await page.waitForTimeout(350);
+    // Past litegraph's 300 ms double-click window, with room for a busy page that handles the last click late.
+    await page.waitForTimeout(800);
     await drag(page, await graphToPage(page, [inner[0]! + 250, inner[1]! + 12]), 0, 50);
     const innerMoved = await state();
     assert.deepEqual(innerMoved.groups[0].pos, outerMoved.groups[0].pos, 'the outer group stays when the nested one is dragged');
@@ -405,7 +409,8 @@ describe('groups', () => {
     assert.deepEqual(innerMoved.nodes[0], outerMoved.nodes[0], 'the outer group\'s other node stayed');
 
     // Double-click the title bar to rename.
-    await page.waitForTimeout(350);
+    // Past litegraph's 300 ms double-click window, with room for a busy page that handles the last click late.
+    await page.waitForTimeout(800);
     const outerTitle = await graphToPage(page, [innerMoved.groups[0].pos[0] + 300, innerMoved.groups[0].pos[1] + 12]);
     await page.mouse.dblclick(outerTitle.x, outerTitle.y);
     const editor = page.locator('input.gg-title-editor');
