@@ -1030,6 +1030,15 @@ def describe(path):
         r.close()
 
 
+# The config values the manifest records for the SDXL items (what a reader of the files cannot see in them).
+SDXL_MANIFEST_UNET_KEYS = ("block_out_channels", "down_block_types", "up_block_types", "transformer_layers_per_block",
+                           "attention_head_dim", "cross_attention_dim", "norm_num_groups", "use_linear_projection",
+                           "addition_embed_type", "addition_time_embed_dim", "projection_class_embeddings_input_dim",
+                           "layers_per_block", "sample_size")
+SDXL_MANIFEST_TEXT_KEYS = ("hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size", "hidden_act",
+                           "projection_dim", "vocab_size", "max_position_embeddings")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=False)
@@ -1290,12 +1299,7 @@ def main():
     sdxl_arch = None
     if any(x in want for x in SDXL_ITEMS):
         c = sdxl_small_configs()
-        ukeys = ("block_out_channels", "down_block_types", "up_block_types", "transformer_layers_per_block",
-                 "attention_head_dim", "cross_attention_dim", "norm_num_groups", "use_linear_projection",
-                 "addition_embed_type", "addition_time_embed_dim", "projection_class_embeddings_input_dim",
-                 "layers_per_block", "sample_size")
-        tkeys = ("hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size", "hidden_act",
-                 "projection_dim", "vocab_size", "max_position_embeddings")
+        ukeys, tkeys = SDXL_MANIFEST_UNET_KEYS, SDXL_MANIFEST_TEXT_KEYS
         sdxl_arch = {"unet": {k: c["unet"][k] for k in ukeys},
                      "unet_refiner": {k: c["unet_refiner"][k] for k in ukeys},
                      "text_encoder": {k: c["text_1"][k] for k in tkeys},
@@ -1359,12 +1363,7 @@ def main():
                 "checked against it (make it with tools/test-models/make_test_models.py --scale full --only sdxl)")
         info = write_sdxl_full(os.path.join(out, ITEMS[SDXL_FULL][0]), export, SDXL_META[SDXL_FULL])
         c = sdxl_full_components()
-        ukeys = ("block_out_channels", "down_block_types", "up_block_types", "transformer_layers_per_block",
-                 "attention_head_dim", "cross_attention_dim", "norm_num_groups", "use_linear_projection",
-                 "addition_embed_type", "addition_time_embed_dim", "projection_class_embeddings_input_dim",
-                 "layers_per_block", "sample_size")
-        tkeys = ("hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size", "hidden_act",
-                 "projection_dim", "vocab_size", "max_position_embeddings")
+        ukeys, tkeys = SDXL_MANIFEST_UNET_KEYS, SDXL_MANIFEST_TEXT_KEYS
         done(SDXL_FULL, t0, architecture={
             "unet": {k: c["unet"]["config"][k] for k in ukeys},
             "text_encoder": {k: c["text_1"]["config"][k] for k in tkeys},

@@ -177,14 +177,16 @@ test('sd15.ckpt and a pickle renamed .safetensors are refused unopened, with the
   assert.ok('refusal' in detected && detected.error.code === 'pickle' && /gategraph never opens it/.test(detected.refusal));
 });
 
+/** SDXL's two text encoders as Stability's single files hold them: the keys detection reads. */
+const sdxlClip = [
+  e('conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight', [49408, 768]),
+  e('conditioner.embedders.0.transformer.text_model.encoder.layers.0.self_attn.q_proj.weight', [768, 768]),
+  e('conditioner.embedders.1.model.token_embedding.weight', [49408, 1280]),
+  e('conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight', [3840, 1280]),
+  e('conditioner.embedders.1.model.text_projection', [1280, 1280]),
+];
+
 test('other architectures are named in the refusal (ComfyUI\'s detection keys), with what gategraph runs', () => {
-  const sdxlClip = [
-    e('conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight', [49408, 768]),
-    e('conditioner.embedders.0.transformer.text_model.encoder.layers.0.self_attn.q_proj.weight', [768, 768]),
-    e('conditioner.embedders.1.model.token_embedding.weight', [49408, 1280]),
-    e('conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight', [3840, 1280]),
-    e('conditioner.embedders.1.model.text_projection', [1280, 1280]),
-  ];
   const sdxl = [...ldmUnet('model.diffusion_model.', { context: 2048, linear: true }), e('model.diffusion_model.label_emb.0.0.weight', [1280, 2816]), ...sdxlClip];
   const cases: Array<[string, () => unknown, CheckpointRefusalCode, RegExp]> = [
     ['sdxl-inpaint.safetensors', header('sdxl-inpaint.safetensors', sdxl.map((t) => (t.name.endsWith('input_blocks.0.0.weight') ? { ...t, shape: [320, 9, 3, 3] } : t))), 'sdxl', /SDXL inpainting model \(9 input channels\).*SDXL inpainting is not supported yet$/],
@@ -216,13 +218,6 @@ test('other architectures are named in the refusal (ComfyUI\'s detection keys), 
 });
 
 test('SDXL, its refiner and its distillations at the published widths are described from their headers, as ComfyUI tells them', () => {
-  const sdxlClip = [
-    e('conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight', [49408, 768]),
-    e('conditioner.embedders.0.transformer.text_model.encoder.layers.0.self_attn.q_proj.weight', [768, 768]),
-    e('conditioner.embedders.1.model.token_embedding.weight', [49408, 1280]),
-    e('conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight', [3840, 1280]),
-    e('conditioner.embedders.1.model.text_projection', [1280, 1280]),
-  ];
   const unet = [...ldmUnet('model.diffusion_model.', { context: 2048, linear: true }), e('model.diffusion_model.label_emb.0.0.weight', [1280, 2816])];
   const base = asModel(header('sd_xl_base_1.0.safetensors', [...unet, ...sdxlClip])() as ReturnType<typeof describeSingleFile>);
   assert.deepEqual([base.family, base.prediction, base.unet.variant, base.textEncoder?.width, base.textEncoder2?.width, base.components], ['sdxl', 'epsilon', 'an SDXL model', 768, 1280, { unet: true, vae: false, textEncoder: true }]);

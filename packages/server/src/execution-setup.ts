@@ -9,19 +9,47 @@ import { ExecutorThread } from './executor-thread.ts';
 import { packHooksUnloader, type ModelUnloader } from './memory-actions.ts';
 import { InProcessRunner, type PromptRunner } from './prompt-runner.ts';
 
-export interface ExecutionSetupOptions {
+/** Which nodes a process has and how it runs them (startServer's options of the same names). */
+export interface NodeRunOptions {
+  /** Use these node classes instead of loading packs (tests, embedding). */
+  registry?: NodeRegistry;
+  /** With `registry`: the editor extensions to serve. */
+  webExtensions?: WebExtension[];
+  /** When packs are loaded: folder of user packs (`false` disables them). */
+  customNodesDir?: string | false;
+  extraPacks?: string[];
+  /** Output cache settings of the executor(s). */
+  cache?: OutputCacheOptions;
+  /**
+   * Where nodes run: `thread` (the default when the packs are loaded) runs them in a worker thread, so a node
+   * computing synchronously never stalls HTTP and websocket; `in-process` runs them on the process's event loop.
+   * A `registry` of node objects runs in-process (functions cannot cross to a thread); asking for `thread` with
+   * one is an error. See the server README's "Where nodes run".
+   */
+  execution?: 'thread' | 'in-process';
+  /**
+   * In the thread: how long after an interrupt a node may go on before its thread is terminated (and a fresh
+   * one started); default DEFAULT_HARD_STOP_MS.
+   */
+  hardStopMs?: number;
+}
+
+/** The keys of NodeRunOptions, to pass them on from a larger options object. */
+export const NODE_RUN_OPTION_KEYS = ['registry', 'webExtensions', 'customNodesDir', 'extraPacks', 'cache', 'execution', 'hardStopMs'] as const satisfies ReadonlyArray<keyof NodeRunOptions>;
+
+/** The NodeRunOptions set in `options`. */
+export function nodeRunOptionsOf(options: NodeRunOptions): NodeRunOptions {
+  const out: Record<string, unknown> = {};
+  for (const key of NODE_RUN_OPTION_KEYS) if (options[key] !== undefined) out[key] = options[key];
+  return out as NodeRunOptions;
+}
+
+export interface ExecutionSetupOptions extends NodeRunOptions {
   root: string;
   paths: HostPaths;
   logger: Logger;
   /** Executors (prompts run at the same time). */
   executors: number;
-  registry?: NodeRegistry;
-  webExtensions?: WebExtension[];
-  customNodesDir?: string | false;
-  extraPacks?: string[];
-  cache?: OutputCacheOptions;
-  execution?: 'thread' | 'in-process';
-  hardStopMs?: number;
   /** False: load the packs only (no thread, no runners). */
   runNodes?: boolean;
 }

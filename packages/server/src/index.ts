@@ -12,7 +12,6 @@ import {
   findWorkspaceRoot,
   type Logger,
   type NodeRegistry,
-  type OutputCacheOptions,
   type WebExtension,
 } from '@gategraph/core';
 import { createApp } from './app.ts';
@@ -21,7 +20,7 @@ import { PromptQueue } from './queue.ts';
 import { normalizeRequestUrl, upgradeRefusal } from './security.ts';
 import { MemoryActions } from './memory-actions.ts';
 import { PromptWorker } from './worker.ts';
-import { setUpExecution } from './execution-setup.ts';
+import { nodeRunOptionsOf, setUpExecution, type NodeRunOptions } from './execution-setup.ts';
 import { LocalQueueService, type QueueService } from './queue-service.ts';
 import { WsHub } from './ws-hub.ts';
 import { DEFAULT_REDIS_PREFIX, startRedisApi } from './redis/api-instance.ts';
@@ -37,30 +36,9 @@ export { ALL_CACHED_NOTE } from './worker.ts';
 export { DEFAULT_HARD_STOP_MS, HARD_STOP_REASON, THREAD_RESTARTED_REASON } from './executor-thread.ts';
 export { originAllowed, isLoopbackHostname, canonicalHostname, isPublicRequest, normalizeRequestUrl } from './security.ts';
 
-export interface StartServerOptions extends ConfigInput {
+export interface StartServerOptions extends ConfigInput, NodeRunOptions {
   /** Workspace root (folders default under it); default: found from the current directory. */
   root?: string;
-  /** Use these node classes instead of loading packs (tests, embedding). */
-  registry?: NodeRegistry;
-  /** With `registry`: the editor extensions to serve. */
-  webExtensions?: WebExtension[];
-  /** When packs are loaded: folder of user packs (`false` disables them). */
-  customNodesDir?: string | false;
-  extraPacks?: string[];
-  /** Output cache settings of the executor(s). */
-  cache?: OutputCacheOptions;
-  /**
-   * Where nodes run: `thread` (the default when the server loads the packs) runs them in a worker thread, so a
-   * node computing synchronously never stalls HTTP and websocket; `in-process` runs them on the server's event
-   * loop. A `registry` of node objects runs in-process (functions cannot cross to a thread); asking for
-   * `thread` with one is an error. See the README's "Where nodes run".
-   */
-  execution?: 'thread' | 'in-process';
-  /**
-   * In the thread: how long after an interrupt a node may go on before its thread is terminated (and a fresh
-   * one started); default DEFAULT_HARD_STOP_MS.
-   */
-  hardStopMs?: number;
   logger?: Logger;
   /** Environment read for HOST, PORT and GATEGRAPH_TOKEN; default `process.env`. */
   env?: NodeJS.ProcessEnv;
@@ -366,18 +344,7 @@ async function redisBackend(root: string, config: ServerConfig, options: StartSe
 }
 
 function executionOptions(root: string, config: ServerConfig, options: StartServerOptions, logger: Logger) {
-  return {
-    root,
-    paths: config.paths,
-    logger,
-    ...(options.registry ? { registry: options.registry } : {}),
-    ...(options.webExtensions ? { webExtensions: options.webExtensions } : {}),
-    ...(options.customNodesDir !== undefined ? { customNodesDir: options.customNodesDir } : {}),
-    ...(options.extraPacks ? { extraPacks: options.extraPacks } : {}),
-    ...(options.cache ? { cache: options.cache } : {}),
-    ...(options.execution ? { execution: options.execution } : {}),
-    ...(options.hardStopMs !== undefined ? { hardStopMs: options.hardStopMs } : {}),
-  };
+  return { root, paths: config.paths, logger, ...nodeRunOptionsOf(options) };
 }
 
 /** A new socket's first messages: the status with its id, then where its running prompt is (a reconnect). */
