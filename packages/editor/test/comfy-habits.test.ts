@@ -35,6 +35,49 @@ async function drag(page: Page, from: { x: number; y: number }, dx: number, dy: 
   await page.mouse.up();
 }
 
+/**
+ * Drags a group by a point of its title bar, checking first that a press there reaches the canvas and lands on
+ * that group (no node, overlay or other group in the way) and, after the press, that litegraph picked it up;
+ * a failure says what was there instead.
+ */
+async function dragGroup(page: Page, title: string, at: [number, number], dx: number, dy: number): Promise<void> {
+  const where = (pos: [number, number]) =>
+    page.evaluate(({ pos, title }) => {
+      const app = (globalThis as unknown as Win).gategraph;
+      // Drawn now, as a person's press comes frames after the last change: litegraph hit-tests nodes by what it drew.
+      app.canvas.draw(true, true);
+      const [cx, cy] = app.canvas.convertOffsetToCanvas(pos) as [number, number];
+      const rect = app.canvasEl.getBoundingClientRect();
+      const x = (rect.left as number) + cx;
+      const y = (rect.top as number) + cy;
+      const element = (globalThis as unknown as Win).document.elementFromPoint(x, y);
+      const node = app.graph.getNodeOnPos(pos[0], pos[1], app.canvas.visible_nodes, 5);
+      const group = app.graph.getGroupOnPos(pos[0], pos[1]);
+      const problem =
+        element !== app.canvasEl ? `the press would reach ${element?.tagName}.${element?.className}, not the canvas`
+        : node ? `node ${node.id} is there`
+        : group?.title !== title ? `group ${group?.title ?? '(none)'} is there`
+        : undefined;
+      return { x, y, problem };
+    }, { pos, title });
+  let target = await where(at);
+  for (let tries = 0; target.problem && tries < 20; tries++) {
+    await page.waitForTimeout(100);
+    target = await where(at);
+  }
+  assert.equal(target.problem, undefined, `pressing group ${title} at ${at}`);
+  await page.mouse.move(target.x, target.y);
+  await page.mouse.down();
+  const picked = await page.evaluate(() => {
+    const canvas = (globalThis as unknown as Win).gategraph.canvas;
+    return { group: canvas.selected_group?.title, resizing: canvas.selected_group_resizing, canvasDrag: canvas.dragging_canvas, mouse: [...canvas.graph_mouse] };
+  });
+  assert.equal(picked.group, title, `litegraph picked up ${JSON.stringify(picked)} on the press at ${at}`);
+  await page.mouse.move(target.x + dx / 2, target.y + dy / 2, { steps: 4 });
+  await page.mouse.move(target.x + dx, target.y + dy, { steps: 4 });
+  await page.mouse.up();
+}
+
 async function clickTitle(page: Page, id: number, modifiers: ('Shift' | 'Control')[] = []): Promise<void> {
   const at = await titleOf(page, id);
   for (const key of modifiers) await page.keyboard.down(key);
@@ -389,7 +432,7 @@ describe('groups', () => {
         };
       });
     const start = await state();
-    await drag(page, await graphToPage(page, [300, 62]), 60, 40);
+    await dragGroup(page, 'Outer', [300, 62], 60, 40);
     const outerMoved = await state();
     const d = [outerMoved.groups[0].pos[0] - start.groups[0].pos[0], outerMoved.groups[0].pos[1] - start.groups[0].pos[1]];
     assert.ok(Math.abs(d[0]! - 60) < 15 && Math.abs(d[1]! - 40) < 15, `the outer group moved by ${d}`);
@@ -401,10 +444,7 @@ describe('groups', () => {
     const inner = outerMoved.groups[1].pos as number[];
     // Past litegraph's 300 ms double-click window, with room for a busy page that handles the last click late.
     await page.waitForTimeout(800);
-    // litegraph finds groups by what it drew last: draw the moved groups before pressing on one (a person's
-    // next press comes frames later; a busy test page may not have drawn yet).
-    await page.evaluate(() => (globalThis as unknown as Win).gategraph.canvas.draw(true, true));
-    await drag(page, await graphToPage(page, [inner[0]! + 250, inner[1]! + 12]), 0, 50);
+    await dragGroup(page, 'Inner', [inner[0]! + 250, inner[1]! + 12], 0, 50);
     const innerMoved = await state();
     assert.deepEqual(innerMoved.groups[0].pos, outerMoved.groups[0].pos, 'the outer group stays when the nested one is dragged');
     assert.ok(innerMoved.groups[1].pos[1] - inner[1]! > 30, 'the nested group moved');
