@@ -32,7 +32,8 @@ import type { FeedValue } from './sessions.ts';
 import { FULL_VARIANT, timestepTensor, type UnetRunner } from './unet-runner.ts';
 import { composeWrappers } from './wrappers/chain.ts';
 import { isPatchError } from './wrappers/extensions.ts';
-import { wrappersAt, type CfgCall, type PredictionCall, type SamplingWrappers, type UnetCall, type UnetOutputs } from './wrappers/types.ts';
+import { isKDiffusionSampling, runKDiffusion, type KDiffusionSampling } from './k-sampling-loop.ts';
+import { wrappersAt, type StepValues, type CfgCall, type PredictionCall, type SamplingWrappers, type UnetCall, type UnetOutputs } from './wrappers/types.ts';
 
 /**
  * Which branches one UNet call computes:
@@ -109,8 +110,11 @@ export class SamplingInterruptedError extends Error {
 
 export interface SampleOptions {
   unet: UnetRunner;
-  /** Created for this run (schedulers keep per-run state). */
-  scheduler: Scheduler;
+  /**
+   * Created for this run (schedulers keep per-run state): a one-call-per-step Scheduler, or a k-diffusion
+   * sampler function with its noise levels (k-sampling-loop.ts), which may call the model several times a step.
+   */
+  scheduler: Scheduler | KDiffusionSampling;
   /** Positive text embedding [1 or B, L, D]. */
   positive: Tensor;
   /**
@@ -174,7 +178,7 @@ export interface SampleResult {
   latent: Tensor;
   /** The plans that ran, one per step (the plain path records { variant: 'full', batch }). */
   plans: StepPlan[];
-  /** Wall time of each step's UNet call, ms. */
+  /** Wall time of each UNet call, ms (one per step, except for samplers that call the model more often). */
   unetMs: number[];
 }
 
@@ -228,7 +232,7 @@ async function runLoop(options: SampleOptions, wrappers: readonly SamplingWrappe
     throw new RangeError(`sample: this UNet was exported for ${fw}x${fh} latents only; got a ${w}x${h} latent. Use the model's native size`);
   }
   if (!(Number.isFinite(cfg) && cfg >= 0)) throw new RangeError(`sample: cfg must be a number >= 0 (got ${cfg})`);
-  if (scheduler.stochastic && options.stepNoise === undefined) {
+  if (!isKDiffusionSampling(scheduler) && scheduler.stochastic && options.stepNoise === undefined) {
     throw new Error(`sample: the ${scheduler.sampler} sampler draws fresh noise at each step: pass stepNoise (e.g. createAncestralNoiseGenerator(seed))`);
   }
   const defaultBatch: CfgBatch = cfg === 1 ? 'cond' : 'cfg';
@@ -278,7 +282,6 @@ async function runLoop(options: SampleOptions, wrappers: readonly SamplingWrappe
     return t;
   };
   const mask = options.denoiseMask;
-  const total = scheduler.timesteps.length;
   // The step-level chains, built once; undefined where nothing wraps that point (the direct call is made).
   const unetWrappers = wrappersAt(wrappers, 'unet');
   const cfgWrappers = wrappersAt(wrappers, 'cfg');
@@ -290,31 +293,26 @@ async function runLoop(options: SampleOptions, wrappers: readonly SamplingWrappe
   const finishPrediction = predictionWrappers.length ? composeWrappers((call: PredictionCall) => Promise.resolve(call.prediction), predictionWrappers) : undefined;
   const plans: StepPlan[] = [];
   const unetMs: number[] = [];
-  let x = scheduler.addNoise(options.latent, options.noise);
-  for (let i = 0; i < total; i++) {
-    if (options.signal?.aborted || options.shouldInterrupt?.()) throw new SamplingInterruptedError(i, total);
-    const timestep = scheduler.timesteps[i]!;
-    const ctx: StepContext = {
-      step: i,
-      totalSteps: total,
-      timestep,
-      sigma: scheduler.sigmas[i]!,
-      cfg,
-      defaultBatch,
-      hasNegative: neg !== undefined,
-      batchSize: B,
-      latentShape: [B, C, h, w],
-      variants: unet.variants,
-    };
-    const plan: StepPlan = planner ? await planner.planStep(i, ctx) : { variant: FULL_VARIANT, batch: defaultBatch };
+
+  /**
+   * One model evaluation with a step's plan: the feeds of its batch, the UNet call (wrapped), the CFG mix and
+   * the prediction wrappers. `modelSample` is what the model sees (the kept region already blended in for
+   * inpainting), `input` its scaled form; `convert` turns predictions into clean-latent estimates and back.
+   */
+  const evaluate = async (
+    plan: StepPlan,
+    ctx: StepContext,
+    input: Tensor,
+    timestep: number,
+    convert: Pick<StepValues, 'toDenoised' | 'fromDenoised'>,
+    modelSample: Tensor,
+  ): Promise<{ modelOutput: Tensor; uncond?: Tensor; captured: Record<string, Tensor> }> => {
+    const i = ctx.step;
+    const total = ctx.totalSteps;
     if (!BATCHES.includes(plan.batch)) {
       throw new Error(`Sampling step ${i + 1} of ${total}: the planner chose batch "${String(plan.batch)}"; valid: ${BATCHES.join(', ')}`);
     }
-    plans.push(plan);
-    // Inpainting: outside the mask the model sees the original latent at this step's noise level.
-    const modelSample = mask ? blendMasked(x, scheduler.noised(options.latent, options.noise, i), mask) : x;
-    const scaled = scheduler.scaleModelInput(modelSample, i);
-    const input = options.concatLatent ? concatChannels(scaled, options.concatLatent) : scaled;
+    const withConcat = options.concatLatent ? concatChannels(input, options.concatLatent) : input;
     const rows = plan.batch === 'cfg' ? 2 * B : B;
     // A CFG step whose prompts cannot share one call runs as two calls of B rows each.
     const separate = plan.batch === 'cfg' && !cfgShared;
@@ -323,7 +321,7 @@ async function runLoop(options: SampleOptions, wrappers: readonly SamplingWrappe
       throw new Error(`Sampling step ${i + 1} of ${total}: this UNet was exported for batch ${io.fixedBatch} only, and a "${plan.batch}" step of a latent batch of ${B} runs ${rowsPerCall} rows; re-export the UNet with a dynamic batch dimension`);
     }
     const feeds: Record<string, FeedValue> = {
-      [io.sample]: plan.batch === 'cfg' ? concatBatch([input, input]) : input,
+      [io.sample]: plan.batch === 'cfg' ? concatBatch([withConcat, withConcat]) : withConcat,
       [io.timestep]: timestepTensor(io, timestep, rows),
     };
     if (!separate) feeds[io.encoderHiddenStates] = contextFor(plan.batch);
@@ -355,20 +353,63 @@ async function runLoop(options: SampleOptions, wrappers: readonly SamplingWrappe
     if (raw.shape[0] !== rows) {
       throw new Error(`Sampling step ${i + 1} of ${total}: UNet variant "${plan.variant}" returned batch ${raw.shape[0]} for a "${plan.batch}" step of ${rows} rows`);
     }
-    const stepValues = mixCfg || finishPrediction ? valuesOf(scheduler, plan, ctx, x) : undefined;
+    const stepValues = mixCfg || finishPrediction ? { plan, context: ctx, sample: modelSample, ...convert } : undefined;
     let modelOutput: Tensor;
+    let uncond: Tensor | undefined;
     if (plan.batch === 'cfg') {
-      const [uncond, cond] = splitBatch(raw, 2) as [Tensor, Tensor];
-      modelOutput = mixCfg ? await mixCfg({ ...stepValues!, uncond, cond, cfg }) : guidance(uncond, cond, cfg);
+      const [u, cond] = splitBatch(raw, 2) as [Tensor, Tensor];
+      uncond = u;
+      modelOutput = mixCfg ? await mixCfg({ ...stepValues!, uncond: u, cond, cfg }) : guidance(u, cond, cfg);
     } else {
       modelOutput = raw;
+      if (plan.batch === 'uncond') uncond = raw;
     }
     if (finishPrediction) modelOutput = await finishPrediction({ ...stepValues!, prediction: modelOutput });
-    if (planner?.afterStep) {
-      const captured: Record<string, Tensor> = {};
-      for (const n of capture) captured[n] = out[n]!;
-      await planner.afterStep(i, { plan, outputs: captured, modelOutput, context: ctx });
-    }
+    const captured: Record<string, Tensor> = {};
+    for (const n of capture) captured[n] = out[n]!;
+    return { modelOutput, ...(uncond ? { uncond } : {}), captured };
+  };
+
+  const stepContext = (i: number, total: number, timestep: number, sigma: number): StepContext => ({
+    step: i,
+    totalSteps: total,
+    timestep,
+    sigma,
+    cfg,
+    defaultBatch,
+    hasNegative: neg !== undefined,
+    batchSize: B,
+    latentShape: [B, C, h, w],
+    variants: unet.variants,
+  });
+  const planFor = async (i: number, ctx: StepContext): Promise<StepPlan> => {
+    const plan: StepPlan = planner ? await planner.planStep(i, ctx) : { variant: FULL_VARIANT, batch: defaultBatch };
+    plans.push(plan);
+    return plan;
+  };
+
+  if (isKDiffusionSampling(scheduler)) {
+    const latent = await runKDiffusion(scheduler, options, { stepContext, planFor, evaluate, interrupted: (i, total) => new SamplingInterruptedError(i, total) });
+    return { latent, plans, unetMs };
+  }
+
+  const total = scheduler.timesteps.length;
+  let x = scheduler.addNoise(options.latent, options.noise);
+  for (let i = 0; i < total; i++) {
+    if (options.signal?.aborted || options.shouldInterrupt?.()) throw new SamplingInterruptedError(i, total);
+    const ctx = stepContext(i, total, scheduler.timesteps[i]!, scheduler.sigmas[i]!);
+    const plan = await planFor(i, ctx);
+    // Inpainting: outside the mask the model sees the original latent at this step's noise level.
+    const modelSample = mask ? blendMasked(x, scheduler.noised(options.latent, options.noise, i), mask) : x;
+    const scaled = scheduler.scaleModelInput(modelSample, i);
+    const sampleAtStep = x;
+    const convert = {
+      toDenoised: (prediction: Tensor) => scheduler.denoised(prediction, i, sampleAtStep),
+      fromDenoised: (denoised: Tensor) => scheduler.modelOutputFor(denoised, i, sampleAtStep),
+    };
+    const evaluated = await evaluate(plan, ctx, scaled, ctx.timestep, convert, x);
+    let modelOutput = evaluated.modelOutput;
+    if (planner?.afterStep) await planner.afterStep(i, { plan, outputs: evaluated.captured, modelOutput, context: ctx });
     if (mask) {
       // Outside the mask the clean-latent estimate is the original latent: the step then moves x toward it.
       const kept = blendMasked(scheduler.denoised(modelOutput, i, modelSample), options.latent, mask);
@@ -387,16 +428,4 @@ function unetCall(unet: UnetRunner, call: UnetCall, halves: { contextName: strin
   return separate
     ? runHalvesSeparately(unet, call.variant, { ...call.feeds }, { rows: call.rows, ...halves }, call.fetches)
     : unet.run(call.variant, { ...call.feeds }, call.fetches);
-}
-
-/** What the cfg and prediction wrappers know of step i: the sample and the scheduler's conversions. */
-function valuesOf(scheduler: Scheduler, plan: StepPlan, context: StepContext, sample: Tensor) {
-  const i = context.step;
-  return {
-    plan,
-    context,
-    sample,
-    toDenoised: (prediction: Tensor) => scheduler.denoised(prediction, i, sample),
-    fromDenoised: (denoised: Tensor) => scheduler.modelOutputFor(denoised, i, sample),
-  };
 }
