@@ -13,6 +13,7 @@ export {
 } from './noise.ts';
 export { Mt19937 } from './noise/mt19937.ts';
 export { philox4x32 } from './noise/philox.ts';
+export { createBrownianTreeNoiseSampler, type BrownianTreeNoiseSamplerOptions } from './noise/brownian-tree.ts';
 
 export {
   SD_SCHEDULER_CONFIG,
@@ -218,6 +219,15 @@ export {
   type StepPlan,
   type StepPlanner,
 } from './sampling.ts';
+export {
+  kDiffusionSampling,
+  isKDiffusionSampling,
+  denoisedAt,
+  predictionAt,
+  type KDiffusionSampling,
+} from './k-sampling-loop.ts';
+export type { Denoiser, Denoised, ModelCall, NoiseSampler, SamplerFunction, SamplerRun, SamplerOptions as KSamplerOptions, ModelSampling, StepCallback } from './k-samplers/types.ts';
+export { clipArea, type LatentArea, type RegionalConditioning, type RegionalEntry } from './regional-conditioning.ts';
 // Sampling wrappers: chains around the run, UNet calls, CFG mixes and predictions, and the host's service that
 // turns a MODEL's patches into them (what a pack registers its patch kinds with).
 export { composeWrappers, type Wrapper } from './wrappers/chain.ts';

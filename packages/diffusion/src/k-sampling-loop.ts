@@ -105,6 +105,7 @@ export interface KLoopHooks {
     timestep: number,
     convert: Pick<StepValues, 'toDenoised' | 'fromDenoised'>,
     modelSample: Tensor,
+    sigma: number,
   ): Promise<{ modelOutput: Tensor; uncond?: Tensor; captured: Record<string, Tensor> }>;
   interrupted(step: number, total: number): Error;
 }
@@ -145,7 +146,7 @@ export async function runKDiffusion(sampling: KDiffusionSampling, options: Sampl
       toDenoised: (prediction: Tensor) => denoisedAt(prediction, modelSample, sigma, predictionType),
       fromDenoised: (denoised: Tensor) => predictionAt(denoised, modelSample, sigma, predictionType),
     };
-    const evaluated = await hooks.evaluate(plan, context, input, sigmaToTimestep(levels, sigma), convert, modelSample);
+    const evaluated = await hooks.evaluate(plan, context, input, sigmaToTimestep(levels, sigma), convert, modelSample, sigma);
     if (call.call === 0 && options.planner?.afterStep) {
       await options.planner.afterStep(call.step, { plan, outputs: evaluated.captured, modelOutput: evaluated.modelOutput, context });
     }

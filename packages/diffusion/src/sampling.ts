@@ -24,14 +24,15 @@
  * Wrappers (wrappers/types.ts) chain around the whole run, each UNet call, each CFG mix and each step's
  * prediction; with none, every call is made directly, so unwrapped sampling is unchanged bit for bit.
  */
-import { concatBatch, guidance, splitBatch, type Tensor } from './tensor.ts';
+import { concatBatch, guidance, splitBatch, zeros, type Tensor } from './tensor.ts';
 import { canShareCall, concatCrossAttn, runHalvesSeparately } from './cross-attn-batch.ts';
 import { blendMasked, concatChannels } from './inpaint.ts';
 import type { Scheduler, StepNoise } from './schedulers/types.ts';
 import type { FeedValue } from './sessions.ts';
 import { FULL_VARIANT, timestepTensor, type UnetRunner } from './unet-runner.ts';
 import { composeWrappers } from './wrappers/chain.ts';
-import { isPatchError } from './wrappers/extensions.ts';
+import { isPatchError, PatchError } from './wrappers/extensions.ts';
+import { activeEntries, cropArea, entryWeights, groupCalls, WeightedSum, type RegionalConditioning, type Side } from './regional-conditioning.ts';
 import { isKDiffusionSampling, runKDiffusion, type KDiffusionSampling } from './k-sampling-loop.ts';
 import { wrappersAt, type StepValues, type CfgCall, type PredictionCall, type SamplingWrappers, type UnetCall, type UnetOutputs } from './wrappers/types.ts';
 
@@ -122,6 +123,13 @@ export interface SampleOptions {
    * from the positive's L (prompts of several 77-token chunks): see cross-attn-batch.ts.
    */
   negative?: Tensor;
+  /**
+   * Several conditionings per side (ComfyUI's conditioning lists: ConditioningCombine, areas, masks, strengths,
+   * timestep ranges), evaluated as regional-conditioning.ts says. When given, every model call uses them instead
+   * of positive / negative, which still give the shapes the checks read (pass the first entries' contexts).
+   * Step planners (TGATE, DeepCache) do not run with them: such a run is refused.
+   */
+  regions?: RegionalConditioning;
   /** Classifier-free guidance scale; 1 = no guidance (cond branch only). */
   cfg: number;
   /** Starting latent [B, C, h, w]: zeros for txt2img, the encoded image for img2img (denoise < 1). */
@@ -306,9 +314,11 @@ async function runLoop(options: SampleOptions, wrappers: readonly SamplingWrappe
     timestep: number,
     convert: Pick<StepValues, 'toDenoised' | 'fromDenoised'>,
     modelSample: Tensor,
+    sigma: number,
   ): Promise<{ modelOutput: Tensor; uncond?: Tensor; captured: Record<string, Tensor> }> => {
     const i = ctx.step;
     const total = ctx.totalSteps;
+    if (options.regions) return evaluateRegions(plan, ctx, input, timestep, convert, modelSample, sigma);
     if (!BATCHES.includes(plan.batch)) {
       throw new Error(`Sampling step ${i + 1} of ${total}: the planner chose batch "${String(plan.batch)}"; valid: ${BATCHES.join(', ')}`);
     }
@@ -370,6 +380,79 @@ async function runLoop(options: SampleOptions, wrappers: readonly SamplingWrappe
     return { modelOutput, ...(uncond ? { uncond } : {}), captured };
   };
 
+  if (options.regions && planner) {
+    throw new PatchError(
+      'TGATE and DeepCache do not run with several conditionings per prompt yet (ConditioningCombine, ConditioningSetArea / SetMask, ' +
+        'strengths, timestep ranges): their caches hold one conditioning per side. Sample this graph without them, or give each sampler one conditioning',
+    );
+  }
+
+  /** One model evaluation with several conditionings per side (see regional-conditioning.ts). */
+  const evaluateRegions = async (
+    plan: StepPlan,
+    ctx: StepContext,
+    input: Tensor,
+    timestep: number,
+    convert: Pick<StepValues, 'toDenoised' | 'fromDenoised'>,
+    modelSample: Tensor,
+    sigma: number,
+  ): Promise<{ modelOutput: Tensor; uncond?: Tensor; captured: Record<string, Tensor> }> => {
+    const regions = options.regions!;
+    const sides: Side[] = plan.batch === 'cfg' ? ['negative', 'positive'] : plan.batch === 'uncond' ? ['negative'] : ['positive'];
+    const active = activeEntries(regions, sides, sigma, h, w);
+    if (io.fixedLatentSize && active.some((a) => a.area.height !== h || a.area.width !== w)) {
+      throw new Error('sample: this UNet was exported for one latent size only, and a conditioning area needs it to run on a part of the latent; re-export the UNet with dynamic sizes');
+    }
+    if (io.fixedBatch !== undefined && io.fixedBatch % B !== 0) {
+      throw new Error(`sample: this UNet was exported for batch ${io.fixedBatch} only, which does not hold whole copies of a latent batch of ${B}`);
+    }
+    const maxBlocks = io.fixedBatch !== undefined ? io.fixedBatch / B : Infinity;
+    const sums: Record<Side, WeightedSum> = { positive: new WeightedSum([B, C, h, w]), negative: new WeightedSum([B, C, h, w]) };
+    const withConcat = options.concatLatent ? concatChannels(input, options.concatLatent) : input;
+    for (const group of groupCalls(active, maxBlocks)) {
+      const rows = group.length * B;
+      const feeds: Record<string, FeedValue> = {
+        [io.sample]: concatBatch(group.map((g) => cropArea(withConcat, g.area))),
+        [io.timestep]: timestepTensor(io, timestep, rows),
+        [io.encoderHiddenStates]: concatCrossAttn(group.map((g) => expandBatch(g.entry.context, B, `${g.side} conditioning`))),
+      };
+      if (io.timestepCond && options.timestepCond) feeds[io.timestepCond.name] = timestepCondFor(options.timestepCond, rows);
+      if (io.added) {
+        const added = group.map((g) => {
+          if (!g.entry.added) throw new RangeError(`sample: a ${g.side} conditioning has no SDXL text_embeds / time_ids, which this UNet takes`);
+          return { textEmbeds: expandBatch(g.entry.added.textEmbeds, B, 'text_embeds'), timeIds: expandBatch(g.entry.added.timeIds, B, 'time_ids') };
+        });
+        feeds[io.added.textEmbeds] = concatBatch(added.map((a) => a.textEmbeds));
+        feeds[io.added.timeIds] = concatBatch(added.map((a) => a.timeIds));
+      }
+      const callPlan: StepPlan = { variant: plan.variant, batch: 'cond' };
+      const started = performance.now();
+      let out: Record<string, Tensor>;
+      try {
+        out = callUnet
+          ? await callUnet({ variant: plan.variant, feeds, fetches: [io.outSample], rows, plan: callPlan, context: ctx })
+          : await unet.run(plan.variant, feeds, [io.outSample]);
+      } catch (err) {
+        if (isPatchError(err)) throw err;
+        const msg = err instanceof Error ? err.message : String(err);
+        throw new Error(`Sampling step ${ctx.step + 1} of ${ctx.totalSteps} (${group.length} conditioning${group.length > 1 ? 's' : ''}, ${rows} rows) failed: ${msg}`, { cause: err });
+      }
+      unetMs.push(performance.now() - started);
+      const predictions = splitBatch(out[io.outSample]!, group.length);
+      group.forEach((g, k) => sums[g.side].add(predictions[k]!, entryWeights(g, B, h, w), g.area));
+    }
+    // Where no entry has weight ComfyUI's clean-latent estimate is 0.
+    const uncovered = () => convert.fromDenoised(zeros([B, C, h, w]));
+    const cond = sides.includes('positive') ? sums.positive.mean(uncovered) : undefined;
+    const uncond = sides.includes('negative') ? sums.negative.mean(uncovered) : undefined;
+    const stepValues = mixCfg || finishPrediction ? { plan, context: ctx, sample: modelSample, ...convert } : undefined;
+    let modelOutput: Tensor;
+    if (plan.batch === 'cfg') modelOutput = mixCfg ? await mixCfg({ ...stepValues!, uncond: uncond!, cond: cond!, cfg }) : guidance(uncond!, cond!, cfg);
+    else modelOutput = (cond ?? uncond)!;
+    if (finishPrediction) modelOutput = await finishPrediction({ ...stepValues!, prediction: modelOutput });
+    return { modelOutput, ...(uncond ? { uncond } : {}), captured: {} };
+  };
+
   const stepContext = (i: number, total: number, timestep: number, sigma: number): StepContext => ({
     step: i,
     totalSteps: total,
@@ -407,7 +490,7 @@ async function runLoop(options: SampleOptions, wrappers: readonly SamplingWrappe
       toDenoised: (prediction: Tensor) => scheduler.denoised(prediction, i, sampleAtStep),
       fromDenoised: (denoised: Tensor) => scheduler.modelOutputFor(denoised, i, sampleAtStep),
     };
-    const evaluated = await evaluate(plan, ctx, scaled, ctx.timestep, convert, x);
+    const evaluated = await evaluate(plan, ctx, scaled, ctx.timestep, convert, x, ctx.sigma);
     let modelOutput = evaluated.modelOutput;
     if (planner?.afterStep) await planner.afterStep(i, { plan, outputs: evaluated.captured, modelOutput, context: ctx });
     if (mask) {

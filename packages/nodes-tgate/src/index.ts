@@ -21,6 +21,7 @@ import { InpaintModelConditioning, SetLatentNoiseMask, VAEEncodeForInpaint } fro
 import { PreviewImage, SaveImage } from './nodes/save-image.ts';
 import { CacheCrossAttn, CacheSelfAttn, DeepCache, GateSchedule, TGatePreset } from './nodes/tgate-nodes.ts';
 import { GateAdvisor } from './nodes/gate-advisor.ts';
+import { conditioningNodes } from './nodes/conditioning-nodes.ts';
 import { registerTgateExtension } from './tgate/register.ts';
 
 export * from './types.ts';
@@ -57,6 +58,7 @@ export const baseNodes = [
   LoadImage,
   SaveImage,
   PreviewImage,
+  ...conditioningNodes,
 ] as const;
 
 /** TGATE and DeepCache (category sampling/tgate): patches on MODEL, run by their sampling extension (tgate/register.ts). */

@@ -5,7 +5,7 @@
  */
 import { NodeInputError } from '@gategraph/core';
 import { DEFAULT_AESTHETIC_SCORE, defaultSdxlSizes, sdxlRefinerTimeIds, sdxlTimeIds, zeros, type AddedConditioning, type DiffusionModel, type Tensor } from '@gategraph/diffusion';
-import type { Conditioning, Latent } from './types.ts';
+import type { Conditioning, ConditioningEntry, Latent } from './types.ts';
 import { activationLimit, estimateUnetBytes, estimateVaeDecodeBytes, formatBytes, largestSquareSide } from './memory.ts';
 import { sizingOf, trainedSize, type ModelSizing, type SizedModel } from './sizing.ts';
 
@@ -167,9 +167,13 @@ export function checkVaeSize(model: SizedModel, samples: Tensor, input: string):
  * crop). Undefined for a UNet without them.
  */
 export function addedConditioningFor(conditioning: Conditioning, model: DiffusionModel, input: string, latentShape: readonly number[]): AddedConditioning | undefined {
+  return addedConditioningForEntry(conditioning[0]!, model, input, latentShape);
+}
+
+/** SDXL's text_embeds and time_ids of one conditioning entry (undefined for a UNet without them). */
+export function addedConditioningForEntry(entry: ConditioningEntry, model: DiffusionModel, input: string, latentShape: readonly number[]): AddedConditioning | undefined {
   const added = model.io.unet.added;
   if (!added) return undefined;
-  const entry = conditioning[0]!;
   if (!entry.pooled || entry.pooled.shape[1] !== added.textEmbedsDim) {
     throw new NodeInputError(
       `${input} has no pooled text ${added.textEmbedsDim} wide (it has ${entry.pooled ? `[${entry.pooled.shape.join(', ')}]` : 'none'}), which ${model.name}'s SDXL UNet takes as text_embeds: encode it with the CLIP of the same checkpoint`,
@@ -186,17 +190,20 @@ export function addedConditioningFor(conditioning: Conditioning, model: Diffusio
   return { textEmbeds: entry.pooled, timeIds: sdxlTimeIds(sizes) };
 }
 
+/**
+ * The first entry's encoder_hidden_states, after checking that every entry fits the UNet (several entries are
+ * evaluated by the sampler's regional conditioning: conditioning-regions.ts).
+ */
 export function conditioningFor(conditioning: Conditioning, model: DiffusionModel, input: string): Tensor {
   if (!Array.isArray(conditioning) || conditioning.length === 0) {
     throw new NodeInputError(`${input} is an empty CONDITIONING; connect a CLIPTextEncode`, input);
   }
-  if (conditioning.length > 1) {
-    throw new NodeInputError(
-      `${input} holds ${conditioning.length} conditionings (combined prompts); this sampler takes one per input: encode the prompts into one text instead`,
-      input,
-    );
-  }
-  const entry = conditioning[0]!;
+  for (const entry of conditioning) checkConditioningEntry(entry, model, input);
+  return conditioning[0]!.hiddenStates;
+}
+
+/** Refuses an entry made by a text encoder that does not fit the UNet (another checkpoint's CLIP). */
+export function checkConditioningEntry(entry: ConditioningEntry, model: DiffusionModel, input: string): void {
   const [, length, width] = entry.hiddenStates.shape;
   const expected = model.io.unet.crossAttentionDim;
   if (width !== expected || (model.io.unet.sequenceLength !== undefined && length !== model.io.unet.sequenceLength)) {
@@ -206,5 +213,4 @@ export function conditioningFor(conditioning: Conditioning, model: DiffusionMode
       input,
     );
   }
-  return entry.hiddenStates;
 }

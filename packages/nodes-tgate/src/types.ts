@@ -105,9 +105,33 @@ export interface ConditioningEntry {
   readonly concatLatentImage?: Tensor;
   /** InpaintModelConditioning (ComfyUI's `concat_mask`): the mask at pixel size, [B, 1, H, W], 1 = repaint. */
   readonly concatMask?: Tensor;
+  /**
+   * ConditioningSetArea (pixels) or ConditioningSetAreaPercentage (fractions of the image): where this entry
+   * applies. Kept in the node's units and turned into latent cells by the sampler, which knows the model's
+   * pixels per cell (ComfyUI stores pixels // 8).
+   */
+  readonly area?: ConditioningArea;
+  /** The entry's weight beside the others (ConditioningSetArea's strength, ComfyUI's `strength`); default 1. */
+  readonly strength?: number;
+  /** ConditioningSetMask: where this entry applies, [B, H, W] or [H, W] at any size (resized to the latent). */
+  readonly mask?: Tensor;
+  /** ConditioningSetMask's strength (ComfyUI's `mask_strength`). */
+  readonly maskStrength?: number;
+  /** ConditioningSetMask's set_cond_area "mask bounds": the entry runs on the mask's bounding box only. */
+  readonly setAreaToBounds?: boolean;
+  /** ConditioningSetTimestepRange: the part of the sampling, 0 = start, 1 = end, where this entry is used. */
+  readonly timestepRange?: { readonly start: number; readonly end: number };
 }
 
-/** CONDITIONING: a list of encodings, like ComfyUI's. The sampler here takes lists of exactly one entry. */
+/** ComfyUI's conditioning `area`: in pixels, or ("percentage", ...) fractions of the image. */
+export type ConditioningArea =
+  | { readonly unit: 'pixels'; readonly width: number; readonly height: number; readonly x: number; readonly y: number }
+  | { readonly unit: 'fraction'; readonly width: number; readonly height: number; readonly x: number; readonly y: number };
+
+/**
+ * CONDITIONING: a list of encodings, like ComfyUI's. Several entries (ConditioningCombine) are all evaluated at
+ * every step and blended by their areas, masks and strengths (the sampler's regional conditioning).
+ */
 export type Conditioning = readonly ConditioningEntry[];
 
 /** LATENT: like ComfyUI's `{"samples": tensor, "batch_index": [...]}`. */

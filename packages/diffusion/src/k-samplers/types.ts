@@ -55,6 +55,50 @@ export interface SamplerOptions {
   eta?: number;
   /** Scale of that noise (s_noise, default 1). */
   sNoise?: number;
+  /**
+   * Where the intermediate model call sits within a step, as a fraction of the step in log-SNR:
+   * dpmpp_sde (default 1/2), seeds_2 (default 1/2). ComfyUI's `r`.
+   */
+  r?: number;
+  /**
+   * dpmpp_2m_sde: 'midpoint' (default) or 'heun' (what dpmpp_2m_sde_heun uses); seeds_2: 'phi_1' (default) or
+   * 'phi_2' (what exp_heun_2_x0 uses). ComfyUI's `solver_type`.
+   */
+  solverType?: 'midpoint' | 'heun' | 'phi_1' | 'phi_2';
+  /**
+   * lms: order (default 4); ipndm, ipndm_v: maximum order, 1..4 (default 4); deis: maximum order, 1..4
+   * (default 3); dpm_adaptive: 2 or 3 (default 3).
+   */
+  order?: number;
+  /** dpm_adaptive's step-size controller (ComfyUI's defaults: 0.05, 0.0078, 0.05, 0, 1, 0, 0.81). */
+  rtol?: number;
+  atol?: number;
+  hInit?: number;
+  pcoeff?: number;
+  icoeff?: number;
+  dcoeff?: number;
+  acceptSafety?: number;
+  /** er_sde: how many stages each step uses, 1..3 (default 3). */
+  maxStage?: number;
+  /**
+   * er_sde: the noise scaler f(lambda) of the ER-SDE family (lambda = sigma here). Default ER-SDE's
+   * lambda (e^(lambda^0.3) + 10); ComfyUI's "Reverse-time SDE" is lambda^(eta + 1) and "ODE" is lambda with
+   * sNoise 0.
+   */
+  noiseScaler?: (lambda: number) => number;
+  /** gradient_estimation: the gamma of the gradient estimate (default 2). */
+  geGamma?: number;
+  /** sa_solver: predictor order 1..6 (default 3) and corrector order 0..6 (default 4). */
+  predictorOrder?: number;
+  correctorOrder?: number;
+  /** sa_solver: the paper's simplified order-2 coefficients when two points are used (default false). */
+  simpleOrder2?: boolean;
+  /**
+   * sa_solver: noise is added (with strength eta, default 1) only while sigma lies between the sigmas at these
+   * fractions of the training schedule (ComfyUI's sde_start_percent 0.2 and sde_end_percent 0.8).
+   */
+  sdeStartPercent?: number;
+  sdeEndPercent?: number;
 }
 
 export interface SamplerRun {

@@ -26,6 +26,7 @@ import {
 } from '@gategraph/diffusion';
 import { addedConditioningFor, checkSamplingSize, conditioningFor, latentSamplesFor } from '../latent.ts';
 import { isPatchError, samplingWrappersFor } from '../patches.ts';
+import { needsRegions, regionsFor } from '../conditioning-regions.ts';
 import { checkSamplerInputs } from '../queue-checks.ts';
 import type { Conditioning, Latent, ModelRef } from '../types.ts';
 
@@ -180,6 +181,9 @@ export async function runSampler(settings: SamplerSettings, ctx: ExecutionContex
   const negative = conditioningFor(settings.negative, model, 'negative');
   const addedPositive = addedConditioningFor(settings.positive, model, 'positive', samples.shape);
   const addedNegative = addedConditioningFor(settings.negative, model, 'negative', samples.shape);
+  const regions = needsRegions(settings.positive, cfg === 1 ? undefined : settings.negative)
+    ? regionsFor(settings.positive, cfg === 1 ? undefined : settings.negative, model, samples.shape)
+    : undefined;
   const scheduler = schedulerFor(settings, model.schedulerConfig);
   const total = scheduler.timesteps.length;
   // denoise 0, a window starting at or past the end (or a schedule with no step): nothing to do, the latent
@@ -218,6 +222,7 @@ export async function runSampler(settings: SamplerSettings, ctx: ExecutionContex
       scheduler,
       positive,
       negative,
+      ...(regions ? { regions } : {}),
       cfg,
       latent: samples,
       ...inpaintingInputs(settings, model, samples),
