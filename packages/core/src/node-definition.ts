@@ -263,6 +263,11 @@ export interface NodeResult<O extends readonly OutputSpec[]> {
 export interface PreviewImage {
   format: 'JPEG' | 'PNG';
   data: Uint8Array;
+  /**
+   * The image is the node's result, not a glimpse of work in progress (SaveImageWebsocket sends its images as
+   * preview frames, as ComfyUI's does): hosts must deliver it, where they may drop a preview for a slow client.
+   */
+  result?: boolean;
 }
 
 /** Folders a node may read from and write to; set by the host (CLI or server). */

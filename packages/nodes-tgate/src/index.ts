@@ -22,6 +22,7 @@ import { PreviewImage, SaveImage } from './nodes/save-image.ts';
 import { CacheCrossAttn, CacheSelfAttn, DeepCache, GateSchedule, TGatePreset } from './nodes/tgate-nodes.ts';
 import { GateAdvisor } from './nodes/gate-advisor.ts';
 import { conditioningNodes } from './nodes/conditioning-nodes.ts';
+import { outputAndTiledNodes } from './nodes/output-and-tiled-nodes.ts';
 import { registerTgateExtension } from './tgate/register.ts';
 
 export * from './types.ts';
@@ -69,7 +70,7 @@ reportSessionMemory();
 
 export default definePack({
   name: 'nodes-tgate',
-  nodes: [...baseNodes, ...tgateNodes],
+  nodes: [...baseNodes, ...tgateNodes, ...outputAndTiledNodes],
   // POST /free {unload_models: true}: close the ONNX sessions of every model the loader opened.
   onFree: releaseAllModels,
 });

@@ -21,7 +21,8 @@ export const ALL_CACHED_NOTE =
 /** Where a prompt's websocket messages go: the local hub (ws-hub.ts), or Redis to the API instances. */
 export interface MessageSink {
   send(clientId: string | undefined, type: string, data: unknown): void;
-  sendPreview(clientId: string | undefined, format: 'JPEG' | 'PNG', image: Uint8Array): void;
+  /** A binary image frame; `mustDeliver` (a node's result, not a preview) forbids dropping it for a slow client. */
+  sendPreview(clientId: string | undefined, format: 'JPEG' | 'PNG', image: Uint8Array, mustDeliver?: boolean): void;
 }
 
 /** What one worker is doing right now. */
@@ -60,7 +61,7 @@ export async function executePrompt(current: RunningPrompt, runner: PromptRunner
       return;
     }
     if (event.type === 'preview') {
-      sink.sendPreview(clientId, event.data.image.format, event.data.image.data);
+      sink.sendPreview(clientId, event.data.image.format, event.data.image.data, event.data.image.result === true);
       return;
     }
     let data: Record<string, unknown> = event.data;

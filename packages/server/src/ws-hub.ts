@@ -9,7 +9,8 @@
  *   a `client_id` (ComfyUI sends those prompts' progress to every client too).
  * - Preview images are binary frames, and optional: when a socket still has more than `maxPreviewBacklog`
  *   bytes queued (a slow client), the preview is dropped instead of queued, so a slow client never makes the
- *   server hold an unbounded backlog and the executor never waits for the network.
+ *   server hold an unbounded backlog and the executor never waits for the network. A node's result sent in the
+ *   same frame (SaveImageWebsocket's images) is never dropped: it is the output the client asked for.
  */
 import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
@@ -86,12 +87,15 @@ export class WsHub {
     this.send(undefined, type, data);
   }
 
-  /** Sends a preview frame (u32 BE event type 1, u32 BE format, bytes); drops it for a backlogged socket. */
-  sendPreview(clientId: string | undefined, format: 'JPEG' | 'PNG', image: Uint8Array): void {
+  /**
+   * Sends a preview frame (u32 BE event type 1, u32 BE format, bytes); drops it for a backlogged socket unless
+   * `mustDeliver` (a node's result rather than a preview).
+   */
+  sendPreview(clientId: string | undefined, format: 'JPEG' | 'PNG', image: Uint8Array, mustDeliver = false): void {
     let frame: Buffer | undefined;
     for (const socket of this.#targets(clientId)) {
       if (socket.readyState !== socket.OPEN) continue;
-      if (socket.bufferedAmount > this.#maxPreviewBacklog) {
+      if (!mustDeliver && socket.bufferedAmount > this.#maxPreviewBacklog) {
         this.#droppedPreviews++;
         continue;
       }

@@ -10,10 +10,13 @@ import type { FreeRequest } from '../memory-actions.ts';
 import type { MessageSink } from '../prompt-execution.ts';
 import type { RedisKeys } from './keys.ts';
 
-/** A websocket message for a client (null: every client), or a preview frame's image (base64). */
+/**
+ * A websocket message for a client (null: every client), or a preview frame's image (base64; `r: 1` when it is a
+ * node's result, which the API instance must not drop for a slow client).
+ */
 export type EventMessage =
   | { c: string | null; t: string; d: unknown }
-  | { c: string | null; preview: 'JPEG' | 'PNG'; b: string };
+  | { c: string | null; preview: 'JPEG' | 'PNG'; b: string; r?: 1 };
 
 export type ControlMessage = { type: 'interrupt'; promptId?: string } | ({ type: 'free' } & FreeRequest);
 
@@ -28,8 +31,9 @@ export class PublishingSink implements MessageSink {
     this.#publish({ c: clientId ?? null, t: type, d: data });
   }
 
-  sendPreview(clientId: string | undefined, format: 'JPEG' | 'PNG', image: Uint8Array): void {
-    this.#publish({ c: clientId ?? null, preview: format, b: Buffer.from(image.buffer, image.byteOffset, image.byteLength).toString('base64') });
+  sendPreview(clientId: string | undefined, format: 'JPEG' | 'PNG', image: Uint8Array, mustDeliver = false): void {
+    const b = Buffer.from(image.buffer, image.byteOffset, image.byteLength).toString('base64');
+    this.#publish({ c: clientId ?? null, preview: format, b, ...(mustDeliver ? { r: 1 as const } : {}) });
   }
 
   /** Sends and waits until Redis has it (the final `executing` goes after the history is written). */
@@ -46,7 +50,7 @@ export class PublishingSink implements MessageSink {
 /** Delivers an event message to a MessageSink (an API instance's websocket hub). */
 export function deliver(message: EventMessage, sink: MessageSink): void {
   const client = message.c ?? undefined;
-  if ('preview' in message) sink.sendPreview(client, message.preview, Buffer.from(message.b, 'base64'));
+  if ('preview' in message) sink.sendPreview(client, message.preview, Buffer.from(message.b, 'base64'), message.r === 1);
   else sink.send(client, message.t, message.d);
 }
 

@@ -205,7 +205,7 @@ export class RedisWorker {
           if (type === 'executing') redis.hset(keys.running, item.promptId, JSON.stringify(record())).catch(() => {});
           this.#sink.send(clientId, type, data);
         },
-        sendPreview: (clientId, format, image) => this.#sink.sendPreview(clientId, format, image),
+        sendPreview: (clientId, format, image, mustDeliver) => this.#sink.sendPreview(clientId, format, image, mustDeliver),
       };
       const entry = await executePrompt(current, slot.runner, sink, logger);
       await this.#o.files?.putOutputs(entry);
