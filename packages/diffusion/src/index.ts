@@ -302,3 +302,5 @@ export {
 export { planStepper, cacheNeedsOf, isPlainPlan, captureAttentionStepper } from './plan-stepper.ts';
 export { blendMasked, concatChannels, resizeBilinear } from './inpaint.ts';
 export { guidanceScaleEmbedding } from './lcm-embedding.ts';
+// Resampling as ComfyUI's common_upscale: torch's interpolate modes, bislerp, Pillow's Lanczos, centre crop.
+export * from './resample/index.ts';

@@ -21,6 +21,7 @@ import { InpaintModelConditioning, SetLatentNoiseMask, VAEEncodeForInpaint } fro
 import { PreviewImage, SaveImage } from './nodes/save-image.ts';
 import { CacheCrossAttn, CacheSelfAttn, DeepCache, GateSchedule, TGatePreset } from './nodes/tgate-nodes.ts';
 import { GateAdvisor } from './nodes/gate-advisor.ts';
+import { imageLatentMaskNodes } from './nodes/image-latent-mask-nodes.ts';
 import { conditioningNodes } from './nodes/conditioning-nodes.ts';
 import { outputAndTiledNodes } from './nodes/output-and-tiled-nodes.ts';
 import { registerTgateExtension } from './tgate/register.ts';
@@ -60,6 +61,7 @@ export const baseNodes = [
   SaveImage,
   PreviewImage,
   ...conditioningNodes,
+  ...imageLatentMaskNodes,
 ] as const;
 
 /** TGATE and DeepCache (category sampling/tgate): patches on MODEL, run by their sampling extension (tgate/register.ts). */
