@@ -226,7 +226,14 @@ export {
   predictionAt,
   type KDiffusionSampling,
 } from './k-sampling-loop.ts';
+export { K_SAMPLER_NAMES, K_SAMPLERS, isKSamplerName, kSamplerInfo, kSampler, type KSamplerDescriptor, type KSamplerName } from './k-samplers/index.ts';
 export type { Denoiser, Denoised, ModelCall, NoiseSampler, SamplerFunction, SamplerRun, SamplerOptions as KSamplerOptions, ModelSampling, StepCallback } from './k-samplers/types.ts';
+// What ComfyUI's custom-sampler nodes compute beside the samplers (SamplerSASolver's sigma interval, SamplerER_SDE's
+// default scaler), and the newer schedules on their own with the special function behind "beta".
+export { percentToSigma } from './k-samplers/sa-solver.ts';
+export { erSdeNoiseScaler } from './k-samplers/er-sde.ts';
+export { betaScheduleSigmas, linearQuadraticSigmas, klOptimalSigmas } from './schedulers/sigma-schedules.ts';
+export { regularizedIncompleteBeta, inverseRegularizedIncompleteBeta } from './schedulers/incomplete-beta.ts';
 export { clipArea, type LatentArea, type RegionalConditioning, type RegionalEntry } from './regional-conditioning.ts';
 // Sampling wrappers: chains around the run, UNet calls, CFG mixes and predictions, and the host's service that
 // turns a MODEL's patches into them (what a pack registers its patch kinds with).

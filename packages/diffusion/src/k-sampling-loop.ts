@@ -41,6 +41,11 @@ export interface KDiffusionSampling {
    * own (seed + 1). Default: SampleOptions.noise.
    */
   readonly inpaintNoise?: Tensor;
+  /**
+   * Run the negative prompt even at cfg 1: the cfg++ samplers read its estimate (ComfyUI turns its cfg 1
+   * shortcut off for them).
+   */
+  readonly needsUncond?: boolean;
 }
 
 export function isKDiffusionSampling(value: unknown): value is KDiffusionSampling {
@@ -106,6 +111,7 @@ export interface KLoopHooks {
     convert: Pick<StepValues, 'toDenoised' | 'fromDenoised'>,
     modelSample: Tensor,
     sigma: number,
+    firstCall: boolean,
   ): Promise<{ modelOutput: Tensor; uncond?: Tensor; captured: Record<string, Tensor> }>;
   interrupted(step: number, total: number): Error;
 }
@@ -146,7 +152,7 @@ export async function runKDiffusion(sampling: KDiffusionSampling, options: Sampl
       toDenoised: (prediction: Tensor) => denoisedAt(prediction, modelSample, sigma, predictionType),
       fromDenoised: (denoised: Tensor) => predictionAt(denoised, modelSample, sigma, predictionType),
     };
-    const evaluated = await hooks.evaluate(plan, context, input, sigmaToTimestep(levels, sigma), convert, modelSample, sigma);
+    const evaluated = await hooks.evaluate(plan, context, input, sigmaToTimestep(levels, sigma), convert, modelSample, sigma, call.call === 0);
     if (call.call === 0 && options.planner?.afterStep) {
       await options.planner.afterStep(call.step, { plan, outputs: evaluated.captured, modelOutput: evaluated.modelOutput, context });
     }
@@ -167,7 +173,8 @@ export async function runKDiffusion(sampling: KDiffusionSampling, options: Sampl
       ...(sampling.noise ? { noise: sampling.noise } : {}),
       modelSampling: { sigmaMin: levels.sigmaMin, sigmaMax: levels.sigmaMax, alphasCumprod: levels.alphasCumprod },
       ...(sampling.options ? { options: sampling.options } : {}),
-      callback: ({ step, denoised }) => options.onProgress?.(step + 1, total, options.previews ? denoised : undefined),
+      // Samplers that choose their own steps (dpm_fast, dpm_adaptive) may report more steps than levels.
+      callback: ({ step, denoised }) => options.onProgress?.(Math.min(step + 1, total), total, options.previews ? denoised : undefined),
     },
   );
 }

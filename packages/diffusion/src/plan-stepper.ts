@@ -17,7 +17,7 @@ import * as ort from 'onnxruntime-node';
 import { checkPlan, pruneUnreadCaches } from './planners/check.ts';
 import { cfgBatchOf, type ExecutionPlan, type PlannedStep } from './planners/types.ts';
 import type { CachedUnetNeeds, CacheLayout, VariantLayout } from './cached-unet.ts';
-import type { StepContext, StepOutcome, StepPlan, StepPlanner } from './sampling.ts';
+import type { CallPlanner, StepContext, StepOutcome, StepPlan, StepPlanner } from './sampling.ts';
 import type { FeedValue } from './sessions.ts';
 import { meanOfHalves, type Tensor } from './tensor.ts';
 
@@ -66,7 +66,93 @@ export function planStepper(plan: ExecutionPlan, layout: CacheLayout | null): St
   const rowsOf = (batch: StepPlan['batch'], ctx: StepContext) => (batch === 'cfg' ? 2 : 1) * ctx.batchSize;
   const where = (i: number, total: number) => `Sampling step ${i + 1} of ${total}`;
 
+  /**
+   * The variant, switches, cached inputs and captures of planned step `s` for a call of `rows` rows, from the
+   * caches given. `fallback`: when a cache the step reuses is missing, compute instead (a call group that was
+   * not there when the caches were filled) rather than fail.
+   */
+  const callFeeds = (
+    s: PlannedStep,
+    rows: number,
+    caches: { attention: Map<string, Tensor>; deep?: Tensor },
+    at: string,
+    fallback: boolean,
+  ): { variant: VariantLayout; extraInputs: Record<string, FeedValue>; captureOutputs: string[] } => {
+    const l = layout!;
+    const missing = (kind: 'attn1' | 'attn2') => l.full.gates.some((g) => g.kind === kind && caches.attention.get(g.output)?.shape[0] !== rows);
+    let crossAttn = s.crossAttn;
+    let selfAttn = s.selfAttn;
+    let unet = s.unet;
+    if (fallback) {
+      if (crossAttn === 'reuse' && missing('attn2')) crossAttn = 'compute';
+      if (selfAttn === 'reuse' && missing('attn1')) selfAttn = 'compute';
+      if (unet === 'shallow' && caches.deep?.shape[0] !== rows) unet = 'full';
+    }
+    // A full step that computes every module runs on the If-free graph when there is one.
+    const computesAll = crossAttn !== 'reuse' && selfAttn !== 'reuse';
+    const variant: VariantLayout | undefined = unet === 'shallow' ? l.shallow : computesAll && l.computeAll ? l.computeAll : l.full;
+    if (!variant) throw new Error(`${at}: the plan runs DeepCache's shallow branch, but no shallow UNet variant was prepared`);
+    const extraInputs: Record<string, FeedValue> = {};
+    const captureOutputs: string[] = [];
+    for (const kind of ['attn2', 'attn1'] as const) {
+      const mode = kind === 'attn2' ? crossAttn : selfAttn;
+      const condition = variant.conditions[kind];
+      if (mode === 'reuse' && !condition) {
+        // A shallow variant whose branch holds no module of this kind has no switch for it: nothing to feed.
+        if (!l.full.conditions[kind]) {
+          throw new Error(`${at}: the plan reuses ${kind}, but UNet variant "${variant.key}" cannot take cached ${kind} outputs`);
+        }
+        continue;
+      }
+      // The compute-all variant has no switches: its modules always run and it takes no cached inputs.
+      if (condition) extraInputs[condition] = bool(mode !== 'reuse');
+      for (const gate of variant.gates.filter((g) => g.kind === kind)) {
+        if (mode === 'reuse') {
+          const cached = caches.attention.get(gate.output);
+          if (!cached) throw new Error(`${at}: ${kind} output "${gate.output}" is reused but no earlier step cached it`);
+          if (cached.shape[0] !== rows) {
+            throw new Error(`${at}: the cached ${kind} output "${gate.output}" has ${cached.shape[0]} rows but this call runs ${rows}`);
+          }
+          extraInputs[gate.cachedInput] = cached;
+        } else {
+          if (condition) extraInputs[gate.cachedInput] = dummyFor(gate.cachedInput, gate.dims);
+          if (mode === 'compute_cache') captureOutputs.push(gate.output);
+        }
+      }
+    }
+    if (unet === 'shallow') {
+      if (!caches.deep || !variant.deepFeature) throw new Error(`${at}: a shallow DeepCache step, but no earlier full step kept the deep feature`);
+      if (caches.deep.shape[0] !== rows) throw new Error(`${at}: the cached deep feature has ${caches.deep.shape[0]} rows but this call runs ${rows}`);
+      extraInputs[variant.deepFeature] = caches.deep;
+    } else if (s.deepCache === 'refresh' && variant.deepFeature) {
+      captureOutputs.push(variant.deepFeature);
+    }
+    return { variant, extraInputs, captureOutputs };
+  };
+
   return {
+    callPlanner(key: string): CallPlanner {
+      const caches: { attention: Map<string, Tensor>; deep?: Tensor } = { attention: new Map() };
+      return {
+        planCall(i, rows, total) {
+          const s = stepOf(i);
+          if (layout === null) return { variant: 'full', extraInputs: {}, captureOutputs: [] };
+          const { variant, extraInputs, captureOutputs } = callFeeds(s, rows, caches, `${where(i, total)} (conditioning call ${key})`, true);
+          return { variant: variant.key, extraInputs, captureOutputs };
+        },
+        afterCall(i, outputs) {
+          if (layout === null) return;
+          const s = stepOf(i);
+          for (const [name, tensor] of Object.entries(outputs)) {
+            // Every row keeps its own cache: the mean of the CFG halves is the single-branch pass's, which
+            // calls with several conditionings do not take.
+            if (name === layout.full.deepFeature) {
+              if (s.unet === 'full') caches.deep = tensor;
+            } else caches.attention.set(name, tensor);
+          }
+        },
+      };
+    },
     planStep(i, ctx) {
       const s = stepOf(i);
       if (layout === null) {
@@ -82,45 +168,7 @@ export function planStepper(plan: ExecutionPlan, layout: CacheLayout | null): St
         throw new Error(`${where(i, ctx.totalSteps)}: the plan runs a guided [uncond, cond] pair but the sampler has cfg ${ctx.cfg} (no guidance): plan it as guidance-free (lcm)`);
       }
       const rows = rowsOf(batch, ctx);
-      // A full step that computes every module runs on the If-free graph when there is one.
-      const computesAll = s.crossAttn !== 'reuse' && s.selfAttn !== 'reuse';
-      const variant: VariantLayout | undefined = s.unet === 'shallow' ? layout.shallow : computesAll && layout.computeAll ? layout.computeAll : layout.full;
-      if (!variant) throw new Error(`${where(i, ctx.totalSteps)}: the plan runs DeepCache's shallow branch, but no shallow UNet variant was prepared`);
-      const extraInputs: Record<string, FeedValue> = {};
-      const captureOutputs: string[] = [];
-      for (const kind of ['attn2', 'attn1'] as const) {
-        const mode = kind === 'attn2' ? s.crossAttn : s.selfAttn;
-        const condition = variant.conditions[kind];
-        if (mode === 'reuse' && !condition) {
-          // A shallow variant whose branch holds no module of this kind has no switch for it: nothing to feed.
-          if (!layout.full.conditions[kind]) {
-            throw new Error(`${where(i, ctx.totalSteps)}: the plan reuses ${kind}, but UNet variant "${variant.key}" cannot take cached ${kind} outputs`);
-          }
-          continue;
-        }
-        // The compute-all variant has no switches: its modules always run and it takes no cached inputs.
-        if (condition) extraInputs[condition] = bool(mode !== 'reuse');
-        for (const gate of variant.gates.filter((g) => g.kind === kind)) {
-          if (mode === 'reuse') {
-            const cached = attention.get(gate.output);
-            if (!cached) throw new Error(`${where(i, ctx.totalSteps)}: ${kind} output "${gate.output}" is reused but no earlier step cached it`);
-            if (cached.shape[0] !== rows) {
-              throw new Error(`${where(i, ctx.totalSteps)}: the cached ${kind} output "${gate.output}" has ${cached.shape[0]} rows but this "${batch}" step runs ${rows}`);
-            }
-            extraInputs[gate.cachedInput] = cached;
-          } else {
-            if (condition) extraInputs[gate.cachedInput] = dummyFor(gate.cachedInput, gate.dims);
-            if (mode === 'compute_cache') captureOutputs.push(gate.output);
-          }
-        }
-      }
-      if (s.unet === 'shallow') {
-        if (!deep || !variant.deepFeature) throw new Error(`${where(i, ctx.totalSteps)}: a shallow DeepCache step, but no earlier full step kept the deep feature`);
-        if (deep.shape[0] !== rows) throw new Error(`${where(i, ctx.totalSteps)}: the cached deep feature has ${deep.shape[0]} rows but this "${batch}" step runs ${rows}`);
-        extraInputs[variant.deepFeature] = deep;
-      } else if (s.deepCache === 'refresh' && variant.deepFeature) {
-        captureOutputs.push(variant.deepFeature);
-      }
+      const { variant, extraInputs, captureOutputs } = callFeeds(s, rows, { attention, ...(deep ? { deep } : {}) }, where(i, ctx.totalSteps), false);
       return { variant: variant.key, batch, extraInputs, captureOutputs };
     },
     afterStep(i: number, outcome: StepOutcome) {

@@ -47,10 +47,40 @@ export interface RegionalConditioning {
   readonly positive: readonly RegionalEntry[];
   /** Needed when cfg != 1. */
   readonly negative?: readonly RegionalEntry[];
+  /**
+   * ComfyUI's DualCFGGuider: a second prompt between the negative and the positive, and how the three mix
+   * (sampling.ts dualGuidance). The sampler's cfg is then unused.
+   */
+  readonly dual?: DualGuidance;
 }
 
-/** Which side an entry belongs to: ComfyUI's cond_or_uncond (0 = positive, 1 = negative). */
-export type Side = 'positive' | 'negative';
+/** DualCFGGuider's settings: `middle` is its cond2. */
+export interface DualGuidance {
+  readonly middle: readonly RegionalEntry[];
+  /** Guidance of the positive (cond1) against the middle (cfg_conds). */
+  readonly cfgConds: number;
+  /** Guidance of the middle against the negative (cfg_cond2_negative). */
+  readonly cfgCond2Negative: number;
+  /** ComfyUI's style "nested" (else "regular"). */
+  readonly nested: boolean;
+}
+
+/**
+ * DualCFGGuider's mix of the three predictions, ComfyUI's formulas:
+ * regular: neg + cfg2 (mid - neg) + cfg1 (pos - mid); nested: neg + cfg2 ((mid + cfg1 (pos - mid)) - neg).
+ */
+export function dualGuidance(negative: Tensor, middle: Tensor, positive: Tensor, dual: DualGuidance): Tensor {
+  const out = new Float32Array(positive.data.length);
+  const [c1, c2] = [dual.cfgConds, dual.cfgCond2Negative];
+  for (let k = 0; k < out.length; k++) {
+    const [n, m, p] = [negative.data[k]!, middle.data[k]!, positive.data[k]!];
+    out[k] = dual.nested ? n + c2 * (m + c1 * (p - m) - n) : n + c2 * (m - n) + c1 * (p - m);
+  }
+  return { data: out, shape: [...positive.shape] };
+}
+
+/** Which side an entry belongs to: ComfyUI's cond_or_uncond (0 = positive, 1 = negative), and DualCFGGuider's middle. */
+export type Side = 'positive' | 'negative' | 'middle';
 
 export interface ActiveEntry {
   readonly side: Side;
@@ -63,7 +93,8 @@ export interface ActiveEntry {
 export function activeEntries(conditioning: RegionalConditioning, sides: readonly Side[], sigma: number, h: number, w: number): ActiveEntry[] {
   const out: ActiveEntry[] = [];
   for (const side of sides) {
-    for (const entry of (side === 'positive' ? conditioning.positive : conditioning.negative) ?? []) {
+    const entries = side === 'positive' ? conditioning.positive : side === 'negative' ? conditioning.negative : conditioning.dual?.middle;
+    for (const entry of entries ?? []) {
       const range = entry.sigmaRange;
       if (range && (sigma > range.start || sigma < range.end)) continue;
       out.push({ side, entry, area: clipArea(entry.area, h, w) });

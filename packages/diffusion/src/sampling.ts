@@ -32,7 +32,7 @@ import type { FeedValue } from './sessions.ts';
 import { FULL_VARIANT, timestepTensor, type UnetRunner } from './unet-runner.ts';
 import { composeWrappers } from './wrappers/chain.ts';
 import { isPatchError, PatchError } from './wrappers/extensions.ts';
-import { activeEntries, cropArea, entryWeights, groupCalls, WeightedSum, type RegionalConditioning, type Side } from './regional-conditioning.ts';
+import { activeEntries, cropArea, dualGuidance, entryWeights, groupCalls, WeightedSum, type RegionalConditioning, type Side } from './regional-conditioning.ts';
 import { isKDiffusionSampling, runKDiffusion, type KDiffusionSampling } from './k-sampling-loop.ts';
 import { wrappersAt, type StepValues, type CfgCall, type PredictionCall, type SamplingWrappers, type UnetCall, type UnetOutputs } from './wrappers/types.ts';
 
@@ -99,6 +99,19 @@ export interface StepOutcome {
 export interface StepPlanner {
   planStep(step: number, context: StepContext): StepPlan | Promise<StepPlan>;
   afterStep?(step: number, outcome: StepOutcome): void | Promise<void>;
+  /**
+   * For runs with several conditionings per side (SampleOptions.regions), whose UNet calls are groups of
+   * conditioning entries rather than one [uncond, cond] batch: a planner with caches of its own for the call
+   * group `key`, asked for each of that group's calls. A planner without it cannot steer such runs (refused).
+   */
+  callPlanner?(key: string): CallPlanner;
+}
+
+/** One call group's planner (StepPlanner.callPlanner): the plan of step i for a call of `rows` rows. */
+export interface CallPlanner {
+  planCall(step: number, rows: number, totalSteps: number): { variant: string; extraInputs: Record<string, FeedValue>; captureOutputs: string[] };
+  /** The captured outputs of the group's first call of step i. */
+  afterCall(step: number, outputs: Readonly<Record<string, Tensor>>): void;
 }
 
 /** Thrown when sampling stops on request. Its `name` is 'InterruptedError', like @gategraph/core's. */
@@ -243,7 +256,9 @@ async function runLoop(options: SampleOptions, wrappers: readonly SamplingWrappe
   if (!isKDiffusionSampling(scheduler) && scheduler.stochastic && options.stepNoise === undefined) {
     throw new Error(`sample: the ${scheduler.sampler} sampler draws fresh noise at each step: pass stepNoise (e.g. createAncestralNoiseGenerator(seed))`);
   }
-  const defaultBatch: CfgBatch = cfg === 1 ? 'cond' : 'cfg';
+  // cfg 1 needs only the positive prompt, unless a cfg++ sampler reads the negative's own estimate.
+  const needsUncond = isKDiffusionSampling(scheduler) && scheduler.needsUncond === true;
+  const defaultBatch: CfgBatch = cfg === 1 && !needsUncond ? 'cond' : 'cfg';
   if (defaultBatch === 'cfg' && !options.negative) {
     throw new Error(`sample: cfg ${cfg} needs a negative conditioning (use cfg 1 to sample without one)`);
   }
@@ -315,10 +330,11 @@ async function runLoop(options: SampleOptions, wrappers: readonly SamplingWrappe
     convert: Pick<StepValues, 'toDenoised' | 'fromDenoised'>,
     modelSample: Tensor,
     sigma: number,
+    firstCall = true,
   ): Promise<{ modelOutput: Tensor; uncond?: Tensor; captured: Record<string, Tensor> }> => {
     const i = ctx.step;
     const total = ctx.totalSteps;
-    if (options.regions) return evaluateRegions(plan, ctx, input, timestep, convert, modelSample, sigma);
+    if (options.regions) return evaluateRegions(plan, ctx, input, timestep, convert, modelSample, sigma, firstCall);
     if (!BATCHES.includes(plan.batch)) {
       throw new Error(`Sampling step ${i + 1} of ${total}: the planner chose batch "${String(plan.batch)}"; valid: ${BATCHES.join(', ')}`);
     }
@@ -380,12 +396,20 @@ async function runLoop(options: SampleOptions, wrappers: readonly SamplingWrappe
     return { modelOutput, ...(uncond ? { uncond } : {}), captured };
   };
 
-  if (options.regions && planner) {
+  if (options.regions && planner && !planner.callPlanner) {
     throw new PatchError(
-      'TGATE and DeepCache do not run with several conditionings per prompt yet (ConditioningCombine, ConditioningSetArea / SetMask, ' +
-        'strengths, timestep ranges): their caches hold one conditioning per side. Sample this graph without them, or give each sampler one conditioning',
+      'the step planner of this run does not run with several conditionings per prompt (ConditioningCombine, ConditioningSetArea / SetMask, ' +
+        'strengths, timestep ranges, DualCFGGuider): sample this graph without it, or give each sampler one conditioning',
     );
   }
+
+  // Call groups are named by their entries (their place in the lists) and crop, so a group keeps its caches.
+  const entryIds = new Map<unknown, string>();
+  if (options.regions) {
+    const { positive, negative, dual } = options.regions;
+    for (const [side, list] of [['p', positive], ['n', negative ?? []], ['m', dual?.middle ?? []]] as const) list.forEach((e, k) => entryIds.set(e, `${side}${k}`));
+  }
+  const callPlanners = new Map<string, CallPlanner>();
 
   /** One model evaluation with several conditionings per side (see regional-conditioning.ts). */
   const evaluateRegions = async (
@@ -396,9 +420,12 @@ async function runLoop(options: SampleOptions, wrappers: readonly SamplingWrappe
     convert: Pick<StepValues, 'toDenoised' | 'fromDenoised'>,
     modelSample: Tensor,
     sigma: number,
+    firstCall: boolean,
   ): Promise<{ modelOutput: Tensor; uncond?: Tensor; captured: Record<string, Tensor> }> => {
     const regions = options.regions!;
-    const sides: Side[] = plan.batch === 'cfg' ? ['negative', 'positive'] : plan.batch === 'uncond' ? ['negative'] : ['positive'];
+    const sides: Side[] = regions.dual
+      ? ['negative', 'middle', 'positive']
+      : plan.batch === 'cfg' ? ['negative', 'positive'] : plan.batch === 'uncond' ? ['negative'] : ['positive'];
     const active = activeEntries(regions, sides, sigma, h, w);
     if (io.fixedLatentSize && active.some((a) => a.area.height !== h || a.area.width !== w)) {
       throw new Error('sample: this UNet was exported for one latent size only, and a conditioning area needs it to run on a part of the latent; re-export the UNet with dynamic sizes');
@@ -407,10 +434,15 @@ async function runLoop(options: SampleOptions, wrappers: readonly SamplingWrappe
       throw new Error(`sample: this UNet was exported for batch ${io.fixedBatch} only, which does not hold whole copies of a latent batch of ${B}`);
     }
     const maxBlocks = io.fixedBatch !== undefined ? io.fixedBatch / B : Infinity;
-    const sums: Record<Side, WeightedSum> = { positive: new WeightedSum([B, C, h, w]), negative: new WeightedSum([B, C, h, w]) };
+    const sums: Record<Side, WeightedSum> = { positive: new WeightedSum([B, C, h, w]), negative: new WeightedSum([B, C, h, w]), middle: new WeightedSum([B, C, h, w]) };
     const withConcat = options.concatLatent ? concatChannels(input, options.concatLatent) : input;
     for (const group of groupCalls(active, maxBlocks)) {
       const rows = group.length * B;
+      // Each group of entries keeps its own caches (TGATE's attention, DeepCache's deep feature).
+      const key = `${group.map((g) => entryIds.get(g.entry)).join('+')}@${group[0]!.area.y},${group[0]!.area.x}`;
+      let callPlanner = callPlanners.get(key);
+      if (!callPlanner && planner?.callPlanner) callPlanners.set(key, (callPlanner = planner.callPlanner(key)));
+      const callPlan = callPlanner?.planCall(ctx.step, rows, ctx.totalSteps);
       const feeds: Record<string, FeedValue> = {
         [io.sample]: concatBatch(group.map((g) => cropArea(withConcat, g.area))),
         [io.timestep]: timestepTensor(io, timestep, rows),
@@ -425,19 +457,23 @@ async function runLoop(options: SampleOptions, wrappers: readonly SamplingWrappe
         feeds[io.added.textEmbeds] = concatBatch(added.map((a) => a.textEmbeds));
         feeds[io.added.timeIds] = concatBatch(added.map((a) => a.timeIds));
       }
-      const callPlan: StepPlan = { variant: plan.variant, batch: 'cond' };
+      const variant = callPlan?.variant ?? plan.variant;
+      Object.assign(feeds, callPlan?.extraInputs);
+      const fetches = [io.outSample, ...(callPlan?.captureOutputs ?? []).filter((n) => n !== io.outSample)];
+      const unetPlan: StepPlan = { variant, batch: 'cond', ...(callPlan ? { extraInputs: callPlan.extraInputs, captureOutputs: callPlan.captureOutputs } : {}) };
       const started = performance.now();
       let out: Record<string, Tensor>;
       try {
         out = callUnet
-          ? await callUnet({ variant: plan.variant, feeds, fetches: [io.outSample], rows, plan: callPlan, context: ctx })
-          : await unet.run(plan.variant, feeds, [io.outSample]);
+          ? await callUnet({ variant, feeds, fetches, rows, plan: unetPlan, context: ctx })
+          : await unet.run(variant, feeds, fetches);
       } catch (err) {
         if (isPatchError(err)) throw err;
         const msg = err instanceof Error ? err.message : String(err);
         throw new Error(`Sampling step ${ctx.step + 1} of ${ctx.totalSteps} (${group.length} conditioning${group.length > 1 ? 's' : ''}, ${rows} rows) failed: ${msg}`, { cause: err });
       }
       unetMs.push(performance.now() - started);
+      if (callPlanner && firstCall) callPlanner.afterCall(ctx.step, Object.fromEntries(fetches.slice(1).map((n) => [n, out[n]!])));
       const predictions = splitBatch(out[io.outSample]!, group.length);
       group.forEach((g, k) => sums[g.side].add(predictions[k]!, entryWeights(g, B, h, w), g.area));
     }
@@ -447,7 +483,8 @@ async function runLoop(options: SampleOptions, wrappers: readonly SamplingWrappe
     const uncond = sides.includes('negative') ? sums.negative.mean(uncovered) : undefined;
     const stepValues = mixCfg || finishPrediction ? { plan, context: ctx, sample: modelSample, ...convert } : undefined;
     let modelOutput: Tensor;
-    if (plan.batch === 'cfg') modelOutput = mixCfg ? await mixCfg({ ...stepValues!, uncond: uncond!, cond: cond!, cfg }) : guidance(uncond!, cond!, cfg);
+    if (regions.dual) modelOutput = dualGuidance(uncond!, sums.middle.mean(uncovered), cond!, regions.dual);
+    else if (plan.batch === 'cfg') modelOutput = mixCfg ? await mixCfg({ ...stepValues!, uncond: uncond!, cond: cond!, cfg }) : guidance(uncond!, cond!, cfg);
     else modelOutput = (cond ?? uncond)!;
     if (finishPrediction) modelOutput = await finishPrediction({ ...stepValues!, prediction: modelOutput });
     return { modelOutput, ...(uncond ? { uncond } : {}), captured: {} };
@@ -466,7 +503,8 @@ async function runLoop(options: SampleOptions, wrappers: readonly SamplingWrappe
     variants: unet.variants,
   });
   const planFor = async (i: number, ctx: StepContext): Promise<StepPlan> => {
-    const plan: StepPlan = planner ? await planner.planStep(i, ctx) : { variant: FULL_VARIANT, batch: defaultBatch };
+    // With several conditionings the call groups are planned one by one (callPlanner), not the step.
+    const plan: StepPlan = planner && !options.regions ? await planner.planStep(i, ctx) : { variant: FULL_VARIANT, batch: defaultBatch };
     plans.push(plan);
     return plan;
   };

@@ -69,7 +69,8 @@ test('DDIM timesteps: 25 steps, leading + steps_offset 1 = [961, 921, ..., 1]; o
 });
 
 test('every ComfyUI scheduler gives the reference sigmas and UNet timesteps', () => {
-  for (const name of SCHEDULER_NAMES) {
+  // beta, linear_quadratic and kl_optimal have their own references (schedulers-extra.test.ts).
+  for (const name of SCHEDULER_NAMES.filter((n) => !['beta', 'linear_quadratic', 'kl_optimal'].includes(n))) {
     for (const steps of [10, 25]) {
       const ref = refs.schedules[`${name}_${steps}`]!;
       const sigmas = scheduleSigmas(name, levels, steps);
@@ -164,7 +165,7 @@ test('a full-strength start is noise * sqrt(1 + sigma_max^2) (ComfyUI max_denois
 
 test('the KSampler widgets map to schedulers by ComfyUI name', () => {
   assert.deepEqual(SAMPLER_NAMES, ['euler', 'euler_ancestral', 'dpmpp_2m', 'lcm', 'ddim']);
-  assert.deepEqual(SCHEDULER_NAMES, ['normal', 'karras', 'exponential', 'sgm_uniform', 'simple', 'ddim_uniform']);
+  assert.deepEqual(SCHEDULER_NAMES, ['normal', 'karras', 'exponential', 'sgm_uniform', 'simple', 'ddim_uniform', 'beta', 'linear_quadratic', 'kl_optimal']);
   for (const sampler_name of SAMPLER_NAMES) {
     for (const scheduler of SCHEDULER_NAMES) {
       const s = schedulerForKSampler({ sampler_name, scheduler, steps: 12, denoise: 1 }, SD_SCHEDULER_CONFIG);
@@ -189,8 +190,8 @@ test('a diffusers scheduler_config.json is read as is (unknown keys ignored, v-p
 });
 
 test('unknown names and bad settings are refused with messages that list the valid choices', () => {
-  assert.throws(() => createScheduler('eulr', {}, 10), /Unknown sampler "eulr"; valid sampler names are: euler, euler_ancestral, dpmpp_2m, lcm, ddim/);
-  assert.throws(() => createScheduler('uni_pc', {}, 10), /ComfyUI's "uni_pc" is not implemented here yet\); valid sampler names are: euler/);
+  assert.throws(() => createScheduler('eulr', {}, 10), /Unknown sampler "eulr"; valid Scheduler names are: euler, euler_ancestral, dpmpp_2m, lcm, ddim/);
+  assert.throws(() => createScheduler('uni_pc', {}, 10), /ComfyUI's "uni_pc" runs as a k-diffusion sampler: kSampler\("uni_pc"\)\); valid Scheduler names are: euler/);
   assert.throws(
     () => createScheduler('euler', {}, 10, { schedule: 'karas' as never }),
     /Unknown scheduler "karas"; valid scheduler names are: normal, karras, exponential, sgm_uniform, simple, ddim_uniform/,

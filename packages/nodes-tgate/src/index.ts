@@ -23,6 +23,7 @@ import { CacheCrossAttn, CacheSelfAttn, DeepCache, GateSchedule, TGatePreset } f
 import { GateAdvisor } from './nodes/gate-advisor.ts';
 import { imageLatentMaskNodes } from './nodes/image-latent-mask-nodes.ts';
 import { conditioningNodes } from './nodes/conditioning-nodes.ts';
+import { customSamplingNodes } from './nodes/custom-sampling.ts';
 import { outputAndTiledNodes } from './nodes/output-and-tiled-nodes.ts';
 import { registerTgateExtension } from './tgate/register.ts';
 
@@ -62,6 +63,7 @@ export const baseNodes = [
   PreviewImage,
   ...conditioningNodes,
   ...imageLatentMaskNodes,
+  ...customSamplingNodes,
 ] as const;
 
 /** TGATE and DeepCache (category sampling/tgate): patches on MODEL, run by their sampling extension (tgate/register.ts). */

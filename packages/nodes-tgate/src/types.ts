@@ -159,6 +159,30 @@ export type Image = Tensor;
 /** MASK: float [B, H, W] in 0..1 (1 = masked), like ComfyUI's. */
 export type Mask = Tensor;
 
+/** SAMPLER (KSamplerSelect): a sampler of ComfyUI's list, run as a k-diffusion function. */
+export interface SamplerChoice {
+  readonly name: string;
+}
+
+/** SIGMAS: noise levels, decreasing, steps + 1 of them (a 1-D float32 tensor, as ComfyUI's). */
+export type Sigmas = Tensor;
+
+/** NOISE (RandomNoise, DisableNoise): the starting noise of a latent, and the seed that also seeds step noise. */
+export interface NoiseSource {
+  readonly seed: number;
+  /** Noise shaped like the latent's samples (ComfyUI's generate_noise); batch_index picks items of the seed's batch. */
+  generate(shape: readonly number[], batchIndex: readonly number[] | undefined): Tensor;
+}
+
+/** GUIDER (CFGGuider, BasicGuider, DualCFGGuider): the model and how its prompts guide each step. */
+export interface Guider {
+  readonly model: ModelRef;
+  readonly positive: Conditioning;
+  readonly negative?: Conditioning;
+  readonly cfg: number;
+  readonly dual?: { readonly middle: Conditioning; readonly cfgConds: number; readonly cfgCond2Negative: number; readonly nested: boolean };
+}
+
 // Declared globally (core's convention, see GateGraph.SocketTypes) so socket('MODEL') etc. are typed in
 // this pack and in every pack that imports these types.
 declare global {
@@ -171,6 +195,10 @@ declare global {
       LATENT: Latent;
       IMAGE: Image;
       MASK: Mask;
+      SAMPLER: SamplerChoice;
+      SIGMAS: Sigmas;
+      NOISE: NoiseSource;
+      GUIDER: Guider;
     }
   }
 }

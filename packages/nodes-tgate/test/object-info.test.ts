@@ -48,7 +48,10 @@ test("KSampler's widgets have ComfyUI's types, defaults and ranges", async () =>
   assert.deepEqual(pick(ks.steps, ['default', 'min', 'max']), [20, 1, 10000]);
   assert.deepEqual(pick(ks.cfg, ['default', 'min', 'max', 'step', 'round']), [8, 0, 100, 0.1, 0.01]);
   assert.deepEqual(pick(ks.denoise, ['default', 'min', 'max', 'step']), [1, 0, 1, 0.01]);
-  assert.deepEqual((ks.sampler_name as [string[]])[0], ['euler', 'euler_ancestral', 'dpmpp_2m', 'lcm', 'ddim']);
+  // ComfyUI's SAMPLER_NAMES, in its order (the first few and the last, as comfy/samplers.py lists them).
+  const samplers = (ks.sampler_name as [string[]])[0];
+  assert.deepEqual(samplers.slice(0, 6), ['euler', 'euler_cfg_pp', 'euler_ancestral', 'euler_ancestral_cfg_pp', 'heun', 'heunpp2']);
+  assert.deepEqual(samplers.slice(-3), ['ddim', 'uni_pc', 'uni_pc_bh2']);
   assert.ok((ks.scheduler as [string[]])[0].includes('karras'));
   const latent = objectInfo(await packRegistry()).EmptyLatentImage!.input.required!;
   assert.deepEqual(pick(latent.width, ['default', 'min', 'max', 'step']), [512, 16, 16384, 8]);

@@ -10,22 +10,19 @@ import { EulerAncestralScheduler } from './euler-ancestral.ts';
 import { DpmPp2mScheduler } from './dpmpp-2m.ts';
 import { LcmScheduler } from './lcm.ts';
 import type { SamplerName, Scheduler, SchedulerOptions } from './types.ts';
+import { isKSamplerName } from '../k-samplers/index.ts';
 
 /** In ComfyUI's order (comfy/samplers.py KSAMPLER_NAMES, then ddim), for the KSampler `sampler_name` combo. */
 export const SAMPLER_NAMES: readonly SamplerName[] = ['euler', 'euler_ancestral', 'dpmpp_2m', 'lcm', 'ddim'];
 
 /** ComfyUI samplers we know of but do not implement (for a helpful error instead of "unknown"). */
-const COMFY_ONLY_SAMPLERS = [
-  'heun', 'heunpp2', 'dpm_2', 'dpm_2_ancestral', 'lms', 'dpm_fast', 'dpm_adaptive', 'dpmpp_2s_ancestral', 'dpmpp_sde',
-  'dpmpp_sde_gpu', 'dpmpp_2m_sde', 'dpmpp_2m_sde_gpu', 'dpmpp_3m_sde', 'dpmpp_3m_sde_gpu', 'ddpm', 'ipndm',
-  'ipndm_v', 'deis', 'uni_pc', 'uni_pc_bh2', 'euler_cfg_pp', 'euler_ancestral_cfg_pp', 'res_multistep',
-];
-const COMFY_ONLY_SCHEDULERS = ['beta', 'linear_quadratic', 'kl_optimal', 'AYS', 'GITS'];
+const COMFY_ONLY_SCHEDULERS = ['AYS', 'GITS'];
 
 export function assertSamplerName(name: string): SamplerName {
   if ((SAMPLER_NAMES as readonly string[]).includes(name)) return name as SamplerName;
-  const known = COMFY_ONLY_SAMPLERS.includes(name) ? ` (ComfyUI's "${name}" is not implemented here yet)` : '';
-  throw new RangeError(`Unknown sampler "${name}"${known}; valid sampler names are: ${SAMPLER_NAMES.join(', ')}`);
+  // The rest of ComfyUI's list runs as k-diffusion functions (k-samplers/), which take the model as a callback.
+  const known = isKSamplerName(name) ? ` as a Scheduler (ComfyUI's "${name}" runs as a k-diffusion sampler: kSampler("${name}"))` : '';
+  throw new RangeError(`Unknown sampler "${name}"${known}; valid Scheduler names are: ${SAMPLER_NAMES.join(', ')}`);
 }
 
 export function assertScheduleName(name: string): ScheduleName {

@@ -4,11 +4,23 @@
  * ComfyUI). Semantics follow comfy/samplers.py (calculate_sigmas) and k-diffusion; the code is ours.
  */
 import { timestepToSigma, type NoiseLevels } from './config.ts';
+import { inverseRegularizedIncompleteBeta } from './incomplete-beta.ts';
 
-export type ScheduleName = 'normal' | 'karras' | 'exponential' | 'sgm_uniform' | 'simple' | 'ddim_uniform';
+export type ScheduleName =
+  | 'normal'
+  | 'karras'
+  | 'exponential'
+  | 'sgm_uniform'
+  | 'simple'
+  | 'ddim_uniform'
+  | 'beta'
+  | 'linear_quadratic'
+  | 'kl_optimal';
 
 /** In ComfyUI's order, for the KSampler `scheduler` combo. */
-export const SCHEDULER_NAMES: readonly ScheduleName[] = ['normal', 'karras', 'exponential', 'sgm_uniform', 'simple', 'ddim_uniform'];
+export const SCHEDULER_NAMES: readonly ScheduleName[] = [
+  'normal', 'karras', 'exponential', 'sgm_uniform', 'simple', 'ddim_uniform', 'beta', 'linear_quadratic', 'kl_optimal',
+];
 
 /** Karras et al. 2022's rho (eq. 5). */
 export const KARRAS_RHO = 7;
@@ -69,6 +81,66 @@ function ddimUniformSchedule(levels: NoiseLevels, steps: number): number[] {
   return out;
 }
 
+/** numpy.rint: to the nearest integer, halves to even. */
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * 'beta' (Lee et al. 2024, arXiv 2407.12173, "Beta Sampling is All You Need"): the timesteps at the Beta(alpha,
+ * beta) quantiles of 1, 1 - 1/steps, ..., 1/steps, scaled to 0..T-1 and rounded (numpy.rint), the discrete
+ * sigma at each, a timestep repeated next to itself dropped (so fewer steps may come out, as in ComfyUI),
+ * then 0. alpha = beta = 0.6 (ComfyUI's default) spends more steps at both ends of the schedule.
+ */
+export function betaScheduleSigmas(levels: NoiseLevels, steps: number, alpha = 0.6, beta = 0.6): number[] {
+  const top = levels.numTrainTimesteps - 1;
+  const out: number[] = [];
+  let last = -1;
+  for (let k = 0; k < steps; k++) {
+    const t = roundHalfEven(inverseRegularizedIncompleteBeta(1 - k / steps, alpha, beta) * top);
+    if (t !== last) out.push(levels.sigmas[t]!);
+    last = t;
+  }
+  out.push(0);
+  return out;
+}
+
+/**
+ * 'linear_quadratic' (Genmo's Mochi schedule, as ComfyUI has it): in "1 - sigma / sigma_max" the first half of
+ * the steps rises linearly to `threshold` (0.025), the rest quadratically to 1, so that the schedule leaves the
+ * top slowly; times sigma_max. One step is [sigma_max, 0].
+ */
+export function linearQuadraticSigmas(levels: NoiseLevels, steps: number, threshold = 0.025, linearSteps = Math.floor(steps / 2)): number[] {
+  if (steps === 1) return [levels.sigmaMax, 0];
+  const rising: number[] = [];
+  for (let i = 0; i < linearSteps; i++) rising.push((i * threshold) / linearSteps);
+  const thresholdStepDiff = linearSteps - threshold * steps;
+  const quadraticSteps = steps - linearSteps;
+  const quadraticCoef = thresholdStepDiff / (linearSteps * quadraticSteps ** 2);
+  const linearCoef = threshold / linearSteps - (2 * thresholdStepDiff) / quadraticSteps ** 2;
+  const constant = quadraticCoef * linearSteps ** 2;
+  for (let i = linearSteps; i < steps; i++) rising.push(quadraticCoef * i * i + linearCoef * i + constant);
+  rising.push(1);
+  return rising.map((v) => (1 - v) * levels.sigmaMax);
+}
+
+/**
+ * 'kl_optimal' (Sabour et al. 2024, "Align Your Steps", the KL-optimal schedule, via A1111 PR 15608):
+ * sigma_k = tan((k / (n-1)) atan(sigma_min) + (1 - k / (n-1)) atan(sigma_max)), then 0. For one step ComfyUI
+ * divides by 0 and gets NaN; here it is [sigma_max, 0].
+ */
+export function klOptimalSigmas(n: number, sigmaMin: number, sigmaMax: number): number[] {
+  if (n === 1) return [sigmaMax, 0];
+  const out: number[] = [];
+  for (let k = 0; k < n; k++) {
+    const w = k / (n - 1);
+    out.push(Math.tan(w * Math.atan(sigmaMin) + (1 - w) * Math.atan(sigmaMax)));
+  }
+  out.push(0);
+  return out;
+}
+
 export function scheduleSigmas(schedule: ScheduleName, levels: NoiseLevels, steps: number): number[] {
   switch (schedule) {
     case 'normal':
@@ -83,6 +155,12 @@ export function scheduleSigmas(schedule: ScheduleName, levels: NoiseLevels, step
       return simpleSchedule(levels, steps);
     case 'ddim_uniform':
       return ddimUniformSchedule(levels, steps);
+    case 'beta':
+      return betaScheduleSigmas(levels, steps);
+    case 'linear_quadratic':
+      return linearQuadraticSigmas(levels, steps);
+    case 'kl_optimal':
+      return klOptimalSigmas(steps, levels.sigmaMin, levels.sigmaMax);
   }
 }
 

@@ -16,6 +16,7 @@
  */
 import type { DiffusionModel } from '../model-folder.ts';
 import type { Scheduler } from '../schedulers/types.ts';
+import type { KDiffusionSampling } from '../k-sampling-loop.ts';
 import type { SamplingWrappers } from './types.ts';
 
 /** One change to a MODEL. Plain data plus a description: patches are compared and shown; extensions run them. */
@@ -49,7 +50,8 @@ export interface SamplingRun {
   /** The steps the scheduler will run (ddim_uniform may differ from the widget). */
   readonly steps: number;
   readonly cfg: number;
-  readonly scheduler: Scheduler;
+  /** The run's scheduler, or its k-diffusion sampler (sampler name, sigmas, timesteps alike). */
+  readonly scheduler: Scheduler | KDiffusionSampling;
   /** [B, C, h, w] of the latent being sampled. */
   readonly latentShape: readonly number[];
   /** True when a negative conditioning is fed. */

@@ -26,7 +26,8 @@ export const ConditioningCombine = defineNode({
   category: 'conditioning',
   description:
     'Both conditionings as one list: the sampler denoises with each at every step and averages the results by their areas, masks and strengths ' +
-    '(each entry costs a UNet pass of its own, batched where they fit). TGATE and DeepCache do not run with several entries yet.',
+    '(each entry costs a UNet pass of its own, batched where they fit). With TGATE / DeepCache each group of entries keeps its own cache, ' +
+    'and the guided passes continue after the gate (no single-branch pass).',
   inputs: {
     conditioning_1: socket('CONDITIONING'),
     conditioning_2: socket('CONDITIONING'),

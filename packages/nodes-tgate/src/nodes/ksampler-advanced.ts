@@ -1,6 +1,6 @@
 import { combo, defineNode, float, int, socket } from '@gategraph/core';
-import { SAMPLER_NAMES, SCHEDULER_NAMES } from '@gategraph/diffusion';
-import { runSampler } from './ksampler.ts';
+import { K_SAMPLER_NAMES, SCHEDULER_NAMES } from '@gategraph/diffusion';
+import { runSampler, SAMPLER_NAME_TOOLTIP } from './ksampler.ts';
 import { checkSamplerInputs } from '../queue-checks.ts';
 
 /** ComfyUI's limit for the step window widgets. */
@@ -32,10 +32,7 @@ export const KSamplerAdvanced = defineNode({
     }),
     steps: int({ default: 20, min: 1, max: 10000, tooltip: 'Length of the whole schedule the window is cut from.' }),
     cfg: float({ default: 8.0, min: 0.0, max: 100.0, step: 0.1, round: 0.01, tooltip: 'Classifier-free guidance: how strongly the image follows the prompt. 1 turns guidance off (one UNet pass per step).' }),
-    sampler_name: combo(SAMPLER_NAMES, {
-      tooltip:
-        'The update rule applied at each step. euler_ancestral and lcm add fresh noise from the seed at each step; lcm is meant for LCM-distilled models (few steps, low cfg, the sgm_uniform scheduler).',
-    }),
+    sampler_name: combo(K_SAMPLER_NAMES, { tooltip: SAMPLER_NAME_TOOLTIP }),
     scheduler: combo(SCHEDULER_NAMES, { tooltip: 'How the noise levels are spaced over the whole schedule.' }),
     positive: socket('CONDITIONING', { tooltip: 'What the image should show.' }),
     negative: socket('CONDITIONING', { tooltip: 'What the image should avoid.' }),

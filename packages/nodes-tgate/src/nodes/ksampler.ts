@@ -1,11 +1,15 @@
 import { combo, defineNode, float, int, InterruptedError, NodeInputError, socket, type ExecutionContext } from '@gategraph/core';
 import {
-  SAMPLER_NAMES,
+  K_SAMPLER_NAMES,
   SCHEDULER_NAMES,
   SamplingInterruptedError,
   OnnxUnetRunner,
-  assertSamplerName,
   assertScheduleName,
+  isKDiffusionSampling,
+  isKSamplerName,
+  kSamplerInfo,
+  type KDiffusionSampling,
+  type ScheduleName,
   createAncestralNoiseGenerator,
   createNoiseGenerator,
   encodePng,
@@ -27,6 +31,13 @@ import {
 import { addedConditioningFor, checkSamplingSize, conditioningFor, latentSamplesFor } from '../latent.ts';
 import { isPatchError, samplingWrappersFor } from '../patches.ts';
 import { needsRegions, regionsFor } from '../conditioning-regions.ts';
+import { kSamplingForKSampler, runsAsScheduler } from '../sampler-choice.ts';
+
+/** The sampler_name combo's tooltip, shared by every node that has one. */
+export const SAMPLER_NAME_TOOLTIP =
+  "The update rule, ComfyUI's list. Ancestral, SDE and lcm samplers add fresh noise from the seed at each step (the SDE ones from a Brownian tree, " +
+  'as ComfyUI); heun, dpm_2 and the 2s / sde samplers call the model twice per step; the cfg_pp ones need cfg about 1-2; ' +
+  "dpm_fast and dpm_adaptive choose their own steps. lcm is meant for LCM-distilled models (few steps, low cfg, sgm_uniform).";
 import { checkSamplerInputs } from '../queue-checks.ts';
 import type { Conditioning, Latent, ModelRef } from '../types.ts';
 
@@ -90,22 +101,24 @@ export function initialNoise(seed: number, shape: readonly number[], batchIndex:
   return { data, shape: [...shape] };
 }
 
-function schedulerFor(settings: SamplerSettings, config: Readonly<Record<string, unknown>>): Scheduler {
+/** The engine's scheduler for the samplers it had first, ComfyUI's k-diffusion function for the others. */
+function samplingFor(settings: SamplerSettings, model: DiffusionModel, latentShape: readonly number[]): Scheduler | KDiffusionSampling {
   // Validation rejects names outside the combos; these checks are for values that bypass it (API callers,
   // links from other nodes), with the engine's message listing the valid names.
-  try {
-    assertSamplerName(settings.sampler_name);
-  } catch (error) {
-    throw new NodeInputError(`sampler_name: ${(error as Error).message}`, 'sampler_name');
+  if (!runsAsScheduler(settings.sampler_name) && !isKSamplerName(settings.sampler_name)) {
+    throw new NodeInputError(`sampler_name: unknown sampler "${settings.sampler_name}"; valid sampler names are: ${K_SAMPLER_NAMES.join(', ')}`, 'sampler_name');
   }
+  let schedule: ScheduleName;
   try {
-    assertScheduleName(settings.scheduler);
+    schedule = assertScheduleName(settings.scheduler);
   } catch (error) {
     throw new NodeInputError(`scheduler: ${(error as Error).message}`, 'scheduler');
   }
   try {
-    return schedulerForKSampler(settings, config, settings.window);
+    if (!runsAsScheduler(settings.sampler_name)) return kSamplingForKSampler({ ...settings, scheduler: schedule }, model, latentShape, settings.window);
+    return schedulerForKSampler(settings, model.schedulerConfig, settings.window);
   } catch (error) {
+    if (error instanceof NodeInputError) throw error;
     throw new NodeInputError(`${settings.sampler_name}/${settings.scheduler} with ${settings.steps} steps, denoise ${settings.denoise}: ${(error as Error).message}`);
   }
 }
@@ -116,16 +129,16 @@ function schedulerFor(settings: SamplerSettings, config: Readonly<Record<string,
  * rounded) and the masked image's latent (the conditioning's, else the latent itself); with no mask at all,
  * a mask of ones and ComfyUI's latent of a blank image.
  */
-function inpaintingInputs(settings: SamplerSettings, model: DiffusionModel, samples: Tensor): { denoiseMask?: Tensor; concatLatent?: Tensor } {
+function inpaintingInputs(latent: Latent, positive: Conditioning, negative: Conditioning, model: DiffusionModel, samples: Tensor): { denoiseMask?: Tensor; concatLatent?: Tensor } {
   const [B, C, h, w] = samples.shape as [number, number, number, number];
-  const noiseMask = settings.latent_image.noise_mask;
+  const noiseMask = latent.noise_mask;
   const denoiseMask = noiseMask ? resizeBilinear(noiseMask, h, w) : undefined;
   const extra = model.io.unet.sampleChannels - model.io.unet.latentChannels;
   if (extra === 0) return denoiseMask ? { denoiseMask } : {};
   if (extra !== 1 + C) {
     throw new NodeInputError(`model: its UNet takes ${extra} channels beside the latent; this engine knows inpainting UNets (mask + masked-image latent: ${1 + C})`, 'model');
   }
-  const entry = settings.positive[0] ?? settings.negative[0];
+  const entry = positive[0] ?? negative[0];
   const concatMask = entry?.concatMask ? resizeBilinear(entry.concatMask, h, w) : denoiseMask;
   let mask: Tensor;
   let image: Tensor;
@@ -168,37 +181,95 @@ function asModelInputError(error: unknown): unknown {
 
 /** What KSampler does (exported for sampler nodes to come): checks, noise, patches, the engine's loop with progress and previews. */
 export async function runSampler(settings: SamplerSettings, ctx: ExecutionContext, options: RunSamplerOptions = {}): Promise<Latent> {
-  const model = settings.model.model;
-  const latent = settings.latent_image;
+  const { latent } = await runSampling(
+    {
+      model: settings.model,
+      positive: settings.positive,
+      negative: settings.negative,
+      cfg: settings.cfg,
+      latent: settings.latent_image,
+      seed: settings.seed,
+      cfgPp: isKSamplerName(settings.sampler_name) && kSamplerInfo(settings.sampler_name).cfgPp,
+      sampling: (shape) => samplingFor(settings, settings.model.model, shape),
+      // add_noise off: ComfyUI samples from zero noise, i.e. from the latent as it is.
+      noise: (shape, batchIndex) => (settings.addNoise === false ? zeros(shape) : initialNoise(settings.seed, shape, batchIndex)),
+    },
+    ctx,
+    options,
+  );
+  return latent;
+}
+
+/** One sampling run, whatever node asks for it: KSampler's widgets, or SamplerCustom's SAMPLER / SIGMAS / NOISE / GUIDER. */
+export interface SamplingJob {
+  model: ModelRef;
+  positive: Conditioning;
+  /** Absent for BasicGuider (the positive prompt alone, cfg 1). */
+  negative?: Conditioning;
+  /** DualCFGGuider: its cond2 and how the three prompts mix; `cfg` is then unused. */
+  dual?: { middle: Conditioning; cfgConds: number; cfgCond2Negative: number; nested: boolean };
+  cfg: number;
+  latent: Latent;
+  /** Seeds the step noise of the engine's own stochastic schedulers (k-diffusion runs carry theirs). */
+  seed: number;
+  /** A cfg++ sampler: the negative prompt runs even at cfg 1. */
+  cfgPp?: boolean;
+  /** The scheduler or k-diffusion run, for the latent's shape at the model's size. */
+  sampling(latentShape: readonly number[]): Scheduler | KDiffusionSampling;
+  /** The starting noise for that shape (zeros when none is added). */
+  noise(latentShape: readonly number[], batchIndex: readonly number[] | undefined): Tensor;
+}
+
+/** What runSampling returns: the final latent and, when the run had steps, the last step's clean-latent estimate. */
+export interface SamplingOutcome {
+  latent: Latent;
+  /** ComfyUI's denoised_output: the model's estimate of the clean latent at the last step. */
+  denoised?: Latent;
+}
+
+/** Checks, patches, previews and the engine's loop for one job. */
+export async function runSampling(job: SamplingJob, ctx: ExecutionContext, options: RunSamplerOptions = {}): Promise<SamplingOutcome> {
+  const model = job.model.model;
+  const latent = job.latent;
   const samples = latentSamplesFor(latent, model, 'latent_image');
+  const keepIndex = latent.batch_index ? { batch_index: latent.batch_index } : {};
   // An LCM UNet has guidance distilled in: cfg goes in as its timestep_cond embedding and each step is one
   // pass with the prompt (diffusers' LatentConsistencyModelPipeline), never a [uncond, cond] batch.
   const lcmUnet = model.io.unet.timestepCond;
-  const cfg = lcmUnet ? 1 : settings.cfg;
-  const cfgRows = cfg === 1 ? 1 : 2;
+  const cfg = lcmUnet || job.dual || !job.negative ? 1 : job.cfg;
+  const cfgRows = job.dual ? 3 : cfg === 1 && !(job.cfgPp && job.negative) ? 1 : 2;
   checkSamplingSize(model, samples, cfgRows, 'latent_image');
-  const positive = conditioningFor(settings.positive, model, 'positive');
-  const negative = conditioningFor(settings.negative, model, 'negative');
-  const addedPositive = addedConditioningFor(settings.positive, model, 'positive', samples.shape);
-  const addedNegative = addedConditioningFor(settings.negative, model, 'negative', samples.shape);
-  const regions = needsRegions(settings.positive, cfg === 1 ? undefined : settings.negative)
-    ? regionsFor(settings.positive, cfg === 1 ? undefined : settings.negative, model, samples.shape)
-    : undefined;
-  const scheduler = schedulerFor(settings, model.schedulerConfig);
+  const positive = conditioningFor(job.positive, model, 'positive');
+  const negative = job.negative ? conditioningFor(job.negative, model, 'negative') : undefined;
+  const addedPositive = addedConditioningFor(job.positive, model, 'positive', samples.shape);
+  const addedNegative = job.negative ? addedConditioningFor(job.negative, model, 'negative', samples.shape) : undefined;
+  const usedNegative = cfg === 1 && !job.cfgPp && !job.dual ? undefined : job.negative;
+  let regions = job.dual || needsRegions(job.positive, usedNegative) ? regionsFor(job.positive, usedNegative, model, samples.shape) : undefined;
+  if (job.dual) {
+    const middle = regionsFor(job.dual.middle, undefined, model, samples.shape).positive;
+    regions = { ...regions!, dual: { middle, cfgConds: job.dual.cfgConds, cfgCond2Negative: job.dual.cfgCond2Negative, nested: job.dual.nested } };
+  }
+  const scheduler = job.sampling(samples.shape);
   const total = scheduler.timesteps.length;
+  if (isKDiffusionSampling(scheduler) && job.model.patches.length && isKSamplerName(scheduler.sampler) && kSamplerInfo(scheduler.sampler).ownSteps) {
+    throw new NodeInputError(
+      `sampler_name: ${scheduler.sampler} chooses its own steps, and the MODEL's patches (TGATE, DeepCache) count the schedule's steps: pick another sampler for a patched model`,
+      'sampler_name',
+    );
+  }
   // denoise 0, a window starting at or past the end (or a schedule with no step): nothing to do, the latent
   // comes back as it was (as in ComfyUI).
-  if (total === 0) return { samples, ...(latent.batch_index ? { batch_index: latent.batch_index } : {}) };
+  if (total === 0) return { latent: { samples, ...keepIndex } };
 
   let patched: SamplingWrappers[];
   try {
-    patched = await samplingWrappersFor(settings.model.patches, {
+    patched = await samplingWrappersFor(job.model.patches, {
       model,
       steps: total,
       cfg,
       scheduler,
       latentShape: samples.shape,
-      hasNegative: true,
+      hasNegative: negative !== undefined,
       log: ctx.log,
       signal: ctx.signal,
     });
@@ -216,32 +287,33 @@ export async function runSampler(settings: SamplerSettings, ctx: ExecutionContex
   }
 
   const previewDue = previewPacer();
+  let lastDenoised: Tensor | undefined;
   try {
     const result = await sample({
       unet: OnnxUnetRunner.forModel(model),
       scheduler,
       positive,
-      negative,
+      ...(negative ? { negative } : {}),
       ...(regions ? { regions } : {}),
       cfg,
       latent: samples,
-      ...inpaintingInputs(settings, model, samples),
-      ...(lcmUnet ? { timestepCond: guidanceScaleEmbedding(settings.cfg, lcmUnet.dim) } : {}),
+      ...inpaintingInputs(latent, job.positive, job.negative ?? [], model, samples),
+      ...(lcmUnet ? { timestepCond: guidanceScaleEmbedding(job.cfg, lcmUnet.dim) } : {}),
       ...(addedPositive ? { added: { positive: addedPositive, ...(addedNegative ? { negative: addedNegative } : {}) } } : {}),
-      // add_noise off: ComfyUI samples from zero noise, i.e. from the latent as it is.
-      noise: settings.addNoise === false ? zeros(samples.shape) : initialNoise(settings.seed, samples.shape, latent.batch_index),
-      ...(scheduler.stochastic ? { stepNoise: createAncestralNoiseGenerator(settings.seed) } : {}),
+      noise: job.noise(samples.shape, latent.batch_index),
+      ...(!isKDiffusionSampling(scheduler) && scheduler.stochastic ? { stepNoise: createAncestralNoiseGenerator(job.seed) } : {}),
       ...(wrappers.length ? { wrappers } : {}),
-      previews: previewMap !== undefined,
+      // The last estimate is kept for denoised_output, so it is computed every step (a subtraction per value).
+      previews: true,
       signal: ctx.signal,
       onProgress(step, steps, preview) {
+        lastDenoised = preview;
         // ctx.progress throws InterruptedError once the user interrupted: sampling stops at this step.
         const image = preview && previewMap && previewDue() ? { format: 'PNG' as const, data: encodePng(latentPreviewRgb(preview, previewMap)) } : undefined;
         ctx.progress(step, steps, image);
       },
     });
-    const out: Latent = { samples: result.latent, ...(latent.batch_index ? { batch_index: latent.batch_index } : {}) };
-    return out;
+    return { latent: { samples: result.latent, ...keepIndex }, ...(lastDenoised ? { denoised: { samples: lastDenoised, ...keepIndex } } : {}) };
   } catch (error) {
     if (error instanceof SamplingInterruptedError) throw new InterruptedError(error.message);
     throw asModelInputError(error);
@@ -274,10 +346,7 @@ export const KSampler = defineNode({
       tooltip:
         'Classifier-free guidance: how strongly the image follows the prompt. 1 turns guidance off (one UNet pass per step). For an LCM UNet (one with timestep_cond) it is the distilled guidance scale the UNet takes (LCM models: about 8), and every step is one pass.',
     }),
-    sampler_name: combo(SAMPLER_NAMES, {
-      tooltip:
-        'The update rule applied at each step. euler_ancestral and lcm add fresh noise from the seed at each step; lcm is meant for LCM-distilled models (few steps, low cfg, the sgm_uniform scheduler).',
-    }),
+    sampler_name: combo(K_SAMPLER_NAMES, { tooltip: SAMPLER_NAME_TOOLTIP }),
     scheduler: combo(SCHEDULER_NAMES, { tooltip: 'How the noise levels are spaced over the steps.' }),
     positive: socket('CONDITIONING', { tooltip: 'What the image should show.' }),
     negative: socket('CONDITIONING', { tooltip: 'What the image should avoid (an empty prompt is the usual default).' }),
