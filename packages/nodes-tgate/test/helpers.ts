@@ -162,3 +162,9 @@ export function latentKeeper(id: string) {
   });
   return { kept, node };
 }
+
+/** A logger that keeps every line as "level [scope] message" (scope: the node, e.g. CLIPTextEncode#6). */
+export function recordingLogger(lines: string[], scope = ''): Logger {
+  const record = (level: string) => (message: string) => void lines.push(`${level} [${scope}] ${message}`);
+  return { debug: record('debug'), info: record('info'), warn: record('warn'), error: record('error'), child: (s) => recordingLogger(lines, s) };
+}

@@ -4,10 +4,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Executor, objectInfo, validatePrompt, type ApiPrompt, type Logger } from '@gategraph/core';
+import { Executor, objectInfo, validatePrompt, type ApiPrompt } from '@gategraph/core';
 import { ClipTokenizer, decodePng } from '@gategraph/diffusion';
 import { discoverClipText, loadModel } from '@gategraph/onnx-graph';
-import { defaultPrompt, host, noModel, packRegistry, savedImages, testModelDir } from './helpers.ts';
+import { defaultPrompt, host, noModel, packRegistry, recordingLogger, savedImages, testModelDir } from './helpers.ts';
 
 /** A safetensors file with one float32 tensor, written from the format's description. */
 function writeEmbedding(path: string, name: string, rows: number[], width: number): void {
@@ -47,10 +47,6 @@ function prompt(text: string, stop: number, prefix: string): ApiPrompt {
   };
 }
 
-function recordingLogger(lines: string[], scope = ''): Logger {
-  const record = (level: string) => (message: string) => void lines.push(`${level} [${scope}] ${message}`);
-  return { debug: record('debug'), info: record('info'), warn: record('warn'), error: record('error'), child: (s) => recordingLogger(lines, s) };
-}
 
 async function image(p: ApiPrompt, lines: string[] = []): Promise<Uint8Array> {
   const registry = await packRegistry();
