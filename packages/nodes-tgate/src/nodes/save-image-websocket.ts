@@ -5,26 +5,10 @@
  * bytes), sent while the node is the one `executing`, which is how the example tells these frames from latent
  * previews. Unlike a preview, the frame is the result: the server delivers it even to a slow client.
  */
-import { defineNode, NodeInputError, socket } from '@gategraph/core';
+import { defineNode, socket } from '@gategraph/core';
 import { encodePng, imageToRgb8, type Tensor } from '@gategraph/diffusion';
+import { checkImages } from './save-image.ts';
 
-/** The images input as an IMAGE tensor [batch, height, width, 1..4] of floats, or a message saying what came. */
-function checkedImages(images: unknown): Tensor {
-  const t = images as Partial<Tensor> | null | undefined;
-  const shape = t?.shape;
-  const ok =
-    Array.isArray(shape) &&
-    shape.length === 4 &&
-    shape.every((d) => Number.isInteger(d) && d > 0) &&
-    shape[3]! <= 4 &&
-    t!.data instanceof Float32Array &&
-    t!.data.length === shape.reduce((a, b) => a * b, 1);
-  if (!ok) {
-    const what = Array.isArray(shape) ? `a tensor of shape [${shape.join(', ')}]` : typeof images;
-    throw new NodeInputError(`images: expected an IMAGE (a tensor [batch, height, width, channels 1-4] of floats in 0..1) but got ${what}`, 'images');
-  }
-  return t as Tensor;
-}
 
 export const SaveImageWebsocket = defineNode({
   id: 'SaveImageWebsocket',
@@ -42,7 +26,7 @@ export const SaveImageWebsocket = defineNode({
   // client that queues the same prompt twice waits for images both times).
   fingerprint: () => Number.NaN,
   execute({ images: received }, ctx) {
-    const images = checkedImages(received);
+    const images = checkImages(received);
     const [batch, height, width, channels] = images.shape as [number, number, number, number];
     const per = height * width * channels;
     for (let i = 0; i < batch; i++) {

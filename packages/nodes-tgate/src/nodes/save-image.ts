@@ -28,7 +28,7 @@ function describeValue(value: unknown): string {
  * float32 values; anything else (a pack node returning another kind of value on an IMAGE link, a LATENT's
  * shape) is refused on the input, saying what came.
  */
-function checkImages(images: unknown): Tensor {
+export function checkImages(images: unknown): Tensor {
   const t = images as Partial<Tensor> | null | undefined;
   const shape = t?.shape;
   const ok =
