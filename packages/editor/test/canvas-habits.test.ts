@@ -1,6 +1,7 @@
 /**
  * More of what ComfyUI users do on the canvas, in real Chromium against the real server: a Primitive node
- * feeding two widgets (its link dropped on each widget, which turns it into an input), a plain image dropped on
+ * feeding two widgets (its link dropped on each widget, which turns it into an input), a Primitive on the seed
+ * with its control after generate moving the seed on at each queue, a plain image dropped on
  * the canvas becoming a LoadImage node, a saved file with array positions and the real view, an opened graph
  * fitted to the canvas, a number widget keeping its value on invalid input, and Note / Reroute / Primitive in
  * the search box.
@@ -11,7 +12,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { encodePng } from '../../diffusion/src/png.ts';
-import { addNodeWithSearch, editorSession, graphToPage, openEditor, repoRoot, slotPosition, type Win } from './helpers.ts';
+import { addNodeWithSearch, editorSession, graphToPage, openEditor, repoRoot, slotPosition, waitReady, type Win } from './helpers.ts';
 
 const session = editorSession();
 
@@ -68,7 +69,7 @@ describe('canvas habits', () => {
     }, primitive);
     assert.deepEqual(state.inputs, [['width', true], ['height', true]], 'both widgets became linked inputs');
     assert.deepEqual(state.output, ['INT', 'width', 2], 'the primitive took the INT type of the first widget');
-    assert.deepEqual(state.widget, [['width', 64]], 'and a copy of its widget, with its value');
+    assert.deepEqual(state.widget, [['width', 64], ['control_after_generate', 'fixed']], 'and a copy of its widget, with its value (and a control, fixed for a plain number)');
 
     // The value typed into the primitive goes to both inputs of the queued prompt.
     await typeIntoNumberWidget(page, primitive, 'width', '128');
@@ -85,9 +86,76 @@ describe('canvas habits', () => {
       const p = (globalThis as unknown as Win).gategraph.graph.getNodeById(id);
       return [p.outputs[0].type, p.widgets.map((w: { value: unknown }) => w.value)];
     }, primitive);
-    assert.deepEqual(again, ['INT', [128]]);
+    assert.deepEqual(again, ['INT', [128, 'fixed']]);
     const reloaded = await page.evaluate(() => (globalThis as unknown as Win).gategraph.graphToPrompt().prompt);
     assert.deepEqual(reloaded['5'].inputs, prompt['5'].inputs);
+    assert.deepEqual(errors.filter((e) => !e.includes('Failed to load resource')), []);
+    await page.close();
+  });
+
+  test('a Primitive on the seed has control after generate: the seed moves on after each queue, saved in widgets_values as ComfyUI', async () => {
+    const { page, errors } = await openEditor(session.browser.context, session.server.url);
+    // One step: the runs this queues stay short.
+    await page.evaluate(() => ((globalThis as unknown as Win).gategraph.nodeById(3).widgets.find((w: { name: string }) => w.name === 'steps').value = 1));
+    const primitive = await addNodeWithSearch(page, [26, 650], 'Primitive', 'PrimitiveNode');
+    const from = await slotPosition(page, primitive, 'output', 0);
+    const to = await widgetPoint(page, 3, 'seed');
+    await page.mouse.move(from.x, from.y);
+    await page.mouse.down();
+    await page.mouse.move((from.x + to.x) / 2, (from.y + to.y) / 2, { steps: 5 });
+    await page.mouse.move(to.x, to.y, { steps: 5 });
+    await page.mouse.up();
+    const widgets = (id: number) =>
+      page.evaluate((id) => (globalThis as unknown as Win).gategraph.graph.getNodeById(id).widgets.map((w: { name: string; value: unknown }) => [w.name, w.value]), id);
+    const seed = await widgetValue(page, 3, 'seed');
+    assert.deepEqual(await widgets(primitive), [['seed', seed], ['control_after_generate', 'randomize']], 'a seed\'s primitive controls it, randomizing by default as ComfyUI');
+
+    // Increment, chosen from the control's list with the mouse; the seed typed in.
+    const choose = async (mode: string) => {
+      await page.waitForTimeout(800);
+      const at = await widgetPoint(page, primitive, 'control_after_generate');
+      await page.mouse.click(at.x, at.y);
+      await page.locator('.litecontextmenu .litemenu-entry', { hasText: new RegExp(`^${mode}$`) }).click();
+      assert.equal(await widgetValue(page, primitive, 'control_after_generate'), mode);
+    };
+    await choose('increment');
+    await page.waitForTimeout(800);
+    await typeIntoNumberWidget(page, primitive, 'seed', '1000');
+    assert.equal(await widgetValue(page, 3, 'seed'), 1000, 'the sampler shows the primitive\'s value');
+
+    /** Ctrl+Enter; returns the queued body's seed and the primitive's saved widgets_values in its workflow. */
+    const queue = async () => {
+      await page.locator('#gg-canvas').focus();
+      const [request] = await Promise.all([
+        page.waitForRequest((r) => r.url().endsWith('/prompt') && r.method() === 'POST'),
+        page.waitForResponse((r) => r.url().endsWith('/prompt') && r.request().method() === 'POST'),
+        page.keyboard.press('Control+Enter'),
+      ]);
+      const body = request.postDataJSON() as { prompt: Record<string, { inputs: { seed: unknown } }>; extra_data: { extra_pnginfo: { workflow: { nodes: { id: number; widgets_values: unknown[] }[] } } } };
+      return { seed: body.prompt['3']!.inputs.seed, saved: body.extra_data.extra_pnginfo.workflow.nodes.find((n) => n.id === primitive)!.widgets_values };
+    };
+    assert.deepEqual(await queue(), { seed: 1000, saved: [1000, 'increment'] }, 'the value shown is the one queued');
+    await page.waitForFunction((id) => (globalThis as unknown as Win).gategraph.graph.getNodeById(id).widgets[0].value === 1001, primitive);
+    assert.equal(await widgetValue(page, 3, 'seed'), 1001, 'after the queue both moved on by one');
+    assert.deepEqual(await queue(), { seed: 1001, saved: [1001, 'increment'] });
+    await page.waitForFunction((id) => (globalThis as unknown as Win).gategraph.graph.getNodeById(id).widgets[0].value === 1002, primitive);
+
+    // Saved as ComfyUI saves a primitive: [value, control]; kept over a reload.
+    const saved = await page.evaluate((id) => (globalThis as unknown as Win).gategraph.serializeGraph().nodes.find((n: { id: number }) => n.id === id), primitive);
+    assert.deepEqual(saved.widgets_values, [1002, 'increment']);
+    await page.waitForFunction((id) => {
+      const stored = JSON.parse((globalThis as unknown as Win).localStorage.getItem('gategraph.workflow') ?? 'null') as { nodes: { id: number; widgets_values?: unknown[] }[] } | null;
+      return JSON.stringify(stored?.nodes.find((n) => n.id === id)?.widgets_values) === JSON.stringify([1002, 'increment']);
+    }, primitive);
+    await page.reload();
+    await waitReady(page);
+    assert.deepEqual(await widgets(primitive), [['seed', 1002], ['control_after_generate', 'increment']]);
+
+    // Fixed: queued twice, the seed stays.
+    await choose('fixed');
+    assert.equal((await queue()).seed, 1002);
+    assert.equal((await queue()).seed, 1002);
+    assert.equal(await widgetValue(page, primitive, 'seed'), 1002);
     assert.deepEqual(errors.filter((e) => !e.includes('Failed to load resource')), []);
     await page.close();
   });

@@ -36,15 +36,15 @@ async function drag(page: Page, from: { x: number; y: number }, dx: number, dy: 
 }
 
 /**
- * Drags a group by a point of its title bar, checking first that a press there reaches the canvas and lands on
- * that group (no node, overlay or other group in the way) and, after the press, that litegraph picked it up;
- * a failure says what was there instead.
+ * Page position of a graph point on a group, checked the way a press there would land: it reaches the canvas
+ * (no overlay over it), no node is there and the innermost group there is `title`. Drawn first, as a person's
+ * press comes frames after the last change: litegraph hit-tests nodes by what it drew. Tried for two seconds
+ * (a busy page may not have drawn yet); a failure says what was there instead.
  */
-async function dragGroup(page: Page, title: string, at: [number, number], dx: number, dy: number): Promise<void> {
+async function pointOnGroup(page: Page, title: string, at: [number, number]): Promise<{ x: number; y: number }> {
   const where = (pos: [number, number]) =>
     page.evaluate(({ pos, title }) => {
       const app = (globalThis as unknown as Win).gategraph;
-      // Drawn now, as a person's press comes frames after the last change: litegraph hit-tests nodes by what it drew.
       app.canvas.draw(true, true);
       const [cx, cy] = app.canvas.convertOffsetToCanvas(pos) as [number, number];
       const rect = app.canvasEl.getBoundingClientRect();
@@ -66,6 +66,15 @@ async function dragGroup(page: Page, title: string, at: [number, number], dx: nu
     target = await where(at);
   }
   assert.equal(target.problem, undefined, `pressing group ${title} at ${at}`);
+  return { x: target.x, y: target.y };
+}
+
+/**
+ * Drags a group by a point of its title bar, checking first that a press there lands on that group
+ * (pointOnGroup) and, after the press, that litegraph picked it up; a failure says what was there instead.
+ */
+async function dragGroup(page: Page, title: string, at: [number, number], dx: number, dy: number): Promise<void> {
+  const target = await pointOnGroup(page, title, at);
   await page.mouse.move(target.x, target.y);
   await page.mouse.down();
   const picked = await page.evaluate(() => {
@@ -473,6 +482,52 @@ describe('groups', () => {
     assert.equal(saved[0].title, 'Latents');
     assert.equal(saved[0].color, '#A88', 'litegraph\'s red group colour');
     assert.equal(saved[0].font_size, 24, 'saved with the size it was drawn at');
+    await page.close();
+  });
+});
+
+describe('groups by the title bar only', () => {
+  test('pressing in a group\'s body pans the canvas and moves neither the group nor its nodes; Ctrl+drag there selects', async () => {
+    const { page } = await openEditor(session.browser.context, session.server.url);
+    await openWorkflow(page, 'grouped.json', groupedWorkflow());
+    const state = () =>
+      page.evaluate(() => {
+        const app = (globalThis as unknown as Win).gategraph;
+        return {
+          groups: app.graph._groups.map((g: { pos: number[] }) => [...g.pos]) as number[][],
+          nodes: [1, 2, 3].map((id) => Array.from(app.graph.getNodeById(id).pos as number[]).slice(0, 2)),
+          offset: [...app.canvas.ds.offset] as number[],
+          scale: app.canvas.ds.scale as number,
+        };
+      });
+    const start = await state();
+    // In the outer group, below its title bar (24 px font: 33.6 high), beside its first node, outside the inner group.
+    const body: [number, number] = [500, 200];
+    assert.ok(body[1] > start.groups[0]![1]! + 34, 'the point is below the title bar');
+    await drag(page, await pointOnGroup(page, 'Outer', body), 60, 40);
+    const after = await state();
+    assert.deepEqual(after.groups, start.groups, 'the groups did not move');
+    assert.deepEqual(after.nodes, start.nodes, 'nor their nodes');
+    const panned = [after.offset[0]! - start.offset[0]!, after.offset[1]! - start.offset[1]!];
+    assert.ok(Math.abs(panned[0]! - 60 / start.scale) < 10 && Math.abs(panned[1]! - 40 / start.scale) < 10, `the view panned by the drag: ${panned}`);
+
+    // Ctrl+drag from the body: a selection rectangle around the first node, the group stays.
+    await page.waitForTimeout(800);
+    const from = await pointOnGroup(page, 'Outer', [470, 100]);
+    const to = await graphToPage(page, [90, 300]);
+    await page.keyboard.down('Control');
+    await drag(page, from, to.x - from.x, to.y - from.y);
+    await page.keyboard.up('Control');
+    assert.deepEqual(await selectedIds(page), [1], 'the rectangle selected the node it covers');
+    const final = await state();
+    assert.deepEqual([final.groups, final.nodes, final.offset], [start.groups, start.nodes, after.offset], 'nothing moved');
+
+    // The title bar still drags it (with its nodes).
+    await page.waitForTimeout(800);
+    await dragGroup(page, 'Outer', [300, 62], 0, 50);
+    const moved = await state();
+    assert.ok(moved.groups[0]![1]! - start.groups[0]![1]! > 30, 'dragged by its title bar, the group moved');
+    assert.ok(moved.nodes[0]![1]! - start.nodes[0]![1]! > 30, 'with its node');
     await page.close();
   });
 });

@@ -1,7 +1,8 @@
 /**
  * The queue and history panel as a ComfyUI user reads it, in real Chromium against the real server: a failed
  * run says which node failed and why, an interrupted one says "interrupted" (not "error"), runs show how long
- * they took, thumbnails open a gallery (arrows, Escape), the tab title shows progress while a prompt runs,
+ * they took, an entry's images open as a gallery (its button or a thumbnail; next / previous by buttons and
+ * arrow keys, Escape), the tab title shows progress while a prompt runs,
  * a node's output image can be opened, saved and copied from its menu, and a prompt a script queued (no
  * editor workflow) loads into the canvas from its history entry.
  */
@@ -91,34 +92,52 @@ describe('queue and history', () => {
     await page.close();
   });
 
-  test('a thumbnail opens the gallery: arrows between the images, Escape closes; the node menu opens, saves and copies its image', async () => {
+  test('an entry with several images opens them as a gallery: its button and thumbnails, next / previous by buttons and arrows, Escape closes; the node menu opens, saves and copies its image', async () => {
     const { page } = await openEditor(session.browser.context, session.server.url);
-    await setWidget(page, 5, 'batch_size', 2);
+    await setWidget(page, 5, 'batch_size', 3);
     await setWidget(page, 3, 'steps', 3);
     const id = await queueFromEditor(page);
     const entry = page.locator(`.gg-history li[data-prompt-id="${id}"].gg-status-success`);
     await entry.waitFor({ timeout: 60_000 });
     assert.match((await entry.locator('.gg-run-time').textContent()) ?? '', /^\d+(\.\d)? s$/);
     const thumbs = entry.locator('img.gg-thumb');
-    assert.equal(await thumbs.count(), 2);
-    await thumbs.nth(1).click();
+    assert.equal(await thumbs.count(), 3);
     const box = page.locator('.gg-lightbox');
+    const caption = async () => (await box.locator('figcaption').textContent()) ?? '';
+    const shown = () => box.locator('img').evaluate((img) => (img as unknown as { src: string }).src);
+
+    // The entry's "3 images" button opens the gallery on the first.
+    await entry.getByRole('button', { name: '3 images' }).click();
     await box.waitFor();
     await page.waitForFunction(() => {
       const img = (globalThis as unknown as Win).document.querySelector('.gg-lightbox img');
       return img.complete && img.naturalWidth === 64;
     });
-    assert.match((await box.locator('figcaption').textContent()) ?? '', /\(2 \/ 2\)$/, 'the clicked image is shown');
+    assert.match(await caption(), /\(1 \/ 3\)$/);
     const large = await box.locator('img').boundingBox();
     assert.ok(large && large.width >= 256, `shown large (${large?.width} px wide)`);
+    const first = await shown();
+    await page.keyboard.press('ArrowLeft');
+    assert.match(await caption(), /\(3 \/ 3\)$/, 'ArrowLeft from the first goes round to the last');
+    assert.notEqual(await shown(), first, 'another image is shown');
+    await box.getByRole('button', { name: 'Previous image' }).click();
+    assert.match(await caption(), /\(2 \/ 3\)$/, 'Previous');
     await page.keyboard.press('ArrowRight');
-    assert.match((await box.locator('figcaption').textContent()) ?? '', /\(1 \/ 2\)$/, 'the arrow goes on to the other image');
+    assert.match(await caption(), /\(3 \/ 3\)$/, 'ArrowRight');
     await box.getByRole('button', { name: 'Next image' }).click();
-    assert.match((await box.locator('figcaption').textContent()) ?? '', /\(2 \/ 2\)$/);
+    assert.match(await caption(), /\(1 \/ 3\)$/, 'Next from the last goes round to the first');
+    assert.equal(await shown(), first);
     const nodesBefore = await page.evaluate(() => (globalThis as unknown as Win).gategraph.nodes.length);
     await page.keyboard.press('Escape');
     await box.waitFor({ state: 'detached' });
     assert.equal(await page.evaluate(() => (globalThis as unknown as Win).gategraph.nodes.length), nodesBefore, 'the keys did nothing to the graph');
+
+    // A thumbnail opens the gallery on its own image.
+    await thumbs.nth(1).click();
+    await box.waitFor();
+    assert.match(await caption(), /\(2 \/ 3\)$/, 'the clicked image is shown');
+    await page.keyboard.press('Escape');
+    await box.waitFor({ state: 'detached' });
 
     // The SaveImage node shows the image: its menu has Open / Save / Copy Image.
     await page.waitForFunction(() => (globalThis as unknown as Win).gategraph.nodeById(9).gg.images[0]?.complete === true);

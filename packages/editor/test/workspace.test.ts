@@ -1,6 +1,7 @@
 /**
  * The workspace around the canvas, in real Chromium against the real server: workflow tabs (each its own
- * graph and undo history, kept over a reload), templates bundled from the repository's workflows/, the
+ * graph and undo history, kept over a reload; a file opened replacing an untouched temporary tab, else in a new
+ * tab), templates bundled from the repository's workflows/, the
  * server's workflow browser (open, delete), the node library (click and drag), the model library (a loader with
  * the file chosen), and settings kept in /userdata/comfy.settings.json.
  */
@@ -71,6 +72,75 @@ describe('workspace', () => {
     assert.equal(await nodeCount(page), 2);
     assert.deepEqual(errors.filter((e) => !e.includes('Failed to load resource')), []);
     await page.close();
+  });
+
+  test('opening a file replaces an unchanged temporary tab (a first visit\'s default graph, a new tab), else opens a new tab', async () => {
+    const { page, errors } = await openEditor(session.browser.context, session.server.url);
+    page.on('dialog', (dialog) => void (dialog.type() === 'prompt' ? dialog.accept('kept') : dialog.accept()));
+    const latents = (count: number) => ({
+      last_node_id: count, last_link_id: 0, links: [], groups: [], config: {}, extra: {}, version: 0.4,
+      nodes: Array.from({ length: count }, (_, i) => ({
+        id: i + 1, type: 'EmptyLatentImage', pos: [50, 50 + i * 160], size: [300, 110], flags: {}, order: i, mode: 0, properties: {}, widgets_values: [64, 64, 1],
+      })),
+    });
+    const open = async (name: string, nodes: number) => {
+      await page.locator('#gg-file').setInputFiles({ name, mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(latents(nodes))) });
+      await page.locator('.gg-toast', { hasText: `Opened ${name}` }).last().waitFor();
+    };
+    const addFromLibrary = async () => {
+      if ((await page.locator('.gg-panel-nodes').count()) === 0) await page.locator('.gg-sidebar-button[data-panel="nodes"]').click();
+      const item = page.locator('.gg-panel-item[data-type="EmptyLatentImage"]');
+      if (!(await item.isVisible())) await page.locator('details[data-category="latent"] > summary').click();
+      await item.click();
+      await settled(page);
+    };
+    const activeName = () => page.locator('.gg-tab-active span').textContent();
+
+    assert.deepEqual(await tabNames(page), ['Unsaved Workflow']);
+    await open('a.json', 1);
+    assert.deepEqual(await tabNames(page), ['a'], 'the untouched default graph of a first visit was replaced');
+    assert.equal(await nodeCount(page), 1);
+
+    await addFromLibrary();
+    await open('b.json', 2);
+    assert.deepEqual(await tabNames(page), ['a', 'b'], 'a changed tab is kept: the file opened in a new one');
+    assert.equal(await activeName(), 'b');
+    assert.equal(await nodeCount(page), 2);
+    // (On its name: the middle of a tab named "a" is its close button.)
+    await page.locator('.gg-tab').first().locator('span').click();
+    assert.equal(await activeName(), 'a');
+    assert.equal(await nodeCount(page), 2, 'a kept its change');
+
+    // A new empty tab is temporary and untouched: replaced.
+    await page.locator('.gg-tab-new').click();
+    await open('c.json', 3);
+    assert.deepEqual(await tabNames(page), ['a', 'b', 'c']);
+    // A change undone is no change (ComfyUI compares with what was opened).
+    await addFromLibrary();
+    await page.keyboard.press('Control+z');
+    assert.equal(await nodeCount(page), 3);
+    await open('d.json', 1);
+    assert.deepEqual(await tabNames(page), ['a', 'b', 'd']);
+
+    // Saved on the server, a workflow is no longer temporary: the next file gets its own tab.
+    await page.locator('.gg-sidebar-button[data-panel="workflows"]').click();
+    await page.getByRole('button', { name: 'Save current…' }).click();
+    await page.locator('.gg-toast', { hasText: 'Saved kept.json on the server' }).waitFor();
+    await open('e.json', 2);
+    assert.deepEqual(await tabNames(page), ['a', 'b', 'd', 'e']);
+
+    // What each tab was opened as survives a reload: e is still untouched.
+    await page.reload();
+    await waitReady(page);
+    await open('f.json', 1);
+    assert.deepEqual(await tabNames(page), ['a', 'b', 'd', 'f']);
+    assert.equal(await nodeCount(page), 1);
+    await page.locator('.gg-tab span', { hasText: /^d$/ }).click();
+    assert.equal(await nodeCount(page), 1, 'd is as it was opened');
+    assert.deepEqual(errors.filter((e) => !e.includes('Failed to load resource')), []);
+    await page.close();
+    // The workflow browser's test expects an empty list.
+    await fetch(`${session.server.url}/userdata/${encodeURIComponent('workflows/kept.json')}`, { method: 'DELETE' });
   });
 
   test('templates open in a new tab, the TGATE comparison with its two samplers', async () => {
@@ -156,8 +226,8 @@ describe('workspace', () => {
     const { page } = await openEditor(session.browser.context, session.server.url);
     await page.locator('#gg-settings').click();
     const saved = () => page.waitForResponse((r) => r.url().includes('/userdata/comfy.settings.json') && r.request().method() === 'POST');
-    await Promise.all([saved(), page.locator('.gg-settings select[name="link"]').selectOption({ label: 'Straight' })]);
-    await Promise.all([saved(), page.locator('.gg-settings input[name="snap"]').check()]);
+    await Promise.all([saved(), page.locator('.gg-settings select[name="Comfy.LinkRenderMode"]').selectOption({ label: 'Straight' })]);
+    await Promise.all([saved(), page.locator('.gg-settings input[name="pysssss.SnapToGrid"]').check()]);
     await page.keyboard.press('Escape');
     const file = (await (await fetch(`${session.server.url}/userdata/comfy.settings.json`)).json()) as Record<string, unknown>;
     assert.equal(file['Comfy.LinkRenderMode'], 0);

@@ -6,6 +6,8 @@
 import { Api, PromptRejectedError, type NodeError } from './api.ts';
 import { normalizeUiWorkflow, uiToApi, uiWorkflowVersion, VIRTUAL_NODE_TYPES, type ApiPrompt, type UiWorkflow } from './core.ts';
 import type { ChangeTracker } from './change-tracker.ts';
+import type { SettingsStore } from './settings.ts';
+import type { WorkflowTabs } from './workflow-tabs.ts';
 import { installDomWidgets } from './dom-widgets.ts';
 import { LGraph, LGraphCanvas, LiteGraph, type LGraphCanvasType, type LGraphType } from './litegraph.ts';
 import { adoptMissingNodes } from './missing-nodes.ts';
@@ -16,7 +18,7 @@ import { registerVirtualNodes } from './virtual-nodes.ts';
 import { registerPrimitiveNode } from './primitive-node.ts';
 import { setUploadApi } from './image-upload.ts';
 import { applyTheme } from './theme.ts';
-import { applyControlAfterGenerate, setInvalidNumberHandler } from './widgets.ts';
+import { applyControlAfterGenerate, getControlMode, setInvalidNumberHandler } from './widgets.ts';
 
 export interface EditorExtension {
   name: string;
@@ -59,6 +61,10 @@ export class EditorApp {
   timelineFor?: (node: EditorNode) => unknown;
   /** Undo/redo of this workflow (change-tracker.ts; set once start-up has loaded the graph). */
   changeTracker?: ChangeTracker;
+  /** The user's settings (comfy.settings.json); set at start-up, before the UI is installed. */
+  settings?: SettingsStore;
+  /** The workflow tabs (workflow-tabs.ts); set once start-up has loaded the first graph. */
+  tabs?: WorkflowTabs;
   /** Listeners for app-level happenings the UI shows (toasts, panels). */
   readonly events = new EventTarget();
 
@@ -180,13 +186,16 @@ export class EditorApp {
   }
 
   /**
-   * Queues the graph `batchCount` times. Control-after-generate widgets move on after each queued prompt, as
-   * in ComfyUI. A refused prompt shows its node errors and stops the batch.
+   * Queues the graph `batchCount` times. Control-after-generate widgets move on after each queued prompt (or
+   * before it, per the setting), as in ComfyUI. A refused prompt shows its node errors and stops the batch.
    */
   async queuePrompt(batchCount = 1, options: { front?: boolean } = {}): Promise<QueuedPrompt[]> {
     this.clearErrors();
     const queued: QueuedPrompt[] = [];
+    // Comfy.WidgetControlMode "before": controlled values move on before each prompt is made, not after.
+    const before = getControlMode() === 'before';
     for (let i = 0; i < batchCount; i++) {
+      if (before) applyControlAfterGenerate(this.nodes);
       const { workflow, prompt, warnings } = this.graphToPrompt();
       if (i === 0 && warnings.length) this.notify('warning', 'Parts of the graph could not be converted as they are', warnings.join('\n'));
       try {
@@ -206,7 +215,7 @@ export class EditorApp {
         }
         break;
       }
-      applyControlAfterGenerate(this.nodes);
+      if (!before) applyControlAfterGenerate(this.nodes);
       this.canvas?.setDirty(true, false);
     }
     this.events.dispatchEvent(new CustomEvent('queued', { detail: queued }));

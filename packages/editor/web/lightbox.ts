@@ -1,7 +1,8 @@
 /**
  * A full-window gallery of output images (ComfyUI's queue lightbox): a large view of one image, arrows (buttons
- * and the arrow keys) to the others, Escape or a click beside the image to close. Its key handler runs in the
- * capture phase before the editor's shortcuts, so the arrows and Escape act on the gallery only.
+ * and the arrow keys) to the others, going round at the ends, Escape or a click beside the image to close.
+ * While it is open the editor's shortcuts stand aside (`data-gg-own-keys`), so the arrows and Escape act on
+ * the gallery only.
  */
 export interface LightboxImage {
   src: string;
@@ -18,6 +19,8 @@ export function openLightbox(images: LightboxImage[], start = 0): void {
   box.className = 'gg-lightbox';
   box.setAttribute('role', 'dialog');
   box.setAttribute('aria-label', 'Output images');
+  // The editor's shortcuts stand aside while it is open (keybindings.ts): the keys are the gallery's.
+  box.dataset.ggOwnKeys = 'true';
   box.innerHTML = `<button type="button" class="gg-lightbox-prev" aria-label="Previous image">‹</button>
     <figure><img alt=""><figcaption></figcaption></figure>
     <button type="button" class="gg-lightbox-next" aria-label="Next image">›</button>

@@ -14,7 +14,12 @@ import { installTooltips } from './tooltips.ts';
 import { installUi } from './ui.ts';
 import { installChangeTracker } from './change-tracker.ts';
 import { installGroups } from './groups.ts';
-import { installKeybindings } from './keybindings.ts';
+import { followKeybindingSettings, installKeybindings } from './keybindings.ts';
+import { installGroupTitleDrag } from './group-title-drag.ts';
+import { installLinkRelease } from './link-release.ts';
+import { installNodeBadges } from './node-badges.ts';
+import { openSettingsDialog } from './settings-dialog.ts';
+import { setControlMode } from './widgets.ts';
 import { installMouseHabits } from './mouse-habits.ts';
 import { installPinning } from './pinning.ts';
 import { installTitleEditing } from './title-editor.ts';
@@ -27,7 +32,7 @@ import { acceptNodeDrops, nodeLibraryPanel } from './node-library.ts';
 import { modelLibraryPanel } from './model-library.ts';
 import { workflowBrowserPanel } from './workflow-browser.ts';
 import { templatesPanel } from './templates.ts';
-import { openSettingsDialog, SettingsStore } from './settings.ts';
+import { SettingsStore } from './settings.ts';
 import { installWidgetLinkDrop } from './widget-link-drop.ts';
 import './style.css';
 
@@ -43,13 +48,19 @@ async function start(): Promise<void> {
   window.gategraph = Object.assign(app, {
     registerExtension: (extension: Parameters<typeof registerExtension>[1]) => registerExtension(app, extension),
   });
+  // Read by the UI's features as they act (each reads its own setting); loaded once the server is reached.
+  const settings = new SettingsStore(app);
+  app.settings = settings;
   // Before any graph exists: they patch litegraph's group class and canvas drawing.
   installGroups();
   installPinning();
-  // Before the canvas exists: litegraph binds its mouse-up handler when the canvas is created.
+  installNodeBadges(app);
+  // Before the canvas exists: litegraph binds its mouse handlers when the canvas is created.
   installWidgetLinkDrop();
+  installLinkRelease(app);
+  installGroupTitleDrag();
   app.mountCanvas(document.getElementById('gg-canvas-wrap')!);
-  installKeybindings(app, installUi(app));
+  const keybindings = installKeybindings(app, installUi(app));
   installMouseHabits(app);
   installTitleEditing(app);
   installSearchBox(app);
@@ -62,6 +73,13 @@ async function start(): Promise<void> {
   const [info] = await Promise.all([app.api.objectInfo(), loadExtensions(app)]);
   await callHook(app, 'init');
   await app.registerNodes(info);
+  // After the first request (a token asked for is known by now), before the graph: its nodes are drawn and
+  // labelled by the settings.
+  await settings.load();
+  followKeybindingSettings(keybindings, settings);
+  const controlMode = () => setControlMode(settings.get('Comfy.WidgetControlMode') === 'before' ? 'before' : 'after', app.nodes);
+  controlMode();
+  settings.onChange((changed) => changed.includes('Comfy.WidgetControlMode') && controlMode());
 
   const saved = loadFromLocalStorage();
   let loaded = false;
@@ -78,16 +96,29 @@ async function start(): Promise<void> {
   app.changeTracker = installChangeTracker(app, { continueSaved: loaded });
   // After the tracker: a tab is the workflow id of an undo history.
   const tabs = installWorkflowTabs(app, document.getElementById('gg-tabs')!);
-  installSidebar(document.getElementById('gg-sidebar-bar')!, document.getElementById('gg-sidebar')!, [
+  app.tabs = tabs;
+  const sidebar = installSidebar(document.getElementById('gg-sidebar-bar')!, document.getElementById('gg-sidebar')!, [
     nodeLibraryPanel(app),
     modelLibraryPanel(app),
     workflowBrowserPanel(app, tabs),
     templatesPanel(tabs),
   ]);
   acceptNodeDrops(app, document.getElementById('gg-canvas-wrap')!);
-  const settings = new SettingsStore(app);
-  await settings.load();
-  document.getElementById('gg-settings')!.addEventListener('click', () => openSettingsDialog(app, settings));
+  const showSettings = () => openSettingsDialog(app, settings, keybindings);
+  document.getElementById('gg-settings')!.addEventListener('click', showSettings);
+  // The workspace's commands, with ComfyUI's ids and default keys, once what they act on exists.
+  const click = (id: string) => () => document.getElementById(id)!.click();
+  const command = (id: string, label: string, keys: string[], run: () => void) => keybindings.register({ id, label, run }, keys);
+  command('Comfy.ShowSettingsDialog', 'Show the settings dialog', ['Ctrl+,'], showSettings);
+  command('Comfy.NewBlankWorkflow', 'New blank workflow (tab)', [], () => tabs.newTab());
+  command('Comfy.LoadDefaultWorkflow', 'Load the default workflow', [], click('gg-default'));
+  command('Comfy.ClearWorkflow', 'Clear the workflow', [], click('gg-clear'));
+  command('Comfy.ExportWorkflowAPI', 'Export the API prompt', [], click('gg-export-api'));
+  command('Workspace.ToggleSidebarTab.node-library', 'Show / hide the node library', ['N'], () => sidebar.toggle('nodes'));
+  command('Workspace.ToggleSidebarTab.model-library', 'Show / hide the model library', ['M'], () => sidebar.toggle('models'));
+  command('Workspace.ToggleSidebarTab.workflows', 'Show / hide the workflows', ['W'], () => sidebar.toggle('workflows'));
+  command('Workspace.ToggleSidebarTab.templates', 'Show / hide the templates', [], () => sidebar.toggle('templates'));
+  command('Workspace.ToggleSidebarTab.queue', 'Show / hide the queue panel', ['Q'], click('gg-toggle-queue'));
   await callHook(app, 'setup');
   autosave(app);
   installQueuePanel(app, document.getElementById('gg-queue-panel')!);

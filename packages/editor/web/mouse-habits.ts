@@ -1,7 +1,8 @@
 /**
  * ComfyUI's mouse habits that litegraph 0.7 has behind flags or does differently: Alt+drag on a node drags a
  * copy of it, and "Add Group" on the canvas menu fits the new group around the selected nodes (an empty box
- * only when nothing is selected). Double-click renaming is in title-editor.ts, pinning in pinning.ts.
+ * only when nothing is selected). Double-click renaming is in title-editor.ts, pinning in pinning.ts. And no
+ * first click taken for a double-click (below).
  */
 import type { EditorApp } from './app.ts';
 import { groupAround, LGraphGroup, DEFAULT_GROUP_FONT_SIZE } from './groups.ts';
@@ -9,6 +10,10 @@ import { LGraphCanvas, LiteGraph, type LGraphNodeType } from './litegraph.ts';
 
 export function installMouseHabits(app: EditorApp): void {
   (LiteGraph as unknown as { alt_drag_do_clone_nodes: boolean }).alt_drag_do_clone_nodes = true;
+  // litegraph starts with "the last click was at time 0" and times clicks with performance.now(), which counts
+  // from the page's load: a first press within 300 ms of loading would be taken as a double-click (on the empty
+  // canvas, or a group, it opens the search box). A fast start-up and a quick first press do meet.
+  (app.canvas as unknown as { last_mouseclick: number }).last_mouseclick = -Infinity;
 
   (LGraphCanvas as unknown as { onGroupAdd: (info: unknown, entry: unknown, event: MouseEvent) => void }).onGroupAdd = (_info, _entry, event) => {
     const selected = Object.values((app.canvas as unknown as { selected_nodes: Record<string, LGraphNodeType> }).selected_nodes ?? {});

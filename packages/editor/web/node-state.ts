@@ -27,6 +27,8 @@ export interface EditorWidget extends IWidget {
   serialize?: boolean;
   /** For the control-after-generate combo: the widget it changes after each queue. */
   linkedWidget?: EditorWidget;
+  /** For the control combo of a combo widget: the filter text that follows it (ComfyUI's control_filter_list). */
+  filterWidget?: EditorWidget;
   /** Shown instead of the name. */
   label?: string;
   /** The input spec's tooltip. */

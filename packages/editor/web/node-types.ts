@@ -10,7 +10,7 @@ import { drawNodeOverlay } from './node-draw.ts';
 import { emptyRunState, isSerialized, type EditorNode, type EditorWidget, type NodeRunState } from './node-state.ts';
 import { definitionFromObjectInfo, describeInputs, type ObjectInfoEntry } from './object-info.ts';
 import { addImageUpload } from './image-upload.ts';
-import { addInputWidget, CONTROL_MODES } from './widgets.ts';
+import { addInputWidget, CONTROL_MODES, CONTROL_WIDGET_NAME } from './widgets.ts';
 
 export interface NodeTypeHooks {
   /** Called for every node created from a registered class (the extension contract's nodeCreated). */
@@ -200,6 +200,8 @@ export function assignWidgetValues(node: EditorNode, values: unknown): void {
   let i = 0;
   for (const w of widgets) {
     if (w.linkedWidget) {
+      // A combo control's filter text is read with its control, just below.
+      if (w.name !== CONTROL_WIDGET_NAME) continue;
       const saved = values[i];
       if (surplus > 0 && (SERIALIZED_CONTROL_VALUES.has(saved) || typeof saved === 'boolean')) {
         w.value = saved === true ? 'randomize' : saved === false ? 'fixed' : saved === 'increment-wrap' ? 'increment' : saved;
@@ -207,6 +209,7 @@ export function assignWidgetValues(node: EditorNode, values: unknown): void {
         surplus--;
         // A combo's control is followed by its filter text in ComfyUI files.
         if (w.linkedWidget.type === 'combo' && surplus > 0 && typeof values[i] === 'string') {
+          if (w.filterWidget) w.filterWidget.value = values[i];
           i++;
           surplus--;
         }

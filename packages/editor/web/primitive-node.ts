@@ -1,14 +1,16 @@
 /**
- * ComfyUI's Primitive node: an output-only node whose one widget feeds widget inputs of other nodes. Its output
+ * ComfyUI's Primitive node: an output-only node whose one value widget feeds widget inputs of other nodes. Its output
  * starts untyped ("connect to widget input"); the first link, into a widget input (a widget converted to an
  * input, or one a link was dropped on: widget-link-drop.ts), gives it that widget's type, and it copies that
- * widget (kind, options, value). More links of the same type are accepted; the value is written into every
+ * widget (kind, options, value), with a "control after generate" for numbers and combos (widgets.ts moves the
+ * value on at each queued prompt). More links of the same type are accepted; the value is written into every
  * widget it feeds, as ComfyUI does. Unlinked, it goes back to untyped. It is never sent to the server: core's
  * converter puts its value (widgets_values[0]) into the inputs it feeds. Saved as ComfyUI saves it (the
  * output keeps `widget: {name}`, so loading a file rebuilds the widget before its value is put back).
  */
 import { LGraphNode, LiteGraph, type LGraphNodeType } from './litegraph.ts';
 import { emptyRunState, isEditorNode, type EditorNode, type EditorWidget } from './node-state.ts';
+import { addControlWidget, CONTROL_WIDGET_NAME } from './widgets.ts';
 
 const UNTYPED = 'connect to widget input';
 
@@ -75,6 +77,12 @@ export function registerPrimitiveNode(): void {
         this.graph?.change();
       }, { ...(source.options as object) } as never) as unknown as EditorWidget;
       widget.value = source.value;
+      // ComfyUI gives a number or combo primitive its own "control after generate": randomize when the widget
+      // it copies has one (a seed), else fixed. It is saved after the value in widgets_values, as ComfyUI does.
+      if (type === 'number' || type === 'combo') {
+        const seeded = target.widgets?.some((w) => w.name === CONTROL_WIDGET_NAME && w.linkedWidget === source);
+        addControlWidget(this as unknown as EditorNode, widget, seeded ? 'randomize' : 'fixed', () => this.graph?.change());
+      }
       this.setSize([Math.max(this.size[0], 220), this.computeSize()[1]]);
     }
 

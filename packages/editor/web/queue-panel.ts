@@ -1,8 +1,9 @@
 /**
  * The queue and history panel: the running prompt (Interrupt), pending ones (Cancel: removed from the
  * queue), and recent history: how each run ended (success, error with the failing node and its message,
- * interrupted with its reason), how long it ran, output thumbnails opening a gallery (lightbox.ts), and Load,
- * which opens the run's workflow, or builds a graph from its API prompt when a script queued it. Refreshed on
+ * interrupted with its reason), how long it ran, output thumbnails and an "N images" button opening the run's
+ * images as a gallery (lightbox.ts), and Load, which opens the run's workflow (workflow-tabs.ts decides the
+ * tab), or builds a graph from its API prompt when a script queued it. Refreshed on
  * the server's status messages.
  */
 import type { EditorApp } from './app.ts';
@@ -104,11 +105,23 @@ export function installQueuePanel(app: EditorApp, panel: HTMLElement): { refresh
       extras.push(reason);
     }
     extras.push(...thumbs);
+    // An entry with several images (a batch, several output nodes) opens them all as one gallery, as ComfyUI's
+    // queue does; the thumbnails show only the first few.
+    if (images.length > 1) {
+      const all = document.createElement('button');
+      all.type = 'button';
+      all.className = 'gg-small gg-gallery-open';
+      all.textContent = `${images.length} images`;
+      all.title = `Open the ${images.length} images of this run in the gallery (← → go between them)`;
+      all.addEventListener('click', () => openLightbox(images, 0));
+      extras.push(all);
+    }
     // A prompt queued by a script has no editor workflow: its API prompt is laid out as a graph instead.
     const source = workflow ?? entry.prompt[2];
     extras.push(
+      // In a new tab unless the tab shown is an unchanged temporary workflow, as ComfyUI opens it.
       button('Load', workflow ? 'Load the workflow of this run' : 'Build a graph from the API prompt of this run (queued without a workflow)', () =>
-        loadWorkflowJson(app, source, `prompt ${id}`),
+        app.tabs ? void app.tabs.open(source, `prompt ${id}`) : loadWorkflowJson(app, source, `prompt ${id}`),
       ),
     );
     extras.push(button('Delete', 'Remove from history', () => app.api.post('/history', { delete: [id] })));

@@ -10,7 +10,7 @@ export interface SidebarPanel {
   render(container: HTMLElement): void | Promise<void>;
 }
 
-export function installSidebar(bar: HTMLElement, area: HTMLElement, panels: SidebarPanel[]): { show(id: string): void } {
+export function installSidebar(bar: HTMLElement, area: HTMLElement, panels: SidebarPanel[]): { show(id: string): void; toggle(id: string): void } {
   let shown: string | undefined;
   const buttons = panels.map((panel) => {
     const button = document.createElement('button');
@@ -45,7 +45,7 @@ export function installSidebar(bar: HTMLElement, area: HTMLElement, panels: Side
     });
   }
   area.hidden = true;
-  return { show };
+  return { show, toggle: (id) => (shown === id ? hide() : show(id)) };
 }
 
 /** A heading and a list, the shape every sidebar panel has. */

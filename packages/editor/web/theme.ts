@@ -59,8 +59,8 @@ export function applyTheme(canvas?: LGraphCanvasType): void {
     LINK_COLOR: '#9A9',
     EVENT_LINK_COLOR: '#A86',
     CONNECTING_LINK_COLOR: '#AFA',
-    // Releasing a link on empty canvas offers Add Node / Search (with Shift: the search box), as ComfyUI.
-    release_link_on_empty_shows_menu: true,
+    // What releasing a link on empty canvas opens is link-release.ts's (it follows the user's setting).
+    release_link_on_empty_shows_menu: false,
   });
   for (const [type, color] of Object.entries(TYPE_COLORS)) (LGraphCanvas as unknown as { link_type_colors: Record<string, string> }).link_type_colors[type] = color;
   if (!canvas) return;

@@ -1,6 +1,7 @@
 /**
  * Tooltips on the canvas, as ComfyUI shows them: hovering an input socket or widget shows the input's
- * tooltip, an output its tooltip, the title the node's description.
+ * tooltip, an output its tooltip, the title the node's description. The setting Comfy.EnableTooltips turns
+ * them off.
  */
 import type { EditorApp } from './app.ts';
 import { LiteGraph } from './litegraph.ts';
@@ -24,7 +25,8 @@ export function installTooltips(app: EditorApp): void {
   app.canvasEl.addEventListener('mousedown', hide);
   app.canvasEl.addEventListener('mousemove', (event) => {
     hide();
-    if (event.buttons) return;
+    // Comfy.EnableTooltips off: none (read here, so the setting acts at once).
+    if (event.buttons || app.settings?.get('Comfy.EnableTooltips') === false) return;
     timer = setTimeout(() => {
       const text = tooltipAt(app, event);
       if (!text) return;

@@ -25,7 +25,8 @@ export function installUi(app: EditorApp): UiActions {
 
   let currentName = 'workflow';
   $('gg-save').addEventListener('click', () => {
-    const name = prompt('Save workflow as', currentName);
+    // Comfy.PromptFilename off: saved under the current name without asking.
+    const name = app.settings?.get('Comfy.PromptFilename') === false ? currentName : prompt('Save workflow as', currentName);
     if (name === null) return;
     currentName = name.replace(/\.json$/i, '') || currentName;
     download(fileName(currentName, '.json'), JSON.stringify(app.serializeGraph(), null, 2));
@@ -57,7 +58,9 @@ export function installUi(app: EditorApp): UiActions {
     if (!name) return;
     void loadServerWorkflow(app.api, name)
       .then((json) => {
-        loadWorkflowJson(app, json, name);
+        // A server workflow is no temporary one: its own tab, as the workflow browser opens it.
+        if (app.tabs) app.tabs.openInNewTab(json, name, { saved: true });
+        else loadWorkflowJson(app, json, name);
         currentName = name.replace(/\.json$/i, '');
         app.notify('info', `Opened ${name} from the server`);
       })
@@ -70,6 +73,7 @@ export function installUi(app: EditorApp): UiActions {
     const file = fileName(currentName, '.json');
     void saveServerWorkflow(app.api, file, app.serializeGraph())
       .then(() => {
+        app.tabs?.markSaved();
         app.notify('info', `Saved ${file} on the server`);
         return refreshServerList();
       })
@@ -85,7 +89,7 @@ export function installUi(app: EditorApp): UiActions {
     void loadDefaultGraph(app).catch(() => buildDefaultGraph(app));
   });
   $('gg-clear').addEventListener('click', () => {
-    if (app.nodes.length && !confirm('Remove every node?')) return;
+    if (app.nodes.length && app.settings?.get('Comfy.ConfirmClear') !== false && !confirm('Remove every node?')) return;
     app.graph.clear();
     app.canvas.setDirty(true, true);
   });
@@ -167,7 +171,9 @@ async function openFile(app: EditorApp, file: File): Promise<string | undefined>
 async function openJson(app: EditorApp, json: unknown, fileName: string): Promise<string | undefined> {
   const file = { name: fileName };
   try {
-    loadWorkflowJson(app, json, file.name);
+    // In a new tab unless the tab shown is an unchanged temporary workflow (workflow-tabs.ts).
+    if (app.tabs) app.tabs.open(json, file.name);
+    else loadWorkflowJson(app, json, file.name);
     app.notify('info', `Opened ${file.name}`);
     return file.name.replace(/\.(json|png)$/i, '');
   } catch (error) {

@@ -10,6 +10,7 @@ import type { EditorNode, EditorWidget } from './node-state.ts';
 export const CONTROL_MODES = ['fixed', 'increment', 'decrement', 'randomize'] as const;
 export type ControlMode = (typeof CONTROL_MODES)[number];
 export const CONTROL_WIDGET_NAME = 'control_after_generate';
+export const CONTROL_FILTER_NAME = 'control_filter_list';
 
 /** The largest seed ComfyUI randomizes to (2^50): exact in a double and in JSON. */
 const MAX_RANDOM_SEED = 1125899906842624;
@@ -21,15 +22,45 @@ export function addInputWidget(node: EditorNode, slot: WidgetSlot, onChange: () 
   const { name, spec } = slot;
   const widget = createWidget(node, name, spec, onChange);
   if (spec.tooltip) widget.tooltip = spec.tooltip;
-  if (slot.extraValues > 0) {
-    const control = node.addWidget('combo', CONTROL_WIDGET_NAME, 'randomize', () => onChange(), {
-      values: [...CONTROL_MODES],
-    }) as EditorWidget;
-    control.linkedWidget = widget;
-    control.label = 'control after generate';
-    control.tooltip = `What happens to ${name} after each queued prompt: kept (fixed), +1, -1, or a new random value.`;
-  }
+  if (slot.extraValues > 0) addControlWidget(node, widget, 'randomize', onChange);
   return widget;
+}
+
+/** When controlled values move on: after each queued prompt (ComfyUI's default) or before it. */
+let controlMode: 'after' | 'before' = 'after';
+const controlLabel = () => `control ${controlMode} generate`;
+
+/**
+ * The "control after generate" combo after a value widget: what happens to the value at each queued prompt.
+ * On a combo (a Primitive feeding one) a filter text follows it, as in ComfyUI: increment, decrement and
+ * randomize then only pick among the choices that match it (a substring, or a /regular expression/).
+ */
+export function addControlWidget(node: EditorNode, target: EditorWidget, initial: ControlMode, onChange: () => void): EditorWidget {
+  const control = node.addWidget('combo', CONTROL_WIDGET_NAME, initial, () => onChange(), {
+    values: [...CONTROL_MODES],
+  }) as EditorWidget;
+  control.linkedWidget = target;
+  control.label = controlLabel();
+  control.tooltip = `What happens to ${target.name} at each queued prompt: kept (fixed), +1 / next choice, -1 / previous choice, or a random value.`;
+  if (target.type === 'combo') {
+    const filter = node.addWidget('text', CONTROL_FILTER_NAME, '', () => onChange(), {}) as EditorWidget;
+    filter.label = 'control filter list';
+    // Linked to the same widget: saved and read back with its control, never taken for an input's value.
+    filter.linkedWidget = target;
+    filter.tooltip = 'Increment, decrement and randomize pick only among the choices containing this text (or matching /a regular expression/)';
+    control.filterWidget = filter;
+  }
+  return control;
+}
+
+/** Follows `Comfy.WidgetControlMode`: the label of every control widget says when it acts. */
+export function setControlMode(mode: 'after' | 'before', nodes: EditorNode[]): void {
+  controlMode = mode;
+  for (const node of nodes) for (const widget of node.widgets ?? []) if (widget.name === CONTROL_WIDGET_NAME) widget.label = controlLabel();
+}
+
+export function getControlMode(): 'after' | 'before' {
+  return controlMode;
 }
 
 function createWidget(node: EditorNode, name: string, spec: WidgetSpec, onChange: () => void): EditorWidget {
@@ -116,8 +147,11 @@ function keepNumbers(widget: EditorWidget): void {
 }
 
 /**
- * ComfyUI's "control after generate": after a prompt is queued, each seed widget moves on as its control
- * widget says, so the next queue differs (or, on `fixed`, hits the cache). Returns the widgets changed.
+ * ComfyUI's "control after generate": at each queued prompt, each controlled widget moves on as its control
+ * widget says, so the next queue differs (or, on `fixed`, hits the cache): numbers by their step within
+ * min/max, combos to the next, previous or a random choice. The widget's callback runs as if the user had
+ * changed it (a Primitive then writes the new value into the widgets it feeds). A widget fed by a link is
+ * left alone: the link's value is what runs. Returns the widgets changed.
  */
 export function applyControlAfterGenerate(nodes: EditorNode[]): EditorWidget[] {
   const changed: EditorWidget[] = [];
@@ -126,34 +160,53 @@ export function applyControlAfterGenerate(nodes: EditorNode[]): EditorWidget[] {
     if ((node.mode as number) === 2 || (node.mode as number) === 4) continue;
     for (const control of node.widgets ?? []) {
       const target = control.linkedWidget;
-      if (!target || control.name !== CONTROL_WIDGET_NAME) continue;
-      const options = target.options as { min?: number; max?: number; step?: number };
-      const min = options.min ?? 0;
-      const max = Math.min(options.max ?? MAX_RANDOM_SEED, MAX_RANDOM_SEED);
-      const step = (options.step ?? 10) / 10;
-      const current = Number(target.value);
-      let next = current;
-      switch (control.value as ControlMode) {
-        case 'increment':
-          next = current + step;
-          break;
-        case 'decrement':
-          next = current - step;
-          break;
-        case 'randomize':
-          next = Math.floor(Math.random() * ((max - min) / step + 1)) * step + min;
-          break;
-        default:
-          continue;
-      }
-      next = Math.min(max, Math.max(min, next));
-      if (next !== current) {
-        target.value = next;
-        changed.push(target);
-      }
+      if (!target || control.name !== CONTROL_WIDGET_NAME || (target as { disabled?: boolean }).disabled) continue;
+      const mode = control.value as ControlMode;
+      if (mode !== 'increment' && mode !== 'decrement' && mode !== 'randomize') continue;
+      const current = target.value;
+      const next = target.type === 'combo' ? nextChoice(target, mode, String(control.filterWidget?.value ?? '')) : nextNumber(target, mode);
+      if (next === undefined || next === current) continue;
+      target.value = next;
+      (target.callback as ((value: unknown) => void) | undefined)?.call(target, target.value);
+      changed.push(target);
     }
   }
   return changed;
+}
+
+function nextNumber(target: EditorWidget, mode: ControlMode): number {
+  const options = target.options as { min?: number; max?: number; step?: number };
+  const min = options.min ?? 0;
+  const max = Math.min(options.max ?? MAX_RANDOM_SEED, MAX_RANDOM_SEED);
+  // litegraph's number widgets hold ten times the step (see createWidget).
+  const step = (options.step ?? 10) / 10;
+  const current = Number(target.value);
+  let next = current;
+  if (mode === 'increment') next = current + step;
+  else if (mode === 'decrement') next = current - step;
+  else next = Math.floor(Math.random() * ((max - min) / step + 1)) * step + min;
+  return Math.min(max, Math.max(min, next));
+}
+
+/** The next, previous or a random choice of a combo among those the filter lets through (wrapping round). */
+function nextChoice(target: EditorWidget, mode: ControlMode, filter: string): unknown {
+  const all = ((target.options as { values?: unknown[] }).values ?? []).map(String);
+  let match = (value: string) => value.toLowerCase().includes(filter.trim().toLowerCase());
+  const regex = /^\/(.*)\/([a-z]*)$/.exec(filter.trim());
+  if (regex) {
+    try {
+      const pattern = new RegExp(regex[1]!, regex[2]);
+      match = (value) => pattern.test(value);
+    } catch {
+      // Not a valid expression (yet, while it is typed): taken as plain text.
+    }
+  }
+  const values = all.filter(match);
+  if (!values.length) return undefined;
+  if (mode === 'randomize') return values[Math.floor(Math.random() * values.length)];
+  const index = values.indexOf(String(target.value));
+  if (index === -1) return values[0];
+  return values[(index + (mode === 'increment' ? 1 : -1) + values.length) % values.length];
 }
 
 function decimals(step: number): number {

@@ -40,7 +40,7 @@ export function workflowBrowserPanel(app: EditorApp, tabs: WorkflowTabs): Sideba
             label.textContent = name.replace(/\.json$/, '');
             label.title = 'Open in a new tab';
             const open = () =>
-              report(loadServerWorkflow(app.api, name).then((json) => tabs.openInNewTab(json, name)));
+              report(loadServerWorkflow(app.api, name).then((json) => tabs.openInNewTab(json, name, { saved: true })));
             label.addEventListener('click', () => void open());
             const remove = document.createElement('button');
             remove.type = 'button';
@@ -48,7 +48,7 @@ export function workflowBrowserPanel(app: EditorApp, tabs: WorkflowTabs): Sideba
             remove.textContent = 'Delete';
             remove.title = `Delete ${name} from the server`;
             remove.addEventListener('click', () => {
-              if (!confirm(`Delete ${name} from the server?`)) return;
+              if (app.settings?.get('Comfy.Workflow.ConfirmDelete') !== false && !confirm(`Delete ${name} from the server?`)) return;
               void report(deleteServerWorkflow(app.api, name).then(fill));
             });
             li.append(label, remove);
@@ -59,7 +59,14 @@ export function workflowBrowserPanel(app: EditorApp, tabs: WorkflowTabs): Sideba
       save.addEventListener('click', () => {
         const name = prompt('Save on the server as', tabs.activeName);
         if (!name) return;
-        void report(saveServerWorkflow(app.api, fileName(name, '.json'), app.serializeGraph()).then(() => app.notify('info', `Saved ${fileName(name, '.json')} on the server`)).then(fill));
+        void report(
+          saveServerWorkflow(app.api, fileName(name, '.json'), app.serializeGraph())
+            .then(() => {
+              tabs.markSaved();
+              app.notify('info', `Saved ${fileName(name, '.json')} on the server`);
+            })
+            .then(fill),
+        );
       });
       await fill();
     },

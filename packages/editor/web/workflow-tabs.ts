@@ -5,9 +5,16 @@
  * (change-tracker.ts), so switching back goes on with that tab's own undo and redo. The list, with the
  * inactive graphs, is kept in localStorage beside the autosaved graph of the active tab, so tabs survive a
  * reload.
+ *
+ * Opening a workflow (a file, a dropped PNG, a history entry's Load) goes as in ComfyUI's frontend: into a new
+ * tab, unless the tab shown is a temporary workflow nobody has changed (the default graph of a first visit, a
+ * new empty tab, a file just opened), which it replaces, so opening a file on a fresh page leaves one tab, not
+ * an untouched default graph beside it. "Changed" is ComfyUI's isModified: the graph differs from what was
+ * opened (a change undone is no change). Workflows opened from or saved to the server are not temporary.
  */
 import type { EditorApp } from './app.ts';
 import type { UiWorkflow } from './core.ts';
+import { graphState } from './change-tracker.ts';
 import { loadWorkflowJson } from './workflow-io.ts';
 
 const TABS_KEY = 'gategraph.tabs';
@@ -19,11 +26,24 @@ interface Tab {
   name: string;
   /** The graph of an inactive tab; the active tab's graph is the one on the canvas. */
   graph?: UiWorkflow;
+  /** A hash of the graph as it was opened (graphState: no view), to tell whether it has been changed since. */
+  opened?: string;
+  /** Opened from or saved to the server: not a temporary workflow. */
+  saved?: boolean;
 }
 
 export interface WorkflowTabs {
-  /** Opens a workflow in a new tab (templates, the workflow browser). */
-  openInNewTab(json: unknown, name: string): void;
+  /**
+   * Opens a workflow as ComfyUI does (a file, a history entry): replacing the tab shown when it is an unchanged
+   * temporary workflow, else in a new tab. Returns whether it got a new tab.
+   */
+  open(json: unknown, name: string): boolean;
+  /** Opens a workflow in a new tab (templates, the workflow browser); `saved` for one from the server. */
+  openInNewTab(json: unknown, name: string, options?: { saved?: boolean }): void;
+  /** The tab shown was saved on the server: it is no longer temporary. */
+  markSaved(): void;
+  /** Whether the tab shown differs from what was opened in it. */
+  isModified(): boolean;
   newTab(): void;
   switchTo(id: string): void;
   close(id: string): void;
@@ -38,6 +58,9 @@ export function installWorkflowTabs(app: EditorApp, bar: HTMLElement): WorkflowT
   let active = currentId();
   const activeTab = () => tabs.find((t) => t.id === active)!;
   delete activeTab().graph;
+  const fingerprint = () => hash(graphState(app));
+  // A first visit's default graph (or a graph restored from before this tab record existed) counts as opened now.
+  activeTab().opened ??= fingerprint();
 
   const persist = () => {
     try {
@@ -53,6 +76,7 @@ export function installWorkflowTabs(app: EditorApp, bar: HTMLElement): WorkflowT
     const graph = tab.graph ?? EMPTY_WORKFLOW;
     delete tab.graph;
     loadWorkflowJson(app, graph, tab.name, { workflowId: tab.id, name: tab.name });
+    tab.opened ??= fingerprint();
   };
   const stash = () => {
     activeTab().graph = app.serializeGraph();
@@ -69,10 +93,38 @@ export function installWorkflowTabs(app: EditorApp, bar: HTMLElement): WorkflowT
       show(tab);
       render();
     },
-    openInNewTab(json, name) {
+    open(json, name) {
+      const tab = activeTab();
+      if (!tab.saved && !api.isModified()) {
+        // Loaded into this tab as a new workflow: the graph-loaded listener gives the tab its id and name.
+        loadWorkflowJson(app, json, name);
+        return false;
+      }
+      api.openInNewTab(json, name);
+      return true;
+    },
+    openInNewTab(json, name, options = {}) {
+      const previous = active;
       api.newTab();
-      // Loaded as a new workflow (its own history), which the graph-loaded listener gives to this tab.
-      loadWorkflowJson(app, json, name);
+      try {
+        // Loaded as a new workflow (its own history), which the graph-loaded listener gives to this tab.
+        loadWorkflowJson(app, json, name);
+      } catch (error) {
+        // Nothing to show: the empty tab goes and the one before comes back.
+        api.close(active);
+        api.switchTo(previous);
+        throw error;
+      }
+      if (options.saved) api.markSaved();
+    },
+    markSaved() {
+      const tab = activeTab();
+      tab.saved = true;
+      tab.opened = fingerprint();
+      persist();
+    },
+    isModified() {
+      return fingerprint() !== activeTab().opened;
     },
     switchTo(id) {
       const tab = tabs.find((t) => t.id === id);
@@ -107,6 +159,8 @@ export function installWorkflowTabs(app: EditorApp, bar: HTMLElement): WorkflowT
     tab.id = currentId();
     active = tab.id;
     if (detail.name) tab.name = detail.name;
+    tab.opened = fingerprint();
+    delete tab.saved;
     render();
   });
 
@@ -159,6 +213,16 @@ function readTabs(): { active: string; tabs: Tab[] } | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** FNV-1a of a text, as hex: enough to tell a changed graph from the one opened, and small to keep. */
+function hash(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return `${text.length.toString(36)}-${(h >>> 0).toString(16)}`;
 }
 
 function newId(): string {
