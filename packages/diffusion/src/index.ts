@@ -22,6 +22,7 @@ export {
   betasOf,
   sigmaToTimestep,
   timestepToSigma,
+  lastTimestep,
   type BetaSchedule,
   type NoiseLevels,
   type PredictionType,
@@ -85,6 +86,7 @@ export {
 } from './sessions.ts';
 export {
   openModelFolder,
+  unfusedUnetFile,
   openUnet,
   openVaeFolder,
   openTextEncoderFolder,
@@ -219,13 +221,11 @@ export {
   type StepPlan,
   type StepPlanner,
 } from './sampling.ts';
-export {
-  kDiffusionSampling,
-  isKDiffusionSampling,
-  denoisedAt,
-  predictionAt,
-  type KDiffusionSampling,
-} from './k-sampling-loop.ts';
+export { kDiffusionSampling, isKDiffusionSampling, type KDiffusionSampling } from './k-sampling-loop.ts';
+export { denoisedAt, predictionAt, lcmBoundary, scalesModelInput, MODEL_PREDICTIONS, type ModelPrediction } from './model-prediction.ts';
+export { distilledNoiseLevels, LCM_ORIGINAL_TIMESTEPS } from './schedulers/distilled.ts';
+export { unetVariantFolder, unetVariantKey, unetVariantOf, MAX_VARIANTS, type UnetVariantRecipe } from './unet-variant.ts';
+export { freeURecipe, mergeRecipe, unetMergeProblem, UnetRecipeError, UnetUnchangedError, type FreeUSpec } from './unet-recipes.ts';
 export { K_SAMPLER_NAMES, K_SAMPLERS, isKSamplerName, kSamplerInfo, kSampler, type KSamplerDescriptor, type KSamplerName } from './k-samplers/index.ts';
 export type { Denoiser, Denoised, ModelCall, NoiseSampler, SamplerFunction, SamplerRun, SamplerOptions as KSamplerOptions, ModelSampling, StepCallback } from './k-samplers/types.ts';
 // What ComfyUI's custom-sampler nodes compute beside the samplers (SamplerSASolver's sigma interval, SamplerER_SDE's

@@ -10,12 +10,14 @@
  * the deep feature captured at the last full step. The planner's afterStep sees the first call's outputs only,
  * the ones computed at the step's own noise level, which is what TGATE and DeepCache capture.
  *
- * Units are k-diffusion's: the sample is x = x0 + sigma * eps; the UNet sees x / sqrt(sigma^2 + 1) at the
- * training timestep nearest sigma (ComfyUI's ModelSamplingDiscrete: argmin of |log sigma - log sigma_t|).
+ * Units are k-diffusion's: the sample is x = x0 + sigma * eps; the UNet sees x / sqrt(sigma^2 + 1) (x itself for
+ * an img_to_img model) at the training timestep nearest sigma (ComfyUI's ModelSamplingDiscrete: argmin of
+ * |log sigma - log sigma_t|), and its output becomes the clean-latent estimate as model-prediction.ts says.
  */
 import { scale, type Tensor } from './tensor.ts';
 import { blendMasked } from './inpaint.ts';
-import { sigmaToTimestep, type NoiseLevels, type PredictionType } from './schedulers/config.ts';
+import { sigmaToTimestep, type NoiseLevels } from './schedulers/config.ts';
+import { denoisedAt, predictionAt, scalesModelInput, type ModelPrediction } from './model-prediction.ts';
 import type { Denoiser, NoiseSampler, SamplerFunction, SamplerOptions } from './k-samplers/types.ts';
 import type { SampleOptions, StepContext, StepPlan } from './sampling.ts';
 import type { StepValues } from './wrappers/types.ts';
@@ -30,7 +32,8 @@ export interface KDiffusionSampling {
   readonly sigmas: readonly number[];
   /** The model's training schedule (timesteps of sigmas, sigma_min / sigma_max, alphas for ddpm / lcm). */
   readonly levels: NoiseLevels;
-  readonly predictionType: PredictionType;
+  /** What the UNet's output means (model-prediction.ts): eps and v as the model's config says, or ModelSamplingDiscrete's choice. */
+  readonly predictionType: ModelPrediction;
   /** The training timestep of each step's starting level, for planners and reports. */
   readonly timesteps: readonly number[];
   /** Step noise for the samplers that draw it (a seeded generator, or ComfyUI's Brownian tree for the SDE ones). */
@@ -62,35 +65,8 @@ export function kDiffusionSampling(args: Omit<KDiffusionSampling, 'kind' | 'time
   };
 }
 
-/** The clean-latent estimate of a prediction (eps or v) at sigma, for the sample the model saw (ComfyUI's calculate_denoised). */
-export function denoisedAt(prediction: Tensor, sample: Tensor, sigma: number, type: PredictionType): Tensor {
-  const out = new Float32Array(sample.data.length);
-  const p = prediction.data;
-  const x = sample.data;
-  if (type === 'v_prediction') {
-    const a = 1 / (sigma * sigma + 1);
-    const b = sigma / Math.sqrt(sigma * sigma + 1);
-    for (let k = 0; k < out.length; k++) out[k] = x[k]! * a - p[k]! * b;
-  } else {
-    for (let k = 0; k < out.length; k++) out[k] = x[k]! - p[k]! * sigma;
-  }
-  return { data: out, shape: [...sample.shape] };
-}
-
-/** The prediction (eps or v) whose clean-latent estimate at sigma is `denoised`: the inverse of denoisedAt. */
-export function predictionAt(denoised: Tensor, sample: Tensor, sigma: number, type: PredictionType): Tensor {
-  const out = new Float32Array(sample.data.length);
-  const d = denoised.data;
-  const x = sample.data;
-  if (type === 'v_prediction') {
-    const a = 1 / (sigma * sigma + 1);
-    const b = sigma / Math.sqrt(sigma * sigma + 1);
-    for (let k = 0; k < out.length; k++) out[k] = (x[k]! * a - d[k]!) / b;
-  } else {
-    for (let k = 0; k < out.length; k++) out[k] = (x[k]! - d[k]!) / sigma;
-  }
-  return { data: out, shape: [...sample.shape] };
-}
+// The conversions live with the prediction types; re-exported here, where the loop's users found them first.
+export { denoisedAt, predictionAt };
 
 /** latent + sigma * noise: ComfyUI's noise_scaling without the pure-noise start (the kept region of an inpainting run). */
 function noisedTo(latent: Tensor, noise: Tensor, sigma: number): Tensor {
@@ -119,6 +95,7 @@ export interface KLoopHooks {
 /** Runs a k-diffusion sampler; returns the final latent. */
 export async function runKDiffusion(sampling: KDiffusionSampling, options: SampleOptions, hooks: KLoopHooks): Promise<Tensor> {
   const { sigmas, levels, predictionType } = sampling;
+  const scalesInput = scalesModelInput(predictionType);
   const total = Math.max(0, sigmas.length - 1);
   const latent = options.latent;
   if (total === 0) return latent;
@@ -147,12 +124,13 @@ export async function runKDiffusion(sampling: KDiffusionSampling, options: Sampl
     const { plan, context } = current;
     // Inpainting (ComfyUI's KSamplerX0Inpaint): outside the mask the model sees the kept latent at this level.
     const modelSample = mask ? blendMasked(x, noisedTo(latent, inpaintNoise, sigma), mask) : x;
-    const input = scale(modelSample, 1 / Math.sqrt(sigma * sigma + 1));
+    const input = scalesInput ? scale(modelSample, 1 / Math.sqrt(sigma * sigma + 1)) : modelSample;
+    const timestep = sigmaToTimestep(levels, sigma);
     const convert = {
-      toDenoised: (prediction: Tensor) => denoisedAt(prediction, modelSample, sigma, predictionType),
-      fromDenoised: (denoised: Tensor) => predictionAt(denoised, modelSample, sigma, predictionType),
+      toDenoised: (prediction: Tensor) => denoisedAt(prediction, modelSample, sigma, predictionType, timestep),
+      fromDenoised: (denoised: Tensor) => predictionAt(denoised, modelSample, sigma, predictionType, timestep),
     };
-    const evaluated = await hooks.evaluate(plan, context, input, sigmaToTimestep(levels, sigma), convert, modelSample, sigma, call.call === 0);
+    const evaluated = await hooks.evaluate(plan, context, input, timestep, convert, modelSample, sigma, call.call === 0);
     if (call.call === 0 && options.planner?.afterStep) {
       await options.planner.afterStep(call.step, { plan, outputs: evaluated.captured, modelOutput: evaluated.modelOutput, context });
     }
@@ -171,7 +149,12 @@ export async function runKDiffusion(sampling: KDiffusionSampling, options: Sampl
       model,
       sigmas,
       ...(sampling.noise ? { noise: sampling.noise } : {}),
-      modelSampling: { sigmaMin: levels.sigmaMin, sigmaMax: levels.sigmaMax, alphasCumprod: levels.alphasCumprod },
+      modelSampling: {
+        sigmaMin: levels.sigmaMin,
+        sigmaMax: levels.sigmaMax,
+        alphasCumprod: levels.alphasCumprod,
+        ...(levels.timestepStride !== undefined ? { timestepStride: levels.timestepStride } : {}),
+      },
       ...(sampling.options ? { options: sampling.options } : {}),
       // Samplers that choose their own steps (dpm_fast, dpm_adaptive) may report more steps than levels.
       callback: ({ step, denoised }) => options.onProgress?.(Math.min(step + 1, total), total, options.previews ? denoised : undefined),

@@ -317,6 +317,15 @@ async function cpuReadyFile(
 }
 
 /**
+ * The UNet file a model's UNet session was made from before its attention was fused: the published
+ * unet/model.onnx, or its float32 conversion (cached). What graph tools that write a new UNet folder read (a
+ * folder's unet/model.onnx must be a plain export, and it is fused again when opened).
+ */
+export async function unfusedUnetFile(model: Pick<DiffusionModel, 'dir'>): Promise<string> {
+  return (await cpuReadyFile(model.dir, 'unet', 'unet', join(model.dir, 'unet', 'model.onnx'), [])).path;
+}
+
+/**
  * `ready` with its attention fused (see OpenModelOptions.fuseAttention), or as it is when the graph has none the
  * fusion can prove equal or its shapes cannot be followed (a warning says so; the model still runs, unfused).
  */

@@ -9,9 +9,8 @@
  */
 import { NodeInputError } from '@gategraph/core';
 import {
-  noiseLevels,
+  lastTimestep,
   resizeBilinear,
-  resolveSchedulerConfig,
   timestepToSigma,
   type DiffusionModel,
   type LatentArea,
@@ -40,7 +39,7 @@ export function needsRegions(...sides: (Conditioning | undefined)[]): boolean {
 export function percentToSigma(levels: NoiseLevels, percent: number): number {
   if (percent <= 0) return 999999999.9;
   if (percent >= 1) return 0;
-  return timestepToSigma(levels, (1 - percent) * (levels.numTrainTimesteps - 1));
+  return timestepToSigma(levels, (1 - percent) * lastTimestep(levels));
 }
 
 /** The pixel or fraction area of an entry in latent cells (ComfyUI: pixels // 8; fractions rounded, size at least 1). */
@@ -118,8 +117,9 @@ export function regionsFor(
   negative: Conditioning | undefined,
   model: DiffusionModel,
   latentShape: readonly number[],
+  /** The noise levels the run samples with (the MODEL's, see sampler-choice.ts levelsOf): timestep ranges become sigmas of them. */
+  levels: NoiseLevels,
 ): RegionalConditioning {
-  const levels = noiseLevels(resolveSchedulerConfig(model.schedulerConfig));
   const side = (conditioning: Conditioning, input: string) => {
     if (!Array.isArray(conditioning) || conditioning.length === 0) throw new NodeInputError(`${input} is an empty CONDITIONING; connect a CLIPTextEncode`, input);
     return conditioning.map((entry) => regionalEntry(entry, model, input, latentShape, levels));

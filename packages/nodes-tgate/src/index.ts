@@ -25,7 +25,9 @@ import { imageLatentMaskNodes } from './nodes/image-latent-mask-nodes.ts';
 import { conditioningNodes } from './nodes/conditioning-nodes.ts';
 import { customSamplingNodes } from './nodes/custom-sampling.ts';
 import { outputAndTiledNodes } from './nodes/output-and-tiled-nodes.ts';
+import { modelNodes } from './nodes/model-nodes.ts';
 import { registerTgateExtension } from './tgate/register.ts';
+import { registerModelSamplingExtension } from './model-sampling.ts';
 
 export * from './types.ts';
 export * from './patches.ts';
@@ -70,11 +72,12 @@ export const baseNodes = [
 export const tgateNodes = [GateSchedule, CacheCrossAttn, CacheSelfAttn, DeepCache, TGatePreset, GateAdvisor] as const;
 
 registerTgateExtension();
+registerModelSamplingExtension();
 reportSessionMemory();
 
 export default definePack({
   name: 'nodes-tgate',
-  nodes: [...baseNodes, ...tgateNodes, ...outputAndTiledNodes],
+  nodes: [...baseNodes, ...tgateNodes, ...outputAndTiledNodes, ...modelNodes],
   // POST /free {unload_models: true}: close the ONNX sessions of every model the loader opened.
   onFree: releaseAllModels,
 });

@@ -15,29 +15,36 @@ import {
   createBrownianTreeNoiseSampler,
   kDiffusionSampling,
   kSamplerInfo,
-  noiseLevels,
-  resolveSchedulerConfig,
   scheduleSigmas,
   windowSigmas,
-  type DiffusionModel,
   type KDiffusionSampling,
   type KSamplerDescriptor,
   type NoiseLevels,
   type NoiseSampler,
   type ScheduleName,
 } from '@gategraph/diffusion';
+import { samplingOf } from './model-sampling.ts';
+import type { ModelRef } from './types.ts';
 
 /** The samplers that keep the engine's own scheduler implementation. */
 const SCHEDULER_SAMPLERS = new Set<string>(SAMPLER_NAMES);
 
-/** True when `name` runs through the engine's one-call-per-step schedulers. */
-export function runsAsScheduler(name: string): boolean {
+/** True for the names the engine's one-call-per-step schedulers implement (euler, euler_ancestral, dpmpp_2m, lcm, ddim). */
+export function isSchedulerSampler(name: string): boolean {
   return SCHEDULER_SAMPLERS.has(name);
 }
 
-/** The model's noise levels (its scheduler config). */
-export function levelsOf(model: DiffusionModel): NoiseLevels {
-  return noiseLevels(resolveSchedulerConfig(model.schedulerConfig));
+/**
+ * True when `name` runs through the engine's one-call-per-step schedulers: one of theirs, for a MODEL whose
+ * prediction type they know (ModelSamplingDiscrete's x0, img_to_img and lcm run as k-diffusion functions).
+ */
+export function runsAsScheduler(name: string, model: ModelRef): boolean {
+  return SCHEDULER_SAMPLERS.has(name) && samplingOf(model).oneCallSchedulers;
+}
+
+/** The MODEL's noise levels (its scheduler config, or its ModelSamplingDiscrete override). */
+export function levelsOf(model: ModelRef): NoiseLevels {
+  return samplingOf(model).levels;
 }
 
 /**
@@ -60,14 +67,14 @@ export interface KSamplingRequest {
   descriptor: KSamplerDescriptor;
   /** Noise levels as the sampler will run them (after any window). */
   sigmas: readonly number[];
-  model: DiffusionModel;
+  model: ModelRef;
   seed: number;
   latentShape: readonly number[];
 }
 
 /** A k-diffusion run with ComfyUI's noise for `seed`. */
 export function kSamplingFor({ descriptor, sigmas, model, seed, latentShape }: KSamplingRequest): KDiffusionSampling {
-  const levels = levelsOf(model);
+  const { levels, prediction } = samplingOf(model);
   const float32 = sigmas.map(Math.fround);
   let noise: NoiseSampler | undefined;
   if (descriptor.brownianNoise) {
@@ -83,7 +90,7 @@ export function kSamplingFor({ descriptor, sigmas, model, seed, latentShape }: K
     run: descriptor.sample,
     sigmas: float32,
     levels,
-    predictionType: resolveSchedulerConfig(model.schedulerConfig).prediction_type,
+    predictionType: prediction,
     ...(noise ? { noise } : {}),
     ...(descriptor.randomInpaintNoise ? { inpaintNoise: createAncestralNoiseGenerator(seed).randn(latentShape) } : {}),
     ...(descriptor.cfgPp ? { needsUncond: true } : {}),
@@ -93,7 +100,7 @@ export function kSamplingFor({ descriptor, sigmas, model, seed, latentShape }: K
 /** KSampler / KSamplerAdvanced widgets to a k-diffusion run (for names that do not run as schedulers). */
 export function kSamplingForKSampler(
   settings: { sampler_name: string; scheduler: ScheduleName; steps: number; denoise: number; seed: number },
-  model: DiffusionModel,
+  model: ModelRef,
   latentShape: readonly number[],
   window?: { startStep: number; endStep: number; forceFullDenoise: boolean },
 ): KDiffusionSampling {

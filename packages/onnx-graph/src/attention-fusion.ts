@@ -123,7 +123,8 @@ function scopeOf(nodeName: string): string {
 }
 
 /** Sizes for symbolic input dims: distinct and above 1, so reshapes are read unambiguously. */
-function defaultInputShapes(model: ModelProto): Record<string, number[]> {
+/** Every graph input at its declared size, symbolic dims at 16: shapes to infer a graph's structure with. */
+export function defaultInputShapes(model: ModelProto): Record<string, number[]> {
   const graph = model.graph!;
   const inits = new Set(graph.initializer.map((t) => t.name));
   const shapes: Record<string, number[]> = {};

@@ -19,4 +19,6 @@ export type OnnxGraphErrorCode =
   | 'unknown_module'
   | 'unknown_tensor'
   | 'shape_inference'
-  | 'bad_spec';
+  | 'bad_spec'
+  /** Two models that were to be merged are not one architecture (or not exported the same way). */
+  | 'incompatible_models';

@@ -58,6 +58,8 @@ export {
   type UNetSizes,
 } from './macs.ts';
 export { buildIfGated, type IfGatedModel } from './if-gating.ts';
+export { writeMergedModel, mergeProblem, type MergeReport } from './merge.ts';
+export { applyFreeU, fourierFilterModel, type FreeUSpec, type FreeUSite, type FreeUReport, type FreeUOptions } from './freeu.ts';
 export { cpuFloat32Needs, writeCpuFloat32, type CpuFloat32Report } from './cpu-float32.ts';
 export { derivedModelPath, cpuFloat32ModelPath, fusedAttentionModelPath, cachedModel, canonicalPath, derivedCacheDir, modelContentKey, modelFileSha256, pruneStaleEntries, ensureCacheDir, type DerivedEntry, type DerivedCacheOptions } from './derived-cache.ts';
 export { readDeclaredIo, type DeclaredIo, type DeclaredTensor } from './declared-io.ts';

@@ -16,14 +16,16 @@ import { combine, lambdaOf, SamplerContext, unchanged, type Term } from './commo
 
 /**
  * ComfyUI's percent_to_sigma for discrete models: the sigma at training timestep (1 - percent) * 999, with
- * log-sigma interpolated between the integer timesteps (999 is ComfyUI's constant, whatever the model's count).
+ * log-sigma interpolated between the integer timesteps (999 is ComfyUI's constant, whatever the model's count;
+ * a distilled table's entry i stands for timestep i * stride + stride - 1).
  */
 export function percentToSigma(modelSampling: ModelSampling, percent: number): number {
   if (percent <= 0) return 999999999.9;
   if (percent >= 1) return 0;
   const ac = modelSampling.alphasCumprod;
+  const stride = modelSampling.timestepStride ?? 1;
   const logSigma = (k: number): number => 0.5 * Math.log((1 - ac[k]!) / ac[k]!);
-  const t = Math.min(Math.max((1 - percent) * 999, 0), ac.length - 1);
+  const t = Math.min(Math.max(((1 - percent) * 999 - (stride - 1)) / stride, 0), ac.length - 1);
   const low = Math.floor(t);
   const high = Math.ceil(t);
   const w = t - low;

@@ -45,8 +45,10 @@ export interface ModelSampling {
   /** Smallest and largest sigma of the model's training schedule. */
   readonly sigmaMin: number;
   readonly sigmaMax: number;
-  /** alphas_cumprod of the training schedule, index = training timestep. */
+  /** alphas_cumprod of the training schedule, index = training timestep (a level of a distilled table). */
   readonly alphasCumprod: Float64Array | readonly number[];
+  /** Training timesteps per entry of alphasCumprod (NoiseLevels.timestepStride): 20 for LCM's table, default 1. */
+  readonly timestepStride?: number;
 }
 
 /** Options ComfyUI's samplers take beside the model, sigmas and noise (each sampler reads the ones it has). */

@@ -146,6 +146,17 @@ export interface NoiseLevels {
   readonly logSigmas: Float64Array;
   readonly sigmaMin: number;
   readonly sigmaMax: number;
+  /**
+   * Training timesteps per level (default 1): a distilled model's table (distilledNoiseLevels, ComfyUI's
+   * ModelSamplingDiscreteDistilled) keeps every stride-th level, and level i is training timestep
+   * i * stride + stride - 1. sigmaToTimestep and timestepToSigma speak training timesteps either way.
+   */
+  readonly timestepStride?: number;
+}
+
+/** The highest training timestep the levels stand for (999 for SD, whether or not the table is distilled). */
+export function lastTimestep(levels: NoiseLevels): number {
+  return levels.numTrainTimesteps * (levels.timestepStride ?? 1) - 1;
 }
 
 /**
@@ -201,9 +212,16 @@ export function noiseLevels(config: SchedulerConfig): NoiseLevels {
 
 /**
  * The training timestep whose noise level is nearest to `sigma` in log space (ComfyUI's
- * ModelSamplingDiscrete.timestep): the integer timestep the UNet is given for a sigma.
+ * ModelSamplingDiscrete.timestep; for a distilled table, ModelSamplingDiscreteDistilled.timestep): the integer
+ * timestep the UNet is given for a sigma.
  */
 export function sigmaToTimestep(levels: NoiseLevels, sigma: number): number {
+  const stride = levels.timestepStride ?? 1;
+  return nearestLevel(levels, sigma) * stride + stride - 1;
+}
+
+/** The index of the level nearest to `sigma` in log space. */
+function nearestLevel(levels: NoiseLevels, sigma: number): number {
   const target = Math.log(sigma);
   const ls = levels.logSigmas;
   // logSigmas increase with t: binary search, then compare the two neighbours.
@@ -218,10 +236,14 @@ export function sigmaToTimestep(levels: NoiseLevels, sigma: number): number {
   return Math.abs(target - ls[lo]!) <= Math.abs(target - ls[hi]!) ? lo : hi;
 }
 
-/** sigma at a fractional timestep, interpolating log sigma linearly (ComfyUI's ModelSamplingDiscrete.sigma). */
+/**
+ * sigma at a fractional training timestep, interpolating log sigma linearly between the levels (ComfyUI's
+ * ModelSamplingDiscrete.sigma; for a distilled table, ModelSamplingDiscreteDistilled.sigma).
+ */
 export function timestepToSigma(levels: NoiseLevels, t: number): number {
   const last = levels.numTrainTimesteps - 1;
-  const tc = Math.min(Math.max(t, 0), last);
+  const stride = levels.timestepStride ?? 1;
+  const tc = Math.min(Math.max((t - (stride - 1)) / stride, 0), last);
   const low = Math.floor(tc);
   const high = Math.ceil(tc);
   const w = tc - low;

@@ -3,7 +3,7 @@
  * Each returns steps + 1 sigmas, decreasing, ending with 0 (ddim_uniform may return a different count, as in
  * ComfyUI). Semantics follow comfy/samplers.py (calculate_sigmas) and k-diffusion; the code is ours.
  */
-import { timestepToSigma, type NoiseLevels } from './config.ts';
+import { lastTimestep, timestepToSigma, type NoiseLevels } from './config.ts';
 import { inverseRegularizedIncompleteBeta } from './incomplete-beta.ts';
 
 export type ScheduleName =
@@ -39,8 +39,11 @@ export function linspace(a: number, b: number, n: number): number[] {
  * 'sgm_uniform': the same with steps + 1 points, dropping the last one (SGM / SDXL-turbo style).
  */
 function normalSchedule(levels: NoiseLevels, steps: number, sgm: boolean): number[] {
-  const start = levels.numTrainTimesteps - 1;
-  const ts = sgm ? linspace(start, 0, steps + 1).slice(0, -1) : linspace(start, 0, steps);
+  // ComfyUI's timestep(sigma_max) and timestep(sigma_min): T-1 and 0, or for a distilled table (every 20th level
+  // of 1000) 999 and 19.
+  const start = lastTimestep(levels);
+  const end = (levels.timestepStride ?? 1) - 1;
+  const ts = sgm ? linspace(start, end, steps + 1).slice(0, -1) : linspace(start, end, steps);
   return [...ts.map((t) => timestepToSigma(levels, t)), 0];
 }
 

@@ -42,7 +42,7 @@ export const BasicScheduler = defineNode({
   },
   outputs: [{ type: 'SIGMAS', name: 'SIGMAS' }],
   execute({ model, scheduler, steps, denoise }) {
-    return [sigmasOf(kSamplerSigmas(scheduler, levelsOf(model.model), steps, denoise, false).map(Math.fround))];
+    return [sigmasOf(kSamplerSigmas(scheduler, levelsOf(model), steps, denoise, false).map(Math.fround))];
   },
 });
 
@@ -240,7 +240,7 @@ function customJob(guider: Guider, noise: NoiseSource, sampler: SamplerChoice, s
     latent,
     seed: noise.seed,
     cfgPp: descriptor.cfgPp,
-    sampling: (shape) => kSamplingFor({ descriptor, sigmas: values, model: guider.model.model, seed: noise.seed, latentShape: shape }),
+    sampling: (shape) => kSamplingFor({ descriptor, sigmas: values, model: guider.model, seed: noise.seed, latentShape: shape }),
     noise: (shape, batchIndex) => noise.generate(shape, batchIndex),
   };
 }

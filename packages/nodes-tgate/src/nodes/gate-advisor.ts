@@ -27,6 +27,7 @@ import {
 import { ModelRef } from '../types.ts';
 import { drawLineChart } from '../tgate/plot.ts';
 import { runSampler } from './ksampler.ts';
+import { isModelSamplingPatch, stepPatches } from '../model-sampling.ts';
 
 /** Collects the per-step relative change of the attn2 outputs. */
 export class AttentionChangeProbe {
@@ -120,10 +121,11 @@ export const GateAdvisor = defineNode({
   ],
   async execute(inputs, ctx) {
     const probe = new AttentionChangeProbe();
-    if (inputs.model.patches.length) ctx.log.info('GateAdvisor measures the plain model: the patches on its MODEL input are not applied.');
+    if (stepPatches(inputs.model).length) ctx.log.info('GateAdvisor measures the plain model: the patches on its MODEL input are not applied.');
     await runSampler(
       {
-        model: new ModelRef(inputs.model.model),
+        // ModelSamplingDiscrete's override is how the model samples, not a speed-up: it stays.
+        model: new ModelRef(inputs.model.model, inputs.model.patches.filter(isModelSamplingPatch)),
         seed: inputs.seed,
         steps: inputs.steps,
         cfg: inputs.cfg,

@@ -31,7 +31,8 @@ import {
 import { addedConditioningFor, checkSamplingSize, conditioningFor, latentSamplesFor } from '../latent.ts';
 import { isPatchError, samplingWrappersFor } from '../patches.ts';
 import { needsRegions, regionsFor } from '../conditioning-regions.ts';
-import { kSamplingForKSampler, runsAsScheduler } from '../sampler-choice.ts';
+import { isSchedulerSampler, kSamplingForKSampler, levelsOf, runsAsScheduler } from '../sampler-choice.ts';
+import { samplingOf, stepPatches } from '../model-sampling.ts';
 
 /** The sampler_name combo's tooltip, shared by every node that has one. */
 export const SAMPLER_NAME_TOOLTIP =
@@ -101,11 +102,14 @@ export function initialNoise(seed: number, shape: readonly number[], batchIndex:
   return { data, shape: [...shape] };
 }
 
-/** The engine's scheduler for the samplers it had first, ComfyUI's k-diffusion function for the others. */
-function samplingFor(settings: SamplerSettings, model: DiffusionModel, latentShape: readonly number[]): Scheduler | KDiffusionSampling {
+/**
+ * The engine's scheduler for the samplers it had first, ComfyUI's k-diffusion function for the others (and for
+ * all of them when the MODEL's prediction type is one the schedulers do not know: model-sampling.ts).
+ */
+function samplingFor(settings: SamplerSettings, model: ModelRef, latentShape: readonly number[]): Scheduler | KDiffusionSampling {
   // Validation rejects names outside the combos; these checks are for values that bypass it (API callers,
   // links from other nodes), with the engine's message listing the valid names.
-  if (!runsAsScheduler(settings.sampler_name) && !isKSamplerName(settings.sampler_name)) {
+  if (!isSchedulerSampler(settings.sampler_name) && !isKSamplerName(settings.sampler_name)) {
     throw new NodeInputError(`sampler_name: unknown sampler "${settings.sampler_name}"; valid sampler names are: ${K_SAMPLER_NAMES.join(', ')}`, 'sampler_name');
   }
   let schedule: ScheduleName;
@@ -115,8 +119,8 @@ function samplingFor(settings: SamplerSettings, model: DiffusionModel, latentSha
     throw new NodeInputError(`scheduler: ${(error as Error).message}`, 'scheduler');
   }
   try {
-    if (!runsAsScheduler(settings.sampler_name)) return kSamplingForKSampler({ ...settings, scheduler: schedule }, model, latentShape, settings.window);
-    return schedulerForKSampler(settings, model.schedulerConfig, settings.window);
+    if (!runsAsScheduler(settings.sampler_name, model)) return kSamplingForKSampler({ ...settings, scheduler: schedule }, model, latentShape, settings.window);
+    return schedulerForKSampler(settings, { ...samplingOf(model).config }, settings.window);
   } catch (error) {
     if (error instanceof NodeInputError) throw error;
     throw new NodeInputError(`${settings.sampler_name}/${settings.scheduler} with ${settings.steps} steps, denoise ${settings.denoise}: ${(error as Error).message}`);
@@ -190,7 +194,7 @@ export async function runSampler(settings: SamplerSettings, ctx: ExecutionContex
       latent: settings.latent_image,
       seed: settings.seed,
       cfgPp: isKSamplerName(settings.sampler_name) && kSamplerInfo(settings.sampler_name).cfgPp,
-      sampling: (shape) => samplingFor(settings, settings.model.model, shape),
+      sampling: (shape) => samplingFor(settings, settings.model, shape),
       // add_noise off: ComfyUI samples from zero noise, i.e. from the latent as it is.
       noise: (shape, batchIndex) => (settings.addNoise === false ? zeros(shape) : initialNoise(settings.seed, shape, batchIndex)),
     },
@@ -244,14 +248,16 @@ export async function runSampling(job: SamplingJob, ctx: ExecutionContext, optio
   const addedPositive = addedConditioningFor(job.positive, model, 'positive', samples.shape);
   const addedNegative = job.negative ? addedConditioningFor(job.negative, model, 'negative', samples.shape) : undefined;
   const usedNegative = cfg === 1 && !job.cfgPp && !job.dual ? undefined : job.negative;
-  let regions = job.dual || needsRegions(job.positive, usedNegative) ? regionsFor(job.positive, usedNegative, model, samples.shape) : undefined;
+  let regions = job.dual || needsRegions(job.positive, usedNegative) ? regionsFor(job.positive, usedNegative, model, samples.shape, levelsOf(job.model)) : undefined;
   if (job.dual) {
-    const middle = regionsFor(job.dual.middle, undefined, model, samples.shape).positive;
+    const middle = regionsFor(job.dual.middle, undefined, model, samples.shape, levelsOf(job.model)).positive;
     regions = { ...regions!, dual: { middle, cfgConds: job.dual.cfgConds, cfgCond2Negative: job.dual.cfgCond2Negative, nested: job.dual.nested } };
   }
   const scheduler = job.sampling(samples.shape);
   const total = scheduler.timesteps.length;
-  if (isKDiffusionSampling(scheduler) && job.model.patches.length && isKSamplerName(scheduler.sampler) && kSamplerInfo(scheduler.sampler).ownSteps) {
+  // ModelSamplingDiscrete's patch is read by the schedule above; the others wrap the run and count its steps.
+  const patches = stepPatches(job.model);
+  if (isKDiffusionSampling(scheduler) && patches.length && isKSamplerName(scheduler.sampler) && kSamplerInfo(scheduler.sampler).ownSteps) {
     throw new NodeInputError(
       `sampler_name: ${scheduler.sampler} chooses its own steps, and the MODEL's patches (TGATE, DeepCache) count the schedule's steps: pick another sampler for a patched model`,
       'sampler_name',
@@ -263,7 +269,7 @@ export async function runSampling(job: SamplingJob, ctx: ExecutionContext, optio
 
   let patched: SamplingWrappers[];
   try {
-    patched = await samplingWrappersFor(job.model.patches, {
+    patched = await samplingWrappersFor(patches, {
       model,
       steps: total,
       cfg,

@@ -1,5 +1,5 @@
 import { combo, defineNode, float, NodeInputError, socket, type ExecutionContext } from '@gategraph/core';
-import type { DiffusionModel } from '@gategraph/diffusion';
+import { unetVariantOf, type DiffusionModel } from '@gategraph/diffusion';
 import { CheckpointError } from '@gategraph/onnx-graph';
 import { listLoras } from '../folders.ts';
 import { modelFileInput } from '../model-file-input.ts';
@@ -15,6 +15,13 @@ const LORA_TOOLTIP = 'A LoRA file (.safetensors, kohya / LDM / diffusers naming)
 /** The model a LoRA is applied to must have been built from a single file: its weights are rebuilt with the LoRA. */
 function singleFileOf(model: Pick<DiffusionModel, 'name' | 'index'>, input: string): SingleFileProvenance {
   const provenance = provenanceOf(model);
+  const variant = unetVariantOf(model);
+  if (!provenance && variant) {
+    throw new NodeInputError(
+      `${input}: this MODEL's UNet was changed by ${variant.kind === 'merge' ? 'ModelMergeSimple' : 'FreeU'} (from ${variant.baseName}); apply the LoRA to the model before that node`,
+      input,
+    );
+  }
   if (!provenance) {
     // A text encoder of CLIPLoader has its own folder with a model_index.json of its kind.
     const what = model.index._gategraph_text_encoder ? 'a text encoder loaded by CLIPLoader' : 'an ONNX model folder';
