@@ -8,7 +8,7 @@
 //   lookup table's float32 rows are in the source's files, so the engine reads only the rows a prompt uses.
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
-import { basename, dirname, join, relative, resolve } from 'node:path';
+import { dirname, relative, resolve } from 'node:path';
 import { discoverClipText } from './clip-text.ts';
 import { deriveModel } from './derive.ts';
 import { cachedModel, derivedCacheDir, type DerivedEntry } from './derived-cache.ts';

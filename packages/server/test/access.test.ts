@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { canonicalHostname, isLoopbackHostname, normalizeRequestUrl, originAllowed } from '../src/index.ts';
-import { getJson, makePng, postJson, slowPrompt, startTestServer, TestClient, type TestServer } from './helpers.ts';
+import { makePng, postJson, slowPrompt, startTestServer, TestClient, type TestServer } from './helpers.ts';
 
 const TOKEN = 'access-test-token';
 let server: TestServer;
