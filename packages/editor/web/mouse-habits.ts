@@ -10,10 +10,18 @@ import { LGraphCanvas, LiteGraph, type LGraphNodeType } from './litegraph.ts';
 
 export function installMouseHabits(app: EditorApp): void {
   (LiteGraph as unknown as { alt_drag_do_clone_nodes: boolean }).alt_drag_do_clone_nodes = true;
-  // litegraph starts with "the last click was at time 0" and times clicks with performance.now(), which counts
-  // from the page's load: a first press within 300 ms of loading would be taken as a double-click (on the empty
-  // canvas, or a group, it opens the search box). A fast start-up and a quick first press do meet.
-  (app.canvas as unknown as { last_mouseclick: number }).last_mouseclick = -Infinity;
+  // litegraph says "no click yet" with last_mouseclick = 0 (at start, and again whenever the canvas is cleared,
+  // e.g. when a workflow is opened) and times clicks with performance.now(), which counts from the page's load:
+  // a first press within 300 ms of loading would be taken as a double-click (on the empty canvas, or a group, it
+  // opens the search box). A fast start-up and a quick first press do meet. "No click" is kept as -Infinity.
+  let lastClick = -Infinity;
+  Object.defineProperty(app.canvas, 'last_mouseclick', {
+    configurable: true,
+    get: () => lastClick,
+    set: (time: number) => {
+      lastClick = time === 0 ? -Infinity : time;
+    },
+  });
 
   (LGraphCanvas as unknown as { onGroupAdd: (info: unknown, entry: unknown, event: MouseEvent) => void }).onGroupAdd = (_info, _entry, event) => {
     const selected = Object.values((app.canvas as unknown as { selected_nodes: Record<string, LGraphNodeType> }).selected_nodes ?? {});
