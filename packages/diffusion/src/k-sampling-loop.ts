@@ -19,8 +19,7 @@ import { blendMasked } from './inpaint.ts';
 import { sigmaToTimestep, type NoiseLevels } from './schedulers/config.ts';
 import { denoisedAt, predictionAt, scalesModelInput, type ModelPrediction } from './model-prediction.ts';
 import type { Denoiser, NoiseSampler, SamplerFunction, SamplerOptions } from './k-samplers/types.ts';
-import type { SampleOptions, StepContext, StepPlan } from './sampling.ts';
-import type { StepValues } from './wrappers/types.ts';
+import type { Evaluated, ModelEvaluation, SampleOptions, StepContext, StepPlan } from './sampling.ts';
 
 /** A k-diffusion sampler with the noise levels of one run, what SampleOptions.scheduler takes besides a Scheduler. */
 export interface KDiffusionSampling {
@@ -79,16 +78,7 @@ function noisedTo(latent: Tensor, noise: Tensor, sigma: number): Tensor {
 export interface KLoopHooks {
   stepContext(step: number, total: number, timestep: number, sigma: number): StepContext;
   planFor(step: number, context: StepContext): Promise<StepPlan>;
-  evaluate(
-    plan: StepPlan,
-    context: StepContext,
-    input: Tensor,
-    timestep: number,
-    convert: Pick<StepValues, 'toDenoised' | 'fromDenoised'>,
-    modelSample: Tensor,
-    sigma: number,
-    firstCall: boolean,
-  ): Promise<{ modelOutput: Tensor; uncond?: Tensor; captured: Record<string, Tensor> }>;
+  evaluate(call: ModelEvaluation): Promise<Evaluated>;
   interrupted(step: number, total: number): Error;
 }
 
@@ -130,7 +120,7 @@ export async function runKDiffusion(sampling: KDiffusionSampling, options: Sampl
       toDenoised: (prediction: Tensor) => denoisedAt(prediction, modelSample, sigma, predictionType, timestep),
       fromDenoised: (denoised: Tensor) => predictionAt(denoised, modelSample, sigma, predictionType, timestep),
     };
-    const evaluated = await hooks.evaluate(plan, context, input, timestep, convert, modelSample, sigma, call.call === 0);
+    const evaluated = await hooks.evaluate({ plan, context, input, timestep, convert, modelSample, sigma, firstCall: call.call === 0 });
     if (call.call === 0 && options.planner?.afterStep) {
       await options.planner.afterStep(call.step, { plan, outputs: evaluated.captured, modelOutput: evaluated.modelOutput, context });
     }

@@ -81,6 +81,30 @@ export interface StepPlan {
   captureOutputs?: readonly string[];
 }
 
+/**
+ * One model evaluation as the loops ask for it: the step's plan and context, the UNet input (`input`, the scaled
+ * form of `modelSample`, what the model sees: an inpainting run's kept region already blended in), its timestep
+ * and noise level, and the conversions between predictions and clean-latent estimates at that level.
+ * `firstCall`: the first call of its step, whose captured outputs fill the planners' caches.
+ */
+export interface ModelEvaluation {
+  readonly plan: StepPlan;
+  readonly context: StepContext;
+  readonly input: Tensor;
+  readonly timestep: number;
+  readonly convert: Pick<StepValues, 'toDenoised' | 'fromDenoised'>;
+  readonly modelSample: Tensor;
+  readonly sigma: number;
+  readonly firstCall: boolean;
+}
+
+/** Its result: the guided prediction (model units), the negative's own prediction when it ran, the captures. */
+export interface Evaluated {
+  modelOutput: Tensor;
+  uncond?: Tensor;
+  captured: Record<string, Tensor>;
+}
+
 /** What afterStep receives. */
 export interface StepOutcome {
   readonly plan: StepPlan;
@@ -322,19 +346,11 @@ async function runLoop(options: SampleOptions, wrappers: readonly SamplingWrappe
    * the prediction wrappers. `modelSample` is what the model sees (the kept region already blended in for
    * inpainting), `input` its scaled form; `convert` turns predictions into clean-latent estimates and back.
    */
-  const evaluate = async (
-    plan: StepPlan,
-    ctx: StepContext,
-    input: Tensor,
-    timestep: number,
-    convert: Pick<StepValues, 'toDenoised' | 'fromDenoised'>,
-    modelSample: Tensor,
-    sigma: number,
-    firstCall = true,
-  ): Promise<{ modelOutput: Tensor; uncond?: Tensor; captured: Record<string, Tensor> }> => {
+  const evaluate = async (call: ModelEvaluation): Promise<Evaluated> => {
+    const { plan, context: ctx, input, timestep, convert, modelSample } = call;
     const i = ctx.step;
     const total = ctx.totalSteps;
-    if (options.regions) return evaluateRegions(plan, ctx, input, timestep, convert, modelSample, sigma, firstCall);
+    if (options.regions) return evaluateRegions(call);
     if (!BATCHES.includes(plan.batch)) {
       throw new Error(`Sampling step ${i + 1} of ${total}: the planner chose batch "${String(plan.batch)}"; valid: ${BATCHES.join(', ')}`);
     }
@@ -412,16 +428,7 @@ async function runLoop(options: SampleOptions, wrappers: readonly SamplingWrappe
   const callPlanners = new Map<string, CallPlanner>();
 
   /** One model evaluation with several conditionings per side (see regional-conditioning.ts). */
-  const evaluateRegions = async (
-    plan: StepPlan,
-    ctx: StepContext,
-    input: Tensor,
-    timestep: number,
-    convert: Pick<StepValues, 'toDenoised' | 'fromDenoised'>,
-    modelSample: Tensor,
-    sigma: number,
-    firstCall: boolean,
-  ): Promise<{ modelOutput: Tensor; uncond?: Tensor; captured: Record<string, Tensor> }> => {
+  const evaluateRegions = async ({ plan, context: ctx, input, timestep, convert, modelSample, sigma, firstCall }: ModelEvaluation): Promise<Evaluated> => {
     const regions = options.regions!;
     const sides: Side[] = regions.dual
       ? ['negative', 'middle', 'positive']
@@ -528,7 +535,7 @@ async function runLoop(options: SampleOptions, wrappers: readonly SamplingWrappe
       toDenoised: (prediction: Tensor) => scheduler.denoised(prediction, i, sampleAtStep),
       fromDenoised: (denoised: Tensor) => scheduler.modelOutputFor(denoised, i, sampleAtStep),
     };
-    const evaluated = await evaluate(plan, ctx, scaled, ctx.timestep, convert, x, ctx.sigma);
+    const evaluated = await evaluate({ plan, context: ctx, input: scaled, timestep: ctx.timestep, convert, modelSample: x, sigma: ctx.sigma, firstCall: true });
     let modelOutput = evaluated.modelOutput;
     if (planner?.afterStep) await planner.afterStep(i, { plan, outputs: evaluated.captured, modelOutput, context: ctx });
     if (mask) {

@@ -4,21 +4,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ApiPrompt } from '@gategraph/core';
 import { karrasSigmas, maxAbsDiff, type Tensor } from '@gategraph/diffusion';
-import { defineNode, socket } from '@gategraph/core';
-import { defaultPrompt, latentKeeper, noModel, packRegistry, validateAndRun } from './helpers.ts';
+import { defaultPrompt, latentKeeper, noModel, packRegistry, sigmasKeeper, validateAndRun } from './helpers.ts';
 
 const { kept, node: KeepLatent } = latentKeeper('TestKeepLatentCustom');
-const keptSigmas = new Map<string, number[]>();
-const KeepSigmas = defineNode({
-  id: 'TestKeepSigmas',
-  inputs: { sigmas: socket('SIGMAS'), key: socket<string>('STRING') },
-  outputs: [],
-  outputNode: true,
-  execute({ sigmas, key }) {
-    keptSigmas.set(key, Array.from(sigmas.data));
-    return { ui: {} };
-  },
-});
+const { kept: keptSigmas, node: KeepSigmas } = sigmasKeeper('TestKeepSigmas');
 
 async function registry() {
   const r = await packRegistry();

@@ -168,3 +168,19 @@ export function recordingLogger(lines: string[], scope = ''): Logger {
   const record = (level: string) => (message: string) => void lines.push(`${level} [${scope}] ${message}`);
   return { debug: record('debug'), info: record('info'), warn: record('warn'), error: record('error'), child: (s) => recordingLogger(lines, s) };
 }
+
+/** An output node (class `id`) that keeps the SIGMAS it receives under its `key` input, as a list of numbers. */
+export function sigmasKeeper(id: string) {
+  const kept = new Map<string, number[]>();
+  const node = defineNode({
+    id,
+    inputs: { sigmas: socket('SIGMAS'), key: socket<string>('STRING') },
+    outputs: [],
+    outputNode: true,
+    execute({ sigmas, key }) {
+      kept.set(key, Array.from((sigmas as { data: Float32Array }).data));
+      return { ui: {} };
+    },
+  });
+  return { kept, node };
+}

@@ -2,22 +2,12 @@
 // paths; v_prediction and x0 change the image; lcm samples on LCM's 50 levels; TGATE on such a MODEL still works.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { defineNode, socket, type ApiPrompt } from '@gategraph/core';
+import type { ApiPrompt } from '@gategraph/core';
 import { distilledNoiseLevels, maxAbsDiff, noiseLevels, resolveSchedulerConfig, scheduleSigmas, type Tensor } from '@gategraph/diffusion';
-import { defaultPrompt, latentKeeper, noModel, packRegistry, runUnvalidated, validateAndRun } from './helpers.ts';
+import { defaultPrompt, latentKeeper, noModel, packRegistry, runUnvalidated, sigmasKeeper, validateAndRun } from './helpers.ts';
 
 const { kept, node: KeepLatent } = latentKeeper('TestKeepLatentModelSampling');
-const keptSigmas = new Map<string, number[]>();
-const KeepSigmas = defineNode({
-  id: 'TestKeepSigmasModelSampling',
-  inputs: { sigmas: socket('SIGMAS'), key: socket<string>('STRING') },
-  outputs: [],
-  outputNode: true,
-  execute({ sigmas, key }) {
-    keptSigmas.set(key, Array.from(sigmas.data));
-    return { ui: {} };
-  },
-});
+const { kept: keptSigmas, node: KeepSigmas } = sigmasKeeper('TestKeepSigmasModelSampling');
 
 async function registry() {
   const r = await packRegistry();
