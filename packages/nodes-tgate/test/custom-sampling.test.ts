@@ -4,9 +4,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ApiPrompt } from '@gategraph/core';
 import { karrasSigmas, maxAbsDiff, type Tensor } from '@gategraph/diffusion';
-import { defaultPrompt, latentKeeper, noModel, packRegistry, sigmasKeeper, validateAndRun } from './helpers.ts';
+import { latentKeeper, noModel, packRegistry, runKeeping, sigmasKeeper, validateAndRun } from './helpers.ts';
 
-const { kept, node: KeepLatent } = latentKeeper('TestKeepLatentCustom');
+const keeper = latentKeeper('TestKeepLatentCustom');
+const KeepLatent = keeper.node;
 const { kept: keptSigmas, node: KeepSigmas } = sigmasKeeper('TestKeepSigmas');
 
 async function registry() {
@@ -20,22 +21,9 @@ async function registry() {
 
 type Nodes = Record<string, { class_type: string; inputs: Record<string, unknown> }>;
 
-/** The default workflow's loader, prompts and latent (nodes 4, 5, 6, 7) with `nodes`; `keep` maps keys to latent outputs. */
-function graph(nodes: Nodes, keep: Record<string, [string, number]>): ApiPrompt {
-  const base = defaultPrompt();
-  const prompt: ApiPrompt = { '4': base['4']!, '5': base['5']!, '6': base['6']!, '7': base['7']! };
-  Object.assign(prompt, nodes);
-  Object.entries(keep).forEach(([key, link], i) => {
-    prompt[`9${i}`] = { class_type: KeepLatent.id, inputs: { samples: link, key } };
-  });
-  return prompt;
-}
-
 async function run(nodes: Nodes, keep: Record<string, [string, number]>): Promise<Record<string, Tensor>> {
   await registry();
-  const { result } = await validateAndRun(graph(nodes, keep));
-  assert.equal(result.status, 'success', JSON.stringify(result.error));
-  return Object.fromEntries(Object.keys(keep).map((key) => [key, kept.get(key)!.samples]));
+  return runKeeping(keeper, nodes, keep);
 }
 
 const STEPS = 6;

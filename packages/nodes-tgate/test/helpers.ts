@@ -24,7 +24,7 @@ import {
   type Logger,
   type RunResult,
 } from '@gategraph/core';
-import { isModelFolder } from '@gategraph/diffusion';
+import { isModelFolder, type Tensor } from '@gategraph/diffusion';
 import type { Latent } from '../src/types.ts';
 
 export const repoRoot = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
@@ -183,4 +183,28 @@ export function sigmasKeeper(id: string) {
     },
   });
   return { kept, node };
+}
+
+/**
+ * The default workflow's loader, prompts and empty latent (nodes 4-7) with `nodes`, and one `keeperId` node
+ * (a latentKeeper) per entry of `keep`: key -> the LATENT output it keeps.
+ */
+export function keepingGraph(keeperId: string, nodes: ApiPrompt, keep: Record<string, [string, number]>): ApiPrompt {
+  const base = defaultPrompt();
+  const prompt: ApiPrompt = { '4': base['4']!, '5': base['5']!, '6': base['6']!, '7': base['7']!, ...nodes };
+  Object.entries(keep).forEach(([key, link], i) => {
+    prompt[`9${i}`] = { class_type: keeperId, inputs: { samples: link, key } };
+  });
+  return prompt;
+}
+
+/** Runs keepingGraph (validated, must succeed; the keeper registered) and returns the kept latents by key. */
+export async function runKeeping(
+  keeper: { kept: Map<string, Latent>; node: { id: string } },
+  nodes: ApiPrompt,
+  keep: Record<string, [string, number]>,
+): Promise<Record<string, Tensor>> {
+  const { result } = await validateAndRun(keepingGraph(keeper.node.id, nodes, keep));
+  assert.equal(result.status, 'success', JSON.stringify(result.error));
+  return Object.fromEntries(Object.keys(keep).map((key) => [key, keeper.kept.get(key)!.samples]));
 }

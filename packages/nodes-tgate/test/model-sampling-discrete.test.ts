@@ -4,9 +4,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ApiPrompt } from '@gategraph/core';
 import { distilledNoiseLevels, maxAbsDiff, noiseLevels, resolveSchedulerConfig, scheduleSigmas, type Tensor } from '@gategraph/diffusion';
-import { defaultPrompt, latentKeeper, noModel, packRegistry, runUnvalidated, sigmasKeeper, validateAndRun } from './helpers.ts';
+import { keepingGraph, latentKeeper, noModel, packRegistry, runKeeping, runUnvalidated, sigmasKeeper } from './helpers.ts';
 
-const { kept, node: KeepLatent } = latentKeeper('TestKeepLatentModelSampling');
+const keeper = latentKeeper('TestKeepLatentModelSampling');
+const KeepLatent = keeper.node;
 const { kept: keptSigmas, node: KeepSigmas } = sigmasKeeper('TestKeepSigmasModelSampling');
 
 async function registry() {
@@ -20,21 +21,11 @@ async function registry() {
 
 type Nodes = ApiPrompt;
 
-/** The default workflow's loader, prompts and latent (nodes 4-7), `nodes`, and a keeper per entry of `keep`. */
-function graph(nodes: Nodes, keep: Record<string, [string, number]>): ApiPrompt {
-  const base = defaultPrompt();
-  const prompt: ApiPrompt = { '4': base['4']!, '5': base['5']!, '6': base['6']!, '7': base['7']!, ...nodes };
-  Object.entries(keep).forEach(([key, link], i) => {
-    prompt[`9${i}`] = { class_type: KeepLatent.id, inputs: { samples: link, key } };
-  });
-  return prompt;
-}
+const graph = (nodes: Nodes, keep: Record<string, [string, number]>): ApiPrompt => keepingGraph(KeepLatent.id, nodes, keep);
 
 async function run(nodes: Nodes, keep: Record<string, [string, number]>): Promise<Record<string, Tensor>> {
   await registry();
-  const { result } = await validateAndRun(graph(nodes, keep));
-  assert.equal(result.status, 'success', JSON.stringify(result.error));
-  return Object.fromEntries(Object.keys(keep).map((key) => [key, kept.get(key)!.samples]));
+  return runKeeping(keeper, nodes, keep);
 }
 
 const sampling = (id: string, mode: string, zsnr = false, model: [string, number] = ['4', 0]): Nodes => ({

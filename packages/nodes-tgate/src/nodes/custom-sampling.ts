@@ -123,8 +123,9 @@ class SeededNoise implements NoiseSource {
   }
 }
 
+/** No starting noise; the seed still seeds the step noise of stochastic samplers (DisableNoise's is 0, as ComfyUI's). */
 class NoNoise implements NoiseSource {
-  readonly seed = 0;
+  constructor(readonly seed = 0) {}
   generate(shape: readonly number[]): Tensor {
     return zeros(shape);
   }
@@ -240,6 +241,7 @@ function customJob(guider: Guider, noise: NoiseSource, sampler: SamplerChoice, s
     latent,
     seed: noise.seed,
     cfgPp: descriptor.cfgPp,
+    keepDenoised: true,
     sampling: (shape) => kSamplingFor({ descriptor, sigmas: values, model: guider.model, seed: noise.seed, latentShape: shape }),
     noise: (shape, batchIndex) => noise.generate(shape, batchIndex),
   };
@@ -271,7 +273,7 @@ export const SamplerCustom = defineNode({
     return checkSamplerInputs(inputs.cfg, context);
   },
   async execute({ model, add_noise, noise_seed, cfg, positive, negative, sampler, sigmas, latent_image }, ctx) {
-    const noise: NoiseSource = add_noise ? new SeededNoise(noise_seed) : { seed: noise_seed, generate: (shape) => zeros(shape) };
+    const noise: NoiseSource = add_noise ? new SeededNoise(noise_seed) : new NoNoise(noise_seed);
     const outcome = await runSampling(customJob({ model, positive, negative, cfg }, noise, sampler, sigmas, latent_image), ctx);
     return [outcome.latent, outcome.denoised ?? outcome.latent];
   },

@@ -218,6 +218,8 @@ export interface SamplingJob {
   seed: number;
   /** A cfg++ sampler: the negative prompt runs even at cfg 1. */
   cfgPp?: boolean;
+  /** The node returns the last step's clean-latent estimate (SamplerCustom's denoised_output). */
+  keepDenoised?: boolean;
   /** The scheduler or k-diffusion run, for the latent's shape at the model's size. */
   sampling(latentShape: readonly number[]): Scheduler | KDiffusionSampling;
   /** The starting noise for that shape (zeros when none is added). */
@@ -309,8 +311,8 @@ export async function runSampling(job: SamplingJob, ctx: ExecutionContext, optio
       noise: job.noise(samples.shape, latent.batch_index),
       ...(!isKDiffusionSampling(scheduler) && scheduler.stochastic ? { stepNoise: createAncestralNoiseGenerator(job.seed) } : {}),
       ...(wrappers.length ? { wrappers } : {}),
-      // The last estimate is kept for denoised_output, so it is computed every step (a subtraction per value).
-      previews: true,
+      // The estimate of each step is computed for previews, and for denoised_output when the node returns it.
+      previews: previewMap !== undefined || job.keepDenoised === true,
       signal: ctx.signal,
       onProgress(step, steps, preview) {
         lastDenoised = preview;
